@@ -1,0 +1,392 @@
+"""Scenario YAML -> validated, typed model; list values are sweeps that expand into cells.
+
+Errors are raised as ScenarioError with `file:line: message` and a hint of the fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import itertools
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
+
+from bench.errors import InputError
+from bench.units import format_size, parse_duration, parse_size
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=64)]
+Size = Annotated[int, BeforeValidator(parse_size)]
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+SAFE_IOENGINES = ("sync", "psync", "vsync", "pvsync", "pvsync2", "libaio", "io_uring", "posixaio", "mmap")
+RwMode = Literal["read", "write", "randread", "randwrite", "rw", "readwrite", "randrw"]
+IoEngine = Literal["sync", "psync", "vsync", "pvsync", "pvsync2", "libaio", "io_uring", "posixaio", "mmap"]
+FdPolicy = Literal["keep", "close", "cache"]
+
+
+class ScenarioError(InputError):
+    """A scenario that cannot be run; the message names the file, the line and the fix."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------- targets
+
+
+class NativeTarget(_Strict):
+    """The source directory itself, no FUSE in between."""
+
+    name: Name
+    type: Literal["native"]
+
+
+class _BuiltinTarget(_Strict):
+    """Options shared by both modes of the built-in server (bench.fusefs)."""
+
+    name: Name
+    threads: int | None = Field(default=None, ge=1, le=256, description="worker threads; default: CPU count")
+    max_pages: int = Field(default=256, ge=1, le=256, description="pages per request (256 = 1 MiB)")
+    max_background: int = Field(default=64, ge=1, le=65535)
+    keep_cache: bool = False
+    direct_io: bool = False
+    attr_timeout: Duration = 1.0
+    entry_timeout: Duration = 1.0
+    xattr: Literal["on", "off"] = "off"
+
+
+class FuseTarget(_BuiltinTarget):
+    """Built-in server with passthrough off: every read and write goes through the daemon."""
+
+    type: Literal["fuse"]
+    writeback_cache: bool = False
+
+
+class PassthroughTarget(_BuiltinTarget):
+    """Built-in server with passthrough on: the kernel reads and writes the backing file."""
+
+    type: Literal["passthrough"]
+    fd_policy: FdPolicy = "keep"
+    cache_size: int = Field(default=1024, ge=1, description="LRU size of backing ids for fd_policy cache")
+
+    @model_validator(mode="after")
+    def _passthrough_rules(self) -> PassthroughTarget:
+        if self.keep_cache:
+            raise ValueError("keep_cache cannot be combined with passthrough (the kernel fails such opens with EIO)")
+        return self
+
+
+class ExternalTarget(_Strict):
+    """Any FUSE server started from an argv template; no shell is involved."""
+
+    name: Name
+    type: Literal["external"]
+    command: list[str] = Field(min_length=1)
+    ready_timeout: Duration = 10.0
+    stop_timeout: Duration = 5.0
+
+    @field_validator("command")
+    @classmethod
+    def _needs_mountpoint(cls, command: list[str]) -> list[str]:
+        if not any("{mountpoint}" in arg for arg in command):
+            raise ValueError("command must contain {mountpoint} (and usually {source})")
+        for arg in command:
+            leftover = re.sub(r"\{(source|mountpoint)\}", "", arg)
+            if "{" in leftover or "}" in leftover:
+                raise ValueError(f"{arg!r}: only {{source}} and {{mountpoint}} may be substituted")
+        return command
+
+    def argv(self, source: Path, mountpoint: Path) -> list[str]:
+        """The command with {source} and {mountpoint} replaced by absolute paths."""
+        return [
+            arg.replace("{source}", str(source.resolve())).replace("{mountpoint}", str(mountpoint.resolve()))
+            for arg in self.command
+        ]
+
+
+Target = Annotated[
+    Union[NativeTarget, FuseTarget, PassthroughTarget, ExternalTarget],
+    Field(discriminator="type"),
+]
+BUILTIN_TYPES = ("fuse", "passthrough")
+
+# ---------------------------------------------------------------- workloads
+
+# name -> (scalar type, default). Every one of these may be given as a list: a sweep.
+_WORKLOAD_FIELDS: dict[str, tuple[Any, Any]] = {
+    "rw": (RwMode, ...),
+    "bs": (Annotated[Size, Field(ge=512, le=64 << 20)], 4096),
+    "size": (Annotated[Size, Field(ge=4096)], 256 << 20),
+    "runtime": (Annotated[Duration, Field(gt=0, le=3600)], 5.0),
+    "ramp_time": (Annotated[Duration, Field(ge=0, le=600)], 0.0),
+    "ioengine": (IoEngine, "psync"),
+    "iodepth": (Annotated[int, Field(ge=1, le=4096)], 1),
+    "direct": (bool, False),
+    "numjobs": (Annotated[int, Field(ge=1, le=256)], 1),
+    "nrfiles": (Annotated[int, Field(ge=1, le=100_000)], 1),
+    "openfiles": (Annotated[int, Field(ge=1, le=100_000)] | None, None),
+    "rwmixread": (Annotated[int, Field(ge=0, le=100)] | None, None),
+    "fsync": (Annotated[int, Field(ge=0)], 0),
+    "end_fsync": (bool, False),
+    "cache": (Literal["cold", "warm"], "cold"),
+}
+SWEEPABLE = tuple(_WORKLOAD_FIELDS)
+
+
+class _CellChecks(_Strict):
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.size % self.bs:
+            raise ValueError(f"size {format_size(self.size)} is not a multiple of bs {format_size(self.bs)}")
+        if self.size // self.nrfiles < self.bs:
+            raise ValueError("size / nrfiles is smaller than bs: each file needs at least one block")
+        if self.rwmixread is not None and self.rw not in ("rw", "readwrite", "randrw"):
+            raise ValueError("rwmixread only applies to rw, readwrite and randrw")
+        if self.openfiles is not None and self.openfiles > self.nrfiles:
+            raise ValueError("openfiles cannot exceed nrfiles")
+        if self.iodepth > 1 and self.ioengine not in ("libaio", "io_uring", "posixaio"):
+            raise ValueError(f"iodepth {self.iodepth} needs an async ioengine (libaio, io_uring); {self.ioengine} does one I/O at a time")
+        return self
+
+
+WorkloadCell = create_model(
+    "WorkloadCell",
+    __base__=_CellChecks,
+    __doc__="One concrete fio workload: a workload with every sweep resolved.",
+    name=(Name, ...),
+    sweep=(dict[str, Any], {}),
+    **_WORKLOAD_FIELDS,
+)
+
+
+def _sweepable(annotation: Any) -> Any:
+    return Union[annotation, Annotated[list[annotation], Field(min_length=1)]]
+
+
+class _WorkloadBase(_Strict):
+    def cells(self) -> list[WorkloadCell]:
+        """Every combination of the list values, in file order."""
+        values = self.model_dump(exclude={"name"})
+        swept = [key for key in SWEEPABLE if isinstance(values[key], list)]
+        combos = itertools.product(*(values[key] for key in swept)) if swept else [()]
+        cells = []
+        for combo in combos:
+            fixed = dict(values, **dict(zip(swept, combo)))
+            cells.append(WorkloadCell(name=self.name, sweep=dict(zip(swept, combo)), **fixed))
+        return cells
+
+
+Workload = create_model(
+    "Workload",
+    __base__=_WorkloadBase,
+    __doc__="A workload as written; any field given as a list is swept.",
+    name=(Name, ...),
+    **{key: (_sweepable(annotation), default) for key, (annotation, default) in _WORKLOAD_FIELDS.items()},
+)
+
+
+def cell_key(cell: WorkloadCell) -> str:
+    """A readable, file-name-safe id of a cell: `randread-4k` or `randread-4k_iodepth-32`."""
+    parts = [cell.name]
+    for key, value in cell.sweep.items():
+        shown = format_size(value) if key in ("bs", "size") else value
+        parts.append(f"{key}-{str(shown).lower()}")
+    return "_".join(parts)
+
+
+# ---------------------------------------------------------------- fd pressure
+
+
+class FdPressure(_Strict):
+    """Open N files through each listed target and account for every fd."""
+
+    targets: list[Name] = Field(min_length=1)
+    open_files: list[Annotated[int, Field(ge=1, le=1_000_000)]] = Field(min_length=1)
+    daemon_nofile: int = Field(default=4096, ge=16)
+    client_nofile: int | None = Field(default=None, ge=16, description="default: the hard limit")
+
+
+# ---------------------------------------------------------------- scenario
+
+
+class Scenario(_Strict):
+    """A whole scenario file."""
+
+    name: Name
+    description: str = ""
+    repeat: int = Field(default=3, ge=1, le=1000)
+    seed: int | None = None
+    sample_hz: float = Field(default=10.0, gt=0, le=1000)
+    workdir: Path | None = Field(default=None, description="where data files and mountpoints go")
+    targets: list[Target] = Field(min_length=1)
+    workloads: list[Workload] = Field(default_factory=list)
+    fd_pressure: FdPressure | None = None
+
+    @model_validator(mode="after")
+    def _names_and_references(self) -> Scenario:
+        for kind, items in (("target", self.targets), ("workload", self.workloads)):
+            seen: set[str] = set()
+            for item in items:
+                if item.name in seen:
+                    raise ValueError(f"two {kind}s are named {item.name!r}; names must be unique")
+                seen.add(item.name)
+        if self.fd_pressure:
+            names = [t.name for t in self.targets]
+            for name in self.fd_pressure.targets:
+                if name not in names:
+                    hint = difflib.get_close_matches(name, names, n=1)
+                    did_you_mean = f"; did you mean {hint[0]!r}?" if hint else f"; targets are {names}"
+                    raise ValueError(f"fd_pressure names target {name!r}, which is not defined{did_you_mean}")
+        if not self.workloads and not self.fd_pressure:
+            raise ValueError("a scenario needs workloads, fd_pressure, or both")
+        return self
+
+    def cells(self) -> list[WorkloadCell]:
+        """All workload cells, in file order."""
+        return [cell for workload in self.workloads for cell in workload.cells()]
+
+    def target(self, name: str):
+        """The target called `name`."""
+        return next(t for t in self.targets if t.name == name)
+
+
+# ---------------------------------------------------------------- loading
+
+
+class _LineLoader(yaml.SafeLoader):
+    """A YAML loader that remembers the line of every mapping key and sequence item."""
+
+
+def _compose_with_lines(text: str, source: str) -> tuple[Any, dict[tuple, int]]:
+    loader = _LineLoader(text)
+    try:
+        node = loader.get_single_node()
+    finally:
+        loader.dispose()
+    lines: dict[tuple, int] = {}
+
+    def walk(node: yaml.Node, path: tuple) -> Any:
+        lines[path] = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            out = {}
+            for key_node, value_node in node.value:
+                key = _LineLoader(key_node.value).get_single_data() if key_node.tag != "tag:yaml.org,2002:str" else key_node.value
+                if key in out:
+                    raise ScenarioError(f"{source}:{key_node.start_mark.line + 1}: key {key!r} appears twice")
+                out[key] = walk(value_node, path + (key,))
+                lines[path + (key,)] = key_node.start_mark.line + 1
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            return [walk(item, path + (i,)) for i, item in enumerate(node.value)]
+        constructor = yaml.SafeLoader("")
+        try:
+            return constructor.construct_object(node, deep=True)
+        finally:
+            constructor.dispose()
+
+    if node is None:
+        return None, lines
+    return walk(node, ()), lines
+
+
+def _line_of(loc: tuple, lines: dict[tuple, int]) -> int:
+    # pydantic adds union tags ('fuse') and wrappers to locations; keep only the parts in the file.
+    path: tuple = ()
+    best = lines.get((), 1)
+    for part in loc:
+        if path + (part,) in lines:
+            path += (part,)
+            best = lines[path]
+    return best
+
+
+def _known_keys(model: type[BaseModel] | None) -> list[str]:
+    return list(model.model_fields) if model else []
+
+
+def _model_at(loc: tuple) -> type[BaseModel] | None:
+    """The model class that owns the key at `loc` (for did-you-mean hints)."""
+    if not loc:
+        return Scenario
+    head = loc[0]
+    if head == "targets" and len(loc) >= 3:
+        return {"native": NativeTarget, "fuse": FuseTarget, "passthrough": PassthroughTarget, "external": ExternalTarget}.get(loc[2])
+    if head == "workloads":
+        return Workload
+    if head == "fd_pressure":
+        return FdPressure
+    return None
+
+
+def _describe(error: dict, data: Any) -> str:
+    loc = tuple(error["loc"])
+    key = ".".join(str(p) for p in loc if not (isinstance(p, str) and p in ("native", "fuse", "passthrough", "external")))
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        unknown = str(loc[-1])
+        known = _known_keys(_model_at(loc[:-1]))
+        hint = difflib.get_close_matches(unknown, known, n=1)
+        fix = f"did you mean {hint[0]!r}?" if hint else f"known keys: {', '.join(known)}"
+        return f"unknown key {unknown!r} ({key}); {fix}"
+    if kind == "union_tag_invalid" or kind == "union_tag_not_found":
+        return f"{key or 'target'}: type must be one of native, fuse, passthrough, external"
+    message = error["msg"].removeprefix("Value error, ")
+    if kind == "missing":
+        return f"{key}: required key is missing"
+    return f"{key}: {message}" if key else message
+
+
+def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
+    """Validate scenario YAML text; raise ScenarioError naming `source`, the line and the fix."""
+    try:
+        data, lines = _compose_with_lines(text, source)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else 1
+        raise ScenarioError(f"{source}:{line}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(data, dict):
+        raise ScenarioError(f"{source}:1: a scenario is a mapping with name, targets and workloads")
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        # A bad union member makes pydantic try (and report) every alternative; report the first of each location.
+        messages = []
+        seen_locs: set[tuple] = set()
+        for error in errors:
+            loc = tuple(error["loc"])
+            if loc in seen_locs:
+                continue
+            seen_locs.add(loc)
+            messages.append(f"{source}:{_line_of(loc, lines)}: {_describe(error, data)}")
+        raise ScenarioError("\n".join(messages)) from None
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and validate a scenario file."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ScenarioError(f"{path}: cannot read the scenario: {exc.strerror}") from None
+    return parse_scenario(text, str(path))
+
+
+def scenario_hash(text: str) -> str:
+    """A short, stable hash of the scenario text (recorded in the manifest)."""
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
