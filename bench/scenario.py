@@ -42,6 +42,14 @@ class ScenarioError(InputError):
     """A scenario that cannot be run; the message names the file, the line and the fix."""
 
 
+class LocatedError(ValueError):
+    """A validation error about a place below the model being validated (for the file:line)."""
+
+    def __init__(self, loc: tuple, message: str):
+        super().__init__(message)
+        self.loc = loc
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -152,15 +160,19 @@ class _CellChecks(_Strict):
     @model_validator(mode="after")
     def _consistent(self):
         if self.size % self.bs:
-            raise ValueError(f"size {format_size(self.size)} is not a multiple of bs {format_size(self.bs)}")
+            raise LocatedError(("size",), f"size {format_size(self.size)} is not a multiple of bs {format_size(self.bs)}")
         if self.size // self.nrfiles < self.bs:
-            raise ValueError("size / nrfiles is smaller than bs: each file needs at least one block")
+            raise LocatedError(("nrfiles",), "size / nrfiles is smaller than bs: each file needs at least one block")
         if self.rwmixread is not None and self.rw not in ("rw", "readwrite", "randrw"):
-            raise ValueError("rwmixread only applies to rw, readwrite and randrw")
+            raise LocatedError(("rwmixread",), "rwmixread only applies to rw, readwrite and randrw")
         if self.openfiles is not None and self.openfiles > self.nrfiles:
-            raise ValueError("openfiles cannot exceed nrfiles")
+            raise LocatedError(("openfiles",), "openfiles cannot exceed nrfiles")
         if self.iodepth > 1 and self.ioengine not in ("libaio", "io_uring", "posixaio"):
-            raise ValueError(f"iodepth {self.iodepth} needs an async ioengine (libaio, io_uring); {self.ioengine} does one I/O at a time")
+            raise LocatedError(
+                ("iodepth",),
+                f"iodepth {self.iodepth} needs an async ioengine (libaio, io_uring, posixaio); "
+                f"{self.ioengine} does one I/O at a time",
+            )
         return self
 
 
@@ -186,9 +198,21 @@ class _WorkloadBase(_Strict):
         combos = itertools.product(*(values[key] for key in swept)) if swept else [()]
         cells = []
         for combo in combos:
-            fixed = dict(values, **dict(zip(swept, combo)))
-            cells.append(WorkloadCell(name=self.name, sweep=dict(zip(swept, combo)), **fixed))
+            sweep = dict(zip(swept, combo))
+            try:
+                cells.append(WorkloadCell(name=self.name, sweep=sweep, **dict(values, **sweep)))
+            except ValidationError as exc:
+                # Only the cross-field checks can fail here: every field was validated by the Workload.
+                cause = exc.errors()[0].get("ctx", {}).get("error")
+                where = ", ".join(f"{key}={value}" for key, value in sweep.items())
+                message = f"{cause}" + (f" (in the sweep cell {where})" if where else "")
+                raise LocatedError(getattr(cause, "loc", ()), message) from None
         return cells
+
+    @model_validator(mode="after")
+    def _cells_are_valid(self):
+        self.cells()
+        return self
 
 
 Workload = create_model(
@@ -241,17 +265,20 @@ class Scenario(_Strict):
     def _names_and_references(self) -> Scenario:
         for kind, items in (("target", self.targets), ("workload", self.workloads)):
             seen: set[str] = set()
-            for item in items:
+            for index, item in enumerate(items):
                 if item.name in seen:
-                    raise ValueError(f"two {kind}s are named {item.name!r}; names must be unique")
+                    raise LocatedError((f"{kind}s", index, "name"), f"two {kind}s are named {item.name!r}; names must be unique")
                 seen.add(item.name)
         if self.fd_pressure:
             names = [t.name for t in self.targets]
-            for name in self.fd_pressure.targets:
+            for index, name in enumerate(self.fd_pressure.targets):
                 if name not in names:
                     hint = difflib.get_close_matches(name, names, n=1)
                     did_you_mean = f"; did you mean {hint[0]!r}?" if hint else f"; targets are {names}"
-                    raise ValueError(f"fd_pressure names target {name!r}, which is not defined{did_you_mean}")
+                    raise LocatedError(
+                        ("fd_pressure", "targets", index),
+                        f"fd_pressure names target {name!r}, which is not defined{did_you_mean}",
+                    )
         if not self.workloads and not self.fd_pressure:
             raise ValueError("a scenario needs workloads, fd_pressure, or both")
         return self
@@ -304,28 +331,51 @@ def _compose_with_lines(text: str, source: str) -> tuple[Any, dict[tuple, int]]:
     return walk(node, ()), lines
 
 
+def _file_loc(error: dict, data: Any) -> tuple | None:
+    """The error's location in the file's own keys and indexes, without pydantic's union tags.
+
+    None for an error from a union branch the input did not take: a list value is a sweep, so
+    only the list branch's errors matter for it, and only the scalar branch's for a scalar.
+    """
+    raw = tuple(error["loc"])
+    cause = error.get("ctx", {}).get("error")
+    raw += getattr(cause, "loc", ())
+    loc: tuple = ()
+    node = data
+    for i, part in enumerate(raw):
+        if isinstance(node, dict) and part in node:
+            loc, node = loc + (part,), node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            loc, node = loc + (part,), node[part]
+        elif i == len(raw) - 1 and error["type"] in ("missing", "extra_forbidden"):
+            loc += (part,)
+        elif isinstance(part, str) and part.startswith("list[") != isinstance(node, list):
+            return None
+        elif cause is not None and part in getattr(cause, "loc", ()):
+            loc += (part,)  # a key left at its default: named, though not in the file
+    return loc
+
+
 def _line_of(loc: tuple, lines: dict[tuple, int]) -> int:
-    # pydantic adds union tags ('fuse') and wrappers to locations; keep only the parts in the file.
-    path: tuple = ()
-    best = lines.get((), 1)
-    for part in loc:
-        if path + (part,) in lines:
-            path += (part,)
-            best = lines[path]
-    return best
+    """The line of the deepest part of `loc` that is written in the file."""
+    for depth in range(len(loc), -1, -1):
+        if loc[:depth] in lines:
+            return lines[loc[:depth]]
+    return 1
 
 
 def _known_keys(model: type[BaseModel] | None) -> list[str]:
     return list(model.model_fields) if model else []
 
 
-def _model_at(loc: tuple) -> type[BaseModel] | None:
+def _model_at(loc: tuple, data: Any) -> type[BaseModel] | None:
     """The model class that owns the key at `loc` (for did-you-mean hints)."""
     if not loc:
         return Scenario
     head = loc[0]
-    if head == "targets" and len(loc) >= 3:
-        return {"native": NativeTarget, "fuse": FuseTarget, "passthrough": PassthroughTarget, "external": ExternalTarget}.get(loc[2])
+    if head == "targets" and len(loc) == 2:
+        kind = data["targets"][loc[1]].get("type")
+        return {"native": NativeTarget, "fuse": FuseTarget, "passthrough": PassthroughTarget, "external": ExternalTarget}.get(kind)
     if head == "workloads":
         return Workload
     if head == "fd_pressure":
@@ -333,21 +383,22 @@ def _model_at(loc: tuple) -> type[BaseModel] | None:
     return None
 
 
-def _describe(error: dict, data: Any) -> str:
-    loc = tuple(error["loc"])
-    key = ".".join(str(p) for p in loc if not (isinstance(p, str) and p in ("native", "fuse", "passthrough", "external")))
+def _describe(error: dict, loc: tuple, data: Any) -> str:
+    key = ".".join(str(p) for p in loc)
     kind = error["type"]
     if kind == "extra_forbidden":
         unknown = str(loc[-1])
-        known = _known_keys(_model_at(loc[:-1]))
+        known = _known_keys(_model_at(loc[:-1], data))
         hint = difflib.get_close_matches(unknown, known, n=1)
         fix = f"did you mean {hint[0]!r}?" if hint else f"known keys: {', '.join(known)}"
         return f"unknown key {unknown!r} ({key}); {fix}"
-    if kind == "union_tag_invalid" or kind == "union_tag_not_found":
-        return f"{key or 'target'}: type must be one of native, fuse, passthrough, external"
-    message = error["msg"].removeprefix("Value error, ")
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        return f"{key}: type must be one of native, fuse, passthrough, external"
     if kind == "missing":
         return f"{key}: required key is missing"
+    message = error["msg"].removeprefix("Value error, ")
+    if kind.endswith(("_parsing", "_type")):
+        message += f" (got {error['input']!r})"
     return f"{key}: {message}" if key else message
 
 
@@ -364,16 +415,19 @@ def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:
-        errors = exc.errors(include_url=False)
         # A bad union member makes pydantic try (and report) every alternative; report the first of each location.
         messages = []
         seen_locs: set[tuple] = set()
-        for error in errors:
-            loc = tuple(error["loc"])
-            if loc in seen_locs:
+        for error in exc.errors(include_url=False):
+            loc = _file_loc(error, data)
+            if loc is None or loc in seen_locs:
                 continue
             seen_locs.add(loc)
-            messages.append(f"{source}:{_line_of(loc, lines)}: {_describe(error, data)}")
+            if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
+                line = _line_of(loc + ("type",), lines)
+            else:
+                line = _line_of(loc, lines)
+            messages.append(f"{source}:{line}: {_describe(error, loc, data)}")
         raise ScenarioError("\n".join(messages)) from None
 
 
