@@ -47,4 +47,6 @@ FD_PRESSURE_COLUMNS = (
     "open_p50_us", "open_p99_us", "opens_per_s",
     "daemon_rss_delta_kib", "kernel_bytes_per_file",
     "close_s", "returned_to_baseline", "baseline_detail",
+    "status",            # ok | failed | unavailable (as in runs.csv)
+    "error",             # why, when status is not ok
 )

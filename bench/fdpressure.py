@@ -1,0 +1,423 @@
+"""fd-limit pressure: open N files through a target and account for every file they cost.
+
+For each target of `scenario.fd_pressure` and each N of `open_files`, one *step*:
+mount the target afresh (its daemon under RLIMIT_NOFILE `daemon_nofile`), count what is
+allocated, let a client process open N small files through the mount and hold them, count
+again, let the client close them, drop dentries and inodes (so FORGETs release what the
+daemon keeps per inode) and check that every count returns to its baseline.
+
+A fresh mount per step keeps steps independent: a daemon that hit its fd limit in one
+step (or leaked) cannot distort the next, and every baseline is a clean mount.
+
+Counts, and what they reveal (reference/fuse-protocol.md, "Backing files"):
+- daemon fds (/proc/PID/fd) and client fds: files visible in some process's fd table;
+- /proc/sys/fs/file-nr: all allocated struct files, visible or not; a passthrough daemon
+  that closes its fd after registering leaves the backing file allocated but in no table,
+  so hidden_files = file_nr_delta - daemon_fds_delta - client_fds_delta;
+- the `bfilp` slab: the kernel's per-open struct backing_file, in no table and not in
+  file-nr; kernel_bytes_per_file is its growth in bytes per opened file.
+file-nr and the slab are system-wide: other activity on the machine adds noise, and both
+are approximate by a few dozen (per-CPU counters, per-CPU slabs); hence the tolerances.
+
+The client is this module run as `python -m bench.fdpressure client DIR N NOFILE`; it only
+opens known paths, never lists the mount or scans fd tables.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import math
+import os
+import queue
+import resource
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import psutil
+
+import bench
+from bench.columns import FD_PRESSURE_COLUMNS
+from bench.errors import BenchError, InputError
+from bench.system import BACKING_FILE_SLAB, DROP_CACHES, file_nr, is_root, slab_active_objects
+
+FILES_DIR = "fusebench-fdp"
+FILE_CONTENT = b"fusebench fd-pressure file\n"
+CLIENT_FD_RESERVE = 16  # fds the client interpreter itself needs besides the N files
+
+READY_TIMEOUT_S = 30.0
+PHASE_TIMEOUT_S = 30.0
+PHASE_TIMEOUT_PER_FILE_S = 0.005
+STATS_WAIT_S = 2.0
+SETTLE_TIMEOUT_S = 6.0
+SETTLE_POLL_S = 0.1
+EXIT_TIMEOUT_S = 10.0
+
+# How far a count may stay from its baseline and still count as returned: the daemon may
+# briefly hold its stats file open; file-nr and slab counts are per-CPU approximations and
+# system-wide (other processes open and close files meanwhile).
+DAEMON_FDS_TOLERANCE = 2
+FILE_NR_TOLERANCE = 128
+SLAB_TOLERANCE = 64
+
+
+class FdPressureError(BenchError):
+    """A step that could not be measured (client or daemon died or hung)."""
+
+
+class Mounted(Protocol):
+    """What a step needs of a mounted target (bench.targets.MountedTarget)."""
+
+    path: Path
+    daemon_pid: int | None
+
+    def read_stats(self) -> dict | None: ...
+
+
+@dataclass(frozen=True)
+class Counts:
+    """One reading of everything an open file can cost; None where not measurable."""
+
+    file_nr: int
+    daemon_fds: int | None
+    daemon_rss_kib: int | None
+    client_fds: int | None
+    bfilp_active: int | None
+    bfilp_objsize: int | None
+    backing_ids: int | None
+
+
+# ---------------------------------------------------------------- files
+
+
+def file_name(index: int) -> str:
+    """Name of the index-th fd-pressure file."""
+    return f"f{index:06d}"
+
+
+def prepare_files(source: Path, count: int) -> Path:
+    """Create `count` small files in source/fusebench-fdp (once; existing ones are reused)."""
+    directory = source / FILES_DIR
+    directory.mkdir(parents=True, exist_ok=True)
+    for index in range(count):
+        try:
+            fd = os.open(directory / file_name(index), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            continue
+        try:
+            os.write(fd, FILE_CONTENT)
+        finally:
+            os.close(fd)
+    return directory
+
+
+# ---------------------------------------------------------------- measuring
+
+
+def _fd_count(pid: int) -> int:
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except FileNotFoundError:
+        raise FdPressureError(f"process {pid} exited during the measurement") from None
+
+
+def _rss_kib(pid: int) -> int:
+    try:
+        return psutil.Process(pid).memory_info().rss // 1024
+    except psutil.NoSuchProcess:
+        raise FdPressureError(f"process {pid} exited during the measurement") from None
+
+
+def nofile_soft_limit(pid: int) -> int | None:
+    """The soft RLIMIT_NOFILE of a process (from /proc/PID/limits); None if unlimited or unreadable."""
+    try:
+        text = Path(f"/proc/{pid}/limits").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("Max open files"):
+            soft = line.split()[3]
+            return int(soft) if soft.isdigit() else None
+    return None
+
+
+def _backing_ids(mounted: Mounted, newer_than: float | None = None) -> int | None:
+    """The server's live backing ids; waits for a stats file written after `newer_than`."""
+    deadline = time.monotonic() + STATS_WAIT_S
+    while True:
+        stats = mounted.read_stats()
+        if stats is None:
+            return None
+        if newer_than is None or stats.get("time", 0) >= newer_than or time.monotonic() > deadline:
+            return stats.get("backing_ids")
+        time.sleep(0.05)
+
+
+def take_counts(mounted: Mounted, client_pid: int | None = None, stats_newer_than: float | None = None) -> Counts:
+    """Read every count once (the daemon's, the client's when given, and system-wide ones)."""
+    backing_ids = _backing_ids(mounted, stats_newer_than)
+    slab = slab_active_objects(BACKING_FILE_SLAB)
+    pid = mounted.daemon_pid
+    return Counts(
+        file_nr=file_nr(),
+        daemon_fds=_fd_count(pid) if pid else None,
+        daemon_rss_kib=_rss_kib(pid) if pid else None,
+        client_fds=_fd_count(client_pid) if client_pid else None,
+        bfilp_active=slab[0] if slab else None,
+        bfilp_objsize=slab[1] if slab else None,
+        backing_ids=backing_ids,
+    )
+
+
+def _delta(after: int | None, before: int | None) -> int | None:
+    return None if after is None or before is None else after - before
+
+
+def baseline_differences(baseline: Counts, now: Counts) -> list[str]:
+    """What has not returned to its baseline (within tolerance); empty when everything has."""
+    checks = (
+        ("daemon fds", baseline.daemon_fds, now.daemon_fds, DAEMON_FDS_TOLERANCE),
+        ("file-nr", baseline.file_nr, now.file_nr, FILE_NR_TOLERANCE),
+        (BACKING_FILE_SLAB, baseline.bfilp_active, now.bfilp_active, SLAB_TOLERANCE),
+        ("backing ids", baseline.backing_ids, now.backing_ids, 0),
+    )
+    return [
+        f"{name} {before} -> {after}"
+        for name, before, after, tolerance in checks
+        if before is not None and after is not None and abs(after - before) > tolerance
+    ]
+
+
+def drop_dentries_and_inodes() -> bool:
+    """Evict unused dentries and inodes (FUSE FORGETs follow); False when not permitted."""
+    try:
+        DROP_CACHES.write_text("2\n")
+    except PermissionError:
+        return False
+    return True
+
+
+def _settle(mounted: Mounted, baseline: Counts) -> list[str]:
+    """Drop dentries/inodes and wait until the counts are back; the differences that remain."""
+    dropped = drop_dentries_and_inodes()
+    deadline = time.monotonic() + SETTLE_TIMEOUT_S
+    while True:
+        differences = baseline_differences(baseline, take_counts(mounted, stats_newer_than=time.time()))
+        if not differences or time.monotonic() > deadline:
+            break
+        # FORGETs reach the daemon asynchronously and inodes in use at the first drop survive it.
+        time.sleep(SETTLE_POLL_S)
+        if dropped:
+            drop_dentries_and_inodes()
+    if differences and not dropped:
+        differences.append("dentries and inodes not dropped (needs root)")
+    return differences
+
+
+def percentile(values: list[int], pct: float) -> int | None:
+    """Nearest-rank percentile of `values`; None when empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(pct / 100 * len(ordered)) - 1)]
+
+
+# ---------------------------------------------------------------- the client process
+
+
+class _Client:
+    """The client process: one JSON line out per command line in, read with timeouts."""
+
+    def __init__(self, directory: Path, count: int, nofile: int):
+        env = dict(os.environ)
+        package_root = str(Path(bench.__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bench.fdpressure", "client", str(directory), str(count), str(nofile)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def _pump(self) -> None:
+        for line in self.process.stdout:
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def receive(self, timeout: float, waiting_for: str) -> dict:
+        """The client's next message."""
+        try:
+            line = self._lines.get(timeout=timeout)
+        except queue.Empty:
+            raise FdPressureError(f"the client did not finish {waiting_for} within {timeout:.0f} s (daemon hung?)") from None
+        if line is None:
+            self.process.wait(EXIT_TIMEOUT_S)
+            stderr = self.process.stderr.read().strip().splitlines()
+            reason = stderr[-1] if stderr else f"exit status {self.process.returncode}"
+            raise FdPressureError(f"the client exited while {waiting_for}: {reason}")
+        return json.loads(line)
+
+    def send(self, command: str) -> None:
+        """Tell the client to go on with `command` (open or close)."""
+        self.process.stdin.write(command + "\n")
+        self.process.stdin.flush()
+
+    def kill(self) -> None:
+        """End the client if it still runs (it may hang in FLUSH until the mount is aborted)."""
+        if self.process.poll() is None:
+            self.process.kill()
+
+    def reap(self) -> None:
+        """Wait for the ended client and release its pipes."""
+        try:
+            self.process.wait(EXIT_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            return  # stuck in the kernel on a dead mount; killed already, nothing else to do
+        for stream in (self.process.stdin, self.process.stdout, self.process.stderr):
+            try:
+                stream.close()
+            except OSError:
+                pass
+
+
+def _client_main(directory: Path, count: int, nofile: int) -> int:
+    """Open `count` files one by one and hold them; protocol described in _Client."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, hard))
+    out = sys.stdout
+
+    def say(message: dict) -> None:
+        out.write(json.dumps(message) + "\n")
+        out.flush()
+
+    say({"ready": True})
+    if sys.stdin.readline().strip() != "open":
+        return 2
+    fds: list[int] = []
+    open_ns: list[int] = []
+    failures: dict[str, int] = {}
+    first_error = None
+    started = time.perf_counter()
+    for index in range(count):
+        path = directory / file_name(index)
+        t0 = time.perf_counter_ns()
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            name = errno.errorcode.get(exc.errno, str(exc.errno))
+            failures[name] = failures.get(name, 0) + 1
+            first_error = first_error or name
+            continue
+        elapsed = time.perf_counter_ns() - t0
+        try:
+            os.read(fd, 1)  # the first read is what makes a passthrough open use its backing file
+        except OSError as exc:
+            os.close(fd)
+            name = f"{errno.errorcode.get(exc.errno, str(exc.errno))} (read)"
+            failures[name] = failures.get(name, 0) + 1
+            first_error = first_error or name
+            continue
+        fds.append(fd)
+        open_ns.append(elapsed)
+    say({
+        "opened": len(fds),
+        "failed": count - len(fds),
+        "errno": first_error,
+        "failures": failures,
+        "open_ns": open_ns,
+        "wall_s": time.perf_counter() - started,
+    })
+    if sys.stdin.readline().strip() != "close":
+        return 2
+    started = time.perf_counter()
+    for fd in fds:
+        os.close(fd)
+    say({"close_s": time.perf_counter() - started})
+    return 0
+
+
+# ---------------------------------------------------------------- one step
+
+
+def _phase_timeout(count: int) -> float:
+    return PHASE_TIMEOUT_S + PHASE_TIMEOUT_PER_FILE_S * count
+
+
+def measure_step(mounted: Mounted, count: int, client_nofile: int) -> dict[str, Any]:
+    """Open `count` fd-pressure files through `mounted`, hold, close; the measured columns.
+
+    The files must exist (prepare_files) under the mount's FILES_DIR; the caller owns the
+    mount and gives a fresh one (the baseline is taken as found).
+    """
+    directory = mounted.path / FILES_DIR
+    baseline = take_counts(mounted)
+    with ExitStack() as stack:
+        client = _Client(directory, count, client_nofile)
+        stack.callback(client.reap)
+        stack.callback(client.kill)
+        client.receive(READY_TIMEOUT_S, "starting")
+        before = take_counts(mounted, client.pid)
+        client.send("open")
+        opened = client.receive(_phase_timeout(count), f"opening {count} files")
+        held = take_counts(mounted, client.pid, stats_newer_than=time.time())
+        client.send("close")
+        closed = client.receive(_phase_timeout(count), "closing its files")
+        if client.process.wait(EXIT_TIMEOUT_S) != 0:
+            raise FdPressureError(f"the client exited with status {client.process.returncode}")
+    differences = _settle(mounted, baseline)
+
+    daemon_fds_delta = _delta(held.daemon_fds, before.daemon_fds)
+    client_fds_delta = _delta(held.client_fds, before.client_fds)
+    file_nr_delta = held.file_nr - before.file_nr
+    bfilp_delta = _delta(held.bfilp_active, before.bfilp_active)
+    open_ns = opened["open_ns"]
+    p50, p99 = percentile(open_ns, 50), percentile(open_ns, 99)
+    return {
+        "open_files": count,
+        "opened": opened["opened"],
+        "failed": opened["failed"],
+        "errno": opened["errno"],
+        "daemon_fds_before": before.daemon_fds,
+        "daemon_fds_delta": daemon_fds_delta,
+        "client_fds_delta": client_fds_delta,
+        "file_nr_delta": file_nr_delta,
+        "hidden_files": file_nr_delta - (daemon_fds_delta or 0) - client_fds_delta,
+        "backing_file_objects": bfilp_delta,
+        "backing_ids": _delta(held.backing_ids, before.backing_ids),
+        "open_p50_us": None if p50 is None else round(p50 / 1000, 1),
+        "open_p99_us": None if p99 is None else round(p99 / 1000, 1),
+        "opens_per_s": round(count / opened["wall_s"], 1) if opened["wall_s"] > 0 else None,
+        "daemon_rss_delta_kib": _delta(held.daemon_rss_kib, before.daemon_rss_kib),
+        "kernel_bytes_per_file": (
+            round(bfilp_delta * held.bfilp_objsize / opened["opened"], 1)
+            if bfilp_delta is not None and opened["opened"]
+            else None
+        ),
+        "close_s": round(closed["close_s"], 4),
+        "returned_to_baseline": not differences,
+        "baseline_detail": "; ".join(differences) or None,
+    }
+
+
+# ---------------------------------------------------------------- entry point
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 5 or sys.argv[1] != "client":
+        sys.exit("usage: python -m bench.fdpressure client DIR COUNT NOFILE")
+    sys.exit(_client_main(Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])))
