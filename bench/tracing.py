@@ -101,10 +101,11 @@ class _PerfEventAttr(ctypes.Structure):
 
 @dataclass(frozen=True)
 class Tracepoint:
-    """The tracepoint's perf id and the names of its fields, read from tracefs."""
+    """The tracepoint's perf id, its field names and its opcode names (from the print format)."""
 
     id: int
     fields: frozenset[str]
+    opcode_names: dict[str, int]
 
 
 def connection_of(mountpoint: Path) -> int:
@@ -123,7 +124,8 @@ def parse_format(text: str) -> Tracepoint:
     if not match:
         raise TracingUnavailable(f"no ID in the format of {EVENT}")
     fields = re.findall(r"field:[^;]*?(\w+)(?:\[[^\]]*\])?;", text)
-    return Tracepoint(id=int(match.group(1)), fields=frozenset(fields))
+    names = {name: int(number) for number, name in re.findall(r'\{(\d+), "FUSE_(\w+)"\}', text)}
+    return Tracepoint(id=int(match.group(1)), fields=frozenset(fields), opcode_names=names)
 
 
 def _mounted_tracefs() -> Path | None:

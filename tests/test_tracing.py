@@ -1,0 +1,171 @@
+"""bench.tracing: kernel request counts, checked against known I/O on real bindfs mounts."""
+
+from __future__ import annotations
+
+import importlib.util
+import mmap
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+
+from bench import tracing
+from bench.tracing import OPCODES, OTHER, RequestTracer, TracingUnavailable
+
+FORMAT_6_18 = """name: fuse_request_send
+ID: 1293
+format:
+\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;
+\tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;
+
+\tfield:dev_t connection;\toffset:8;\tsize:4;\tsigned:0;
+\tfield:uint64_t unique;\toffset:16;\tsize:8;\tsigned:0;
+\tfield:enum fuse_opcode opcode;\toffset:24;\tsize:4;\tsigned:0;
+\tfield:uint32_t len;\toffset:28;\tsize:4;\tsigned:0;
+
+print fmt: "connection %u req %llu opcode %u (%s) len %u ", REC->connection, REC->unique, \
+REC->opcode, __print_symbolic(REC->opcode, {1, "FUSE_LOOKUP"}, {15, "FUSE_READ"}, \
+{4096, "CUSE_INIT"}), REC->len
+"""
+BLOCK = 4096
+
+
+def _load_bindfs_mount():
+    """bindfs_mount from the overhead benchmark, the one place that mounts bindfs."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "tracing_overhead.py"
+    spec = importlib.util.spec_from_file_location("tracing_overhead", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module.bindfs_mount
+
+
+def test_parse_format_reads_id_fields_and_opcode_names() -> None:
+    point = tracing.parse_format(FORMAT_6_18)
+    assert point.id == 1293
+    assert {"connection", "opcode", "unique", "len"} <= point.fields
+    assert point.opcode_names == {"LOOKUP": 1, "READ": 15}
+
+
+def test_parse_format_without_id_is_unavailable() -> None:
+    with pytest.raises(TracingUnavailable, match="no ID"):
+        tracing.parse_format("name: fuse_request_send\n")
+
+
+def test_opcode_table_is_consistent() -> None:
+    assert len(set(OPCODES.values())) == len(OPCODES)
+    assert set(tracing.DEFAULT_OPCODES) <= OPCODES.keys()
+    assert OPCODES["READ"] == 15 and OPCODES["WRITE"] == 16
+
+
+def test_unknown_opcode_is_rejected_before_anything_opens() -> None:
+    with pytest.raises(ValueError, match="unknown FUSE opcode"):
+        RequestTracer(opcodes=["READ", "NOPE"])
+
+
+def test_connection_uses_the_kernel_dev_t_encoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    # minor 300 encodes differently in userspace st_dev (0x1002c) and in the kernel (300)
+    st_dev = os.makedev(0, 300)
+    monkeypatch.setattr(tracing.os, "stat", lambda path: os.stat_result((0,) * 2 + (st_dev,) + (0,) * 7))
+    assert tracing.connection_of(Path("/anything")) == 300
+
+
+# Integration: real bindfs mounts, root only.
+
+@pytest.fixture(scope="module")
+def usable() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    if shutil.which("bindfs") is None or shutil.which("fusermount3") is None:
+        pytest.skip("needs bindfs and fusermount3")
+    reason = tracing.tracing_unavailable_reason()
+    if reason:
+        pytest.skip(f"tracing unavailable: {reason}")
+
+
+@pytest.fixture
+def mount_bindfs(usable: None, tmp_path: Path) -> Iterator:
+    """A factory: mount_bindfs(name) -> (mountpoint, connection), unmounted at teardown."""
+    bindfs_mount = _load_bindfs_mount()
+    with ExitStack() as mounts:
+
+        def mount(name: str) -> tuple[Path, int]:
+            source, mountpoint = tmp_path / f"{name}-src", tmp_path / f"{name}-mnt"
+            source.mkdir()
+            mountpoint.mkdir()
+            (source / "data").write_bytes(os.urandom(256 * BLOCK))
+            return mountpoint, mounts.enter_context(bindfs_mount(source, mountpoint))
+
+        yield mount
+
+
+def _direct_io(path: Path, blocks: int, write: bool = False) -> None:
+    """blocks x 4k preads (or pwrites) with O_DIRECT: one FUSE request each."""
+    buffer = mmap.mmap(-1, BLOCK)  # page-aligned, as O_DIRECT needs
+    fd = os.open(path, (os.O_RDWR if write else os.O_RDONLY) | os.O_DIRECT)
+    try:
+        for block in range(blocks):
+            done = (os.pwritev if write else os.preadv)(fd, [buffer], block * BLOCK)
+            assert done == BLOCK
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.integration
+def test_kernel_opcode_names_match_ours(usable: None) -> None:
+    for name, number in tracing.tracepoint().opcode_names.items():
+        assert OPCODES[name] == number
+
+
+@pytest.mark.integration
+def test_direct_reads_count_one_read_each(mount_bindfs) -> None:
+    mountpoint, connection = mount_bindfs("a")
+    with RequestTracer(connection) as tracer:
+        _direct_io(mountpoint / "data", 100)
+    counts = tracer.counts()
+    assert counts["READ"] == 100
+    assert counts["WRITE"] == 0
+    assert counts["OPEN"] == 1
+
+
+@pytest.mark.integration
+def test_direct_writes_count_as_write(mount_bindfs) -> None:
+    mountpoint, connection = mount_bindfs("a")
+    with RequestTracer(connection) as tracer:
+        _direct_io(mountpoint / "data", 50, write=True)
+    assert tracer.counts()["WRITE"] == 50
+    assert tracer.counts()["READ"] == 0
+
+
+@pytest.mark.integration
+def test_connection_filter_separates_mounts(mount_bindfs) -> None:
+    first, first_connection = mount_bindfs("a")
+    second, second_connection = mount_bindfs("b")
+    assert first_connection != second_connection
+    with (
+        RequestTracer(first_connection, opcodes=["READ"]) as only_first,
+        RequestTracer(second_connection, opcodes=["READ"]) as only_second,
+        RequestTracer(opcodes=["READ"]) as everything,
+    ):
+        _direct_io(first / "data", 20)
+        _direct_io(second / "data", 30)
+    assert only_first.counts()["READ"] == 20
+    assert only_second.counts()["READ"] == 30
+    assert everything.counts()["READ"] >= 50  # other FUSE mounts on the host count too
+
+
+@pytest.mark.integration
+def test_uncounted_opcodes_land_in_other_and_counts_freeze_at_close(mount_bindfs) -> None:
+    mountpoint, connection = mount_bindfs("a")
+    with RequestTracer(connection, opcodes=["READ"]) as tracer:
+        _direct_io(mountpoint / "data", 10)
+    final = tracer.counts()
+    assert set(final) == {"READ", OTHER}
+    assert final["READ"] == 10
+    assert final[OTHER] >= 2  # at least OPEN and RELEASE
+    _direct_io(mountpoint / "data", 10)
+    assert tracer.counts() == final
