@@ -1,0 +1,303 @@
+"""Mount and unmount the file systems fio runs against: native, built-in FUSE server, external server.
+
+`open_target()` is a context manager that unmounts on every exit path (normal, exception,
+Ctrl-C, a dead or hung daemon) and records the mount in the cleanup state file while it lives.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.util
+import json
+import logging
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from bench import cleanup
+from bench.cleanup import ProcessId
+from bench.errors import BenchError
+from bench.scenario import ExternalTarget, FuseTarget, NativeTarget, PassthroughTarget
+
+log = logging.getLogger(__name__)
+
+AnyTarget = NativeTarget | FuseTarget | PassthroughTarget | ExternalTarget
+
+BUILTIN_MODULE = "bench.fusefs"
+BUILTIN_READY_TIMEOUT_S = 10.0
+BUILTIN_STOP_TIMEOUT_S = 5.0
+# A daemonizing server forks right after mounting; wait this long for the fork before
+# taking the started process as the daemon.
+DAEMONIZE_SETTLE_S = 0.3
+# A server usually exits by itself once unmounted (ENODEV); give it this long before SIGTERM.
+NATURAL_EXIT_S = 1.0
+_POLL_S = 0.02
+_LOG_TAIL_CHARS = 2000
+
+
+class TargetUnavailable(BenchError):
+    """The target cannot run on this machine (the run is skipped, status "unavailable")."""
+
+
+class TargetError(BenchError):
+    """The target was tried and failed (status "failed")."""
+
+
+@dataclass
+class MountedTarget:
+    """A target ready for fio: `path` is where fio works."""
+
+    name: str
+    type: str
+    path: Path
+    mountpoint: Path | None = None
+    daemon_pid: int | None = None
+    stats_file: Path | None = None
+    connection: int | None = None
+    log_file: Path | None = field(default=None, repr=False)
+
+    def read_stats(self) -> dict | None:
+        """The built-in server's latest stats (INTERNALS.md), or None when there are none."""
+        if self.stats_file is None:
+            return None
+        try:
+            return json.loads(self.stats_file.read_text())
+        except (OSError, ValueError):
+            return None
+
+
+# ---------------------------------------------------------------- availability
+
+
+def _builtin_reason(target: FuseTarget | PassthroughTarget) -> str | None:
+    try:
+        if importlib.util.find_spec(f"{BUILTIN_MODULE}.cli") is None:
+            return f"the built-in FUSE server ({BUILTIN_MODULE}) is not installed"
+        if isinstance(target, PassthroughTarget):
+            return importlib.import_module(BUILTIN_MODULE).passthrough_unavailable_reason()
+    except Exception as exc:  # a broken server module must not crash the planner
+        return f"the built-in FUSE server ({BUILTIN_MODULE}) cannot be loaded: {exc}"
+    return None
+
+
+def target_unavailable_reason(target: AnyTarget) -> str | None:
+    """Why `target` cannot run on this machine, or None when it can."""
+    if isinstance(target, NativeTarget):
+        return None
+    if os.geteuid() != 0:
+        return "FUSE targets need root (run as root or with sudo)"
+    if not os.path.exists("/dev/fuse"):
+        return "/dev/fuse is missing (load the fuse module: modprobe fuse)"
+    if isinstance(target, ExternalTarget):
+        command = target.command[0]
+        if shutil.which(command) is None:
+            return f"command {command!r} not found on PATH"
+        return None
+    return _builtin_reason(target)
+
+
+# ---------------------------------------------------------------- built-in argv
+
+# scenario field -> command-line flag of bench.fusefs; bools become bare flags when true.
+_BUILTIN_FLAGS = {
+    "fd_policy": "--fd-policy",
+    "cache_size": "--cache-size",
+    "threads": "--threads",
+    "max_pages": "--max-pages",
+    "max_background": "--max-background",
+    "writeback_cache": "--writeback-cache",
+    "keep_cache": "--keep-cache",
+    "direct_io": "--direct-io",
+    "attr_timeout": "--attr-timeout",
+    "entry_timeout": "--entry-timeout",
+    "xattr": "--xattr",
+}
+
+
+def builtin_argv(target: FuseTarget | PassthroughTarget, source: Path, mountpoint: Path, stats_file: Path,
+                 stats_interval: float, nofile: int | None) -> list[str]:
+    """The command line of the built-in server for `target`."""
+    mode = "passthrough" if isinstance(target, PassthroughTarget) else "plain"
+    argv = [sys.executable, "-m", BUILTIN_MODULE, str(source), str(mountpoint), "--mode", mode]
+    for name, flag in _BUILTIN_FLAGS.items():
+        value = getattr(target, name, None)
+        if value is None or value is False:
+            continue
+        argv += [flag] if value is True else [flag, str(value)]
+    argv += ["--stats-file", str(stats_file), "--stats-interval", str(stats_interval)]
+    if nofile is not None:
+        argv += ["--nofile", str(nofile)]
+    return argv
+
+
+# ---------------------------------------------------------------- server process
+
+
+def _log_tail(path: Path) -> str:
+    try:
+        text = path.read_text(errors="replace").strip()
+    except OSError:
+        return ""
+    return text[-_LOG_TAIL_CHARS:] or "(nothing)"
+
+
+def _server_failed(name: str, what: str, log_file: Path) -> TargetError:
+    return TargetError(f"target {name}: {what}; server output ({log_file}):\n{_log_tail(log_file)}")
+
+
+def _start(argv: list[str], log_file: Path, nofile: int | None) -> subprocess.Popen:
+    def limit_fds() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
+    with open(log_file, "wb") as out:
+        return subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            # Own session: Ctrl-C on the terminal must not kill the server before we unmount.
+            start_new_session=True,
+            # Set in the child before exec so a server that forks inherits it too.
+            preexec_fn=limit_fds if nofile is not None else None,
+        )
+
+
+def _wait_mounted(name: str, popen: subprocess.Popen, mountpoint: Path, timeout: float, log_file: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while not cleanup.is_mounted(mountpoint):
+        code = popen.poll()
+        if code not in (None, 0):
+            raise _server_failed(name, f"server exited with status {code} before mounting {mountpoint}", log_file)
+        if time.monotonic() >= deadline:
+            state = "exited" if code == 0 else "is still running"
+            raise _server_failed(name, f"{mountpoint} did not appear within {timeout:g} s (the server {state})", log_file)
+        time.sleep(_POLL_S)
+
+
+def _find_daemon(popen: subprocess.Popen, connection: int | None, may_daemonize: bool) -> int | None:
+    """The pid serving `connection`: the forked daemon if the server daemonized, else the started process."""
+    settle_until = time.monotonic() + (DAEMONIZE_SETTLE_S if may_daemonize else 0.0)
+    while True:
+        running = popen.poll() is None
+        holders = cleanup.connection_holders(connection) if connection is not None else []
+        others = [pid for pid in holders if pid != popen.pid]
+        if others:
+            return others[0]
+        if not running:
+            return None  # daemonized, but this kernel shows no fuse_connection in fdinfo (< 6.16)
+        if time.monotonic() >= settle_until:
+            return popen.pid
+        time.sleep(_POLL_S)
+
+
+def _end_started(popen: subprocess.Popen, timeout: float) -> None:
+    """Let the server exit by itself after the unmount, then SIGTERM, then SIGKILL."""
+    try:
+        popen.wait(NATURAL_EXIT_S)
+        return
+    except subprocess.TimeoutExpired:
+        popen.terminate()
+    try:
+        popen.wait(timeout)
+    except subprocess.TimeoutExpired:
+        popen.kill()
+        popen.wait()
+
+
+def _stop(name: str, popen: subprocess.Popen, mountpoint: Path, daemon: ProcessId | None,
+          connection: int | None, timeout: float) -> None:
+    """Unmount, then end the started process and the daemon it forked."""
+    try:
+        daemon_dead = daemon is not None and cleanup.live_process(daemon) is None
+        if daemon_dead and connection is not None and cleanup.is_mounted(mountpoint):
+            # Anything blocked on a mount whose daemon died waits until the connection is aborted.
+            cleanup.abort_connection(connection)
+        cleanup.unmount(mountpoint, timeout, connection=connection)
+    except cleanup.CleanupError as exc:
+        raise TargetError(f"target {name}: {exc}") from None
+    finally:
+        _end_started(popen, timeout)
+        if daemon is not None and daemon.pid != popen.pid:
+            cleanup.end_process(daemon, timeout)
+
+
+@contextlib.contextmanager
+def _serve(name: str, type_: str, argv: list[str], mountpoint: Path, workdir: Path, *, nofile: int | None,
+           ready_timeout: float, stop_timeout: float, may_daemonize: bool,
+           stats_file: Path | None = None) -> Iterator[MountedTarget]:
+    if cleanup.is_mounted(mountpoint):
+        raise TargetError(f"target {name}: {mountpoint} is already mounted (a leftover? see `grep fuse /proc/mounts`)")
+    mountpoint.mkdir(parents=True, exist_ok=True)
+    log_file = workdir / f"{name}.server.log"
+    try:
+        popen = _start(argv, log_file, nofile)
+    except OSError as exc:
+        raise TargetError(f"target {name}: cannot start {argv[0]}: {exc.strerror}") from None
+    started = ProcessId.of(popen.pid)
+    entry = cleanup.register(name, mountpoint=mountpoint, processes=[started] if started else [])
+    daemon: ProcessId | None = None
+    connection: int | None = None
+    try:
+        _wait_mounted(name, popen, mountpoint, ready_timeout, log_file)
+        connection = cleanup.connection_id(mountpoint)
+        daemon_pid = _find_daemon(popen, connection, may_daemonize)
+        daemon = ProcessId.of(daemon_pid) if daemon_pid is not None else None
+        cleanup.update(entry, connection=connection, add_processes=[daemon] if daemon else [])
+        mounted = MountedTarget(name=name, type=type_, path=mountpoint, mountpoint=mountpoint,
+                                daemon_pid=daemon.pid if daemon else None, stats_file=stats_file,
+                                connection=connection, log_file=log_file)
+        yield mounted
+    except BaseException:
+        try:
+            _stop(name, popen, mountpoint, daemon, connection, stop_timeout)
+        except BenchError as exc:
+            log.warning("%s", exc)  # the original exception matters more
+        else:
+            cleanup.unregister(entry)
+        raise
+    _stop(name, popen, mountpoint, daemon, connection, stop_timeout)
+    cleanup.unregister(entry)
+
+
+def open_target(target: AnyTarget, source: Path, workdir: Path, *, nofile: int | None = None,
+                stats_interval: float = 0.25) -> contextlib.AbstractContextManager[MountedTarget]:
+    """Mount `source` as `target` (under `workdir` for FUSE targets) for the duration of a `with`.
+
+    Raises TargetUnavailable when it cannot run here, TargetError when it fails.
+    """
+    return _open_target(target, Path(source).resolve(), Path(workdir).resolve(), nofile, stats_interval)
+
+
+@contextlib.contextmanager
+def _open_target(target: AnyTarget, source: Path, workdir: Path, nofile: int | None,
+                 stats_interval: float) -> Iterator[MountedTarget]:
+    reason = target_unavailable_reason(target)
+    if reason:
+        raise TargetUnavailable(f"target {target.name}: {reason}")
+    if not source.is_dir():
+        raise TargetError(f"target {target.name}: source {source} is not a directory")
+    if isinstance(target, NativeTarget):
+        yield MountedTarget(name=target.name, type=target.type, path=source)
+        return
+    workdir.mkdir(parents=True, exist_ok=True)
+    mountpoint = workdir / f"mnt-{target.name}"
+    if isinstance(target, ExternalTarget):
+        with _serve(target.name, target.type, target.argv(source, mountpoint), mountpoint, workdir, nofile=nofile,
+                    ready_timeout=target.ready_timeout, stop_timeout=target.stop_timeout,
+                    may_daemonize=True) as mounted:
+            yield mounted
+        return
+    stats_file = workdir / f"{target.name}.stats.json"
+    argv = builtin_argv(target, source, mountpoint, stats_file, stats_interval, nofile)
+    # The built-in server limits its own fds (--nofile) after start-up, so no rlimit is set here.
+    with _serve(target.name, target.type, argv, mountpoint, workdir, nofile=None,
+                ready_timeout=BUILTIN_READY_TIMEOUT_S, stop_timeout=BUILTIN_STOP_TIMEOUT_S,
+                may_daemonize=False, stats_file=stats_file) as mounted:
+        yield mounted
