@@ -1,0 +1,124 @@
+"""The data files fio works on: created once in the source directory, prefilled, reused.
+
+Every target views the same source directory, so every target reads identical content.
+Content is deterministic pseudo-random bytes (incompressible, never a zero page, so no
+file system can answer reads from holes or compress them away). A marker file written
+last records what was written; a later run reuses files whose marker and sizes match.
+
+Cells that only read share one file set per (file size, file count); a cell that writes
+gets its own set, so its overwrites never change what the read cells read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import stat
+from pathlib import Path
+
+from bench.errors import BenchError
+from bench.scenario import WorkloadCell, cell_key
+from bench.units import format_size
+
+DATA_DIR = "fusebench-data"
+MARKER = ".fusebench-content.json"
+CONTENT_VERSION = 1
+CHUNK = 1 << 20
+READ_ONLY_MODES = ("read", "randread")
+_SAFE_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+
+
+class DataFileError(BenchError):
+    """The data files cannot be created safely (symlink, foreign file, disk full)."""
+
+
+def file_size(cell: WorkloadCell) -> int:
+    """Bytes per data file: `size` split over `nrfiles`, rounded down to whole blocks."""
+    return cell.size // cell.nrfiles // cell.bs * cell.bs
+
+
+def data_dir(cell: WorkloadCell) -> Path:
+    """The cell's file-set directory, relative to the source directory."""
+    if cell.rw in READ_ONLY_MODES:
+        name = f"read-{format_size(file_size(cell))}x{cell.nrfiles}"
+    else:
+        name = f"write-{cell_key(cell).lower()}"
+    if not _SAFE_NAME.match(name):
+        raise DataFileError(f"refusing data directory name {name!r}: only a-z, 0-9, '_', '.', '-' are allowed")
+    return Path(DATA_DIR) / name
+
+
+def prepare_files(cell: WorkloadCell, source: Path) -> list[Path]:
+    """The cell's data files (relative to `source`), created and prefilled unless already there."""
+    root = _checked_dir(Path(source).resolve(strict=True), None)
+    directory = root
+    for part in data_dir(cell).parts:
+        directory = _checked_dir(directory / part, root)
+    width = max(5, len(str(cell.nrfiles - 1)))
+    names = [f"f{i:0{width}d}" for i in range(cell.nrfiles)]
+    expected = {"version": CONTENT_VERSION, "file_size": file_size(cell), "files": names}
+    if not _reusable(directory, expected):
+        _fill(directory, expected)
+    return [directory.relative_to(root) / name for name in names]
+
+
+def _checked_dir(path: Path, root: Path | None) -> Path:
+    """Create `path` if needed; refuse a symlink, a non-directory or a place outside `root`."""
+    try:
+        path.mkdir(mode=0o755, exist_ok=True)
+        info = path.lstat()
+    except OSError as exc:
+        raise DataFileError(f"cannot create data directory {path}: {exc.strerror}") from None
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
+        raise DataFileError(f"refusing {path}: it is a symlink or not a directory; remove it and run again")
+    if root is not None and not path.resolve().is_relative_to(root):
+        raise DataFileError(f"refusing {path}: it resolves outside the source directory {root}")
+    return path
+
+
+def _reusable(directory: Path, expected: dict) -> bool:
+    try:
+        recorded = json.loads((directory / MARKER).read_text())
+    except (OSError, ValueError):
+        return False
+    if recorded != expected:
+        return False
+    for name in expected["files"]:
+        try:
+            info = (directory / name).lstat()
+        except FileNotFoundError:
+            return False
+        if not stat.S_ISREG(info.st_mode):
+            raise DataFileError(f"refusing {directory / name}: not a regular file; remove it and run again")
+        if info.st_size != expected["file_size"]:
+            return False
+    return True
+
+
+def _fill(directory: Path, expected: dict) -> None:
+    """Write every file, fsync it, then the marker: an interrupted fill is never reused."""
+    (directory / MARKER).unlink(missing_ok=True)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+    size = expected["file_size"]
+    for index, name in enumerate(expected["files"]):
+        # A string seed is hashed with SHA-512: the same bytes on every run, host and Python version.
+        stream = random.Random(f"fusebench-data-v{CONTENT_VERSION}:{size}:{index}")
+        path = directory / name
+        try:
+            with open(os.open(path, flags, 0o644), "wb") as out:
+                for offset in range(0, size, CHUNK):
+                    out.write(stream.randbytes(min(CHUNK, size - offset)))
+                out.flush()
+                os.fsync(out.fileno())
+        except OSError as exc:
+            raise DataFileError(f"cannot write data file {path}: {exc.strerror}") from None
+    marker = directory / (MARKER + ".tmp")
+    marker.write_text(json.dumps(expected))
+    os.replace(marker, directory / MARKER)
+    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
