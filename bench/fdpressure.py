@@ -35,18 +35,21 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import psutil
 
 import bench
 from bench.columns import FD_PRESSURE_COLUMNS
 from bench.errors import BenchError, InputError
-from bench.system import BACKING_FILE_SLAB, DROP_CACHES, file_nr, is_root, slab_active_objects
+from bench.results import STATUS_FAILED, STATUS_OK, STATUS_UNAVAILABLE
+from bench.scenario import FdPressure, Scenario, Target
+from bench.system import BACKING_FILE_SLAB, DROP_CACHES, file_nr, slab_active_objects
+from bench.targets import MountedTarget, TargetUnavailable, open_target
 
 FILES_DIR = "fusebench-fdp"
 FILE_CONTENT = b"fusebench fd-pressure file\n"
@@ -70,15 +73,6 @@ SLAB_TOLERANCE = 64
 
 class FdPressureError(BenchError):
     """A step that could not be measured (client or daemon died or hung)."""
-
-
-class Mounted(Protocol):
-    """What a step needs of a mounted target (bench.targets.MountedTarget)."""
-
-    path: Path
-    daemon_pid: int | None
-
-    def read_stats(self) -> dict | None: ...
 
 
 @dataclass(frozen=True)
@@ -148,7 +142,7 @@ def nofile_soft_limit(pid: int) -> int | None:
     return None
 
 
-def _backing_ids(mounted: Mounted, newer_than: float | None = None) -> int | None:
+def _backing_ids(mounted: MountedTarget, newer_than: float | None = None) -> int | None:
     """The server's live backing ids; waits for a stats file written after `newer_than`."""
     deadline = time.monotonic() + STATS_WAIT_S
     while True:
@@ -160,7 +154,7 @@ def _backing_ids(mounted: Mounted, newer_than: float | None = None) -> int | Non
         time.sleep(0.05)
 
 
-def take_counts(mounted: Mounted, client_pid: int | None = None, stats_newer_than: float | None = None) -> Counts:
+def take_counts(mounted: MountedTarget, client_pid: int | None = None, stats_newer_than: float | None = None) -> Counts:
     """Read every count once (the daemon's, the client's when given, and system-wide ones)."""
     backing_ids = _backing_ids(mounted, stats_newer_than)
     slab = slab_active_objects(BACKING_FILE_SLAB)
@@ -204,7 +198,7 @@ def drop_dentries_and_inodes() -> bool:
     return True
 
 
-def _settle(mounted: Mounted, baseline: Counts) -> list[str]:
+def _settle(mounted: MountedTarget, baseline: Counts) -> list[str]:
     """Drop dentries/inodes and wait until the counts are back; the differences that remain."""
     dropped = drop_dentries_and_inodes()
     deadline = time.monotonic() + SETTLE_TIMEOUT_S
@@ -310,7 +304,6 @@ def _client_main(directory: Path, count: int, nofile: int) -> int:
         return 2
     fds: list[int] = []
     open_ns: list[int] = []
-    failures: dict[str, int] = {}
     first_error = None
     started = time.perf_counter()
     for index in range(count):
@@ -319,18 +312,14 @@ def _client_main(directory: Path, count: int, nofile: int) -> int:
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError as exc:
-            name = errno.errorcode.get(exc.errno, str(exc.errno))
-            failures[name] = failures.get(name, 0) + 1
-            first_error = first_error or name
+            first_error = first_error or errno.errorcode.get(exc.errno, str(exc.errno))
             continue
         elapsed = time.perf_counter_ns() - t0
         try:
             os.read(fd, 1)  # the first read is what makes a passthrough open use its backing file
         except OSError as exc:
             os.close(fd)
-            name = f"{errno.errorcode.get(exc.errno, str(exc.errno))} (read)"
-            failures[name] = failures.get(name, 0) + 1
-            first_error = first_error or name
+            first_error = first_error or f"{errno.errorcode.get(exc.errno, str(exc.errno))} (read)"
             continue
         fds.append(fd)
         open_ns.append(elapsed)
@@ -338,7 +327,6 @@ def _client_main(directory: Path, count: int, nofile: int) -> int:
         "opened": len(fds),
         "failed": count - len(fds),
         "errno": first_error,
-        "failures": failures,
         "open_ns": open_ns,
         "wall_s": time.perf_counter() - started,
     })
@@ -358,7 +346,7 @@ def _phase_timeout(count: int) -> float:
     return PHASE_TIMEOUT_S + PHASE_TIMEOUT_PER_FILE_S * count
 
 
-def measure_step(mounted: Mounted, count: int, client_nofile: int) -> dict[str, Any]:
+def measure_step(mounted: MountedTarget, count: int, client_nofile: int) -> dict[str, Any]:
     """Open `count` fd-pressure files through `mounted`, hold, close; the measured columns.
 
     The files must exist (prepare_files) under the mount's FILES_DIR; the caller owns the
@@ -412,6 +400,111 @@ def measure_step(mounted: Mounted, count: int, client_nofile: int) -> dict[str, 
         "returned_to_baseline": not differences,
         "baseline_detail": "; ".join(differences) or None,
     }
+
+
+# ---------------------------------------------------------------- all steps
+
+
+def _client_nofile(plan: FdPressure, progress: Callable[[str], None]) -> int:
+    """The client's RLIMIT_NOFILE: as asked, else the hard limit; never above the hard limit."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    nofile = plan.client_nofile or hard
+    if nofile > hard:
+        raise InputError(
+            f"fd_pressure.client_nofile {nofile} exceeds this process's hard RLIMIT_NOFILE {hard}; "
+            f"lower it (or leave it out to use {hard})"
+        )
+    largest = max(plan.open_files)
+    if largest + CLIENT_FD_RESERVE > nofile:
+        progress(
+            f"fd pressure: warning: the client may hold only {nofile} files, so opens beyond about "
+            f"{nofile - CLIENT_FD_RESERVE} of {largest} fail in the client itself, not in the daemon"
+        )
+    return nofile
+
+
+def _new_row(target: Target, count: int) -> dict[str, Any]:
+    row: dict[str, Any] = dict.fromkeys(FD_PRESSURE_COLUMNS)
+    row.update(
+        target=target.name,
+        target_type=target.type,
+        fd_policy=getattr(target, "fd_policy", None),
+        open_files=count,
+        status=STATUS_OK,
+    )
+    return row
+
+
+def _step(target: Target, count: int, plan: FdPressure, source: Path, workdir: Path, client_nofile: int) -> dict[str, Any]:
+    """One fd_pressure.csv row: mount `target` afresh, measure `count` opens, unmount."""
+    row = _new_row(target, count)
+    try:
+        with open_target(target, source, workdir, nofile=plan.daemon_nofile) as mounted:
+            notes = []
+            if mounted.daemon_pid:
+                row["daemon_nofile"] = nofile_soft_limit(mounted.daemon_pid)
+                if row["daemon_nofile"] != plan.daemon_nofile:
+                    notes.append(
+                        f"the daemon runs with RLIMIT_NOFILE {row['daemon_nofile']}, not the requested "
+                        f"{plan.daemon_nofile} (the target could not apply it)"
+                    )
+            row.update(measure_step(mounted, count, client_nofile))
+            row["baseline_detail"] = "; ".join(filter(None, [*notes, row["baseline_detail"]])) or None
+    except TargetUnavailable as exc:
+        row.update(status=STATUS_UNAVAILABLE, error=str(exc))
+    except BenchError as exc:
+        row.update(status=STATUS_FAILED, error=str(exc))
+    return row
+
+
+def _signed(value: int | None) -> str:
+    return "n/a" if value is None else f"{value:+d}"
+
+
+def _describe(row: dict[str, Any]) -> str:
+    head = f"fd pressure: {row['target']} N={row['open_files']}"
+    if row["status"] != STATUS_OK:
+        return f"{head}: {row['status']}: {row['error']}"
+    baseline = "back to baseline" if row["returned_to_baseline"] else f"NOT back to baseline ({row['baseline_detail']})"
+    failed = f", {row['failed']} failed ({row['errno']})" if row["failed"] else ""
+    return (
+        f"{head}: opened {row['opened']}{failed}; daemon fds {_signed(row['daemon_fds_delta'])}, "
+        f"hidden {_signed(row['hidden_files'])}, {BACKING_FILE_SLAB} {_signed(row['backing_file_objects'])}, "
+        f"open p50 {row['open_p50_us']} us; {baseline}"
+    )
+
+
+def run_fd_pressure(
+    scenario: Scenario,
+    source: Path,
+    workdir: Path,
+    write_row: Callable[[dict[str, Any]], None],
+    progress: Callable[[str], None] = print,
+) -> list[dict[str, Any]]:
+    """Run every fd-pressure step of `scenario` (targets x open_files, a fresh mount each).
+
+    Each row (FD_PRESSURE_COLUMNS) goes to `write_row` as soon as it is measured; all rows
+    are returned. A target that cannot run or a step that fails gives a row with status
+    unavailable or failed and the run goes on. The files are created in
+    source/fusebench-fdp once and reused.
+    """
+    plan = scenario.fd_pressure
+    if plan is None:
+        return []
+    source, workdir = source.resolve(), workdir.resolve()
+    client_nofile = _client_nofile(plan, progress)
+    progress(f"fd pressure: preparing {max(plan.open_files)} files in {source / FILES_DIR}")
+    prepare_files(source, max(plan.open_files))
+    rows = []
+    for name in plan.targets:
+        target = scenario.target(name)
+        for count in plan.open_files:
+            progress(f"fd pressure: {name}: opening {count} files (daemon RLIMIT_NOFILE {plan.daemon_nofile})")
+            row = _step(target, count, plan, source, workdir, client_nofile)
+            write_row(row)
+            rows.append(row)
+            progress(_describe(row))
+    return rows
 
 
 # ---------------------------------------------------------------- entry point
