@@ -1,0 +1,146 @@
+"""`fusebench` command line: parse arguments, call the core, return an exit status.
+
+Every subcommand imports what it needs when it runs, so a module that is missing or
+broken only disables its own command, with a message instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+from types import ModuleType
+
+from bench import __version__
+from bench.errors import BenchError, InputError
+
+EXIT_INTERRUPTED = 130
+REPORT_FORMATS = ("html", "text", "markdown", "csv")
+
+
+def _require(module: str, command: str) -> ModuleType:
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise InputError(
+            f"`fusebench {command}` is not available: {module} cannot be imported ({exc}); "
+            "reinstall with `make setup`, or update the checkout"
+        ) from None
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    return _require("bench.doctor", "doctor").run_doctor()
+
+
+def _validate(args: argparse.Namespace) -> int:
+    scenario = _require("bench.scenario", "validate").load_scenario(args.scenario)
+    cells = scenario.cells()
+    print(
+        f"{args.scenario}: ok: scenario {scenario.name}, {len(cells)} cells x {len(scenario.targets)} targets "
+        f"x {scenario.repeat} repetitions = {len(cells) * len(scenario.targets) * scenario.repeat} runs"
+        + (", plus fd pressure" if scenario.fd_pressure else "")
+    )
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    runner = _require("bench.runner", "run")
+    options = runner.RunOptions(
+        scenario_path=args.scenario,
+        out=args.out,
+        repeat=args.repeat,
+        resume=args.resume,
+        dry_run=args.dry_run,
+        force=args.force,
+        seed=args.seed,
+        workdir=args.workdir,
+    )
+    return runner.run(options)
+
+
+def _report(args: argparse.Namespace) -> int:
+    written = _require("bench.report", "report").write_report(args.results, args.output, args.format)
+    if written is not None and args.output is not None:
+        print(f"wrote {written}")
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    written = _require("bench.report", "compare").write_comparison(args.results_a, args.results_b, args.output)
+    print(f"wrote {written}")
+    return 0
+
+
+def _mount(args: argparse.Namespace) -> int:
+    return _require("bench.fusefs.cli", "mount").main(args.server_args)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line (README documents it)."""
+    parser = argparse.ArgumentParser(
+        prog="fusebench", description="Measure what Linux FUSE passthrough buys and what it costs."
+    )
+    parser.add_argument("--version", action="version", version=f"fusebench {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    doctor = commands.add_parser("doctor", help="what this machine supports, and how to fix what it does not")
+    doctor.set_defaults(func=_doctor)
+
+    validate = commands.add_parser("validate", help="check a scenario file (exit 2 with file:line: message)")
+    validate.add_argument("scenario", type=Path, metavar="SCENARIO.yaml")
+    validate.set_defaults(func=_validate)
+
+    run = commands.add_parser("run", help="run a scenario into a results folder")
+    run.add_argument("scenario", type=Path, metavar="SCENARIO.yaml")
+    run.add_argument("--out", type=Path, help="results folder (default: results/NAME-TIMESTAMP)")
+    run.add_argument("--repeat", type=_positive, help="repetitions per cell (overrides the scenario's repeat)")
+    run.add_argument("--resume", action="store_true", help="complete an interrupted results folder (--out)")
+    run.add_argument("--dry-run", action="store_true", help="print the plan and its estimated duration; run nothing")
+    run.add_argument("--force", action="store_true", help="replace an existing results folder")
+    run.add_argument("--seed", type=int, help="seed of the target order (default: the scenario's, else random)")
+    run.add_argument("--workdir", type=Path, help="where data files and mountpoints go (default: /var/tmp/fusebench/NAME)")
+    run.set_defaults(func=_run)
+
+    report = commands.add_parser("report", help="summarise a results folder")
+    report.add_argument("results", type=Path, metavar="RESULTS_DIR")
+    report.add_argument("-o", "--output", type=Path, help="output file (default: under reports/, or stdout for text)")
+    report.add_argument("--format", choices=REPORT_FORMATS, default="html")
+    report.set_defaults(func=_report)
+
+    compare = commands.add_parser("compare", help="compare two results folders")
+    compare.add_argument("results_a", type=Path, metavar="RESULTS_A")
+    compare.add_argument("results_b", type=Path, metavar="RESULTS_B")
+    compare.add_argument("-o", "--output", type=Path, help="output file (default: reports/A-vs-B.html)")
+    compare.set_defaults(func=_compare)
+
+    mount = commands.add_parser(
+        "mount",
+        add_help=False,
+        help="mount SRC at MNT with the built-in server (foreground; `fusebench mount --help` for options)",
+    )
+    mount.add_argument("server_args", nargs=argparse.REMAINDER)
+    mount.set_defaults(func=_mount)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; never a traceback for an expected error."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except BenchError as exc:
+        for line in str(exc).splitlines() or [type(exc).__name__]:
+            print(f"fusebench: error: {line}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        # Whatever was mounted came down in the context managers the interrupt unwound.
+        print("fusebench: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
