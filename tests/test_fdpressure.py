@@ -22,7 +22,7 @@ from bench.fdpressure import (
     prepare_files,
     run_fd_pressure,
 )
-from bench.scenario import Scenario, parse_scenario
+from bench.scenario import Scenario, load_scenario, parse_scenario
 from bench.targets import open_target
 
 CLIENT_NOFILE = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
@@ -120,3 +120,67 @@ def test_failed_opens_are_counted_with_the_first_errno(tmp_path: Path) -> None:
     assert (row["opened"], row["failed"], row["errno"]) == (count, 5, "ENOENT")
     assert row["client_fds_delta"] == count
     assert row["returned_to_baseline"] is True, row["baseline_detail"]
+
+
+# ---------------------------------------------------------------- the built-in server
+
+PLAIN = "{name: fuse, type: fuse}"
+KEEP = "{name: passthrough-keep, type: passthrough, fd_policy: keep}"
+CLOSE = "{name: passthrough-close, type: passthrough, fd_policy: close}"
+
+
+@pytest.mark.integration
+def test_keep_policy_holds_one_daemon_fd_per_open_file(run_steps) -> None:
+    rows = run_steps(fd_scenario([KEEP], [100, 300], daemon_nofile=4096))
+    for row in rows:
+        count = row["open_files"]
+        assert (row["opened"], row["failed"]) == (count, 0)
+        assert row["daemon_fds_delta"] >= count - DAEMON_FDS_TOLERANCE
+        assert row["backing_ids"] == count
+        assert abs(row["backing_file_objects"] - count) <= SLAB_TOLERANCE
+        assert abs(row["hidden_files"]) <= FILE_NR_TOLERANCE  # the daemon's fds are the backing files
+        assert row["returned_to_baseline"] is True, row["baseline_detail"]
+    assert rows[1]["daemon_fds_delta"] - rows[0]["daemon_fds_delta"] >= 200 - 2 * DAEMON_FDS_TOLERANCE
+
+
+@pytest.mark.integration
+def test_close_policy_keeps_daemon_fds_flat_while_hidden_files_grow(run_steps) -> None:
+    rows = run_steps(fd_scenario([CLOSE], [100, 300], daemon_nofile=4096))
+    for row in rows:
+        count = row["open_files"]
+        assert (row["opened"], row["failed"]) == (count, 0)
+        assert abs(row["daemon_fds_delta"]) <= DAEMON_FDS_TOLERANCE
+        assert row["backing_ids"] == count
+        assert abs(row["hidden_files"] - count) <= FILE_NR_TOLERANCE
+        assert abs(row["backing_file_objects"] - count) <= SLAB_TOLERANCE
+        assert row["kernel_bytes_per_file"] > 0
+        assert row["returned_to_baseline"] is True, row["baseline_detail"]
+    assert rows[1]["hidden_files"] > rows[0]["hidden_files"]
+
+
+@pytest.mark.integration
+def test_close_policy_outlives_a_daemon_limit_that_plain_and_keep_hit(run_steps) -> None:
+    count, nofile = 400, 256
+    rows = {row["target"]: row for row in run_steps(fd_scenario([PLAIN, KEEP, CLOSE], [count], daemon_nofile=nofile))}
+    for name in ("fuse", "passthrough-keep"):
+        row = rows[name]
+        assert row["daemon_nofile"] == nofile
+        # Each open file costs the daemon one fd: opens fail once its table is full.
+        assert nofile - 64 <= row["opened"] < nofile
+        assert row["failed"] == count - row["opened"]
+        assert row["errno"] == "EMFILE"
+        assert row["daemon_fds_before"] + row["daemon_fds_delta"] <= nofile
+        assert row["returned_to_baseline"] is True, row["baseline_detail"]
+    close = rows["passthrough-close"]
+    assert (close["opened"], close["failed"], close["errno"]) == (count, 0, None)
+    assert close["returned_to_baseline"] is True, close["baseline_detail"]
+
+
+def test_shipped_scenario_has_the_fd_pressure_experiment() -> None:
+    scenario = load_scenario(Path(__file__).parent.parent / "scenarios" / "fd-pressure.yaml")
+    policies = {scenario.target(name).type + "/" + str(getattr(scenario.target(name), "fd_policy", None))
+                for name in scenario.fd_pressure.targets}
+    assert {"fuse/None", "passthrough/keep", "passthrough/close"} <= policies
+    assert max(scenario.fd_pressure.open_files) > 4 * scenario.fd_pressure.daemon_nofile
+    many = [cell for cell in scenario.cells() if cell.nrfiles > 1]
+    assert len({cell.nrfiles for cell in many}) >= 2 and all(cell.openfiles is None for cell in many)
