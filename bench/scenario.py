@@ -383,14 +383,19 @@ def _model_at(loc: tuple, data: Any) -> type[BaseModel] | None:
     return None
 
 
+# fio's long option names, so that `blocksize:` suggests `bs`.
+_FIO_SYNONYMS = {"blocksize": "bs", "readwrite": "rw", "filesize": "size", "timeout": "runtime", "io_engine": "ioengine"}
+
+
 def _describe(error: dict, loc: tuple, data: Any) -> str:
     key = ".".join(str(p) for p in loc)
     kind = error["type"]
     if kind == "extra_forbidden":
         unknown = str(loc[-1])
         known = _known_keys(_model_at(loc[:-1], data))
-        hint = difflib.get_close_matches(unknown, known, n=1)
-        fix = f"did you mean {hint[0]!r}?" if hint else f"known keys: {', '.join(known)}"
+        synonyms = {alias: name for alias, name in _FIO_SYNONYMS.items() if name in known}
+        hint = difflib.get_close_matches(unknown, known + list(synonyms), n=1)
+        fix = f"did you mean {synonyms.get(hint[0], hint[0])!r}?" if hint else f"known keys: {', '.join(known)}"
         return f"unknown key {unknown!r} ({key}); {fix}"
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         return f"{key}: type must be one of native, fuse, passthrough, external"
@@ -408,6 +413,9 @@ def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
         data, lines = _compose_with_lines(text, source)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
+        context = getattr(exc, "context_mark", None)
+        if context and (mark is None or mark.index >= len(text.rstrip())):
+            mark = context  # "got <stream end>": the line that opened what was never closed says more
         line = mark.line + 1 if mark else 1
         raise ScenarioError(f"{source}:{line}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
     if not isinstance(data, dict):
@@ -427,8 +435,8 @@ def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
                 line = _line_of(loc + ("type",), lines)
             else:
                 line = _line_of(loc, lines)
-            messages.append(f"{source}:{line}: {_describe(error, loc, data)}")
-        raise ScenarioError("\n".join(messages)) from None
+            messages.append((line, f"{source}:{line}: {_describe(error, loc, data)}"))
+        raise ScenarioError("\n".join(message for _, message in sorted(messages, key=lambda m: m[0]))) from None
 
 
 def load_scenario(path: str | Path) -> Scenario:

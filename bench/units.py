@@ -1,5 +1,6 @@
 """fio-style sizes (4k, 1M, 1G) and durations (500ms, 10s, 2m, 1h)."""
 
+import math
 import re
 
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?b)?\s*$", re.IGNORECASE)
@@ -32,6 +33,8 @@ def parse_duration(value: int | float | str) -> float:
     if isinstance(value, bool):
         raise ValueError("expected a duration like 10s or 2m, not a boolean")
     if isinstance(value, (int, float)):
+        if not math.isfinite(value):
+            raise ValueError(f"{value!r} is not a duration")
         if value < 0:
             raise ValueError("a duration cannot be negative")
         return float(value)

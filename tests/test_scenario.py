@@ -1,0 +1,164 @@
+"""bench.scenario: validation with file:line errors, sweeps, units, shipped scenarios."""
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from bench.errors import InputError
+from bench.scenario import ScenarioError, cell_key, load_scenario, parse_scenario
+
+REPO = Path(__file__).resolve().parent.parent
+HEAD = """\
+name: t
+targets:
+  - {name: native, type: native}
+  - {name: fuse, type: fuse}
+"""
+
+
+def workload(body: str) -> str:
+    """HEAD plus one workload whose keys are `body` (one per line)."""
+    return HEAD + "workloads:\n  - name: w\n" + textwrap.indent(textwrap.dedent(body), "    ")
+
+
+# (id, YAML, words the message must contain). The line marked `# <-` is where the error must point.
+BAD = [
+    ("unknown-key", workload("rw: read\nblocksiz: 4k  # <-\n"), ["'blocksiz'", "did you mean 'bs'"]),
+    ("unknown-top-key", HEAD + "workloads: []\nrepaet: 3  # <-\n", ["'repaet'", "did you mean 'repeat'"]),
+    ("unknown-target-key", "name: t\ntargets:\n  - name: f\n    type: fuse\n    thread: 2  # <-\nworkloads: [{name: w, rw: read}]\n", ["'thread'", "did you mean 'threads'"]),
+    ("wrong-type", workload("rw: read\niodepth: lots  # <-\n"), ["iodepth", "valid integer", "'lots'"]),
+    ("wrong-type-bool", workload("rw: read\nend_fsync: maybe  # <-\n"), ["end_fsync", "boolean"]),
+    ("out-of-range", workload("rw: read\nnumjobs: 0  # <-\n"), ["numjobs", "greater than or equal to 1"]),
+    ("out-of-range-in-sweep", workload("rw: read\niodepth: [1, 9999]  # <-\nioengine: libaio\n"), ["iodepth.1", "less than or equal to 4096"]),
+    ("bad-size", workload("rw: read\nsize: 12XB  # <-\n"), ["size", "'12XB' is not a size"]),
+    ("size-too-small", workload("rw: read\nsize: 1k  # <-\n"), ["size", "4096"]),
+    ("bad-duration", workload("rw: read\nruntime: 3 fortnights  # <-\n"), ["runtime", "not a duration"]),
+    ("zero-duration", workload("rw: read\nruntime: 0s  # <-\n"), ["runtime", "greater than 0"]),
+    ("bad-rw", workload("rw: readd  # <-\n"), ["rw", "'read'"]),
+    ("missing-rw", workload("bs: 4k\n").replace("  - name: w", "  - name: w  # <-"), ["rw", "required"]),
+    ("bad-target-type", "name: t\ntargets:\n  - name: n\n    type: nfs  # <-\nworkloads: [{name: w, rw: read}]\n", ["targets.0", "native, fuse, passthrough, external"]),
+    ("duplicate-target-name", HEAD + "  - {name: fuse, type: passthrough}  # <-\nworkloads: [{name: w, rw: read}]\n", ["targets.2.name", "two targets are named 'fuse'"]),
+    ("duplicate-workload-name", HEAD + "workloads:\n  - {name: w, rw: read}\n  - {name: w, rw: write}  # <-\n", ["workloads.1.name", "two workloads"]),
+    ("external-without-mountpoint", "name: t\ntargets:\n  - name: hp\n    type: external\n    command: [hp, '{source}']  # <-\nworkloads: [{name: w, rw: read}]\n", ["command", "{mountpoint}"]),
+    ("external-unknown-placeholder", "name: t\ntargets:\n  - name: hp\n    type: external\n    command: [hp, '{mountpoint}', '{home}']  # <-\nworkloads: [{name: w, rw: read}]\n", ["command", "{home}"]),
+    ("passthrough-keep-cache", "name: t\ntargets:\n  - {name: p, type: passthrough, keep_cache: true}  # <-\nworkloads: [{name: w, rw: read}]\n", ["targets.0", "keep_cache"]),
+    ("iodepth-with-psync", workload("rw: randread\niodepth: 8  # <-\n"), ["iodepth", "async ioengine", "psync"]),
+    ("iodepth-sweep-with-sync", workload("rw: randread\nioengine: sync\niodepth: [1, 32]  # <-\n"), ["iodepth", "iodepth=32"]),
+    ("size-not-multiple-of-bs", workload("rw: read\nbs: 1M\nsize: 1536k  # <-\n"), ["size", "not a multiple of bs 1m"]),
+    ("rwmixread-on-read", workload("rw: read\nrwmixread: 70  # <-\n"), ["rwmixread", "randrw"]),
+    ("openfiles-above-nrfiles", workload("rw: read\nnrfiles: 2\nopenfiles: 3  # <-\n"), ["openfiles", "nrfiles"]),
+    ("fd-pressure-unknown-target", HEAD + "fd_pressure:\n  targets: [fuse, passthru]  # <-\n  open_files: [10]\n", ["fd_pressure.targets.1", "'passthru'"]),
+    ("nothing-to-do", HEAD.replace("name: t", "name: t  # <-"), ["workloads, fd_pressure"]),
+    ("invalid-yaml", workload("rw: read\nbs: [4k, 8k  # <-\n"), ["not valid YAML"]),
+    ("invalid-yaml-tab", HEAD + "workloads:\n\t- {name: w}  # <-\n", ["not valid YAML"]),
+    ("empty-file", "# <-\n", ["a scenario is a mapping"]),
+    ("not-a-mapping", "- just a list  # <-\n", ["a scenario is a mapping"]),
+    ("duplicate-key", workload("rw: read\nbs: 4k\nbs: 8k  # <-\n"), ["'bs'", "twice"]),
+    ("python-tag", workload("rw: !!python/name:os.system read  # <-\n"), ["not valid YAML"]),
+    ("fio-option-exec_prerun", workload("rw: read\nexec_prerun: touch /tmp/pwned  # <-\n"), ["'exec_prerun'", "unknown key"]),
+    ("fio-option-filename", workload("rw: read\nfilename: /dev/sda  # <-\n"), ["'filename'", "unknown key"]),
+    ("fio-option-directory", workload("rw: read\ndirectory: /etc  # <-\n"), ["'directory'", "unknown key"]),
+    ("fio-option-ioengine-external", workload("rw: read\nioengine: external:/tmp/x.so  # <-\n"), ["ioengine", "'libaio'"]),
+    ("fio-option-ioengine-exec", workload("rw: read\nioengine: exec  # <-\n"), ["ioengine"]),
+    ("fio-option-ioengine-sg", workload("rw: read\nioengine: sg  # <-\n"), ["ioengine"]),
+    ("fio-name-injection", "name: t\ntargets: [{name: n, type: native}]\nworkloads:\n  - name: 'w:$HOME'  # <-\n    rw: read\n", ["workloads.0.name", "pattern"]),
+]
+
+
+@pytest.mark.parametrize(("text", "words"), [case[1:] for case in BAD], ids=[case[0] for case in BAD])
+def test_bad_scenarios_name_file_line_and_key(text, words):
+    expected_line = next(i for i, line in enumerate(text.splitlines(), 1) if "# <-" in line)
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(text, "bad.yaml")
+    message = str(info.value)
+    assert message.startswith(f"bad.yaml:{expected_line}: "), message
+    for word in words:
+        assert word in message, message
+    assert isinstance(info.value, InputError) and info.value.exit_code == 2
+
+
+def test_sweep_union_reports_only_the_branch_the_input_took():
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(workload("rw: read\nbs: 3x\n"), "s.yaml")
+    message = str(info.value)
+    assert message.count("\n") == 0, message  # one error, not one per union branch
+    assert "list" not in message and "function-" not in message
+
+
+def test_every_error_is_reported_with_its_own_line():
+    text = workload("rw: read\nnumjobs: 0\nbs: 3x\n")
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(text, "s.yaml")
+    lines = str(info.value).splitlines()
+    assert [line.split(": ")[0] for line in lines] == ["s.yaml:8", "s.yaml:9"]
+
+
+def test_sweeps_expand_to_every_combination_in_file_order():
+    scenario = parse_scenario(workload("rw: [randread, randwrite]\nbs: 4k\niodepth: [1, 32]\nioengine: libaio\n"))
+    cells = scenario.cells()
+    assert [(c.rw, c.iodepth) for c in cells] == [("randread", 1), ("randread", 32), ("randwrite", 1), ("randwrite", 32)]
+    assert cells[1].sweep == {"rw": "randread", "iodepth": 32}
+    assert [cell_key(c) for c in cells] == [
+        "w_rw-randread_iodepth-1", "w_rw-randread_iodepth-32", "w_rw-randwrite_iodepth-1", "w_rw-randwrite_iodepth-32",
+    ]
+    assert all(c.bs == 4096 and c.ioengine == "libaio" for c in cells)
+
+
+def test_cell_key_spells_sizes_like_fio():
+    cells = parse_scenario(workload("rw: read\nbs: [4k, 1M]\nsize: 2M\n")).cells()
+    assert [cell_key(c) for c in cells] == ["w_bs-4k", "w_bs-1m"]
+
+
+def test_unswept_workload_is_one_cell_keyed_by_name():
+    (cell,) = parse_scenario(workload("rw: read\n")).cells()
+    assert cell_key(cell) == "w" and cell.sweep == {}
+
+
+def test_units_and_defaults_reach_the_cell():
+    (cell,) = parse_scenario(workload("rw: read\nbs: 1M\nsize: 1G\nruntime: 1.5m\nramp_time: 500ms\n")).cells()
+    assert (cell.bs, cell.size, cell.runtime, cell.ramp_time) == (1 << 20, 1 << 30, 90.0, 0.5)
+    assert (cell.ioengine, cell.iodepth, cell.numjobs, cell.nrfiles, cell.direct, cell.cache) == ("psync", 1, 1, 1, False, "cold")
+
+
+def test_one_bad_sweep_cell_rejects_the_workload_even_if_others_are_fine():
+    with pytest.raises(ScenarioError, match=r"psync does one I/O at a time \(in the sweep cell ioengine=psync\)"):
+        parse_scenario(workload("rw: randread\nioengine: [libaio, psync]\niodepth: 32\n"))
+
+
+def test_targets_and_external_argv():
+    scenario = parse_scenario(
+        "name: t\ntargets:\n  - {name: hp, type: external, command: [hp, '{source}', '{mountpoint}', -o, 'x={source}']}\n"
+        "workloads: [{name: w, rw: read}]\n"
+    )
+    target = scenario.target("hp")
+    assert target.argv(Path("/src"), Path("/mnt")) == ["hp", "/src", "/mnt", "-o", "x=/src"]
+
+
+@pytest.mark.parametrize("name", ["quick.yaml", "perf.yaml"])
+def test_shipped_scenarios_load(name):
+    path = REPO / "scenarios" / name
+    if not path.exists():
+        pytest.skip(f"{name} not in this tree")
+    scenario = load_scenario(path)
+    assert scenario.cells()
+    assert {t.type for t in scenario.targets} >= {"native", "fuse", "passthrough"}
+
+
+def test_quick_yaml_cells():
+    scenario = load_scenario(REPO / "scenarios" / "quick.yaml")
+    assert scenario.name == "quick"
+    assert [cell_key(c) for c in scenario.cells()] == ["seqread-1m", "randread-4k", "seqwrite-1m", "randwrite-4k"]
+
+
+def test_load_scenario_unreadable_file(tmp_path):
+    with pytest.raises(ScenarioError, match=r"missing\.yaml: cannot read"):
+        load_scenario(tmp_path / "missing.yaml")
+
+
+def test_load_scenario_names_the_path(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text(workload("rw: read\nbs: 0\n"))
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    assert str(info.value).startswith(f"{path}:8: workloads.0.bs")
