@@ -1,0 +1,7 @@
+"""`python -m bench.fusefs`: the built-in FUSE server."""
+
+import sys
+
+from bench.fusefs.cli import main
+
+sys.exit(main())

@@ -1,0 +1,101 @@
+"""`python -m bench.fusefs SOURCE MOUNTPOINT ...`: argument checks, then the server."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from bench.errors import EXIT_BAD_INPUT, BenchError
+from bench.fusefs.backing import FD_POLICIES
+from bench.fusefs.config import Options
+from bench.fusefs.server import Server
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2 (argparse would print usage)
+        raise BenchError(message)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1: {text}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0: {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of the built-in server."""
+    ap = _Parser(prog="python -m bench.fusefs", description="Mirror SOURCE at MOUNTPOINT over FUSE.")
+    ap.add_argument("source")
+    ap.add_argument("mountpoint")
+    ap.add_argument("--mode", choices=["plain", "passthrough"], default="plain")
+    ap.add_argument("--fd-policy", choices=FD_POLICIES, default="keep")
+    ap.add_argument("--cache-size", type=_positive, default=1024)
+    ap.add_argument("--threads", type=_positive, default=os.cpu_count() or 1)
+    ap.add_argument("--max-pages", type=_positive, default=256)
+    ap.add_argument("--max-background", type=_positive, default=64)
+    ap.add_argument("--writeback-cache", action="store_true")
+    ap.add_argument("--keep-cache", action="store_true")
+    ap.add_argument("--direct-io", action="store_true")
+    ap.add_argument("--attr-timeout", type=_seconds, default=1.0)
+    ap.add_argument("--entry-timeout", type=_seconds, default=1.0)
+    ap.add_argument("--xattr", choices=["on", "off"], default="off")
+    ap.add_argument("--stats-file")
+    ap.add_argument("--stats-interval", type=_seconds, default=0.25)
+    ap.add_argument("--nofile", type=_positive)
+    return ap
+
+
+def parse_options(argv: list[str]) -> Options:
+    """Validated options, or BenchError with a one-line reason."""
+    a = build_parser().parse_args(argv)
+    for name in ("source", "mountpoint"):
+        if not os.path.isabs(getattr(a, name)):
+            raise BenchError(f"{name} must be an absolute path: {getattr(a, name)}")
+    if not os.path.isdir(a.source):
+        raise BenchError(f"source is not a directory: {a.source}")
+    if not os.path.isdir(a.mountpoint):
+        raise BenchError(f"mountpoint is not a directory: {a.mountpoint}")
+    if a.max_pages > 256:
+        raise BenchError(f"--max-pages must be <= 256 (1 MiB requests): {a.max_pages}")
+    if a.max_background > 65535:
+        raise BenchError(f"--max-background must be <= 65535: {a.max_background}")
+    if a.stats_interval <= 0:
+        raise BenchError("--stats-interval must be > 0")
+    if a.mode == "passthrough":
+        if os.geteuid() != 0:
+            raise BenchError("passthrough needs root (FUSE_DEV_IOC_BACKING_OPEN requires CAP_SYS_ADMIN)")
+        conflicts = {
+            "writeback_cache": "--writeback-cache disables passthrough in the kernel",
+            "keep_cache": "--keep-cache makes passthrough opens fail with EIO",
+            "direct_io": "--direct-io turns passthrough off for reads and writes",
+        }
+        for flag, why in conflicts.items():
+            if getattr(a, flag):
+                raise BenchError(f"{why}: not allowed with --mode passthrough")
+    return Options(
+        source=os.path.realpath(a.source), mountpoint=os.path.realpath(a.mountpoint), mode=a.mode,
+        fd_policy=a.fd_policy, cache_size=a.cache_size, threads=a.threads, max_pages=a.max_pages,
+        max_background=a.max_background, writeback_cache=a.writeback_cache,
+        keep_cache=a.keep_cache, direct_io=a.direct_io, attr_timeout=a.attr_timeout,
+        entry_timeout=a.entry_timeout, xattr=a.xattr, stats_file=a.stats_file,
+        stats_interval=a.stats_interval, nofile=a.nofile,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the server in the foreground; 0 when unmounted or signalled, 2 for bad input."""
+    try:
+        opts = parse_options(sys.argv[1:] if argv is None else argv)
+        return Server(opts).run()
+    except BenchError as exc:
+        print(f"fusefs: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT

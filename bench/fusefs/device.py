@@ -1,0 +1,152 @@
+"""/dev/fuse: open, mount (mount(2) as root, fusermount3 otherwise), clone, backing ioctls, unmount."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import fcntl
+import os
+import socket
+import subprocess
+import time
+
+from bench.fusefs.protocol import (
+    BACKING_MAP,
+    FUSE_DEV_IOC_BACKING_CLOSE,
+    FUSE_DEV_IOC_BACKING_OPEN,
+    FUSE_DEV_IOC_CLONE,
+    U32,
+)
+
+DEV_FUSE = "/dev/fuse"
+FSNAME = "fusebench"
+MS_NOSUID = 2
+MS_NODEV = 4
+MNT_DETACH = 2
+FUSECTL = "/sys/fs/fuse/connections"
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+
+
+def _check(result: int, what: str) -> int:
+    if result < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+    return result
+
+
+def mount_root(mountpoint: str, max_read: int) -> int:
+    """Open /dev/fuse and mount it on `mountpoint` with mount(2); return the session fd."""
+    fd = os.open(DEV_FUSE, os.O_RDWR | os.O_CLOEXEC)
+    data = (
+        f"fd={fd},rootmode=40000,user_id=0,group_id=0,default_permissions,allow_other,max_read={max_read}"
+    )
+    try:
+        _check(
+            _libc.mount(FSNAME.encode(), mountpoint.encode(), f"fuse.{FSNAME}".encode(),
+                        MS_NOSUID | MS_NODEV, data.encode()),
+            f"mount {mountpoint}",
+        )
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
+def mount_fusermount(mountpoint: str, max_read: int) -> int:
+    """Mount through fusermount3 (unprivileged); it passes the /dev/fuse fd back over a socket."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        opts = f"fsname={FSNAME},subtype={FSNAME},default_permissions,max_read={max_read}"
+        proc = subprocess.run(
+            ["fusermount3", "-o", opts, "--", mountpoint],
+            env={**os.environ, "_FUSE_COMMFD": str(theirs.fileno())},
+            pass_fds=[theirs.fileno()], capture_output=True, text=True, check=False,
+        )
+        theirs.close()
+        if proc.returncode != 0:
+            raise OSError(errno.EPERM, f"fusermount3 failed: {proc.stderr.strip() or proc.returncode}")
+        _, fds, _, _ = socket.recv_fds(ours, 1, 1)
+        if not fds:
+            raise OSError(errno.EIO, "fusermount3 did not pass a /dev/fuse fd")
+        os.set_inheritable(fds[0], False)
+        return fds[0]
+    finally:
+        theirs.close()
+        ours.close()
+
+
+def clone(session_fd: int) -> int:
+    """A new /dev/fuse fd serving the same connection (one per worker thread)."""
+    fd = os.open(DEV_FUSE, os.O_RDWR | os.O_CLOEXEC)
+    try:
+        fcntl.ioctl(fd, FUSE_DEV_IOC_CLONE, U32.pack(session_fd))
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
+def backing_open(dev_fd: int, file_fd: int) -> int:
+    """Register `file_fd` as a passthrough backing file; return its backing id."""
+    buf = bytearray(BACKING_MAP.pack(file_fd, 0, 0))
+    return fcntl.ioctl(dev_fd, FUSE_DEV_IOC_BACKING_OPEN, buf, True)
+
+
+def backing_close(dev_fd: int, backing_id: int) -> None:
+    """Drop the daemon's registration of a backing id."""
+    fcntl.ioctl(dev_fd, FUSE_DEV_IOC_BACKING_CLOSE, bytearray(U32.pack(backing_id)), True)
+
+
+def umount(mountpoint: str, flags: int = 0) -> None:
+    """umount2(2); as non-root, fusermount3 -u (-z for a lazy unmount)."""
+    if os.geteuid() == 0:
+        _check(_libc.umount2(mountpoint.encode(), flags), f"umount {mountpoint}")
+        return
+    argv = ["fusermount3", "-u"] + (["-z"] if flags & MNT_DETACH else []) + ["--", mountpoint]
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise OSError(errno.EBUSY, f"fusermount3 -u failed: {proc.stderr.strip()}")
+
+
+def unmount(mountpoint: str, retries: int = 10, delay: float = 0.1) -> None:
+    """Unmount, retrying while busy, then detach lazily. An already unmounted path is fine."""
+    for _ in range(retries):
+        try:
+            umount(mountpoint)
+            return
+        except OSError as exc:
+            if exc.errno in (errno.EINVAL, errno.ENOENT):
+                return
+            if exc.errno != errno.EBUSY:
+                break
+        time.sleep(delay)
+    try:
+        umount(mountpoint, MNT_DETACH)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOENT):
+            raise
+
+
+def connection_id(mountpoint: str) -> int | None:
+    """The FUSE connection number of a mount (minor of its anonymous st_dev)."""
+    try:
+        return os.minor(os.stat(mountpoint).st_dev)
+    except OSError:
+        return None
+
+
+def abort_connection(connection: int) -> bool:
+    """Abort a FUSE connection through fusectl (mounting fusectl if needed). True if aborted."""
+    path = f"{FUSECTL}/{connection}/abort"
+    if not os.path.exists(path) and os.path.isdir(FUSECTL) and not os.listdir(FUSECTL):
+        subprocess.run(["mount", "-t", "fusectl", "none", FUSECTL], capture_output=True, check=False)
+    try:
+        with open(path, "w") as f:
+            f.write("1")
+        return True
+    except OSError:
+        return False

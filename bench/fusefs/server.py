@@ -1,0 +1,303 @@
+"""The FUSE session: mount, INIT, worker threads (one cloned /dev/fuse fd each), unmount."""
+
+from __future__ import annotations
+
+import errno
+import mmap
+import os
+import resource
+import signal
+import sys
+import threading
+from typing import Any
+
+from bench.errors import InputError
+from bench.fusefs import device
+from bench.fusefs import protocol as p
+from bench.fusefs.backing import BackingRegistry
+from bench.fusefs.config import Options
+from bench.fusefs.mirror import Mirror
+from bench.fusefs.stats import Counters, StatsWriter, daemon_fds, snapshot
+
+WANTED_FLAGS = (p.ASYNC_READ | p.BIG_WRITES | p.ASYNC_DIO | p.MAX_PAGES | p.PARALLEL_DIROPS
+                | p.DO_READDIRPLUS | p.READDIRPLUS_AUTO | p.AUTO_INVAL_DATA | p.INIT_EXT)
+RETRY_READ = (errno.ENOENT, errno.EINTR, errno.EAGAIN)  # ENOENT: the request was interrupted
+
+
+class MountError(InputError):
+    """The mount could not be made as asked (exit 2, one line)."""
+
+
+def warn(message: str) -> None:
+    """One line on stderr (never on the hot path)."""
+    print(f"fusefs: {message}", file=sys.stderr, flush=True)
+
+
+def reply(dev_fd: int, unique: int, body: bytes) -> bool:
+    """Send a successful reply; False when the kernel no longer wants it."""
+    try:
+        os.write(dev_fd, p.OUT_HEADER.pack(p.OUT_HEADER_SIZE + len(body), 0, unique) + body)
+        return True
+    except OSError as exc:
+        if exc.errno not in (errno.ENOENT, errno.ENODEV):
+            warn(f"reply rejected by the kernel: {exc}")
+        return False
+
+
+def reply_error(dev_fd: int, unique: int, err: int, errors: dict[int, int]) -> None:
+    """Send an error reply (-errno) and count it."""
+    errors[err] = errors.get(err, 0) + 1
+    try:
+        os.write(dev_fd, p.OUT_HEADER.pack(p.OUT_HEADER_SIZE, -err, unique))
+    except OSError:
+        pass  # interrupted or unmounted: nobody waits for it
+
+
+class Server:
+    """One mount of the mirror file system, served until unmounted or signalled."""
+
+    def __init__(self, opts: Options) -> None:
+        self.opts = opts
+        self.connection: int | None = None
+        self._session = -1
+        self._mounted = False
+        self._counters: list[Counters] = []
+        self._backing: BackingRegistry | None = None
+        self._mirror: Mirror | None = None
+        self._wake = threading.Event()
+        self._signalled = False
+        self._bufsize = max(p.MIN_READ_BUFFER, opts.max_write + 4096)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Mount, serve until unmounted (exit 0) or SIGINT/SIGTERM (unmount, exit 0)."""
+        if self.opts.nofile:
+            try:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (self.opts.nofile, self.opts.nofile))
+            except (ValueError, OSError) as exc:
+                raise MountError(f"cannot set --nofile {self.opts.nofile}: {exc}") from None
+        os.umask(0)  # the kernel already applied the client's umask
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._on_signal)
+        mount = device.mount_root if os.geteuid() == 0 else device.mount_fusermount
+        try:
+            self._session = mount(self.opts.mountpoint, self.opts.max_write)
+        except OSError as exc:
+            raise MountError(f"cannot mount {self.opts.mountpoint}: {exc.strerror or exc}") from None
+        self._mounted = True
+        stats = None
+        try:
+            if self.opts.passthrough:
+                self._backing = BackingRegistry(self._session, self.opts.fd_policy, self.opts.cache_size)
+            self._mirror = Mirror(self.opts, self._backing, reply)
+            self._init()
+            if self.opts.passthrough:
+                self._probe_passthrough()
+            workers = self._start_workers()
+            self.connection = device.connection_id(self.opts.mountpoint)
+            if self.opts.stats_file:
+                stats = StatsWriter(self.opts.stats_file, self.opts.stats_interval, self.stats)
+                stats.start()
+            self._wait(workers)
+        finally:
+            if self._mounted:
+                device.unmount(self.opts.mountpoint)
+                self._mounted = False
+            if stats is not None:
+                stats.stop()
+        return 0
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self._signalled = True
+        self._wake.set()
+
+    def _wait(self, workers: list[threading.Thread]) -> None:
+        while True:
+            self._wake.wait(1.0)
+            self._wake.clear()
+            if self._signalled:
+                device.unmount(self.opts.mountpoint)
+                self._mounted = False
+                for worker in workers:
+                    worker.join(2.0)  # a detached mount may still be busy: do not wait for it
+                return
+            if not any(worker.is_alive() for worker in workers):
+                self._mounted = False  # unmounted from outside (ENODEV)
+                return
+
+    def stats(self) -> dict[str, Any]:
+        """The stats file's content (docs/INTERNALS.md)."""
+        data: dict[str, Any] = {
+            "pid": os.getpid(), "mode": self.opts.mode,
+            "fd_policy": self.opts.fd_policy if self.opts.passthrough else None,
+            "xattr": self.opts.xattr, "options": self.opts.summary(),
+            "connection": self.connection, "mounted": self._mounted,
+        }
+        data.update(snapshot(self._counters))
+        backing = self._backing
+        data["backing_ids"] = backing.ids_now if backing else 0
+        data["backing_ids_peak"] = backing.ids_peak if backing else 0
+        data["backing_opens_total"] = backing.opens_total if backing else 0
+        data["daemon_fds"] = daemon_fds()
+        if self._mirror is not None:
+            data.update(self._mirror.stats())
+        return data
+
+    # -- INIT --------------------------------------------------------------------------------
+
+    def _init(self) -> None:
+        """Answer INIT on the session fd; passthrough must be offered or the mount fails."""
+        buf = bytearray(self._bufsize)
+        while True:
+            try:
+                os.readv(self._session, [buf])
+                break
+            except OSError as exc:
+                if exc.errno not in RETRY_READ:
+                    raise MountError(f"reading INIT from /dev/fuse failed: {exc.strerror}") from None
+        h = p.InHeader._make(p.IN_HEADER.unpack_from(buf))
+        if h.opcode != p.INIT:
+            raise MountError(f"expected INIT from the kernel, got opcode {h.opcode}")
+        major, minor, max_readahead, flags, flags2 = p.INIT_IN.unpack_from(buf, p.IN_HEADER_SIZE)
+        if major != p.KERNEL_MAJOR:
+            reply_error(self._session, h.unique, errno.EPROTO, {})
+            raise MountError(f"unsupported FUSE protocol {major}.{minor}")
+        offered = flags | (flags2 << 32 if flags & p.INIT_EXT else 0)
+        wanted = WANTED_FLAGS
+        if self.opts.writeback_cache:
+            wanted |= p.WRITEBACK_CACHE
+        if self.opts.passthrough:
+            wanted |= p.PASSTHROUGH
+        agreed = wanted & offered
+        background = self.opts.max_background
+        body = p.INIT_OUT.pack(
+            p.KERNEL_MAJOR, min(minor, p.KERNEL_MINOR_MAX), max_readahead, agreed & 0xFFFFFFFF,
+            background, max(1, background * 3 // 4), self.opts.max_write, 1, self.opts.max_pages, 0,
+            agreed >> 32, 1 if self.opts.passthrough else 0,
+        )
+        reply(self._session, h.unique, body)
+        if self.opts.passthrough and not agreed & p.PASSTHROUGH:
+            raise MountError(f"passthrough refused: the kernel (FUSE 7.{minor}) did not offer PASSTHROUGH in INIT")
+
+    def _probe_passthrough(self) -> None:
+        """Register one backing file now, so a refusal fails the mount instead of every open."""
+        target = self.opts.source
+        with os.scandir(self.opts.source) as entries:
+            for entry in entries:
+                if entry.is_file(follow_symlinks=False):
+                    target = entry.path
+                    break
+        fd = os.open(target, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            device.backing_close(self._session, device.backing_open(self._session, fd))
+        except OSError as exc:
+            if exc.errno == errno.EISDIR:  # only a directory to probe with, and passthrough is on
+                return
+            why = {
+                errno.EPERM: "EPERM: needs CAP_SYS_ADMIN and a negotiated PASSTHROUGH",
+                errno.ELOOP: "ELOOP: the source file system is stacked too deep",
+            }.get(exc.errno, f"{errno.errorcode.get(exc.errno, exc.errno)}: {exc.strerror}")
+            raise MountError(f"passthrough refused by the kernel ({why})") from None
+        finally:
+            os.close(fd)
+
+    # -- workers -----------------------------------------------------------------------------
+
+    def _start_workers(self) -> list[threading.Thread]:
+        fds = [self._session] + [device.clone(self._session) for _ in range(self.opts.threads - 1)]
+        workers = []
+        for index, fd in enumerate(fds):
+            counters = Counters()
+            self._counters.append(counters)
+            worker = threading.Thread(target=self._worker, args=(fd, counters),
+                                      name=f"fusefs-{index}", daemon=True)
+            worker.start()
+            workers.append(worker)
+        return workers
+
+    def _worker(self, fd: int, counters: Counters) -> None:
+        try:
+            self._serve(fd, counters)
+        except Exception as exc:  # a bug must not take the mount down silently
+            warn(f"worker {threading.current_thread().name} stopped: {exc!r}")
+        finally:
+            self._wake.set()
+
+    def _serve(self, fd: int, counters: Counters) -> None:
+        """Read requests until ENODEV. READ and WRITE of plain mode are answered inline."""
+        head = bytearray(p.IN_HEADER_SIZE + p.WRITE_IN_SIZE)
+        # Write data lands page-aligned in `data` (O_DIRECT backing fds need that); READ replies
+        # are read into the page-aligned `out`.
+        data = mmap.mmap(-1, self._bufsize)
+        out = mmap.mmap(-1, self.opts.max_write)
+        datav, outv = memoryview(data), memoryview(out)
+        iov = [head, data]
+        read_hdr = bytearray(p.OUT_HEADER_SIZE)
+        write_reply = bytearray(p.OUT_HEADER_SIZE + p.WRITE_OUT.size)
+        requests, nbytes, errors = counters.requests, counters.bytes, counters.errors
+        fast = not self.opts.passthrough
+        readv, preadv, pwrite, write, writev = os.readv, os.preadv, os.pwrite, os.write, os.writev
+        unpack_head, unpack_io = p.IN_HEADER_HEAD.unpack_from, p.READ_IN.unpack_from
+        pack_out, pack_write = p.OUT_HEADER.pack_into, p.WRITE_OUT.pack_into
+        READ, WRITE, MAX = p.READ, p.WRITE, p.MAX_OPCODE
+        while True:
+            try:
+                n = readv(fd, iov)
+            except OSError as exc:
+                if exc.errno in RETRY_READ:
+                    continue
+                if exc.errno == errno.ENODEV:
+                    return
+                raise
+            _, opcode, unique, _ = unpack_head(head)
+            if opcode == READ and fast:
+                requests[READ] += 1
+                fh, offset, size, _ = unpack_io(head, 40)
+                try:
+                    got = preadv(fh, [outv[:size]], offset)
+                except OSError as exc:
+                    reply_error(fd, unique, exc.errno, errors)
+                    continue
+                nbytes[0] += got
+                pack_out(read_hdr, 0, 16 + got, 0, unique)
+                try:
+                    writev(fd, [read_hdr, outv[:got]])
+                except OSError:
+                    pass  # interrupted: the reader is gone
+            elif opcode == WRITE and fast:
+                requests[WRITE] += 1
+                fh, offset, size, _ = unpack_io(head, 40)
+                try:
+                    got = pwrite(fh, datav[:size], offset)
+                except OSError as exc:
+                    reply_error(fd, unique, exc.errno, errors)
+                    continue
+                nbytes[1] += got
+                pack_out(write_reply, 0, 24, 0, unique)
+                pack_write(write_reply, 16, got, 0)
+                try:
+                    write(fd, write_reply)
+                except OSError:
+                    pass
+            else:
+                requests[opcode if opcode < MAX else 0] += 1
+                self._dispatch(fd, n, head, data, opcode, errors)
+
+    def _dispatch(self, fd: int, n: int, head: bytearray, data: mmap.mmap, opcode: int,
+                  errors: dict[int, int]) -> None:
+        """Every request but the fast-path READ/WRITE (copies the message: not on the hot path)."""
+        msg = bytes(head[:n]) if n <= len(head) else bytes(head) + data[: n - len(head)]
+        h = p.InHeader._make(p.IN_HEADER.unpack_from(msg))
+        handlers = self._mirror.handlers
+        handler = handlers[opcode] if opcode < len(handlers) else handlers[0]
+        try:
+            result = handler(fd, h, msg[p.IN_HEADER_SIZE :])
+        except OSError as exc:
+            reply_error(fd, h.unique, exc.errno or errno.EIO, errors)
+        except Exception as exc:  # a bug: answer EIO instead of leaving the caller hanging
+            warn(f"{p.OPCODE_NAMES.get(opcode, opcode)} failed: {exc!r}")
+            reply_error(fd, h.unique, errno.EIO, errors)
+        else:
+            if result is not None:
+                reply(fd, h.unique, result)
