@@ -261,6 +261,7 @@ def end_process(ident: ProcessId, timeout: float = 5.0) -> bool:
         return False
     try:
         proc.terminate()
+        proc.resume()  # a stopped process acts on SIGTERM only once continued
         _, alive = psutil.wait_procs([proc], timeout=timeout)
         for rest in alive:
             rest.kill()

@@ -14,6 +14,7 @@ import logging
 import os
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -204,6 +205,7 @@ def _end_started(popen: subprocess.Popen, timeout: float) -> None:
         return
     except subprocess.TimeoutExpired:
         popen.terminate()
+        popen.send_signal(signal.SIGCONT)  # a stopped server acts on SIGTERM only once continued
     try:
         popen.wait(timeout)
     except subprocess.TimeoutExpired:

@@ -1,0 +1,55 @@
+"""Shared fixtures: root/tool requirements, a real bindfs mount, and a guard against leftover mounts."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bench import cleanup
+from bench.scenario import ExternalTarget
+from bench.targets import MountedTarget, open_target
+
+
+@pytest.fixture(autouse=True)
+def _sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Keep the cleanup state file per test, and fail a test that leaves a FUSE mount under tmp_path."""
+    monkeypatch.setenv(cleanup.STATE_ENV, str(tmp_path / "fusebench-state.json"))
+    yield
+    base = str(tmp_path.resolve()) + os.sep
+    left = [m.mountpoint for m in cleanup.mounts() if m.is_fuse and m.mountpoint.startswith(base)]
+    for mountpoint in reversed(left):
+        cleanup.unmount(mountpoint, timeout=2.0)
+    if left:
+        pytest.fail(f"test left FUSE mounts behind (now detached): {left}")
+
+
+@pytest.fixture
+def require_root() -> None:
+    """Skip unless running as root with /dev/fuse (what real mounts need)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    if not os.path.exists("/dev/fuse"):
+        pytest.skip("needs /dev/fuse")
+
+
+@pytest.fixture
+def require_fio() -> None:
+    """Skip unless fio is installed."""
+    if shutil.which("fio") is None:
+        pytest.skip("needs fio")
+
+
+@pytest.fixture
+def bindfs_mount(require_root: None, tmp_path: Path) -> Iterator[MountedTarget]:
+    """A foreground bindfs mount of tmp_path/source at tmp_path/work/mnt-bindfs, unmounted at teardown."""
+    if shutil.which("bindfs") is None:
+        pytest.skip("needs bindfs")
+    source = tmp_path / "source"
+    source.mkdir(exist_ok=True)
+    target = ExternalTarget(name="bindfs", type="external", command=["bindfs", "-f", "{source}", "{mountpoint}"])
+    with open_target(target, source, tmp_path / "work") as mounted:
+        yield mounted

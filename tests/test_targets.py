@@ -1,0 +1,140 @@
+"""bench.targets on real mounts: native, bindfs in the foreground and daemonized, failures."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+
+from bench import cleanup
+from bench.scenario import ExternalTarget, FuseTarget, NativeTarget, PassthroughTarget
+from bench.targets import MountedTarget, TargetError, TargetUnavailable, builtin_argv, open_target, target_unavailable_reason
+
+FOREGROUND = ["bindfs", "-f", "{source}", "{mountpoint}"]
+DAEMONIZING = ["bindfs", "{source}", "{mountpoint}"]
+
+
+def external(command: list[str], **options) -> ExternalTarget:
+    return ExternalTarget(name="ext", type="external", command=command, **options)
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> Path:
+    path = tmp_path / "source"
+    path.mkdir()
+    (path / "data").write_text("hello through fuse\n")
+    return path
+
+
+def assert_stopped(mounted: MountedTarget) -> None:
+    assert not cleanup.is_mounted(mounted.mountpoint)
+    assert not psutil.pid_exists(mounted.daemon_pid) or psutil.Process(mounted.daemon_pid).status() == psutil.STATUS_ZOMBIE
+    assert cleanup.entries() == []
+
+
+def test_native_is_the_source_itself(source: Path, tmp_path: Path) -> None:
+    with open_target(NativeTarget(name="native", type="native"), source, tmp_path / "work") as mounted:
+        assert mounted.path == source
+        assert mounted.mountpoint is None and mounted.daemon_pid is None and mounted.connection is None
+        assert mounted.read_stats() is None
+
+
+def test_unknown_command_is_unavailable(source: Path, tmp_path: Path) -> None:
+    target = external(["no-such-fuse-server-xyz", "{source}", "{mountpoint}"])
+    assert "not found on PATH" in target_unavailable_reason(target)
+    with pytest.raises(TargetUnavailable, match="no-such-fuse-server-xyz"):
+        with open_target(target, source, tmp_path / "work"):
+            pass
+
+
+@pytest.mark.skipif(importlib.util.find_spec("bench.fusefs.cli") is not None, reason="the built-in server exists")
+@pytest.mark.parametrize("target", [FuseTarget(name="fuse", type="fuse"), PassthroughTarget(name="pt", type="passthrough")])
+def test_builtin_targets_are_unavailable_without_the_server(require_root, target, source: Path, tmp_path: Path) -> None:
+    assert "bench.fusefs" in target_unavailable_reason(target)
+    with pytest.raises(TargetUnavailable):
+        with open_target(target, source, tmp_path / "work"):
+            pass
+
+
+def test_builtin_argv_maps_options_to_flags(tmp_path: Path) -> None:
+    target = PassthroughTarget(name="pt", type="passthrough", threads=4, fd_policy="cache", direct_io=True)
+    argv = builtin_argv(target, Path("/src"), Path("/mnt"), tmp_path / "s.json", 0.5, 512)
+    assert argv[:7] == [sys.executable, "-m", "bench.fusefs", "/src", "/mnt", "--mode", "passthrough"]
+    flags = " ".join(argv[7:])
+    for expected in ("--fd-policy cache", "--cache-size 1024", "--threads 4", "--max-pages 256", "--direct-io",
+                     "--xattr off", f"--stats-file {tmp_path / 's.json'}", "--stats-interval 0.5", "--nofile 512"):
+        assert expected in flags
+    assert "--keep-cache" not in flags
+    plain = builtin_argv(FuseTarget(name="f", type="fuse", writeback_cache=True), Path("/s"), Path("/m"),
+                         tmp_path / "s.json", 0.25, None)
+    assert plain[plain.index("--mode") + 1] == "plain" and "--writeback-cache" in plain
+    assert "--fd-policy" not in plain and "--threads" not in plain and "--nofile" not in plain
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("command", [FOREGROUND, DAEMONIZING], ids=["foreground", "daemonizing"])
+def test_bindfs_mounts_serves_and_unmounts(require_root, command, source: Path, tmp_path: Path) -> None:
+    with open_target(external(command), source, tmp_path / "work") as mounted:
+        assert mounted.path == mounted.mountpoint == (tmp_path / "work" / "mnt-ext").resolve()
+        assert cleanup.is_mounted(mounted.mountpoint)
+        assert (mounted.path / "data").read_text() == "hello through fuse\n"
+        assert psutil.Process(mounted.daemon_pid).name() == "bindfs"
+        assert cleanup.connection_holders(mounted.connection) == [mounted.daemon_pid]
+        [entry] = cleanup.entries()
+        assert entry["mountpoint"] == str(mounted.mountpoint) and entry["connection"] == mounted.connection
+        assert mounted.daemon_pid in [pid for pid, _ in entry["processes"]]
+    assert_stopped(mounted)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
+def test_unmounts_when_the_body_raises(require_root, error, source: Path, tmp_path: Path) -> None:
+    with pytest.raises(error):
+        with open_target(external(DAEMONIZING), source, tmp_path / "work") as mounted:
+            raise error("body failed")
+    assert_stopped(mounted)
+
+
+@pytest.mark.integration
+def test_sigkilled_daemon_leaves_no_mount(require_root, source: Path, tmp_path: Path) -> None:
+    with open_target(external(FOREGROUND), source, tmp_path / "work") as mounted:
+        psutil.Process(mounted.daemon_pid).kill()
+        psutil.Process(mounted.daemon_pid).wait(5)
+        with pytest.raises(OSError):
+            os.listdir(mounted.path)  # ENOTCONN: the server is gone
+    assert_stopped(mounted)
+
+
+@pytest.mark.integration
+def test_stopped_daemon_still_unmounts(require_root, source: Path, tmp_path: Path) -> None:
+    with open_target(external(FOREGROUND), source, tmp_path / "work") as mounted:
+        psutil.Process(mounted.daemon_pid).suspend()  # a hung daemon
+    assert_stopped(mounted)
+
+
+@pytest.mark.integration
+def test_server_that_never_mounts_times_out_quoting_its_output(require_root, source: Path, tmp_path: Path) -> None:
+    script = "import sys, time; print('cannot serve this mountpoint', file=sys.stderr, flush=True); time.sleep(60)"
+    target = external([sys.executable, "-c", script, "{mountpoint}"], ready_timeout=1.0)
+    with pytest.raises(TargetError, match=r"did not appear within 1 s(.|\n)*cannot serve this mountpoint"):
+        with open_target(target, source, tmp_path / "work"):
+            pass
+    assert cleanup.entries() == []
+
+
+@pytest.mark.integration
+def test_server_that_fails_reports_its_exit_status_and_stderr(require_root, source: Path, tmp_path: Path) -> None:
+    target = external(["bindfs", "-f", str(tmp_path / "does-not-exist"), "{mountpoint}"])
+    with pytest.raises(TargetError, match=r"exited with status \d+(.|\n)*does-not-exist"):
+        with open_target(target, source, tmp_path / "work"):
+            pass
+
+
+@pytest.mark.integration
+def test_nofile_limits_an_external_server(require_root, source: Path, tmp_path: Path) -> None:
+    with open_target(external(FOREGROUND), source, tmp_path / "work", nofile=123) as mounted:
+        assert psutil.Process(mounted.daemon_pid).rlimit(psutil.RLIMIT_NOFILE) == (123, 123)
