@@ -52,7 +52,11 @@ def data_dir(cell: WorkloadCell) -> Path:
 
 def prepare_files(cell: WorkloadCell, source: Path) -> list[Path]:
     """The cell's data files (relative to `source`), created and prefilled unless already there."""
-    root = _checked_dir(Path(source).resolve(strict=True), None)
+    try:
+        root = Path(source).resolve(strict=True)
+    except OSError as exc:
+        raise DataFileError(f"source directory {source}: {exc.strerror}") from None
+    root = _checked_dir(root, None)
     directory = root
     for part in data_dir(cell).parts:
         directory = _checked_dir(directory / part, root)

@@ -111,7 +111,7 @@ def _checked_path(path: Path, *, must_exist: bool) -> Path:
     except OSError as exc:
         raise FioError(f"refusing fio path {checked}: {exc.strerror or exc}") from None
     if canonical != checked:
-        raise FioError(f"refusing fio path {checked}: it goes through a symlink (to {canonical})")
+        raise FioError(f"refusing fio path {checked}: not canonical, a symlink or '..' leads to {canonical}")
     if must_exist and not stat.S_ISREG(path.lstat().st_mode):
         raise FioError(f"refusing fio path {path}: not a regular file")
     if not must_exist and path.is_symlink():

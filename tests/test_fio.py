@@ -1,0 +1,354 @@
+"""bench.fio: the argv allow-list, the json+ parser against real fio 3.33 output, and real runs."""
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from bench.datafiles import prepare_files
+from bench.fio import (
+    ALLOWED_OPTIONS,
+    FioError,
+    build_argv,
+    check_argv,
+    fio_version,
+    parse_fio_output,
+    percentile_from_bins,
+    run_fio,
+    start_fio,
+)
+from bench.scenario import SAFE_IOENGINES, ScenarioError, WorkloadCell, parse_scenario
+
+FIXTURES = Path(__file__).parent / "fixtures" / "fio"
+needs_fio = pytest.mark.skipif(fio_version() is None, reason="fio is not installed")
+
+
+def fixture(name: str) -> str:
+    return (FIXTURES / name).read_text()
+
+
+def scenario_text(workload: str) -> str:
+    return f"name: t\ntargets: [{{name: n, type: native}}]\nworkloads:\n  - {{name: w, {workload}}}\n"
+
+
+def cell(workload: str = "rw: randread, bs: 4k, size: 64k, runtime: 1s") -> WorkloadCell:
+    (only,) = parse_scenario(scenario_text(workload)).cells()
+    return only
+
+
+def prepared(c: WorkloadCell, mount: Path) -> list[Path]:
+    """The cell's files as fio sees them through `mount` (here: the source dir itself)."""
+    return [mount / rel for rel in prepare_files(c, mount)]
+
+
+def options(argv: list[str]) -> dict[str, str | None]:
+    return {arg[2:].partition("=")[0]: (arg.partition("=")[2] if "=" in arg else None) for arg in argv[1:]}
+
+
+# ---------------------------------------------------------------- parser
+
+
+def test_seq_read_numbers_match_the_json():
+    result = parse_fio_output(fixture("seq-read.json"))
+    assert (result.version, result.error, result.jobs) == ("fio-3.33", 0, 1)
+    read = result.read
+    assert (read.io_bytes, read.total_ios, read.runtime_ms) == (3036807168, 23169, 1001)
+    assert read.bw_bytes == 3033773394 and read.bw_mib_s == pytest.approx(3033773394 / 2**20)
+    assert read.iops == pytest.approx(23145.854146)
+    assert read.clat_mean_us == pytest.approx(40.663215417)
+    assert (read.clat_p50_us, read.clat_p99_us, read.clat_p999_us) == (4.256, 1728.512, 2342.912)
+    assert read.lat_mean_us == pytest.approx(40.684259916)
+    assert len(read.clat_bins) == 320 and sum(read.clat_bins.values()) == 23169
+    assert (result.usr_cpu, result.sys_cpu, result.ctx, result.runtime_s) == (0.8, 22.4, 566, 1.001)
+    assert result.write.total_ios == 0 and result.write.clat_p99_us is None and result.write.clat_mean_us is None
+
+
+def test_randread_libaio_qd8():
+    result = parse_fio_output(fixture("randread-libaio-qd8.json"))
+    assert result.read.iops == pytest.approx(72902.097902)
+    assert result.read.clat_p99_us == 130.56 and result.read.clat_p999_us == 3096.576
+    assert result.read.lat_mean_us == pytest.approx(109.411024392)
+    assert result.read.lat_mean_us > result.read.clat_mean_us  # lat = slat + clat
+    assert result.write.io_bytes == 0
+
+
+def test_seq_write():
+    result = parse_fio_output(fixture("seq-write.json"))
+    assert result.read.total_ios == 0
+    assert (result.write.io_bytes, result.write.total_ios, result.write.runtime_ms) == (28756279296, 219393, 1003)
+    assert result.write.clat_p50_us == 2.864
+    assert (result.usr_cpu, result.sys_cpu, result.runtime_s) == (9.181637, 89.121756, 1.003)
+
+
+def test_randrw_has_both_directions():
+    result = parse_fio_output(fixture("randrw.json"))
+    assert (result.read.total_ios, result.write.total_ios) == (21290, 9095)
+    assert result.read.clat_p99_us == 59.648 and result.write.clat_p99_us == 5.984
+    assert result.write.iops == pytest.approx(9085.914086)
+
+
+def test_multi_job_records_are_summed_and_percentiles_recomputed_from_bins():
+    result = parse_fio_output(fixture("multijob.json"))
+    read = result.read
+    assert result.jobs == 2
+    assert (read.io_bytes, read.total_ios) == (122949632 + 123027456, 30017 + 30036)
+    assert read.iops == pytest.approx(29987.012987 + 30005.994006)
+    assert read.clat_mean_us == pytest.approx((32762.691941 * 30017 + 32706.510388 * 30036) / 60053 / 1000)
+    assert sum(read.clat_bins.values()) == 60053
+    # Between the two jobs' own p50s (33.536, 34.048 us), and not their average unless by chance.
+    assert 33.536 <= read.clat_p50_us <= 34.048
+    assert read.clat_p50_us == percentile_from_bins(read.clat_bins, 50) / 1000
+    assert result.ctx == 15871 + 15842 and result.runtime_s == 1.001
+    assert result.usr_cpu == pytest.approx(0.75) and result.sys_cpu == pytest.approx(25.65)
+
+
+@pytest.mark.parametrize("name", ["seq-read.json", "randread-libaio-qd8.json", "seq-write.json", "randrw.json"])
+def test_percentiles_from_bins_follow_fios_rule_exactly(name):
+    job = json.loads(fixture(name))["jobs"][0]
+    for direction in ("read", "write"):
+        clat = job[direction]["clat_ns"]
+        if not clat["N"]:
+            continue
+        bins = {int(k): v for k, v in clat["bins"].items()}
+        for key, value in clat["percentile"].items():
+            assert percentile_from_bins(bins, float(key)) == value, (direction, key)
+
+
+def test_percentile_from_empty_bins_is_none():
+    assert percentile_from_bins({}, 99.0) is None
+
+
+def test_warning_before_the_json_is_skipped():
+    text = fixture("warning-before-json.txt")
+    assert text.startswith("note: both iodepth")
+    result = parse_fio_output(text)
+    assert result.read.total_ios == 639057 and result.read.clat_p999_us == 47.36
+
+
+def test_job_error_raises_with_the_errno():
+    with pytest.raises(FioError, match=r"job 'err' failed with error 2 \(No such file or directory\)"):
+        parse_fio_output(fixture("error.json"))
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "holds no JSON"),
+        ("fio: engine libaio not loadable\n", "holds no JSON"),
+        (fixture("seq-read.json")[:5000], "not valid JSON"),
+        ('{"fio version": "fio-3.33", "jobs": []}', "jobs"),
+        ('{"jobs": [{"jobname": "x"}]}', "lacks what fusebench needs"),
+        (fixture("seq-read.json").replace('"io_bytes" : 3036807168', '"io_bytes" : "lots"'), "io_bytes"),
+    ],
+    ids=["empty", "stderr-only", "truncated", "no-jobs", "missing-keys", "wrong-type"],
+)
+def test_malformed_output_raises_fio_error(text, message):
+    with pytest.raises(FioError, match=message):
+        parse_fio_output(text)
+
+
+def test_unknown_keys_are_ignored():
+    data = json.loads(fixture("randrw.json"))
+    data["jobs"][0]["from_the_future"] = {"x": 1}
+    data["something_new"] = []
+    assert parse_fio_output(json.dumps(data)).read.total_ios == 21290
+
+
+# ---------------------------------------------------------------- argv
+
+
+def test_argv_uses_only_allowed_options_and_generated_paths(tmp_path):
+    c = cell("rw: randrw, rwmixread: 70, bs: 4k, size: 96k, nrfiles: 3, openfiles: 2, numjobs: 2, "
+             "ioengine: libaio, iodepth: 8, direct: true, runtime: 1500ms, ramp_time: 1s, fsync: 4, end_fsync: true")
+    mount = tmp_path / "mnt"
+    mount.mkdir()
+    argv = build_argv(c, prepared(c, mount), tmp_path / "out.json")
+    opts = options(argv)
+    assert argv[0] == "fio" and set(opts) <= ALLOWED_OPTIONS
+    assert all(arg.startswith("--") and "\n" not in arg for arg in argv[1:])
+    files = opts["filename"].split(":")
+    assert len(files) == 3 and all(Path(f).is_relative_to(mount) and Path(f).is_file() for f in files)
+    assert opts | {"filename": None} == {
+        "name": "w", "filename": None, "nrfiles": "3", "openfiles": "2", "size": str(3 * 32768),
+        "rw": "randrw", "rwmixread": "70", "bs": "4096", "ioengine": "libaio", "iodepth": "8", "direct": "1",
+        "numjobs": "2", "runtime": "1500ms", "time_based": None, "ramp_time": "1000ms", "fsync": "4",
+        "end_fsync": "1", "invalidate": "0", "allow_file_create": "0", "group_reporting": None,
+        "output-format": "json+", "output": str(tmp_path / "out.json"),
+    }
+
+
+def test_defaults_leave_optional_options_out(tmp_path):
+    c = cell()
+    opts = options(build_argv(c, prepared(c, tmp_path), tmp_path / "o.json"))
+    assert not {"openfiles", "rwmixread", "ramp_time", "fsync", "end_fsync"} & set(opts)
+    assert opts["direct"] == "0" and opts["ioengine"] == "psync"
+
+
+def test_size_is_whole_files_whatever_numjobs(tmp_path):
+    one, four = cell("rw: read, bs: 4k, size: 1M, nrfiles: 3"), cell("rw: read, bs: 4k, size: 1M, nrfiles: 3, numjobs: 4")
+    assert options(build_argv(one, prepared(one, tmp_path), tmp_path / "o"))["size"] == str(3 * 85 * 4096)
+    assert options(build_argv(four, prepared(four, tmp_path), tmp_path / "o"))["size"] == str(3 * 85 * 4096)
+
+
+@pytest.mark.parametrize("bad", ["a:b", "dollar$HOME", "per%cent", "eq=ual", "sp ace", "new\nline"])
+def test_paths_fio_would_interpret_are_refused(tmp_path, bad):
+    path = tmp_path / bad
+    path.write_bytes(bytes(65536))
+    with pytest.raises(FioError, match="refusing fio path"):
+        build_argv(cell(), [path], tmp_path / "o.json")
+    with pytest.raises(FioError, match="refusing fio path"):
+        build_argv(cell(), prepared(cell(), tmp_path), tmp_path / f"o{bad}.json")
+
+
+def test_symlinks_are_refused(tmp_path):
+    c = cell()
+    (real,) = prepared(c, tmp_path)
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    with pytest.raises(FioError, match="symlink"):
+        build_argv(c, [link], tmp_path / "o.json")
+    linked_dir = tmp_path / "linked"
+    linked_dir.symlink_to(real.parent)
+    with pytest.raises(FioError, match="symlink"):
+        build_argv(c, [linked_dir / real.name], tmp_path / "o.json")
+    (tmp_path / "out-link").symlink_to(tmp_path / "elsewhere.json")
+    with pytest.raises(FioError, match="symlink"):
+        build_argv(c, [real], tmp_path / "out-link")
+
+
+@pytest.mark.parametrize("path", ["/dev/null", "/dev/vda", "/proc/self/mem", "/sys/kernel/notes"])
+def test_devices_and_kernel_files_are_refused(tmp_path, path):
+    with pytest.raises(FioError, match="never touches devices"):
+        build_argv(cell(), [Path(path)], tmp_path / "o.json")
+
+
+def test_relative_missing_and_non_regular_files_are_refused(tmp_path):
+    (data,) = prepared(cell(), tmp_path)
+    with pytest.raises(FioError, match="not canonical"):
+        build_argv(cell(), [tmp_path / "fusebench-data" / ".." / data.relative_to(tmp_path)], tmp_path / "o.json")
+    with pytest.raises(FioError, match="not absolute"):
+        build_argv(cell(), [Path("data/f0")], tmp_path / "o.json")
+    with pytest.raises(FioError, match="No such file"):
+        build_argv(cell(), [tmp_path / "missing"], tmp_path / "o.json")
+    os.mkfifo(tmp_path / "fifo")
+    with pytest.raises(FioError, match="not a regular file"):
+        build_argv(cell(), [tmp_path / "fifo"], tmp_path / "o.json")
+    with pytest.raises(FioError, match="needs 1 files, got 2"):
+        build_argv(cell(), [tmp_path / "a", tmp_path / "b"], tmp_path / "o.json")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["sh", "-c", "fio --name=x"],
+        ["fio", "--exec_prerun=touch /tmp/x"],
+        ["fio", "--name=x", "--ioengine=external:/tmp/evil.so"],
+        ["fio", "--name=x\n[evil]"],
+        ["fio", "--name=x=y"],
+        ["fio", "--filename=/tmp/a:$HOME"],
+        ["fio", "job.fio"],
+        ["fio", "--output=/tmp/o json"],
+        ["fio", "--filename=" + ":".join(["/tmp/" + "f" * 60] * 3000)],
+    ],
+    ids=["shell", "exec_prerun", "external-engine", "newline", "equals", "dollar", "job-file", "space", "too-long"],
+)
+def test_check_argv_and_start_fio_refuse_anything_off_the_list(argv):
+    with pytest.raises(FioError, match="refusing|128 KiB"):
+        check_argv(argv)
+    with pytest.raises(FioError):
+        start_fio(argv)  # refused before any process starts
+
+
+FORBIDDEN_KEYS = [
+    "exec_prerun", "exec_postrun", "trigger", "trigger-file", "server", "client", "filename", "directory",
+    "filename_format", "opendir", "lockfile", "read_iolog", "write_iolog", "replay_redirect", "merge_blktrace_file",
+    "write_bw_log", "write_lat_log", "write_iops_log", "write_hist_log", "verify_state_save", "verify_state_load",
+    "mem", "unlink", "allow_mounted_write", "uid", "gid", "prioclass", "nice", "cgroup", "ioscheduler",
+    "cpus_allowed", "include",
+]
+
+
+@pytest.mark.parametrize("key", FORBIDDEN_KEYS)
+def test_forbidden_fio_options_cannot_be_written_in_a_scenario(key):
+    with pytest.raises(ScenarioError, match=f"unknown key '{key}'"):
+        parse_scenario(scenario_text(f"rw: read, {key}: x"))
+    assert key not in WorkloadCell.model_fields
+
+
+@pytest.mark.parametrize(
+    "engine",
+    ["exec", "external", "external:/tmp/x.so", "/tmp/x.so", "sg", "io_uring_cmd", "nvme", "libzbc", "mtd", "dev-dax",
+     "nbd", "net", "netsplice", "rdma", "http", "rados", "rbd", "nfs", "libiscsi", "gfapi", "dfs", "xnvme",
+     "libcufile", "e4defrag", "splice", "null", "filecreate"],
+)
+def test_unsafe_engines_cannot_be_written_in_a_scenario(engine):
+    with pytest.raises(ScenarioError, match="ioengine"):
+        parse_scenario(scenario_text(f"rw: read, ioengine: '{engine}'"))
+
+
+@pytest.mark.parametrize("name", ["'w:x'", "'w$x'", "'w%x'", "'w=x'", "'w x'", "'${HOME}'", "'-w'"])
+def test_job_names_fio_would_interpret_are_refused(name):
+    with pytest.raises(ScenarioError, match="name"):
+        parse_scenario(f"name: t\ntargets: [{{name: n, type: native}}]\nworkloads:\n  - {{name: {name}, rw: read}}\n")
+
+
+def test_every_scenario_engine_is_safe():
+    assert set(WorkloadCell.model_fields["ioengine"].annotation.__args__) <= set(SAFE_IOENGINES)
+
+
+# ---------------------------------------------------------------- real fio
+
+
+@needs_fio
+def test_fio_version():
+    assert fio_version().startswith("fio-")
+
+
+@pytest.mark.integration
+@needs_fio
+def test_real_fio_run_through_build_argv(tmp_path):
+    c = cell("rw: randrw, rwmixread: 50, bs: 4k, size: 1M, nrfiles: 2, numjobs: 2, runtime: 1s, end_fsync: true")
+    files = prepared(c, tmp_path)
+    before = [f.stat().st_size for f in files]
+    output = tmp_path / "run.json"
+    result = run_fio(build_argv(c, files, output), timeout=30)
+    assert result.version == fio_version() and result.jobs == 1  # group_reporting
+    assert result.read.total_ios > 0 and result.write.total_ios > 0
+    assert result.read.clat_p50_us > 0 and sum(result.read.clat_bins.values()) == result.read.total_ios
+    assert 0.9 <= result.runtime_s <= 2.0
+    assert json.loads(output.read_text())["jobs"][0]["job options"]["rw"] == "randrw"  # raw output kept
+    assert [f.stat().st_size for f in files] == before  # fio wrote inside the prepared files only
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fusebench-data", "run.json"]
+
+
+@pytest.mark.integration
+@needs_fio
+def test_real_fio_timeout_stops_fio_and_its_jobs(tmp_path):
+    c = cell("rw: read, bs: 4k, size: 64k, numjobs: 2, runtime: 30s")
+    argv = build_argv(c, prepared(c, tmp_path), tmp_path / "o.json")
+    started = time.monotonic()
+    with pytest.raises(FioError, match="did not finish within 1 s"):
+        run_fio(argv, timeout=1)
+    assert time.monotonic() - started < 10
+    assert not [p for p in Path("/proc").iterdir() if p.name.isdigit() and _is_our_fio(p, tmp_path)]
+
+
+def _is_our_fio(proc: Path, tmp_path: Path) -> bool:
+    try:
+        return str(tmp_path) in (proc / "cmdline").read_text()
+    except OSError:
+        return False
+
+
+@pytest.mark.integration
+@needs_fio
+def test_real_fio_failure_becomes_fio_error(tmp_path):
+    c = cell()
+    (data,) = prepared(c, tmp_path)
+    argv = build_argv(c, [data], tmp_path / "o.json")
+    data.unlink()  # gone before fio starts, and allow_file_create=0 forbids recreating it
+    with pytest.raises(FioError, match="fio"):
+        run_fio(argv, timeout=30)
+    assert not data.exists()
