@@ -82,8 +82,6 @@ def build_argv(cell: WorkloadCell, files: list[Path], output: Path) -> list[str]
         options.append(("fsync", cell.fsync))
     if cell.end_fsync:
         options.append(("end_fsync", 1))
-    if cell.ioengine not in SAFE_IOENGINES:
-        raise FioError(f"refusing ioengine {cell.ioengine!r}: not one of {', '.join(SAFE_IOENGINES)}")
     argv = [FIO] + [f"--{key}" if value is None else f"--{key}={value}" for key, value in options]
     check_argv(argv)
     return argv
@@ -94,17 +92,23 @@ def _ms(seconds: float) -> str:
     return f"{max(1, round(seconds * 1000))}ms"
 
 
-def _checked_path(path: Path, *, must_exist: bool) -> Path:
-    """`path` if it is absolute, canonical, clean for fio, and no device or symlink."""
+def _path_refusal(path: Path) -> str | None:
+    """Why fio must not be given `path` on its face (no file system access), or None."""
     if not path.is_absolute():
-        raise FioError(f"refusing fio path {path}: not absolute")
+        return "not absolute"
     if not _CLEAN_VALUE.fullmatch(str(path)):
-        raise FioError(
-            f"refusing fio path {str(path)!r}: only letters, digits and _ . / + @ - are allowed "
-            "(':' '$' '%' '=' and spaces mean something to fio); use a work directory without them"
-        )
+        return ("only letters, digits and _ . / + @ - are allowed (':' '$' '%' '=' and spaces "
+                "mean something to fio); use a work directory without them")
     if any(path == root or path.is_relative_to(root) for root in _FORBIDDEN_ROOTS):
-        raise FioError(f"refusing fio path {path}: fio never touches devices or kernel files")
+        return "fio never touches devices or kernel files"
+    return None
+
+
+def _checked_path(path: Path, *, must_exist: bool) -> Path:
+    """`path` if it is clean, canonical, and (when it must exist) a regular file; never a symlink."""
+    reason = _path_refusal(path)
+    if reason:
+        raise FioError(f"refusing fio path {str(path)!r}: {reason}")
     checked = path if must_exist else path.parent
     try:
         canonical = checked.resolve(strict=True)
@@ -120,9 +124,10 @@ def _checked_path(path: Path, *, must_exist: bool) -> Path:
 
 
 def check_argv(argv: list[str]) -> None:
-    """Raise FioError unless every argument is an allowed option with a clean value."""
+    """Raise FioError unless argv is fio with allowed options, clean values, files and an output."""
     if not argv or argv[0] != FIO:
         raise FioError(f"refusing to run {argv[:1]}: not fio")
+    seen = set()
     for arg in argv[1:]:
         key, has_value, value = arg.removeprefix("--").partition("=")
         if not arg.startswith("--") or key not in ALLOWED_OPTIONS:
@@ -132,6 +137,18 @@ def check_argv(argv: list[str]) -> None:
         parts = value.split(":") if key == "filename" else [value]
         if has_value and not all(_CLEAN_VALUE.fullmatch(part) for part in parts):
             raise FioError(f"refusing fio argument {arg!r}: its value has characters fio would interpret")
+        if key in ("filename", "output"):
+            for part in parts:
+                reason = _path_refusal(Path(part))
+                if reason:
+                    raise FioError(f"refusing fio argument {arg[:200]!r}: {reason}")
+        if key == "ioengine" and value not in SAFE_IOENGINES:
+            raise FioError(f"refusing ioengine {value!r}: not one of {', '.join(SAFE_IOENGINES)}")
+        seen.add(key)
+    # Without --filename fio would create files of its own naming in the current directory.
+    missing = {"filename", "output"} - seen
+    if missing:
+        raise FioError(f"refusing fio argv without --{' and --'.join(sorted(missing))}")
 
 
 # ---------------------------------------------------------------- running

@@ -250,12 +250,20 @@ def test_relative_missing_and_non_regular_files_are_refused(tmp_path):
         ["fio", "--filename=/tmp/a:$HOME"],
         ["fio", "job.fio"],
         ["fio", "--output=/tmp/o json"],
-        ["fio", "--filename=" + ":".join(["/tmp/" + "f" * 60] * 3000)],
+        ["fio", "--filename=" + ":".join(["/tmp/" + "f" * 60] * 3000), "--output=/tmp/o.json"],
+        ["fio", "--filename=/tmp/f", "--ioengine=sg", "--output=/tmp/o.json"],
+        ["fio", "--filename=/dev/vda", "--output=/tmp/o.json"],
+        ["fio", "--filename=/tmp/f:/dev/vda", "--output=/tmp/o.json"],
+        ["fio", "--filename=/tmp/f", "--output=/dev/vda"],
+        ["fio", "--filename=data/f", "--output=/tmp/o.json"],
+        ["fio", "--name=x", "--output=/tmp/o.json"],
+        ["fio", "--filename=/tmp/f"],
     ],
-    ids=["shell", "exec_prerun", "external-engine", "newline", "equals", "dollar", "job-file", "space", "too-long"],
+    ids=["shell", "exec_prerun", "external-engine", "newline", "equals", "dollar", "job-file", "space", "too-long",
+         "device-engine", "device", "device-in-list", "device-output", "relative", "no-filename", "no-output"],
 )
 def test_check_argv_and_start_fio_refuse_anything_off_the_list(argv):
-    with pytest.raises(FioError, match="refusing|128 KiB"):
+    with pytest.raises(FioError, match="^(refusing|fio argument --filename is .* 128 KiB)"):
         check_argv(argv)
     with pytest.raises(FioError):
         start_fio(argv)  # refused before any process starts
