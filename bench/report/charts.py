@@ -1,0 +1,253 @@
+"""matplotlib charts rendered to small inline SVG strings (text stays text, no metadata)."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import NullLocator  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from bench.analysis import CPU_PARTS, Analysis, fd_config_label  # noqa: E402
+
+MAX_PANELS = 12          # small multiples beyond this would make the page heavy and unreadable
+MAX_POINTS = 120         # per time-series line
+TYPE_COLOURS = {"native": "#6b6b6b", "fuse": "#d9822b", "passthrough": "#2b6cb0", "external": "#2f855a"}
+EXTRA_COLOURS = ("#805ad5", "#b83280", "#319795", "#975a16")
+PART_COLOURS = {"fio_user_s": "#90cdf4", "fio_sys_s": "#2b6cb0", "daemon_user_s": "#fbd38d", "daemon_sys_s": "#c05621"}
+PART_LABELS = {"fio_user_s": "fio user", "fio_sys_s": "fio sys", "daemon_user_s": "daemon user", "daemon_sys_s": "daemon sys"}
+
+plt.rcParams.update({
+    "svg.fonttype": "none",      # text as <text>, not paths: a fraction of the size
+    "svg.hashsalt": "fusebench",  # stable ids, reproducible files
+    "font.size": 8,
+    "font.sans-serif": ["DejaVu Sans", "Arial", "Helvetica"],
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "figure.dpi": 72,
+    "figure.constrained_layout.use": True,  # titles of stacked panels must not overlap tick labels
+})
+
+
+def to_svg(fig) -> str:
+    """The figure as an <svg> element (no XML prolog, DOCTYPE or metadata: nothing refers outside)."""
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None})
+    plt.close(fig)
+    svg = buffer.getvalue()
+    svg = svg[svg.index("<svg"):]
+    svg = re.sub(r"<metadata>.*?</metadata>\s*", "", svg, flags=re.DOTALL)
+    # Six-decimal coordinates and indentation are most of the bytes; 0.01 pt is invisible.
+    svg = _GEOMETRY.sub(lambda m: m.group(1) + _NUMBER.sub(_round, m.group(2)) + '"', svg)
+    return re.sub(r">\s+<", "><", re.sub(r"\s*\n\s*", " ", svg))
+
+
+_GEOMETRY = re.compile(r'(\s(?:d|x|y|x1|x2|y1|y2|width|height|transform|viewBox)=")([^"]*)"')
+_NUMBER = re.compile(r"-?\d+\.\d{3,}")
+
+
+def _round(match: re.Match) -> str:
+    return f"{float(match.group()):.2f}".rstrip("0").rstrip(".")
+
+
+def target_colours(analysis: Analysis) -> dict[str, str]:
+    """One colour per target: by type for the first of each type, then distinct extras."""
+    colours: dict[str, str] = {}
+    extras = iter(EXTRA_COLOURS * 4)
+    used: set[str] = set()
+    for target in analysis.results.targets:
+        colour = TYPE_COLOURS.get(analysis.results.target_types.get(target, ""))
+        if colour is None or colour in used:
+            colour = next(extras)
+        used.add(colour)
+        colours[target] = colour
+    return colours
+
+
+def _grid(count: int, columns: int = 3, size: tuple[float, float] = (3.6, 2.4)):
+    rows = max(1, -(-count // columns))
+    cols = min(columns, max(count, 1))
+    fig, axes = plt.subplots(rows, cols, figsize=(size[0] * cols, size[1] * rows), squeeze=False)
+    for ax in axes.flat[count:]:
+        ax.set_visible(False)
+    return fig, list(axes.flat[:count])
+
+
+def relative_throughput(analysis: Analysis) -> str | None:
+    """Horizontal bars: each target's median as a ratio of native, with the CI as error bars."""
+    native = analysis.native
+    summary = analysis.summary[analysis.summary["n"] > 0]
+    if native is None or summary.empty:
+        return None
+    colours = target_colours(analysis)
+    cells = list(dict.fromkeys(summary["cell"]))
+    targets = [t for t in analysis.results.targets if t in set(summary["target"])]
+    height = 0.8 / len(targets)
+    fig, ax = plt.subplots(figsize=(7.5, 0.5 + 0.28 * len(cells) * len(targets)))
+    for i, target in enumerate(targets):
+        rows = summary[summary["target"] == target].set_index("cell").reindex(cells)
+        ratio = rows["vs_native_ratio"].where(rows["target"] != native, 1.0)
+        low = (ratio - rows["vs_native_ratio_low"]).clip(lower=0).fillna(0)
+        high = (rows["vs_native_ratio_high"] - ratio).clip(lower=0).fillna(0)
+        y = np.arange(len(cells)) + i * height
+        ax.barh(y, ratio.fillna(0), height, xerr=[low, high], color=colours[target], label=target,
+                error_kw={"elinewidth": 0.8, "capsize": 2})
+    ax.axvline(1.0, color="black", linewidth=0.8)
+    ax.set_yticks(np.arange(len(cells)) + height * (len(targets) - 1) / 2, cells)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"median throughput relative to {native} (95% CI)")
+    fig.legend(loc="outside upper center", frameon=False, ncols=len(targets))
+    return to_svg(fig)
+
+
+def latency_curves(analysis: Analysis) -> str | None:
+    """clat percentile curves per cell (bins summed over repetitions), one line per target."""
+    latency = analysis.latency
+    if latency.empty:
+        return None
+    colours = target_colours(analysis)
+    cells = list(dict.fromkeys(latency["cell"]))[:MAX_PANELS]
+    fig, axes = _grid(len(cells))
+    for ax, cell in zip(axes, cells):
+        for (target, direction), frame in latency[latency["cell"] == cell].groupby(["target", "direction"], sort=False):
+            # x: the "nines" scale, so p99 and p99.9 are as far apart as p90 and p99
+            x = -np.log10(1 - frame["percentile"].to_numpy() / 100)
+            ax.plot(x, frame["latency_us"], color=colours.get(target, "black"), marker=".", markersize=3,
+                    linestyle="-" if direction == "read" else "--", label=f"{target} {direction}")
+        ticks = [50, 90, 99, 99.9, 99.99]
+        ax.set_xticks([-np.log10(1 - p / 100) for p in ticks], [f"{p:g}" for p in ticks])
+        ax.set_xlabel("percentile")
+        ax.set_yscale("log")
+        ax.yaxis.set_minor_locator(NullLocator())
+        ax.set_title(cell, fontsize=8)
+        ax.set_ylabel("clat (us)")
+        ax.legend(fontsize=6, frameon=False)
+    return to_svg(fig)
+
+
+def cpu_per_gib(analysis: Analysis) -> str | None:
+    """Stacked bars: CPU seconds per GiB by process and user/sys, per cell x target."""
+    cpu = analysis.cpu.dropna(subset=["total_s_per_gib"])
+    if cpu.empty:
+        return None
+    labels = [f"{c} / {t}" for c, t in zip(cpu["cell"], cpu["target"])]
+    fig, ax = plt.subplots(figsize=(7.5, 0.6 + 0.22 * len(cpu)))
+    left = np.zeros(len(cpu))
+    for part in CPU_PARTS:
+        values = cpu[f"{part}_per_gib"].fillna(0).to_numpy()
+        ax.barh(labels, values, left=left, color=PART_COLOURS[part], label=PART_LABELS[part], height=0.7)
+        left += values
+    ax.invert_yaxis()
+    ax.set_xlabel("CPU seconds per GiB moved")
+    fig.legend(loc="outside upper center", frameon=False, ncols=4)
+    return to_svg(fig)
+
+
+def representative_runs(analysis: Analysis) -> pd.DataFrame:
+    """Per cell x target, the good run whose value is closest to the median (ties: first)."""
+    runs = analysis.results.runs
+    runs = runs[(runs["status"] == "ok") & runs["value"].notna()]
+    if runs.empty:
+        return runs
+    median = runs.groupby(["cell", "target"])["value"].transform("median")
+    distance = (runs["value"] - median).abs()
+    return runs.loc[distance.groupby([runs["cell"], runs["target"]], sort=False).idxmin()]
+
+
+def _thin(frame: pd.DataFrame) -> pd.DataFrame:
+    step = max(1, -(-len(frame) // MAX_POINTS))
+    return frame.iloc[::step]
+
+
+def time_series(analysis: Analysis) -> str | None:
+    """CPU % (fio + daemon) and daemon fds over time, for each cell's representative runs."""
+    samples = analysis.results.samples
+    if samples.empty or not {"run_id", "t_s", "role"} <= set(samples.columns):
+        return None
+    picked = representative_runs(analysis)
+    picked = picked[picked["cell"].isin(list(dict.fromkeys(picked["cell"]))[: MAX_PANELS // 2])]
+    wanted = samples[samples["run_id"].isin(set(picked["run_id"])) & samples["role"].isin(["fio", "daemon"])]
+    if wanted.empty:
+        return None
+    colours = target_colours(analysis)
+    cells = list(dict.fromkeys(picked["cell"]))
+    fig, axes = plt.subplots(len(cells), 2, figsize=(7.5, 1.9 * len(cells)), squeeze=False)
+    by_run = {run_id: frame for run_id, frame in wanted.groupby("run_id", sort=False)}
+    for (cpu_ax, fd_ax), cell in zip(axes, cells):
+        for run in picked[picked["cell"] == cell].itertuples():
+            frame = by_run.get(run.run_id)
+            if frame is None:
+                continue
+            colour = colours.get(run.target, "black")
+            if "cpu_pct" in frame:
+                cpu = _thin(frame.groupby("t_s", sort=True)["cpu_pct"].sum(min_count=1).reset_index())
+                cpu_ax.plot(cpu["t_s"], cpu["cpu_pct"], color=colour, linewidth=1, label=run.target)
+            daemon = frame[frame["role"] == "daemon"]
+            if "num_fds" in daemon and daemon["num_fds"].notna().any():
+                daemon = _thin(daemon.sort_values("t_s"))
+                fd_ax.plot(daemon["t_s"], daemon["num_fds"], color=colour, linewidth=1, label=run.target)
+        cpu_ax.set_title(f"{cell}: fio + daemon CPU %", fontsize=8)
+        fd_ax.set_title(f"{cell}: daemon open fds", fontsize=8)
+        cpu_ax.legend(fontsize=6, frameon=False)
+    for ax in axes[-1]:
+        ax.set_xlabel("seconds into the run")
+    return to_svg(fig)
+
+
+def fd_pressure(frame: pd.DataFrame) -> str | None:
+    """Visible and hidden fds, open latency and memory per open file against N, per configuration."""
+    if frame is None or frame.empty or "open_files" not in frame:
+        return None
+    policy = frame["fd_policy"] if "fd_policy" in frame else [None] * len(frame)
+    frame = frame.assign(config=[fd_config_label(t, p) for t, p in zip(frame["target"], policy)])
+    opened = pd.to_numeric(frame.get("opened"), errors="coerce").replace(0, np.nan)
+    frame["rss_per_file"] = pd.to_numeric(frame.get("daemon_rss_delta_kib"), errors="coerce") * 1024 / opened
+    panels = [
+        ("daemon_fds_delta", "visible: daemon fds"),
+        ("hidden_files", "hidden: unowned registered files"),
+        ("backing_file_objects", "hidden: backing file objects"),
+        ("open_p99_us", "open() p99 (us)"),
+        ("kernel_bytes_per_file", "kernel bytes per open file"),
+        ("rss_per_file", "daemon RSS bytes per open file"),
+    ]
+    panels = [(column, title) for column, title in panels if column in frame and frame[column].notna().any()]
+    fig, axes = _grid(len(panels), size=(2.6, 2.1))
+    for ax, (column, title) in zip(axes, panels):
+        for config, rows in frame.groupby("config", sort=False):
+            rows = rows.sort_values("open_files")
+            ax.plot(rows["open_files"], pd.to_numeric(rows[column], errors="coerce"), marker="o", markersize=3,
+                    linewidth=1, label=config)
+            if column == "open_p99_us" and "open_p50_us" in rows:
+                ax.plot(rows["open_files"], rows["open_p50_us"], linestyle=":", linewidth=1, color=ax.lines[-1].get_color())
+        ax.set_xscale("log")
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.set_title(title, fontsize=8)
+        ax.set_xlabel("N files opened")
+    axes[0].legend(fontsize=6, frameon=False)
+    return to_svg(fig)
+
+
+def comparison_changes(changes: pd.DataFrame) -> str | None:
+    """Horizontal bars of the B/A change with CI, coloured only where significant."""
+    if changes.empty:
+        return None
+    labels = [f"{c} / {t}" for c, t in zip(changes["cell"], changes["target"])]
+    change = (changes["ratio"] - 1) * 100
+    low = (change - (changes["ratio_low"] - 1) * 100).clip(lower=0).fillna(0)
+    high = ((changes["ratio_high"] - 1) * 100 - change).clip(lower=0).fillna(0)
+    colours = np.where(~changes["significant"], "#a0aec0", np.where(change > 0, "#2f855a", "#c53030"))
+    fig, ax = plt.subplots(figsize=(7.5, 0.6 + 0.22 * len(changes)))
+    ax.barh(labels, change.fillna(0), xerr=[low, high], color=colours, height=0.7,
+            error_kw={"elinewidth": 0.8, "capsize": 2})
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.invert_yaxis()
+    ax.set_xlabel("change of the median, B relative to A (%), 95% CI")
+    return to_svg(fig)

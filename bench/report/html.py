@@ -1,0 +1,109 @@
+"""HTML report: one self-contained file (inline CSS and SVG, no scripts, no network), prints well."""
+
+from __future__ import annotations
+
+from itertools import groupby
+
+import jinja2
+import pandas as pd
+
+from bench.analysis import CPU_PARTS, Analysis, count_by_kind, environment, format_number
+from bench.report import charts
+from bench.report.rows import SIGNIFICANT, comparison_rows, environment_line, headline_rows, method_lines
+
+_ENV = jinja2.Environment(
+    loader=jinja2.PackageLoader("bench.report", "templates"),
+    autoescape=True,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    undefined=jinja2.StrictUndefined,
+)
+FD_COLUMNS = ("open_files", "opened", "failed", "errno", "daemon_fds_delta", "client_fds_delta", "file_nr_delta",
+              "hidden_files", "backing_file_objects", "open_p50_us", "open_p99_us", "kernel_bytes_per_file",
+              "daemon_rss_delta_kib")
+
+
+def _cell(value) -> str:
+    if isinstance(value, str):
+        return value
+    return "" if pd.isna(value) else format_number(float(value))
+
+
+def _environment(analysis: Analysis) -> list[tuple[str, str]]:
+    manifest = analysis.results.manifest
+    env = environment(analysis.results)
+    host = manifest.get("host") or {}
+    pairs = [("scenario", env["scenario"]), ("results folder", str(analysis.results.path)),
+             ("run status", str(manifest.get("status", ""))), ("started", env["started"]), ("ended", env["ended"]),
+             ("seed", env["seed"]), ("kernel", env["kernel"]), ("kernel build", str(host.get("kernel_build", ""))),
+             ("CPU", env["cpu"]), ("memory", env["memory"]), ("fio", env["fio"]), ("fusebench", env["tool"]),
+             ("python", str(host.get("python", "")))]
+    return [(key, value) for key, value in pairs if value]
+
+
+def _fd_table(analysis: Analysis) -> tuple[list[str], list[list[str]]]:
+    frame = analysis.results.fd_pressure
+    if frame is None or frame.empty:
+        return [], []
+    columns = [c for c in FD_COLUMNS if c in frame]
+    policy = frame["fd_policy"] if "fd_policy" in frame else [None] * len(frame)
+    labels = [f"{t}/{p}" if isinstance(p, str) and p else str(t) for t, p in zip(frame["target"], policy)]
+    rows = [[label, *(_cell(v) for v in values)] for label, values in zip(labels, frame[columns].itertuples(index=False))]
+    return ["configuration", *columns], rows
+
+
+def render_report(analysis: Analysis) -> str:
+    """The whole HTML report."""
+    headline = headline_rows(analysis)
+    latency_cells = analysis.latency["cell"].nunique() if not analysis.latency.empty else 0
+    fd_header, fd_rows = _fd_table(analysis)
+    cells = len(analysis.results.cells)
+    return _ENV.get_template("report.html.j2").render(
+        name=analysis.results.path.name,
+        env_line=environment_line(environment(analysis.results)),
+        status=str(analysis.results.manifest.get("status", "")),
+        native=analysis.native,
+        plain=analysis.plain,
+        findings=analysis.findings,
+        finding_counts=count_by_kind(analysis.findings),
+        headline_groups=[{"cell": cell, "rows": list(rows)} for cell, rows in groupby(headline, key=lambda r: r.cell)],
+        method=method_lines(analysis),
+        charts={
+            "relative": charts.relative_throughput(analysis),
+            "latency": charts.latency_curves(analysis),
+            "cpu": charts.cpu_per_gib(analysis),
+            "timeseries": charts.time_series(analysis),
+            "fd": charts.fd_pressure(analysis.results.fd_pressure),
+        },
+        latency_cap=f" First {charts.MAX_PANELS} of {latency_cells} workloads shown." if latency_cells > charts.MAX_PANELS else "",
+        timeseries_cap=f" First {charts.MAX_PANELS // 2} of {cells} workloads shown." if cells > charts.MAX_PANELS // 2 else "",
+        max_points=charts.MAX_POINTS,
+        cpu_rows=[{"label": f"{row.cell} / {row.target}",
+                   "cells": [_cell(getattr(row, f"{part}_per_gib")) for part in CPU_PARTS]
+                   + [_cell(row.total_s_per_gib), _cell(row.total_s_per_kio)]}
+                  for row in analysis.cpu.itertuples()],
+        request_rows=[{"label": f"{row.cell} / {row.target}", "type": row.target_type,
+                       "cells": [_cell(row.fuse_read_requests), _cell(row.fuse_write_requests), _cell(row.fuse_other_requests)]}
+                      for row in analysis.requests.itertuples()],
+        fd_limit_rows=[{key: _cell(value) for key, value in row.items()} for row in analysis.fd_limits.to_dict("records")],
+        fd_header=fd_header,
+        fd_rows=fd_rows,
+        environment=_environment(analysis),
+    )
+
+
+def render_comparison(a: Analysis, b: Analysis, changes: pd.DataFrame, only: pd.DataFrame) -> str:
+    """B relative to A as HTML; wins and losses coloured only when significant."""
+    env_a, env_b = environment(a.results), environment(b.results)
+    differs = [key for key in ("kernel", "cpu", "memory", "fio", "tool") if env_a[key] != env_b[key]]
+    warnings = [f"A: {f.message}" for f in a.findings] + [f"B: {f.message}" for f in b.findings]
+    return _ENV.get_template("compare.html.j2").render(
+        name_a=a.results.path.name, name_b=b.results.path.name,
+        env_a=environment_line(env_a), env_b=environment_line(env_b), env_differs=differs,
+        rows=comparison_rows(changes),
+        legend=f"{SIGNIFICANT} significant: Welch's t-test p < {a.settings.alpha} and a change of at least "
+               f"{a.settings.threshold:.0%}. CI: {a.settings.confidence:.0%} percentile bootstrap of the ratio of medians.",
+        chart=charts.comparison_changes(changes),
+        only=only.to_dict("records"),
+        warnings=warnings,
+    )

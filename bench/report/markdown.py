@@ -1,0 +1,48 @@
+"""Markdown report: the headline table, the method, the environment and the warnings."""
+
+from __future__ import annotations
+
+from bench.analysis import Analysis, environment
+from bench.report.rows import SIGNIFICANT, comparison_rows, environment_line, headline_rows, method_lines
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+
+    return [line(header), "|" + "|".join("---" for _ in header) + "|", *(line(row) for row in rows)]
+
+
+def _marked(text: str, significant: bool) -> str:
+    return f"**{text}** {SIGNIFICANT}" if text and significant else text
+
+
+def render_report(analysis: Analysis) -> str:
+    """The whole Markdown report."""
+    plain = analysis.plain or "plain"
+    rows = [
+        [row.cell, row.unit, row.target, str(row.n), row.median, row.ci or row.note,
+         _marked(row.of_native, row.of_native_significant), _marked(row.vs_plain, row.vs_plain_significant)]
+        for row in headline_rows(analysis)
+    ]
+    lines = [f"# fusebench report: {analysis.results.path.name}", "",
+             environment_line(environment(analysis.results)), ""]
+    lines += _table(["cell", "unit", "target", "n", "median", "95% CI", "% native", f"vs {plain}"], rows)
+    lines += [""] + [f"- {text}" for text in method_lines(analysis)]
+    if analysis.findings:
+        lines += ["", "## Warnings", ""] + [f"- {finding.message}" for finding in analysis.findings]
+    return "\n".join(lines) + "\n"
+
+
+def render_comparison(a: Analysis, b: Analysis, changes, only) -> str:
+    """B relative to A as Markdown."""
+    lines = [f"# fusebench compare: {a.results.path.name} (A) vs {b.results.path.name} (B)", "",
+             f"- A: {environment_line(environment(a.results))}",
+             f"- B: {environment_line(environment(b.results))}", ""]
+    rows = [[r["cell"], r["target"], r["unit"], r["a"], r["b"], _marked(r["change"], bool(r["verdict"])), r["p"], r["verdict"]]
+            for r in comparison_rows(changes)]
+    lines += _table(["cell", "target", "unit", "A median", "B median", "change B/A [95% CI]", "p", "verdict"], rows)
+    if not only.empty:
+        lines += ["", "## Present in one folder only", ""]
+        lines += [f"- {row.cell} / {row.target}: only in {row.only_in}" for row in only.itertuples()]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,128 @@
+"""Formatted rows shared by every writer: one definition of what the headline table says."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+
+from bench.analysis import Analysis, format_number
+
+SIGNIFICANT = "*"
+
+
+@dataclass(frozen=True)
+class HeadlineRow:
+    """One cell x target line of the headline table, as text."""
+
+    cell: str
+    unit: str
+    target: str
+    target_type: str
+    n: int
+    median: str
+    ci: str
+    of_native: str          # "100%" or ""
+    of_native_significant: bool
+    vs_plain: str           # "4.00x [3.88-4.12]" or ""
+    vs_plain_significant: bool
+    vs_plain_better: bool | None   # None when not significant
+    note: str               # "3 missing", "1 failed", "1 not engaged" ...
+
+
+def _is_number(value: float) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
+def ratio_text(ratio: float, low: float, high: float) -> str:
+    """'4.00x [3.88-4.12]'; just '0.50x' when there is no CI."""
+    if not _is_number(ratio):
+        return ""
+    if not (_is_number(low) and _is_number(high)):
+        return f"{ratio:.2f}x"
+    return f"{ratio:.2f}x [{low:.2f}-{high:.2f}]"
+
+
+def ci_text(low: float, high: float) -> str:
+    """'[1980, 2020]', or '' without a CI."""
+    if not (_is_number(low) and _is_number(high)):
+        return ""
+    return f"[{format_number(low)}, {format_number(high)}]"
+
+
+def change_text(ratio: float, low: float, high: float) -> str:
+    """A ratio as a signed percent change with its CI: '+10.0% [+8.9, +11.1]'."""
+    if not _is_number(ratio):
+        return ""
+    text = f"{(ratio - 1) * 100:+.1f}%"
+    if _is_number(low) and _is_number(high):
+        text += f" [{(low - 1) * 100:+.1f}, {(high - 1) * 100:+.1f}]"
+    return text
+
+
+def _note(row) -> str:
+    parts = []
+    if row.missing:
+        parts.append(f"{row.missing} missing")
+    if row.failed:
+        parts.append(f"{row.failed} failed")
+    if row.excluded:
+        parts.append(f"{row.excluded} not engaged")
+    return ", ".join(parts)
+
+
+def headline_rows(analysis: Analysis) -> list[HeadlineRow]:
+    """The headline table: every cell x target, in scenario order."""
+    rows = []
+    for row in analysis.summary.itertuples():
+        has_plain = _is_number(row.vs_plain_ratio)
+        rows.append(HeadlineRow(
+            cell=row.cell, unit=row.unit, target=row.target, target_type=row.target_type, n=int(row.n),
+            median=format_number(row.median) if row.n else "-",
+            ci=ci_text(row.ci_low, row.ci_high),
+            of_native=f"{row.vs_native_ratio:.0%}" if _is_number(row.vs_native_ratio) else "",
+            of_native_significant=bool(row.vs_native_significant),
+            vs_plain=ratio_text(row.vs_plain_ratio, row.vs_plain_ratio_low, row.vs_plain_ratio_high),
+            vs_plain_significant=bool(row.vs_plain_significant),
+            vs_plain_better=(row.vs_plain_ratio > 1) if has_plain and row.vs_plain_significant else None,
+            note=_note(row),
+        ))
+    return rows
+
+
+def method_lines(analysis: Analysis) -> list[str]:
+    """What the numbers mean, in the words every format prints."""
+    s = analysis.settings
+    plain = analysis.plain or "plain FUSE"
+    native = analysis.native or "native"
+    return [
+        f"Median of the runs; CI: {s.confidence:.0%} percentile bootstrap of the median ({s.resamples} resamples, seeded).",
+        "Primary metric: MiB/s for sequential or >= 64k blocks, IOPS for random small blocks (read + write).",
+        f"% native: median / median of {native}. vs {plain}: ratio of medians with a bootstrap CI.",
+        f"{SIGNIFICANT} significant: Welch's t-test p < {s.alpha} and a change of at least {s.threshold:.0%}.",
+    ]
+
+
+def environment_line(env: dict[str, str]) -> str:
+    """The environment in one line (wrapped by the caller if needed)."""
+    return (f"kernel {env['kernel']}; {env['cpu']}, {env['memory']}; {env['fio']}; "
+            f"fusebench {env['tool']}; scenario {env['scenario']}")
+
+
+def comparison_rows(changes: pd.DataFrame) -> list[dict]:
+    """`compare` rows as text, with the verdict: better, worse or '' (not significant)."""
+    rows = []
+    for row in changes.itertuples():
+        verdict = ""
+        if row.significant:
+            verdict = "better" if row.ratio > 1 else "worse"
+        rows.append({
+            "cell": row.cell, "target": row.target, "unit": row.unit,
+            "n_a": int(row.n_a), "a": format_number(row.median_a) if row.n_a else "-",
+            "n_b": int(row.n_b), "b": format_number(row.median_b) if row.n_b else "-",
+            "change": change_text(row.ratio, row.ratio_low, row.ratio_high),
+            "p": f"{row.p:.3f}" if _is_number(row.p) else "",
+            "verdict": verdict,
+        })
+    return rows
