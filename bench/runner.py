@@ -585,9 +585,10 @@ class _RequestCounter:
     def __enter__(self) -> _RequestCounter:
         if self._target.type == "native":
             return self
-        stats = self._mounted.read_stats()
-        if stats is not None:
-            self._source, self._before = "server", dict(stats.get("requests", {}))
+        if self._mounted.stats_file is not None:
+            stats = _server_stats(self._mounted, since=0.0)
+            if stats is not None:
+                self._source, self._before = "server", dict(stats.get("requests", {}))
         elif self._tracing is not None:
             tracer = self._tracing.RequestTracer(self._mounted.connection)
             with contextlib.suppress(BenchError):  # counting is optional; the run is not
@@ -597,7 +598,7 @@ class _RequestCounter:
 
     def __exit__(self, *exc: Any) -> None:
         if self._source == "server":
-            self._after = _settled_stats(self._mounted, time.time())
+            self._after = dict((_server_stats(self._mounted, since=time.time()) or {}).get("requests", {}))
         elif self._tracer is not None:
             self._after = dict(self._tracer.counts())
             self._tracer.__exit__(*exc)
@@ -618,13 +619,18 @@ class _RequestCounter:
         }
 
 
-def _settled_stats(mounted: Any, since: float) -> dict[str, int]:
-    """The built-in server's request counts from a stats file written after `since`."""
+def _server_stats(mounted: MountedTarget, since: float) -> dict | None:
+    """The built-in server's stats as written by this mount's daemon at or after `since` (epoch s).
+
+    The stats file is rewritten every 0.25 s and may still be a previous daemon's right after
+    a mount, hence the wait; after STATS_SETTLE_S the latest file is taken as it is.
+    """
     deadline = time.monotonic() + STATS_SETTLE_S
     while True:
-        stats = mounted.read_stats() or {}
-        if stats.get("time", 0) >= since or time.monotonic() > deadline:
-            return dict(stats.get("requests", {}))
+        stats = mounted.read_stats()
+        fresh = stats is not None and stats.get("pid") == mounted.daemon_pid and stats.get("time", 0) >= since
+        if fresh or time.monotonic() > deadline:
+            return stats
         time.sleep(0.05)
 
 

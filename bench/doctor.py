@@ -1,0 +1,201 @@
+"""`fusebench doctor`: what this machine supports, and how to fix what it does not.
+
+Each check prints `ok`, `missing` (the default scenario needs it) or `warn` (optional),
+with how to fix it. Exit 0 when everything the default scenario needs is there, else 2.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import resource
+import shutil
+import stat
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench import system
+from bench.errors import EXIT_BAD_INPUT, EXIT_OK, BenchError
+
+OK, MISSING, WARN = "ok", "missing", "warn"
+PASSTHROUGH_MIN_KERNEL = (6, 9)
+ENABLE_URING = Path("/sys/module/fuse/parameters/enable_uring")
+CAP_SYS_ADMIN = 21
+NOFILE_WANTED = 65536  # fd_pressure scenarios open tens of thousands of files
+PROBE_BYTES = 1 << 20
+STATS_WAIT_S = 3.0
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the doctor's report."""
+
+    name: str
+    status: str
+    detail: str
+    fix: str = ""
+
+
+def _needed(ok: bool, name: str, detail: str, fix: str) -> Check:
+    return Check(name, OK if ok else MISSING, detail, "" if ok else fix)
+
+
+def check_fio() -> Check:
+    path = shutil.which("fio")
+    if path is None:
+        return Check("fio", MISSING, "not found on PATH", "apt-get install fio (or `make setup`)")
+    from bench.fio import fio_version
+
+    version = fio_version()
+    return _needed(version is not None, "fio", f"{path} ({version or 'does not run'})", "reinstall fio: apt-get install --reinstall fio")
+
+
+def check_dev_fuse() -> Check:
+    try:
+        is_char = stat.S_ISCHR(os.stat("/dev/fuse").st_mode)
+    except OSError:
+        is_char = False
+    return _needed(is_char, "/dev/fuse", "present" if is_char else "absent", "modprobe fuse (and apt-get install fuse3)")
+
+
+def _has_cap_sys_admin() -> bool:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("CapEff:"):
+            return bool(int(line.split()[1], 16) >> CAP_SYS_ADMIN & 1)
+    return False
+
+
+def check_privileges() -> Check:
+    if system.is_root():
+        return Check("privileges", OK, "root")
+    capable = _has_cap_sys_admin()
+    return _needed(capable, "privileges", "CAP_SYS_ADMIN" if capable else f"uid {os.geteuid()} without CAP_SYS_ADMIN",
+                   "run as root (sudo): mounting, passthrough and dropping caches need it")
+
+
+def check_kernel() -> Check:
+    version = system.kernel_version()
+    shown = f"{version[0]}.{version[1]}"
+    ok = version >= PASSTHROUGH_MIN_KERNEL
+    return _needed(ok, "kernel", f"{shown} (passthrough needs 6.9+)", "boot a 6.9 or newer kernel for the passthrough target")
+
+
+def check_passthrough_config() -> Check:
+    value = system.kernel_config("CONFIG_FUSE_PASSTHROUGH")
+    if value is None:
+        return Check("CONFIG_FUSE_PASSTHROUGH", WARN, "unknown (no /proc/config.gz or /boot/config-*)",
+                     "the live passthrough check below is what counts")
+    return _needed(value == "y", "CONFIG_FUSE_PASSTHROUGH", value,
+                   "build the kernel with CONFIG_FUSE_PASSTHROUGH=y")
+
+
+def check_passthrough_live() -> Check:
+    """Mount the built-in server in passthrough mode, read a file through it, and confirm no READ reached it."""
+    name = "passthrough works"
+    try:
+        targets = importlib.import_module("bench.targets")
+        scenario = importlib.import_module("bench.scenario")
+    except ImportError as exc:
+        return Check(name, MISSING, f"not checked: {exc}", "update the checkout / `make setup`")
+    target = scenario.PassthroughTarget(name="doctor", type="passthrough")
+    reason = targets.target_unavailable_reason(target)
+    if reason:
+        return Check(name, MISSING, f"not checked: {reason}", "resolve that reason (root, /dev/fuse, kernel 6.9+, bench.fusefs)")
+    workdir = Path(tempfile.mkdtemp(prefix="fusebench-doctor-"))
+    try:
+        source = workdir / "source"
+        source.mkdir()
+        (source / "probe").write_bytes(os.urandom(PROBE_BYTES))
+        with targets.open_target(target, source, workdir) as mounted:
+            data = (Path(mounted.path) / "probe").read_bytes()
+            stats = _stats_after(mounted, time.time())
+        requests = (stats or {}).get("requests", {})
+    except BenchError as exc:
+        return Check(name, MISSING, f"mounting the built-in server failed: {exc}", "see `fusebench mount --help`")
+    finally:
+        _remove_unmounted(workdir)
+    if len(data) != PROBE_BYTES:
+        return Check(name, MISSING, f"read {len(data)} of {PROBE_BYTES} bytes through the mount", "see the server log")
+    if stats is None:
+        return Check(name, WARN, "read through the mount, but the server wrote no stats file", "")
+    reads = requests.get("READ", 0)
+    return _needed(reads == 0, name, f"read 1 MiB, the server saw {requests.get('OPEN', 0)} OPEN and {reads} READ",
+                   "READ requests reached the daemon: the kernel did not engage passthrough")
+
+
+def _stats_after(mounted, since: float) -> dict | None:
+    deadline = time.monotonic() + STATS_WAIT_S
+    while time.monotonic() < deadline:
+        stats = mounted.read_stats()
+        if stats and stats.get("time", 0) >= since:
+            return stats
+        time.sleep(0.05)
+    return mounted.read_stats()
+
+
+def _remove_unmounted(workdir: Path) -> None:
+    # Never recurse into a directory that might still be a mountpoint.
+    if not any(line.split()[1].startswith(str(workdir)) for line in Path("/proc/mounts").read_text().splitlines()):
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def check_uring() -> Check:
+    try:
+        value = ENABLE_URING.read_text().strip()
+    except OSError:
+        return Check("fuse enable_uring", WARN, f"{ENABLE_URING} absent (kernel without FUSE-over-io_uring)", "")
+    return Check("fuse enable_uring", OK, f"{value} (FUSE-over-io_uring {'on' if value == 'Y' else 'off'}; not needed)")
+
+
+def check_nofile() -> Check:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    detail = f"soft {soft}, hard {hard}"
+    if hard < NOFILE_WANTED:
+        return Check("RLIMIT_NOFILE", WARN, detail, f"large fd_pressure steps need more: ulimit -Hn {NOFILE_WANTED}")
+    return Check("RLIMIT_NOFILE", OK, detail)
+
+
+def check_drop_caches() -> Check:
+    writable = os.access(system.DROP_CACHES, os.W_OK) and system.is_root()
+    return _needed(writable, "drop_caches", f"{system.DROP_CACHES} {'writable' if writable else 'not writable'}",
+                   "run as root: cold-cache runs drop the page cache")
+
+
+def check_bindfs() -> Check:
+    path = shutil.which("bindfs")
+    return Check("bindfs", OK if path else WARN, path or "not found (only for external targets and tests)",
+                 "" if path else "apt-get install bindfs")
+
+
+def check_tracing() -> Check:
+    try:
+        reason = importlib.import_module("bench.tracing").tracing_unavailable_reason()
+    except ImportError as exc:
+        reason = str(exc)
+    return Check("request tracepoint", WARN if reason else OK, reason or "fuse:fuse_request_send countable",
+                 "external targets then report no FUSE request counts" if reason else "")
+
+
+CHECKS: tuple[Callable[[], Check], ...] = (
+    check_fio, check_dev_fuse, check_privileges, check_kernel, check_passthrough_config,
+    check_passthrough_live, check_uring, check_nofile, check_drop_caches, check_bindfs, check_tracing,
+)
+
+
+def run_doctor(say: Callable[[str], None] = print) -> int:
+    """Run every check, print one line each; 0 when the default scenario can run, else 2."""
+    missing = 0
+    for check_fn in CHECKS:
+        check = check_fn()
+        say(f"{check.status:<8} {check.name:<24} {check.detail}")
+        if check.fix:
+            say(f"{'':<8} {'':<24} fix: {check.fix}")
+        missing += check.status == MISSING
+    if missing:
+        say(f"{missing} thing(s) the default scenario needs are missing (exit 2)")
+        return EXIT_BAD_INPUT
+    say("everything the default scenario needs is here")
+    return EXIT_OK
