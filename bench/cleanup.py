@@ -408,6 +408,10 @@ def clear_leftovers(timeout: float = 5.0) -> list[str]:
         orphaned = [entry for entry in current if live_process(ProcessId(*entry["owner"])) is None]
     messages = []
     for entry in orphaned:
-        messages += _clear_entry(entry, timeout)
+        try:
+            messages += _clear_entry(entry, timeout)
+        except CleanupError as exc:
+            messages.append(f"could not clear leftover {entry['label']} (kept for the next run): {exc}")
+            continue
         unregister(entry["id"])
     return messages

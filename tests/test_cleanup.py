@@ -144,6 +144,15 @@ def test_mount_of_a_sigkilled_runner_is_cleared(require_root, command, daemon_ki
 
 
 @pytest.mark.integration
+def test_mount_table_handles_escaped_paths(require_root, source: Path, tmp_path: Path) -> None:
+    target = ExternalTarget(name="spaced", type="external", command=FOREGROUND)
+    with open_target(target, source, tmp_path / "work dir\\with escapes") as mounted:
+        assert " " in str(mounted.mountpoint) and cleanup.is_mounted(mounted.mountpoint)
+        assert cleanup.connection_id(mounted.mountpoint) == os.minor(os.stat(mounted.mountpoint).st_dev)
+    assert not cleanup.is_mounted(mounted.mountpoint)
+
+
+@pytest.mark.integration
 def test_busy_mount_is_detached_after_the_timeout(bindfs_mount) -> None:
     (bindfs_mount.path / "f").write_text("x")
     with open(bindfs_mount.path / "f") as held:

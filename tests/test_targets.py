@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+import time
 from pathlib import Path
 
 import psutil
@@ -138,3 +139,21 @@ def test_server_that_fails_reports_its_exit_status_and_stderr(require_root, sour
 def test_nofile_limits_an_external_server(require_root, source: Path, tmp_path: Path) -> None:
     with open_target(external(FOREGROUND), source, tmp_path / "work", nofile=123) as mounted:
         assert psutil.Process(mounted.daemon_pid).rlimit(psutil.RLIMIT_NOFILE) == (123, 123)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("target", [FuseTarget(name="fuse", type="fuse", threads=2),
+                                    PassthroughTarget(name="pt", type="passthrough")], ids=["fuse", "passthrough"])
+def test_builtin_server_mounts_reports_stats_and_unmounts(require_root, target, source: Path, tmp_path: Path) -> None:
+    reason = target_unavailable_reason(target)
+    if reason:
+        pytest.skip(reason)
+    with open_target(target, source, tmp_path / "work", nofile=256) as mounted:
+        assert (mounted.path / "data").read_text() == "hello through fuse\n"
+        assert mounted.stats_file == (tmp_path / "work" / f"{target.name}.stats.json").resolve()
+        deadline = time.monotonic() + 5
+        while (stats := mounted.read_stats()) is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert stats["pid"] == mounted.daemon_pid and stats["connection"] == mounted.connection
+        assert psutil.Process(mounted.daemon_pid).rlimit(psutil.RLIMIT_NOFILE)[0] == 256
+    assert_stopped(mounted)
