@@ -1,0 +1,139 @@
+"""Helpers for the built-in FUSE server's integration tests: start a server process on a
+tmp dir, wait for the mount, and always take it down (abort + detach if the daemon died)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.fusefs import device, passthrough_unavailable_reason
+
+REPO = Path(__file__).resolve().parent.parent
+
+needs_root = pytest.mark.skipif(
+    os.geteuid() != 0 or not os.path.exists("/dev/fuse"), reason="needs root and /dev/fuse"
+)
+needs_passthrough = pytest.mark.skipif(
+    passthrough_unavailable_reason() is not None, reason=str(passthrough_unavailable_reason())
+)
+
+# Mode name used in test ids -> server arguments.
+MODES: dict[str, list[str]] = {
+    "plain": ["--mode", "plain"],
+    "pt-keep": ["--mode", "passthrough", "--fd-policy", "keep"],
+    "pt-close": ["--mode", "passthrough", "--fd-policy", "close"],
+    "pt-cache": ["--mode", "passthrough", "--fd-policy", "cache", "--cache-size", "8"],
+}
+
+
+def mode_params() -> list[Any]:
+    """pytest params over MODES, passthrough ones skipped where unsupported."""
+    return [pytest.param(name, marks=[] if name == "plain" else [needs_passthrough], id=name)
+            for name in MODES]
+
+
+def is_mounted(path: Path) -> bool:
+    """True when `path` is a mount point in /proc/self/mounts."""
+    target = str(path)
+    with open("/proc/self/mounts") as f:
+        return any(line.split()[1] == target for line in f)
+
+
+def server_argv(source: Path, mountpoint: Path, *args: str) -> list[str]:
+    """argv of a server process."""
+    return [sys.executable, "-m", "bench.fusefs", str(source), str(mountpoint), *args]
+
+
+@dataclass
+class Mounted:
+    """A running server: its mount, process and stats file."""
+
+    source: Path
+    path: Path
+    proc: subprocess.Popen
+    stats_file: Path
+
+    @property
+    def pid(self) -> int:
+        """The daemon's pid."""
+        return self.proc.pid
+
+    def stats(self) -> dict[str, Any]:
+        """The latest stats file."""
+        return json.loads(self.stats_file.read_text())
+
+    def wait_stats(self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 10.0) -> dict[str, Any]:
+        """Poll the stats file until `predicate` holds; return the last stats either way."""
+        deadline = time.monotonic() + timeout
+        while True:
+            stats = self.stats()
+            if predicate(stats) or time.monotonic() > deadline:
+                return stats
+            time.sleep(0.05)
+
+    def fds(self) -> int:
+        """The daemon's open fds, counted from outside."""
+        return len(os.listdir(f"/proc/{self.pid}/fd"))
+
+
+def drop_caches() -> None:
+    """Evict dentries and inodes so the kernel sends FORGETs."""
+    os.sync()
+    Path("/proc/sys/vm/drop_caches").write_text("2\n")
+
+
+def take_down(mounted: Mounted) -> None:
+    """Stop our server (by pid) and make sure no mount remains, whatever state it is in."""
+    connection = device.connection_id(str(mounted.path)) if is_mounted(mounted.path) else None
+    if mounted.proc.poll() is None:
+        mounted.proc.send_signal(signal.SIGTERM)
+        try:
+            mounted.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            mounted.proc.kill()
+            mounted.proc.wait(5)
+    if is_mounted(mounted.path):
+        if connection is not None:
+            device.abort_connection(connection)
+        device.unmount(str(mounted.path), retries=1)
+
+
+@contextmanager
+def mount(tmp: Path, *args: str, files: dict[str, bytes] | None = None,
+          timeout: float = 10.0) -> Iterator[Mounted]:
+    """Serve tmp/src at tmp/mnt with `args`; always unmounted and stopped on exit."""
+    source, path = tmp / "src", tmp / "mnt"
+    source.mkdir(exist_ok=True)
+    path.mkdir(exist_ok=True)
+    for name, data in (files or {}).items():
+        (source / name).write_bytes(data)
+    stats_file = tmp / "stats.json"
+    stats_file.unlink(missing_ok=True)
+    proc = subprocess.Popen(
+        server_argv(source, path, "--stats-file", str(stats_file), "--stats-interval", "0.05", *args),
+        cwd=REPO, stderr=subprocess.PIPE, text=True,
+    )
+    mounted = Mounted(source, path, proc, stats_file)
+    try:
+        deadline = time.monotonic() + timeout
+        while not stats_file.exists():
+            if proc.poll() is not None:
+                raise AssertionError(f"server exited {proc.returncode}: {proc.stderr.read()}")
+            if time.monotonic() > deadline:
+                raise AssertionError("server did not come up")
+            time.sleep(0.02)
+        yield mounted
+    finally:
+        take_down(mounted)
+        assert not is_mounted(path)
