@@ -1,0 +1,102 @@
+"""Data integrity through the built-in FUSE server: a seeded random workload compared with the
+same operations on a native file, and concurrent readers and writers."""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+from pathlib import Path
+
+import pytest
+from fusefs_helpers import MODES, mode_params, mount, needs_root
+
+pytestmark = [pytest.mark.integration, needs_root]
+
+SIZE = 1 << 20
+
+
+def _apply(rng: random.Random, fds: list[int], names: list[Path]) -> None:
+    """One random operation applied identically to every (fd, path) pair."""
+    op = rng.random()
+    if op < 0.45:
+        offset, data = rng.randrange(SIZE), rng.randbytes(rng.randrange(1, 65536))
+        assert len({os.pwrite(fd, data, offset) for fd in fds}) == 1
+    elif op < 0.9:
+        offset, size = rng.randrange(SIZE + 4096), rng.randrange(1, 131072)
+        results = [os.pread(fd, size, offset) for fd in fds]
+        assert results[0] == results[1], f"pread({size}, {offset}) differs"
+    elif op < 0.96:
+        length = rng.randrange(SIZE)
+        for fd in fds:
+            os.ftruncate(fd, length)
+    else:
+        length = rng.randrange(SIZE)
+        for path in names:
+            os.truncate(path, length)
+
+
+@pytest.mark.parametrize("mode", mode_params())
+def test_random_workload_matches_native(tmp_path: Path, mode: str) -> None:
+    rng = random.Random(20261125)
+    native_dir = tmp_path / "native"
+    native_dir.mkdir()
+    with mount(tmp_path, *MODES[mode]) as fs:
+        names = ["f0", "f1"]
+        for step in range(3000):
+            if step % 500 == 0:  # rename between rounds, then reopen under the new name
+                old, new = names[0], names[1]
+                if (fs.path / old).exists():
+                    os.rename(fs.path / old, fs.path / new)
+                    os.rename(native_dir / old, native_dir / new)
+                names.reverse()
+                paths = [fs.path / names[1], native_dir / names[1]]
+                fds = [os.open(p, os.O_CREAT | os.O_RDWR, 0o644) for p in paths]
+            _apply(rng, fds, paths)
+            if step % 500 == 499:
+                for fd in fds:
+                    os.close(fd)
+        assert (fs.path / names[1]).read_bytes() == (native_dir / names[1]).read_bytes()
+        assert (fs.source / names[1]).read_bytes() == (native_dir / names[1]).read_bytes()
+
+
+@pytest.mark.parametrize("mode", [p for p in mode_params() if p.id in ("plain", "pt-keep")])
+def test_concurrent_readers_and_writers(tmp_path: Path, mode: str) -> None:
+    chunk, writers = 65536, 4
+    with mount(tmp_path, *MODES[mode]) as fs:
+        path = fs.path / "shared"
+        path.write_bytes(bytes(chunk * writers))
+        errors: list[str] = []
+
+        def writer(index: int) -> None:
+            rng = random.Random(index)
+            fd = os.open(path, os.O_RDWR)
+            try:
+                for _ in range(200):
+                    block = bytes([rng.randrange(1, 256)]) * 4096
+                    offset = index * chunk + rng.randrange(chunk // 4096) * 4096
+                    os.pwrite(fd, block, offset)
+                    got = os.pread(fd, 4096, offset)
+                    if got != block:
+                        errors.append(f"writer {index}: read back differs at {offset}")
+            finally:
+                os.close(fd)
+
+        def reader() -> None:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                for _ in range(200):
+                    data = os.pread(fd, chunk * writers, 0)
+                    if len(data) != chunk * writers:
+                        errors.append(f"short read {len(data)}")
+            finally:
+                os.close(fd)
+
+        threads = [threading.Thread(target=writer, args=(i,)) for i in range(writers)]
+        threads += [threading.Thread(target=reader) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors, errors[:5]
+        assert path.read_bytes() == (fs.source / "shared").read_bytes()

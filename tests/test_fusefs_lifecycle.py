@@ -1,0 +1,180 @@
+"""The built-in FUSE server's process contract: passthrough proof with fio, fd policies, no
+leaks, signals, a killed daemon, and one-line refusals for bad arguments."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from fusefs_helpers import (
+    MODES,
+    REPO,
+    drop_caches,
+    is_mounted,
+    mode_params,
+    mount,
+    needs_passthrough,
+    needs_root,
+    server_argv,
+)
+
+pytestmark = [pytest.mark.integration, needs_root]
+
+FILES = 1000
+
+
+def _fio(path: Path) -> dict:
+    argv = ["fio", "--name=t", f"--filename={path}", "--rw=randrw", "--bs=4k", "--size=4M",
+            "--direct=1", "--ioengine=psync", "--output-format=json"]
+    out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=120).stdout
+    return json.loads(out[out.index("{"):])
+
+
+@pytest.mark.skipif(shutil.which("fio") is None, reason="fio not installed")
+@pytest.mark.parametrize("mode", [p for p in mode_params() if p.id in ("plain", "pt-keep", "pt-close")])
+def test_fio_requests_bypass_daemon_only_in_passthrough(tmp_path: Path, mode: str) -> None:
+    with mount(tmp_path, *MODES[mode]) as fs:
+        job = _fio(fs.path / "f")["jobs"][0]
+        assert job["error"] == 0 and job["read"]["io_bytes"] > 0 and job["write"]["io_bytes"] > 0
+        stats = fs.wait_stats(lambda s: s["requests"].get("RELEASE", 0) > 0)
+        reads, writes = stats["requests"]["READ"], stats["requests"]["WRITE"]
+        if mode == "plain":
+            assert reads > 0 and writes > 0 and stats["bytes"]["READ"] > 0
+        else:
+            assert (reads, writes) == (0, 0)
+            assert stats["backing_opens_total"] > 0
+            assert stats["requests"].get("GETXATTR", 0) <= 1  # ENOSYS once, then never asked again
+
+
+@pytest.fixture
+def many_fds() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 8192)), hard))
+    yield
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+@needs_passthrough
+@pytest.mark.parametrize("policy", ["keep", "close", "cache"])
+def test_fd_policy_and_no_leaks(tmp_path: Path, policy: str, many_fds: None) -> None:
+    source = tmp_path / "src"
+    source.mkdir()
+    for i in range(FILES):
+        (source / f"f{i}").write_bytes(b"x")
+    args = ["--mode", "passthrough", "--fd-policy", policy, "--cache-size", "100", "--nofile", "4096"]
+    with mount(tmp_path, *args) as fs:
+        for i in range(FILES):  # look every file up first: only the opens should move the count
+            os.stat(fs.path / f"f{i}")
+        baseline = fs.fds()
+        fds = [os.open(fs.path / f"f{i}", os.O_RDONLY) for i in range(FILES)]
+        try:
+            stats = fs.wait_stats(lambda s: s["backing_ids"] >= FILES)
+            assert stats["backing_ids"] == FILES
+            grown = fs.fds() - baseline
+            if policy == "keep":
+                assert grown >= FILES * 0.95
+            else:
+                assert grown <= FILES * 0.05
+        finally:
+            for fd in fds:
+                os.close(fd)
+        expected = 100 if policy == "cache" else 0
+        stats = fs.wait_stats(lambda s: s["backing_ids"] == expected)
+        assert stats["backing_ids"] == expected and stats["backing_ids_peak"] == FILES
+        drop_caches()  # FORGETs free every node, and with them cached backing ids
+        stats = fs.wait_stats(lambda s: s["backing_ids"] == 0 and s["nodes"] == 1)
+        assert (stats["backing_ids"], stats["nodes"]) == (0, 1)
+        assert fs.fds() <= baseline
+
+
+def test_plain_mode_frees_everything_after_forget(tmp_path: Path, many_fds: None) -> None:
+    with mount(tmp_path, "--mode", "plain", files={f"f{i}": b"x" for i in range(200)}) as fs:
+        baseline = fs.fds()
+        fds = [os.open(fs.path / f"f{i}", os.O_RDONLY) for i in range(200)]
+        assert fs.fds() - baseline >= 200
+        for fd in fds:
+            os.close(fd)
+        drop_caches()
+        stats = fs.wait_stats(lambda s: s["nodes"] == 1)
+        assert stats["nodes"] == 1 and fs.fds() <= baseline
+
+
+def test_sigterm_unmounts_and_exits_zero(tmp_path: Path) -> None:
+    with mount(tmp_path) as fs:
+        fs.proc.send_signal(signal.SIGTERM)
+        assert fs.proc.wait(10) == 0
+        assert not is_mounted(fs.path)
+        assert "Traceback" not in fs.proc.stderr.read()
+        assert fs.stats()["mounted"] is False
+
+
+def test_external_unmount_ends_server(tmp_path: Path) -> None:
+    with mount(tmp_path) as fs:
+        subprocess.run(["umount", str(fs.path)], check=True)
+        assert fs.proc.wait(10) == 0
+        assert "Traceback" not in fs.proc.stderr.read()
+
+
+@pytest.mark.parametrize("mode", mode_params()[:2])
+def test_sigkill_leaves_mount_that_cleanup_clears(tmp_path: Path, mode: str) -> None:
+    with mount(tmp_path, *MODES[mode], files={"f": b"data"}) as fs:
+        held = open(fs.path / "f", "rb")
+        fs.proc.kill()
+        fs.proc.wait(10)
+        assert is_mounted(fs.path)  # the kernel keeps a dead daemon's mount: cleanup must abort it
+    with contextlib.suppress(OSError):  # ENOTCONN: the connection was aborted under it
+        held.close()
+    assert not is_mounted(fs.path)
+
+
+def _run_cli(*argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=30)
+
+
+def test_refusals_exit_2_with_one_line(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "mnt").mkdir()
+    (tmp_path / "file").write_text("")
+    cases = {
+        "writeback": server_argv(tmp_path / "src", tmp_path / "mnt", "--mode", "passthrough", "--writeback-cache"),
+        "missing source": server_argv(tmp_path / "nope", tmp_path / "mnt"),
+        "mountpoint not a dir": server_argv(tmp_path / "src", tmp_path / "file"),
+        "relative": server_argv(Path("src"), tmp_path / "mnt"),
+        "bad option": server_argv(tmp_path / "src", tmp_path / "mnt", "--threads", "0"),
+    }
+    for case, argv in cases.items():
+        proc = _run_cli(*argv)
+        assert proc.returncode == 2, case
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in proc.stderr, (case, proc.stderr)
+        assert not is_mounted(tmp_path / "mnt")
+    assert "writeback" in _run_cli(*cases["writeback"]).stderr
+
+
+def test_cli_main_in_process_rejects_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from bench.fusefs.cli import main
+
+    assert main([str(tmp_path / "missing"), str(tmp_path)]) == 2
+    assert "source is not a directory" in capsys.readouterr().err
+
+
+def test_stats_file_format(tmp_path: Path) -> None:
+    with mount(tmp_path, files={"f": b"abc"}) as fs:
+        assert (fs.path / "f").read_bytes() == b"abc"
+        stats = fs.wait_stats(lambda s: s["requests"]["READ"] > 0)
+        for key in ("pid", "mode", "fd_policy", "xattr", "options", "connection", "mounted", "time",
+                    "requests", "bytes", "errors", "errors_total", "backing_ids",
+                    "backing_ids_peak", "backing_opens_total", "daemon_fds"):
+            assert key in stats, key
+        assert stats["pid"] == fs.pid and stats["mounted"] is True and stats["mode"] == "plain"
+        assert stats["connection"] == os.minor(os.stat(fs.path).st_dev)
+        assert stats["bytes"]["READ"] == 3
+        time.sleep(0.2)
