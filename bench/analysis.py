@@ -91,6 +91,8 @@ class Analysis:
     secondary: pd.DataFrame     # cell x target x metric: stats of SECONDARY_METRICS
     cpu: pd.DataFrame           # cell x target: CPU seconds per GiB and per 1,000 I/Os by part
     latency: pd.DataFrame       # cell x target x direction x percentile -> latency_us
+    requests: pd.DataFrame      # cell x target (FUSE targets): median FUSE requests per run
+    fd_limits: pd.DataFrame     # per fd-pressure configuration: first N that failed, and how
     findings: list[Finding] = field(default_factory=list)
 
     @property
@@ -304,7 +306,7 @@ def _welch_p(a: np.ndarray, b: np.ndarray) -> float:
 def analyse(results: Results, settings: Settings = Settings()) -> Analysis:
     """All statistics and findings of one results folder."""
     used = _usable_runs(results.runs)
-    groups = {key: frame for key, frame in used.groupby(["cell", "target"], sort=False)}
+    groups = dict(iter(used.groupby(["cell", "target"], sort=False)))
     analysis = Analysis(
         results=results,
         settings=settings,
@@ -312,6 +314,8 @@ def analyse(results: Results, settings: Settings = Settings()) -> Analysis:
         secondary=_secondary(groups, settings),
         cpu=cpu_efficiency(used),
         latency=latency_percentiles(results.path, used),
+        requests=request_counts(used),
+        fd_limits=fd_limits(results.fd_pressure),
     )
     analysis.findings = _findings(analysis)
     return analysis
@@ -407,6 +411,47 @@ def cpu_efficiency(runs: pd.DataFrame) -> pd.DataFrame:
     totals["total_s_per_gib"] = totals[list(CPU_PARTS)].sum(axis=1) / totals["gib"]
     totals["total_s_per_kio"] = totals[list(CPU_PARTS)].sum(axis=1) / totals["kios"]
     return totals
+
+
+REQUEST_COLUMNS = ("fuse_read_requests", "fuse_write_requests", "fuse_other_requests")
+
+
+def request_counts(runs: pd.DataFrame) -> pd.DataFrame:
+    """Median FUSE requests per run (read, write, other) for FUSE targets that counted them."""
+    fuse = runs[runs["target_type"] != "native"]
+    counts = pd.DataFrame({"cell": fuse["cell"], "target": fuse["target"], "target_type": fuse["target_type"],
+                           **{column: _column(fuse, column) for column in REQUEST_COLUMNS}})
+    counts = counts.dropna(subset=list(REQUEST_COLUMNS), how="all")
+    return counts.groupby(["cell", "target", "target_type"], sort=False).median().reset_index()
+
+
+def fd_config_label(target: Any, policy: Any) -> str:
+    """'target' or 'target/policy' for an fd-pressure configuration."""
+    return f"{target}/{policy}" if pd.notna(policy) and str(policy) else str(target)
+
+
+def fd_limits(frame: pd.DataFrame | None) -> pd.DataFrame:
+    """Per target/policy: the largest N that fully succeeded and the first N with failed > 0 (errno)."""
+    columns = ["config", "daemon_nofile", "max_ok", "first_failed_n", "failed", "errno"]
+    if frame is None or frame.empty or "open_files" not in frame:
+        return pd.DataFrame(columns=columns)
+    policy = frame["fd_policy"] if "fd_policy" in frame else pd.Series(pd.NA, index=frame.index)
+    frame = frame.assign(config=[fd_config_label(t, p) for t, p in zip(frame["target"], policy)],
+                         failed=_column(frame, "failed").fillna(0))
+    rows = []
+    for config, steps in frame.sort_values("open_files").groupby("config", sort=False):
+        bad = steps[steps["failed"] > 0]
+        good = steps[steps["failed"] == 0]
+        first = bad.iloc[0] if not bad.empty else None
+        rows.append({
+            "config": config,
+            "daemon_nofile": steps["daemon_nofile"].iloc[0] if "daemon_nofile" in steps else np.nan,
+            "max_ok": good["open_files"].max() if not good.empty else np.nan,
+            "first_failed_n": first["open_files"] if first is not None else np.nan,
+            "failed": first["failed"] if first is not None else 0,
+            "errno": str(first.get("errno", "")) if first is not None and pd.notna(first.get("errno")) else "",
+        })
+    return pd.DataFrame(rows, columns=columns)
 
 
 # ---------------------------------------------------------------- latency
@@ -540,14 +585,14 @@ def count_by_kind(findings: list[Finding]) -> dict[str, int]:
 def compare_folders(a: Analysis, b: Analysis) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per matching cell x target, B relative to A; and the cell x target pairs present in one only."""
     settings = a.settings
-    keys_a = set(zip(a.summary["cell"], a.summary["target"]))
-    keys_b = set(zip(b.summary["cell"], b.summary["target"]))
-    runs_a = _usable_runs(a.results.runs).groupby(["cell", "target"], sort=False)
-    runs_b = _usable_runs(b.results.runs).groupby(["cell", "target"], sort=False)
-    groups_a = {k: f for k, f in runs_a}
-    groups_b = {k: f for k, f in runs_b}
+    # A pair counts as present only with data: a planned but never-run pair is "only in" the other.
+    with_data_a, with_data_b = a.summary[a.summary["n"] > 0], b.summary[b.summary["n"] > 0]
+    keys_a = set(zip(with_data_a["cell"], with_data_a["target"]))
+    keys_b = set(zip(with_data_b["cell"], with_data_b["target"]))
+    groups_a = dict(iter(_usable_runs(a.results.runs).groupby(["cell", "target"], sort=False)))
+    groups_b = dict(iter(_usable_runs(b.results.runs).groupby(["cell", "target"], sort=False)))
     rows = []
-    for row in a.summary.itertuples():
+    for row in with_data_a.itertuples():
         key = (row.cell, row.target)
         if key not in keys_b:
             continue
@@ -592,7 +637,7 @@ def format_number(value: float) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     magnitude = abs(value)
-    if magnitude >= 100:
+    if magnitude >= 100 or float(value).is_integer():
         return f"{value:.0f}"
     if magnitude >= 10:
         return f"{value:.1f}"

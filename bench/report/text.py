@@ -92,7 +92,7 @@ def render_comparison(a: Analysis, b: Analysis, changes, only) -> str:
     lines = [f"fusebench compare: A = {a.results.path.name}, B = {b.results.path.name}"]
     lines += _wrap(environment_line(environment(a.results)), "A: ")
     lines += _wrap(environment_line(environment(b.results)), "B: ")
-    lines += ["", _CMP.format("cell / target", "A", "B", "change B/A [95% CI]", "")]
+    lines += ["", _CMP.format("cell / target", "A", "B", "change B/A [95% CI]", "").rstrip()]
     for row in comparison_rows(changes):
         label = _fit(f"{row['cell']} {row['target']}", 26)
         verdict = f"{SIGNIFICANT} {row['verdict']}" if row["verdict"] else ""

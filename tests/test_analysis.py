@@ -1,0 +1,200 @@
+"""bench.analysis against fixture results folders whose answers were worked out by hand
+(tests/fixtures/results/make_fixtures.py explains the figures)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench import analysis
+from bench.analysis import Settings
+from bench.errors import InputError
+
+FIXTURES = Path(__file__).parent / "fixtures" / "results"
+BASIC = FIXTURES / "basic"
+BASIC_B = FIXTURES / "basic-b"
+
+
+@pytest.fixture(scope="module")
+def basic() -> analysis.Analysis:
+    return analysis.analyse(analysis.load(BASIC))
+
+
+def row(result: analysis.Analysis, cell: str, target: str):
+    frame = result.summary
+    return frame[(frame["cell"] == cell) & (frame["target"] == target)].iloc[0]
+
+
+def test_not_a_results_folder(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="not a results folder"):
+        analysis.load(tmp_path)
+    with pytest.raises(InputError, match="not a directory"):
+        analysis.load(tmp_path / "nowhere")
+
+
+def test_unreadable_manifest_is_an_input_error(tmp_path: Path) -> None:
+    (tmp_path / "manifest.json").write_text("{not json")
+    with pytest.raises(InputError, match="manifest"):
+        analysis.load(tmp_path)
+
+
+@pytest.mark.parametrize(("rw", "bs", "metric"), [
+    ("read", "4k", "bw_mib_s"), ("randread", "4k", "iops"), ("randread", "1M", "bw_mib_s"),
+    ("randwrite", "64k", "bw_mib_s"), ("randrw", "16k", "iops"), ("write", None, "bw_mib_s"),
+])
+def test_primary_metric(rw: str, bs: str | None, metric: str) -> None:
+    assert analysis.primary_metric(rw, bs) == metric
+
+
+def test_known_speedup_and_ci(basic: analysis.Analysis) -> None:
+    passthrough = row(basic, "seqread-1m", "passthrough")
+    assert passthrough["n"] == 3
+    assert passthrough["median"] == 2000
+    assert (passthrough["ci_low"], passthrough["ci_high"]) == (1980, 2020)
+    # 3 runs a side: the bootstrap's extreme medians each carry 7/27 of the mass, so the
+    # 2.5% and 97.5% points of the ratio are the extreme ratios.
+    assert passthrough["vs_plain_ratio"] == pytest.approx(4.0)
+    assert passthrough["vs_plain_ratio_low"] == pytest.approx(1980 / 510)
+    assert passthrough["vs_plain_ratio_high"] == pytest.approx(2020 / 490)
+    assert passthrough["vs_plain_significant"]
+    assert passthrough["vs_native_ratio"] == pytest.approx(1.0)
+    assert not passthrough["vs_native_significant"]
+    assert row(basic, "seqread-1m", "fuse")["vs_native_ratio"] == pytest.approx(0.25)
+
+
+def test_descriptive_statistics(basic: analysis.Analysis) -> None:
+    fuse = row(basic, "randread-4k", "fuse")
+    assert (fuse["mean"], fuse["stdev"], fuse["min"], fuse["max"]) == (9000, 1000, 8000, 10000)
+    assert fuse["cov"] == pytest.approx(1 / 9)
+
+
+def test_not_engaged_and_failed_runs_are_left_out(basic: analysis.Analysis) -> None:
+    randread = row(basic, "randread-4k", "passthrough")
+    assert (randread["n"], randread["excluded"], randread["median"]) == (2, 1, 15475)
+    seqwrite = row(basic, "seqwrite-1m", "passthrough")
+    assert (seqwrite["n"], seqwrite["failed"]) == (2, 1)
+    missing = row(basic, "randwrite-4k", "passthrough")
+    assert (missing["n"], missing["missing"]) == (0, 3)
+    assert np.isnan(missing["median"])
+
+
+def test_missing_runs_of_an_interrupted_run(basic: analysis.Analysis) -> None:
+    missing = analysis.missing_runs(basic.results)
+    got = sorted(zip(missing["cell"], missing["target"], missing["repetition"]))
+    assert got == [("randwrite-4k", "fuse", 2), ("randwrite-4k", "fuse", 3),
+                   ("randwrite-4k", "passthrough", 1), ("randwrite-4k", "passthrough", 2),
+                   ("randwrite-4k", "passthrough", 3)]
+
+
+def test_findings(basic: analysis.Analysis) -> None:
+    where = {(f.kind, f.cell, f.target) for f in basic.findings}
+    assert ("noisy", "randread-4k", "fuse") in where
+    assert ("not_engaged", "randread-4k", "passthrough") in where
+    assert ("failed", "seqwrite-1m", "passthrough") in where
+    assert ("missing", "randwrite-4k", "passthrough") in where
+    assert ("cache_artifact", "seqwrite-1m", "fuse") in where
+    assert ("note", "", "") in where  # the interrupted status
+    # nothing else is noisy or an artifact
+    assert [f.target for f in basic.findings if f.kind == "noisy"] == ["fuse"]
+    assert [f.cell for f in basic.findings if f.kind == "cache_artifact"] == ["seqwrite-1m"]
+
+
+def test_threshold_is_configurable() -> None:
+    strict = analysis.analyse(analysis.load(BASIC), Settings(threshold=0.8))
+    # 1.72x passes Welch's test but not an 80% practical threshold; 4.0x passes both
+    assert not row(strict, "randread-4k", "passthrough")["vs_plain_significant"]
+    assert row(strict, "seqread-1m", "passthrough")["vs_plain_significant"]
+
+
+def test_bootstrap_is_reproducible(basic: analysis.Analysis) -> None:
+    again = analysis.analyse(analysis.load(BASIC))
+    assert again.summary.equals(basic.summary)
+
+
+def test_cpu_per_gib_and_per_kio(basic: analysis.Analysis) -> None:
+    cpu = basic.cpu.set_index(["cell", "target"]).loc[("seqread-1m", "fuse")]
+    gib = (500 + 510 + 490) * 3 / 1024  # MiB/s x 3 s each, in GiB
+    assert cpu["gib"] == pytest.approx(gib)
+    assert cpu["daemon_sys_s_per_gib"] == pytest.approx(3 * 1.0 / gib)
+    assert cpu["fio_user_s_per_gib"] == pytest.approx(3 * 0.3 / gib)
+    # 1M blocks: IOPS = MiB/s, so (500 + 510 + 490) x 3 s = 4,500 I/Os
+    assert cpu["total_s_per_kio"] == pytest.approx(3 * (0.3 + 0.9 + 0.5 + 1.0) / 4.5)
+    native = basic.cpu.set_index(["cell", "target"]).loc[("seqread-1m", "native")]
+    assert native["daemon_user_s_per_gib"] == 0
+
+
+def test_percentiles_from_bins_use_the_nearest_rank() -> None:
+    bins = {1000: 1, 2000: 1, 3000: 2}
+    assert list(analysis.percentiles_from_bins(bins, (25, 50, 51, 99, 100))) == [1000, 2000, 3000, 3000, 3000]
+
+
+def test_latency_bins_are_summed_over_repetitions(basic: analysis.Analysis) -> None:
+    runs = [json.loads((BASIC / "fio" / f"seqread-1m--native--r{rep}.json").read_text()) for rep in (1, 2, 3)]
+    total = sum(job["read"]["clat_ns"]["N"] for fio in runs for job in fio["jobs"])
+    frame = basic.latency
+    native = frame[(frame["cell"] == "seqread-1m") & (frame["target"] == "native") & (frame["direction"] == "read")]
+    assert set(native["ios"]) == {total}
+    merged: dict[int, int] = {}
+    for fio in runs:
+        for ns, count in analysis.clat_bins(fio, "read").items():
+            merged[ns] = merged.get(ns, 0) + count
+    p50 = native.set_index("percentile").loc[50.0, "latency_us"]
+    assert p50 == analysis.percentiles_from_bins(merged, (50,))[0] / 1000
+    # a summed percentile lies between the runs' own ones, never outside
+    own = [fio["jobs"][0]["read"]["clat_ns"]["percentile"]["50.000000"] / 1000 for fio in runs]
+    assert min(own) * 0.9 <= p50 <= max(own) * 1.1
+    assert set(frame[frame["cell"] == "seqwrite-1m"]["direction"]) == {"write"}
+
+
+def test_fio_json_after_warnings(tmp_path: Path) -> None:
+    path = tmp_path / "run.json"
+    path.write_text('fio: this platform does not support process shared mutexes\n{"jobs": []}\ntrailing')
+    assert analysis.read_fio_json(path) == {"jobs": []}
+    path.write_text("no json here")
+    assert analysis.read_fio_json(path) is None
+
+
+def test_fd_limits(basic: analysis.Analysis) -> None:
+    limits = basic.fd_limits.set_index("config")
+    assert limits.loc["fuse", "first_failed_n"] == 10000
+    assert limits.loc["fuse", "errno"] == "EMFILE"
+    assert limits.loc["passthrough/keep", "max_ok"] == 1000
+    assert np.isnan(limits.loc["passthrough/close", "first_failed_n"])
+    assert limits.loc["passthrough/close", "max_ok"] == 10000
+
+
+def test_request_counts(basic: analysis.Analysis) -> None:
+    requests = basic.requests.set_index(["cell", "target"])
+    assert requests.loc[("seqread-1m", "passthrough"), "fuse_read_requests"] == 0
+    assert requests.loc[("seqread-1m", "fuse"), "fuse_read_requests"] == 1500
+    assert ("seqread-1m", "native") not in requests.index
+
+
+def test_compare_folders() -> None:
+    a = analysis.analyse(analysis.load(BASIC))
+    b = analysis.analyse(analysis.load(BASIC_B))
+    changes, only = analysis.compare_folders(a, b)
+    by_key = changes.set_index(["cell", "target"])
+    better = by_key.loc[("seqread-1m", "passthrough")]
+    assert better["ratio"] == pytest.approx(1.1) and better["significant"]
+    worse = by_key.loc[("seqread-1m", "fuse")]
+    assert worse["ratio"] == pytest.approx(0.9) and worse["significant"]
+    assert not by_key.loc[("randread-4k", "native")]["significant"]
+    assert sorted(zip(only["cell"], only["target"], only["only_in"])) == [
+        ("randwrite-4k", "fuse", "A"), ("randwrite-4k", "native", "A"),
+        ("seqread-4m", "fuse", "B"), ("seqread-4m", "native", "B"), ("seqread-4m", "passthrough", "B"),
+    ]
+
+
+def test_partial_folder_without_runs(tmp_path: Path) -> None:
+    folder = tmp_path / "started"
+    folder.mkdir()
+    for name in ("manifest.json", "scenario.yaml"):
+        shutil.copy(BASIC / name, folder / name)
+    result = analysis.analyse(analysis.load(folder))
+    assert result.summary.empty
+    assert len(analysis.missing_runs(result.results)) == 4 * 3 * 3
