@@ -1,11 +1,12 @@
 """Kernel-side count of FUSE requests per opcode, for any FUSE server.
 
-Counts the fuse:fuse_request_send tracepoint with perf_event_open in counting mode: one
-event group per online CPU, whose leader counts every request (of the connection, when
-one is given) and whose members count one opcode each, selected by an ftrace filter
-("opcode == 15 && connection == 39"). The kernel increments the counters; userspace only
-reads them (one read per CPU, an atomic snapshot of the group), so nothing is copied per
-request and the cost stays in the kernel's tracepoint path.
+A tiny BPF program on the fuse:fuse_request_send tracepoint adds one to a per-CPU array
+slot indexed by the request's opcode, for one connection (or all). Userspace only reads
+the array, so the cost is the program run per request: measured here at about 0.1 us
+per event, flat in the number of opcodes. Per-opcode perf counters (perf_event_open in
+counting mode with an ftrace filter each) cost about 0.04 us per attached counter per
+event instead: 0.6-0.9 us per request for 16 opcodes, about 20 % of a CPU at 300k
+requests/s, which is why they are not used.
 
 Tracepoint fields (6.18): connection (dev_t: the connection number, as in
 /sys/fs/fuse/connections), unique, opcode, len. The tracepoint fires where a request is
@@ -15,7 +16,7 @@ seen, and neither are background requests queued straight to a FUSE-over-io_urin
 tracefs is needed once per process, to read the tracepoint id and format. An existing
 tracefs mount is used as is; otherwise it is mounted in a private mount namespace of a
 short-lived `unshare` child, so the host's mount table never changes and nothing is left
-behind, even if this process is killed. The perf events need no mount once open.
+behind, even if this process is killed. Attached programs need no mount.
 """
 
 from __future__ import annotations
@@ -48,29 +49,31 @@ OPCODES: dict[str, int] = {
     "COPY_FILE_RANGE": 47, "SETUPMAPPING": 48, "REMOVEMAPPING": 49, "SYNCFS": 50,
     "TMPFILE": 51, "STATX": 52, "COPY_FILE_RANGE_64": 53,
 }
-
-# Each counted opcode costs one fd and one filter evaluation per request on every CPU:
-# count what a benchmark report discusses, the rest lands in OTHER.
+# Every opcode is counted whatever is asked; these only choose the names counts() lists.
 DEFAULT_OPCODES: tuple[str, ...] = (
     "LOOKUP", "GETATTR", "STATX", "SETATTR", "OPEN", "CREATE", "READ", "WRITE", "FLUSH",
     "RELEASE", "FSYNC", "GETXATTR", "OPENDIR", "READDIR", "READDIRPLUS", "RELEASEDIR",
 )
-OTHER = "OTHER"  # key in counts(): requests of the connection not in the counted opcodes
+OTHER = "OTHER"  # key in counts(): requests of the connection with any other opcode
 
 EVENT = "fuse/fuse_request_send"
 
-_PERF_EVENT_OPEN = {"x86_64": 298, "aarch64": 241}
-_PERF_TYPE_TRACEPOINT = 2
-_PERF_FORMAT_GROUP = 1 << 3
-_PERF_ATTR_DISABLED = 1 << 0
-_PERF_FLAG_FD_CLOEXEC = 1 << 3
-_PERF_IOC_FLAG_GROUP = 1
-_PERF_EVENT_IOC_ENABLE = 0x2400
-_PERF_EVENT_IOC_DISABLE = 0x2401
-_PERF_EVENT_IOC_SET_FILTER = 0x40082406
+_SYSCALLS = {"x86_64": {"bpf": 321, "perf_event_open": 298},
+             "aarch64": {"bpf": 280, "perf_event_open": 241}}
 _LIBC = ctypes.CDLL(None, use_errno=True)
 _REFUSED = (errno.EACCES, errno.EPERM)
-_UNSUPPORTED = (errno.ENOENT, errno.ENODEV, errno.ENOSYS, errno.EOPNOTSUPP)
+
+_SLOTS = 64  # array slots: opcodes below 64 count in their own slot, any other in slot 0
+_BPF_MAP_CREATE, _BPF_MAP_LOOKUP_ELEM, _BPF_PROG_LOAD = 0, 1, 5
+_BPF_MAP_TYPE_PERCPU_ARRAY = 6
+_BPF_PROG_TYPE_TRACEPOINT = 5
+_BPF_FUNC_MAP_LOOKUP_ELEM = 1
+_BPF_PSEUDO_MAP_FD = 1
+_BPF_ATTR_SIZE = 128  # a zero-padded prefix of union bpf_attr; the kernel takes what it knows
+_PERF_TYPE_TRACEPOINT = 2
+_PERF_FLAG_FD_CLOEXEC = 1 << 3
+_PERF_EVENT_IOC_ENABLE = 0x2400
+_PERF_EVENT_IOC_SET_BPF = 0x40042408
 
 _TRACEFS_IN_PRIVATE_NAMESPACE = (
     "mount -t tracefs nodev /sys/kernel/tracing || exit 3\n"
@@ -82,29 +85,20 @@ class TracingUnavailable(BenchError):
     """Kernel request tracing cannot run here; the message says why."""
 
 
-class _PerfEventAttr(ctypes.Structure):
-    """struct perf_event_attr up to config1 (PERF_ATTR_SIZE_VER0, 64 bytes)."""
+@dataclass(frozen=True)
+class Field:
+    """Where a tracepoint field sits in the record the BPF program sees."""
 
-    _fields_ = [
-        ("type", ctypes.c_uint32),
-        ("size", ctypes.c_uint32),
-        ("config", ctypes.c_uint64),
-        ("sample_period", ctypes.c_uint64),
-        ("sample_type", ctypes.c_uint64),
-        ("read_format", ctypes.c_uint64),
-        ("flags", ctypes.c_uint64),
-        ("wakeup_events", ctypes.c_uint32),
-        ("bp_type", ctypes.c_uint32),
-        ("config1", ctypes.c_uint64),
-    ]
+    offset: int
+    size: int
 
 
 @dataclass(frozen=True)
 class Tracepoint:
-    """The tracepoint's perf id, its field names and its opcode names (from the print format)."""
+    """The tracepoint's perf id, its fields and its opcode names (from the print format)."""
 
     id: int
-    fields: frozenset[str]
+    fields: dict[str, Field]
     opcode_names: dict[str, int]
 
 
@@ -123,9 +117,14 @@ def parse_format(text: str) -> Tracepoint:
     match = re.search(r"^ID:\s*(\d+)", text, re.MULTILINE)
     if not match:
         raise TracingUnavailable(f"no ID in the format of {EVENT}")
-    fields = re.findall(r"field:[^;]*?(\w+)(?:\[[^\]]*\])?;", text)
+    fields = {
+        name: Field(int(offset), int(size))
+        for name, offset, size in re.findall(
+            r"field:[^;]*?(\w+)(?:\[[^\]]*\])?;\s*offset:(\d+);\s*size:(\d+);", text
+        )
+    }
     names = {name: int(number) for number, name in re.findall(r'\{(\d+), "FUSE_(\w+)"\}', text)}
-    return Tracepoint(id=int(match.group(1)), fields=frozenset(fields), opcode_names=names)
+    return Tracepoint(id=int(match.group(1)), fields=fields, opcode_names=names)
 
 
 def _mounted_tracefs() -> Path | None:
@@ -137,6 +136,12 @@ def _mounted_tracefs() -> Path | None:
     return None
 
 
+_NO_TRACEPOINT = (
+    f"tracepoint {EVENT} not found: kernel without FUSE tracepoints (before 6.15?) "
+    "or fuse module not loaded"
+)
+
+
 @functools.cache  # failures raise and are not cached: a later call tries again
 def tracepoint() -> Tracepoint:
     """Id and fields of fuse:fuse_request_send (raises TracingUnavailable)."""
@@ -145,10 +150,7 @@ def tracepoint() -> Tracepoint:
         try:
             return parse_format((mounted / "events" / EVENT / "format").read_text())
         except FileNotFoundError:
-            raise TracingUnavailable(
-                f"tracepoint {EVENT} not found under {mounted}: kernel without FUSE "
-                "tracepoints (before 6.15?) or fuse module not loaded"
-            ) from None
+            raise TracingUnavailable(f"{_NO_TRACEPOINT} (tracefs at {mounted})") from None
     try:
         result = subprocess.run(
             ["unshare", "--mount", "--propagation", "private", "sh", "-c",
@@ -157,58 +159,86 @@ def tracepoint() -> Tracepoint:
         )
     except FileNotFoundError:
         raise TracingUnavailable("tracefs is not mounted and `unshare` (util-linux) is missing") from None
-    reason = {
-        3: "tracefs cannot be mounted",
-        4: f"tracepoint {EVENT} not found: kernel without FUSE tracepoints (before 6.15?) "
-           "or fuse module not loaded",
-    }
     if result.returncode != 0:
-        why = reason.get(result.returncode, "reading tracefs in a private mount namespace failed")
+        why = {3: "tracefs cannot be mounted", 4: _NO_TRACEPOINT}.get(
+            result.returncode, "reading tracefs in a private mount namespace failed")
         raise TracingUnavailable(f"{why}: {result.stderr.strip()}")
     return parse_format(result.stdout)
 
 
-def online_cpus() -> list[int]:
-    """Online CPU numbers, from /sys/devices/system/cpu/online ("0-3,6")."""
-    cpus: list[int] = []
-    for part in Path("/sys/devices/system/cpu/online").read_text().strip().split(","):
+def _possible_cpus() -> int:
+    """How many CPUs the kernel keeps per-CPU map values for (/sys/devices/system/cpu/possible)."""
+    count = 0
+    for part in Path("/sys/devices/system/cpu/possible").read_text().strip().split(","):
         first, _, last = part.partition("-")
-        cpus.extend(range(int(first), int(last or first) + 1))
-    return cpus
+        count += int(last or first) - int(first) + 1
+    return count
 
 
-def _perf_event_open(attr: _PerfEventAttr, cpu: int, group_fd: int) -> int:
-    """perf_event_open(attr, pid=-1, cpu, group_fd, FD_CLOEXEC); raises OSError."""
-    number = _PERF_EVENT_OPEN.get(platform.machine())
-    if number is None:
-        raise TracingUnavailable(f"perf_event_open syscall number unknown for {platform.machine()}")
-    fd = _LIBC.syscall(
-        ctypes.c_long(number), ctypes.byref(attr), ctypes.c_long(-1), ctypes.c_long(cpu),
-        ctypes.c_long(group_fd), ctypes.c_long(_PERF_FLAG_FD_CLOEXEC),
-    )
-    if fd < 0:
+def _syscall(name: str, *args: int) -> int:
+    """A raw syscall by name; raises OSError with the syscall's name on failure."""
+    numbers = _SYSCALLS.get(platform.machine())
+    if numbers is None:
+        raise TracingUnavailable(f"bpf and perf_event_open syscall numbers unknown for {platform.machine()}")
+    result = _LIBC.syscall(ctypes.c_long(numbers[name]), *(ctypes.c_long(arg) for arg in args))
+    if result < 0:
         code = ctypes.get_errno()
-        raise OSError(code, f"perf_event_open: {os.strerror(code)}")
-    return fd
+        raise OSError(code, f"{name}: {os.strerror(code)}")
+    return result
 
 
-def _filter(opcode: int | None, connection: int | None) -> str:
-    """The ftrace filter expression for one counter ("" counts everything)."""
-    terms = [f"opcode == {opcode}"] if opcode is not None else []
-    if connection is not None:
-        terms.append(f"connection == {connection}")
-    return " && ".join(terms)
+def _bpf(command: int, attr: bytes) -> int:
+    """bpf(command, attr) with attr zero-padded to _BPF_ATTR_SIZE."""
+    buffer = ctypes.create_string_buffer(attr, _BPF_ATTR_SIZE)
+    return _syscall("bpf", command, ctypes.addressof(buffer), _BPF_ATTR_SIZE)
+
+
+def _insn(code: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> bytes:
+    """One eBPF instruction (struct bpf_insn)."""
+    return struct.pack("<BBhi", code, (src << 4) | dst, off, imm)
+
+
+def counting_program(map_fd: int, opcode: Field, connection: Field | None, connection_id: int | None) -> bytes:
+    """eBPF: if the record's connection matches (when given), add 1 to the opcode's map slot.
+
+    r6 = ctx; [if (u32)ctx[connection] != id goto out;] r2 = ctx[opcode];
+    if r2 >= 64: r2 = 0; key = r2; r0 = lookup(map, &key); if r0: atomic *r0 += 1; out: return 0
+    """
+    filtered = connection_id is not None
+    body = [_insn(0xBF, dst=6, src=1)]  # mov64 r6, r1
+    if filtered:
+        body.append(_insn(0x61, dst=2, src=6, off=connection.offset))  # ldxw r2, [r6+off]
+        body.append(None)  # jne32 r2, id, out (patched below, once the length is known)
+    body += [
+        _insn(0x61, dst=2, src=6, off=opcode.offset),  # ldxw r2, [r6+off]
+        _insn(0xA5, dst=2, off=1, imm=_SLOTS),  # jlt r2, 64, +1
+        _insn(0xB7, dst=2, imm=0),  # mov64 r2, 0
+        _insn(0x63, dst=10, src=2, off=-4),  # stxw [r10-4], r2
+        _insn(0x18, dst=1, src=_BPF_PSEUDO_MAP_FD, imm=map_fd), _insn(0),  # ld_imm64 r1, map
+        _insn(0xBF, dst=2, src=10),  # mov64 r2, r10
+        _insn(0x07, dst=2, imm=-4),  # add64 r2, -4
+        _insn(0x85, imm=_BPF_FUNC_MAP_LOOKUP_ELEM),  # call map_lookup_elem
+        _insn(0x15, dst=0, off=2, imm=0),  # jeq r0, 0, out
+        _insn(0xB7, dst=1, imm=1),  # mov64 r1, 1
+        _insn(0xDB, dst=0, src=1, off=0, imm=0),  # lock xadd64 [r0+0], r1
+    ]
+    out = len(body)
+    if filtered:
+        # connection ids are u32 and may exceed the signed 32-bit immediate: compare as u32
+        body[2] = _insn(0x56, dst=2, off=out - 3, imm=ctypes.c_int32(connection_id).value)
+    body += [_insn(0xB7, dst=0, imm=0), _insn(0x95)]  # mov64 r0, 0; exit
+    return b"".join(body)
 
 
 def _refusal(error: OSError) -> TracingUnavailable:
-    """A clear TracingUnavailable for a perf_event_open refused by the kernel."""
+    """A clear TracingUnavailable for a bpf or perf_event_open call the kernel refused."""
     if error.errno in _REFUSED:
         paranoid = Path("/proc/sys/kernel/perf_event_paranoid").read_text().strip()
         return TracingUnavailable(
-            f"{error.strerror}: system-wide tracepoint counting needs root or CAP_PERFMON "
-            f"(kernel.perf_event_paranoid={paranoid}, a lockdown or seccomp policy may also refuse)"
+            f"{error.strerror}: BPF tracepoint programs need root (CAP_BPF and CAP_PERFMON); "
+            f"kernel.perf_event_paranoid={paranoid}, a lockdown or seccomp policy may also refuse"
         )
-    return TracingUnavailable(f"{error.strerror}: this kernel cannot count tracepoints with perf")
+    return TracingUnavailable(f"{error.strerror}: this kernel cannot attach BPF programs to tracepoints")
 
 
 class RequestTracer:
@@ -226,76 +256,95 @@ class RequestTracer:
             raise ValueError(f"unknown FUSE opcode name(s) {unknown}; known: {sorted(OPCODES)}")
         if len(set(self.opcodes)) != len(self.opcodes):
             raise ValueError(f"opcodes listed twice in {list(self.opcodes)}")
+        if connection is not None and not 0 <= connection < 1 << 32:
+            raise ValueError(f"connection {connection} is not a dev_t")
         if os.geteuid() != 0:
             raise TracingUnavailable("counting FUSE requests in the kernel needs root")
         point = tracepoint()
-        missing = {"opcode"} | ({"connection"} if connection is not None else set())
-        if missing - point.fields:
+        needed = ["opcode"] + (["connection"] if connection is not None else [])
+        unusable = [name for name in needed if name not in point.fields or point.fields[name].size != 4]
+        if unusable:
             raise TracingUnavailable(
-                f"{EVENT} has no field(s) {sorted(missing - point.fields)} "
-                f"(fields: {sorted(point.fields)})"
+                f"{EVENT} has no 4-byte field(s) {unusable} (fields: {sorted(point.fields)})"
             )
-        self._id = point.id
+        self._cpus = _possible_cpus()
         self._fds: list[int] = []
-        self._leaders: list[int] = []
         self._final: dict[str, int] | None = None
         try:
-            for cpu in online_cpus():
-                self._open_group(cpu)
-            for leader in self._leaders:
-                fcntl.ioctl(leader, _PERF_EVENT_IOC_ENABLE, _PERF_IOC_FLAG_GROUP)
+            self._map = self._keep(_bpf(_BPF_MAP_CREATE, struct.pack(
+                "<IIIII", _BPF_MAP_TYPE_PERCPU_ARRAY, 4, 8, _SLOTS, 0)))
+            program = self._keep(self._load(counting_program(
+                self._map, point.fields["opcode"], point.fields.get("connection"), connection)))
+            # One tracepoint event on CPU 0 is enough: BPF programs hang on the
+            # tracepoint itself and run on every CPU.
+            attr = ctypes.create_string_buffer(struct.pack("<IIQ", _PERF_TYPE_TRACEPOINT, 64, point.id), 64)
+            event = self._keep(_syscall(
+                "perf_event_open", ctypes.addressof(attr), -1, 0, -1, _PERF_FLAG_FD_CLOEXEC))
+            fcntl.ioctl(event, _PERF_EVENT_IOC_SET_BPF, program)
+            fcntl.ioctl(event, _PERF_EVENT_IOC_ENABLE, 0)
         except OSError as error:
             self._close_fds()
-            if error.errno in _REFUSED + _UNSUPPORTED:
+            if error.errno in _REFUSED + (errno.ENOENT, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
                 raise _refusal(error) from error
             raise
         except BaseException:
             self._close_fds()
             raise
 
-    def _open_group(self, cpu: int) -> None:
-        """Open the total counter (group leader, disabled) and one member per opcode on a CPU."""
-        leader = -1
-        for opcode in (None, *(OPCODES[name] for name in self.opcodes)):
-            attr = _PerfEventAttr(
-                type=_PERF_TYPE_TRACEPOINT, size=ctypes.sizeof(_PerfEventAttr), config=self._id,
-                read_format=_PERF_FORMAT_GROUP, flags=_PERF_ATTR_DISABLED if leader < 0 else 0,
-            )
-            fd = _perf_event_open(attr, cpu, leader)
-            self._fds.append(fd)
-            expression = _filter(opcode, self.connection)
-            if expression:
-                fcntl.ioctl(fd, _PERF_EVENT_IOC_SET_FILTER, expression.encode() + b"\0")
-            if leader < 0:
-                leader = fd
-                self._leaders.append(fd)
+    def _keep(self, fd: int) -> int:
+        """Remember an fd for close() and return it."""
+        self._fds.append(fd)
+        return fd
+
+    @staticmethod
+    def _load(program: bytes) -> int:
+        """Load a tracepoint program; a verifier rejection raises with the verifier's log."""
+        code = ctypes.create_string_buffer(program, len(program))
+        license_ = ctypes.create_string_buffer(b"GPL")
+        log = ctypes.create_string_buffer(1 << 16)
+        attr = struct.pack(
+            "<IIQQIIQII16s", _BPF_PROG_TYPE_TRACEPOINT, len(program) // 8, ctypes.addressof(code),
+            ctypes.addressof(license_), 1, len(log), ctypes.addressof(log), 0, 0, b"fusebench_reqs",
+        )
+        try:
+            return _bpf(_BPF_PROG_LOAD, attr)
+        except OSError as error:
+            if error.errno in (errno.EACCES, errno.EINVAL) and log.value:
+                raise TracingUnavailable(f"the BPF verifier refused the program: {log.value.decode()}") from error
+            raise
+
+    def _slot(self, slot: int) -> int:
+        """A map slot's count, summed over CPUs."""
+        key = ctypes.c_uint32(slot)
+        values = ctypes.create_string_buffer(8 * self._cpus)
+        _bpf(_BPF_MAP_LOOKUP_ELEM, struct.pack(
+            "<IIQQQ", self._map, 0, ctypes.addressof(key), ctypes.addressof(values), 0))
+        return sum(struct.unpack(f"{self._cpus}Q", values.raw))
 
     def counts(self) -> dict[str, int]:
-        """Requests per opcode name since the tracer started, plus OTHER for the rest."""
+        """Requests per opcode name since the tracer started, plus OTHER for the rest.
+
+        Slots are read one after another: while requests flow, the figures are from
+        instants a few microseconds apart.
+        """
         if self._final is not None:
             return dict(self._final)
-        size = 8 * (2 + len(self.opcodes))  # u64 nr, then the leader's value and the members'
-        totals = [0] * (1 + len(self.opcodes))
-        for leader in self._leaders:
-            values = struct.unpack(f"{len(totals) + 1}Q", os.read(leader, size))[1:]
-            totals = [a + b for a, b in zip(totals, values)]
-        counted = dict(zip(self.opcodes, totals[1:]))
-        counted[OTHER] = totals[0] - sum(totals[1:])
+        per_slot = [self._slot(slot) for slot in range(_SLOTS)]
+        counted = {name: per_slot[OPCODES[name]] for name in self.opcodes}
+        counted[OTHER] = sum(per_slot) - sum(counted.values())
         return counted
 
     def close(self) -> None:
-        """Stop counting, keep the final counts and close every perf fd."""
-        if self._final is None and self._leaders:
-            for leader in self._leaders:
-                fcntl.ioctl(leader, _PERF_EVENT_IOC_DISABLE, _PERF_IOC_FLAG_GROUP)
+        """Stop counting, keep the final counts and close every fd."""
+        if self._final is None and self._fds:
             self._final = self.counts()
         self._close_fds()
 
     def _close_fds(self) -> None:
-        for fd in self._fds:
+        # the perf event goes first: closing it detaches the program from the tracepoint
+        for fd in reversed(self._fds):
             os.close(fd)
         self._fds.clear()
-        self._leaders.clear()
 
     def __enter__(self) -> RequestTracer:
         return self
@@ -307,7 +356,7 @@ class RequestTracer:
 
 
 def tracing_unavailable_reason() -> str | None:
-    """Why RequestTracer cannot run here (not root, no tracefs, no tracepoint, perf refused), or None."""
+    """Why RequestTracer cannot run here (not root, no tracefs, no tracepoint, BPF refused), or None."""
     try:
         RequestTracer(opcodes=()).close()
     except TracingUnavailable as error:

@@ -29,7 +29,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
-from bench.tracing import DEFAULT_OPCODES, RequestTracer, connection_of, tracing_unavailable_reason  # noqa: E402
+from bench.tracing import EVENT, RequestTracer, connection_of, tracing_unavailable_reason  # noqa: E402
 
 
 def _mounted(mountpoint: Path) -> bool:
@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(work)
 
     print(f"fio 4k randread O_DIRECT {args.ioengine} QD{args.iodepth}, {args.runtime} s runs, "
-          f"bindfs, tracer counting {len(DEFAULT_OPCODES)} opcodes + total on {os.cpu_count()} CPUs")
+          f"bindfs, {os.cpu_count()} CPUs; tracer: BPF counter on {EVENT} for the mount's connection")
     print(f"{'rep':>3} {'tracer':>6} {'IOPS':>10} {'busy CPU us/IO':>15} {'READ counted/fio IOs':>21}")
     for index, run in enumerate(runs):
         counted = f"{run.counts['READ']}/{run.ios}" if run.counts else ""

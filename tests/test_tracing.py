@@ -6,15 +6,17 @@ import importlib.util
 import mmap
 import os
 import shutil
+import struct
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from bench import tracing
-from bench.tracing import OPCODES, OTHER, RequestTracer, TracingUnavailable
+from bench.tracing import OPCODES, OTHER, Field, RequestTracer, TracingUnavailable
 
 FORMAT_6_18 = """name: fuse_request_send
 ID: 1293
@@ -47,8 +49,36 @@ def _load_bindfs_mount():
 def test_parse_format_reads_id_fields_and_opcode_names() -> None:
     point = tracing.parse_format(FORMAT_6_18)
     assert point.id == 1293
-    assert {"connection", "opcode", "unique", "len"} <= point.fields
+    assert point.fields["connection"] == Field(offset=8, size=4)
+    assert point.fields["opcode"] == Field(offset=24, size=4)
+    assert point.fields["unique"] == Field(offset=16, size=8)
     assert point.opcode_names == {"LOOKUP": 1, "READ": 15}
+
+
+def _decode(program: bytes) -> list[tuple[int, int, int, int, int]]:
+    """(code, dst, src, off, imm) per instruction."""
+    return [
+        (code, regs & 0xF, regs >> 4, off, imm)
+        for code, regs, off, imm in struct.iter_unpack("<BBhi", program)
+    ]
+
+
+@pytest.mark.parametrize("connection", [None, 39, 0xFFFF_FFFF])
+def test_counting_program_jumps_land_on_the_exit(connection: int | None) -> None:
+    opcode, conn = Field(offset=24, size=4), Field(offset=8, size=4)
+    insns = _decode(tracing.counting_program(7, opcode, conn, connection))
+    exit_at = len(insns) - 2
+    assert insns[exit_at][0] == 0xB7 and insns[-1][0] == 0x95  # r0 = 0; exit
+    conditional = [(i, insn) for i, insn in enumerate(insns) if insn[0] in (0x56, 0x15)]
+    assert len(conditional) == (2 if connection is not None else 1)
+    for index, (_, _, _, off, _) in conditional:
+        assert index + 1 + off == exit_at
+    if connection is not None:
+        compare = next(insn for insn in insns if insn[0] == 0x56)
+        assert compare[4] & 0xFFFF_FFFF == connection
+        assert (0x61, 2, 6, conn.offset, 0) in insns
+    assert (0x61, 2, 6, opcode.offset, 0) in insns
+    assert (0x18, 1, 1, 0, 7) in insns  # the map fd, as a pseudo map load
 
 
 def test_parse_format_without_id_is_unavailable() -> None:
@@ -70,7 +100,8 @@ def test_unknown_opcode_is_rejected_before_anything_opens() -> None:
 def test_connection_uses_the_kernel_dev_t_encoding(monkeypatch: pytest.MonkeyPatch) -> None:
     # minor 300 encodes differently in userspace st_dev (0x1002c) and in the kernel (300)
     st_dev = os.makedev(0, 300)
-    monkeypatch.setattr(tracing.os, "stat", lambda path: os.stat_result((0,) * 2 + (st_dev,) + (0,) * 7))
+    fake_stat = os.stat_result((0, 0, st_dev) + (0,) * 7)
+    monkeypatch.setattr(tracing, "os", SimpleNamespace(stat=lambda path: fake_stat, major=os.major, minor=os.minor))
     assert tracing.connection_of(Path("/anything")) == 300
 
 
