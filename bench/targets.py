@@ -237,6 +237,8 @@ def _serve(name: str, type_: str, argv: list[str], mountpoint: Path, workdir: Pa
     if cleanup.is_mounted(mountpoint):
         raise TargetError(f"target {name}: {mountpoint} is already mounted (a leftover? see `grep fuse /proc/mounts`)")
     mountpoint.mkdir(parents=True, exist_ok=True)
+    if stats_file is not None:
+        stats_file.unlink(missing_ok=True)  # read_stats() must never return an earlier server's figures
     log_file = workdir / f"{name}.server.log"
     try:
         popen = _start(argv, log_file, nofile)
