@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -115,6 +116,20 @@ def test_stopped_daemon_still_unmounts(require_root, source: Path, tmp_path: Pat
     with open_target(external(FOREGROUND), source, tmp_path / "work") as mounted:
         psutil.Process(mounted.daemon_pid).suspend()  # a hung daemon
     assert_stopped(mounted)
+
+
+@pytest.mark.integration
+def test_hung_daemon_with_a_blocked_client_is_detached_and_ended(require_root, source: Path, tmp_path: Path) -> None:
+    started = time.monotonic()
+    with open_target(external(FOREGROUND, stop_timeout=1.0), source, tmp_path / "work") as mounted:
+        psutil.Process(mounted.daemon_pid).suspend()
+        client = subprocess.Popen([sys.executable, "-c", "import os, sys; os.listdir(sys.argv[1])",
+                                   str(mounted.path / "sub")], stderr=subprocess.DEVNULL)
+        with pytest.raises(subprocess.TimeoutExpired):
+            client.wait(0.3)  # blocked on the hung daemon: the mount is busy
+    assert time.monotonic() - started < 10
+    assert_stopped(mounted)
+    client.wait(5)
 
 
 @pytest.mark.integration
