@@ -58,6 +58,11 @@ class MountEntry:
         """True for fuse, fuse.NAME and fuseblk mounts (not fusectl)."""
         return self.fstype in ("fuse", "fuseblk") or self.fstype.startswith("fuse.")
 
+    @property
+    def connection(self) -> int | None:
+        """The FUSE connection number (the kernel's dev_t, as fusectl names it), None if not FUSE."""
+        return (self.major << 20) | self.minor if self.is_fuse else None
+
 
 def _unescape(field: bytes) -> str:
     # mountinfo escapes space, tab, newline and backslash as \ooo octal.
@@ -111,14 +116,12 @@ def is_mounted(path: str | os.PathLike) -> bool:
 
 
 def connection_id(mountpoint: str | os.PathLike) -> int | None:
-    """The FUSE connection number of a mount (its device number, as fusectl names it), or None.
+    """The FUSE connection number of the mount at `mountpoint`, or None.
 
     Taken from mountinfo rather than os.stat(), which would send a request to a possibly hung daemon.
     """
     entry = mount_entry(mountpoint)
-    if entry is None or not entry.is_fuse:
-        return None
-    return (entry.major << 20) | entry.minor
+    return entry.connection if entry else None
 
 
 def connection_holders(connection: int) -> list[int]:
@@ -386,8 +389,8 @@ def _clear_entry(entry: dict, timeout: float) -> list[str]:
             messages.append(f"left pid {proc.pid} alone: it is a different process now (start time differs)")
     mountpoint = entry.get("mountpoint")
     mount = mount_entry(mountpoint) if mountpoint else None
-    if mount is not None and mount.is_fuse:
-        connection = (mount.major << 20) | mount.minor
+    connection = mount.connection if mount else None
+    if connection is not None:
         if entry.get("connection") not in (None, connection):
             messages.append(f"left mount {mountpoint} alone: it is a newer FUSE connection than the one recorded")
         else:
