@@ -8,8 +8,9 @@ counting mode with an ftrace filter each) cost about 0.04 us per attached counte
 event instead: 0.6-0.9 us per request for 16 opcodes, about 20 % of a CPU at 300k
 requests/s, which is why they are not used.
 
-Tracepoint fields (6.18): connection (dev_t: the connection number, as in
-/sys/fs/fuse/connections), unique, opcode, len. The tracepoint fires where a request is
+Tracepoint fields (6.18): connection (the superblock's dev_t in the kernel's encoding,
+major << 20 | minor: the number /sys/fs/fuse/connections shows and MountedTarget.connection
+holds), unique, opcode, len. The tracepoint fires where a request is
 queued for the server; FORGET, BATCH_FORGET and INTERRUPT take another path and are not
 seen, and neither are background requests queued straight to a FUSE-over-io_uring ring.
 
@@ -102,16 +103,6 @@ class Tracepoint:
     opcode_names: dict[str, int]
 
 
-def connection_of(mountpoint: Path) -> int:
-    """The FUSE connection number of a mountpoint, as the tracepoint and fusectl show it.
-
-    It is the superblock's dev_t in the kernel's encoding (major << 20 | minor), which
-    differs from st_dev's userspace encoding once the minor number exceeds 255.
-    """
-    dev = os.stat(mountpoint).st_dev
-    return (os.major(dev) << 20) | os.minor(dev)
-
-
 def parse_format(text: str) -> Tracepoint:
     """Parse a tracefs event `format` file."""
     match = re.search(r"^ID:\s*(\d+)", text, re.MULTILINE)
@@ -161,7 +152,7 @@ def tracepoint() -> Tracepoint:
         raise TracingUnavailable("tracefs is not mounted and `unshare` (util-linux) is missing") from None
     if result.returncode != 0:
         why = {3: "tracefs cannot be mounted", 4: _NO_TRACEPOINT}.get(
-            result.returncode, "reading tracefs in a private mount namespace failed")
+            result.returncode, "tracefs is not mounted and cannot be mounted in a private mount namespace")
         raise TracingUnavailable(f"{why}: {result.stderr.strip()}")
     return parse_format(result.stdout)
 
@@ -244,8 +235,9 @@ def _refusal(error: OSError) -> TracingUnavailable:
 class RequestTracer:
     """Counts FUSE requests per opcode from the kernel, for one connection or all.
 
-    Counting starts in the constructor; use it as a context manager (or call close()).
-    After close(), counts() keeps returning the final counts.
+    The constructor only checks its arguments; counting starts in start() (or on entering
+    a `with` block), which raises TracingUnavailable when the kernel refuses. After
+    close() (or leaving the block), counts() keeps returning the final counts.
     """
 
     def __init__(self, connection: int | None = None, opcodes: Iterable[str] | None = None) -> None:
@@ -258,23 +250,30 @@ class RequestTracer:
             raise ValueError(f"opcodes listed twice in {list(self.opcodes)}")
         if connection is not None and not 0 <= connection < 1 << 32:
             raise ValueError(f"connection {connection} is not a dev_t")
+        self._fds: list[int] = []
+        self._map = -1
+        self._cpus = 0
+        self._final: dict[str, int] | None = None
+
+    def start(self) -> RequestTracer:
+        """Attach the counting program to the tracepoint; counts() counts from here."""
+        if self._fds or self._final is not None:
+            raise RuntimeError("a RequestTracer starts once")
         if os.geteuid() != 0:
             raise TracingUnavailable("counting FUSE requests in the kernel needs root")
         point = tracepoint()
-        needed = ["opcode"] + (["connection"] if connection is not None else [])
+        needed = ["opcode"] + (["connection"] if self.connection is not None else [])
         unusable = [name for name in needed if name not in point.fields or point.fields[name].size != 4]
         if unusable:
             raise TracingUnavailable(
                 f"{EVENT} has no 4-byte field(s) {unusable} (fields: {sorted(point.fields)})"
             )
         self._cpus = _possible_cpus()
-        self._fds: list[int] = []
-        self._final: dict[str, int] | None = None
         try:
             self._map = self._keep(_bpf(_BPF_MAP_CREATE, struct.pack(
                 "<IIIII", _BPF_MAP_TYPE_PERCPU_ARRAY, 4, 8, _SLOTS, 0)))
             program = self._keep(self._load(counting_program(
-                self._map, point.fields["opcode"], point.fields.get("connection"), connection)))
+                self._map, point.fields["opcode"], point.fields.get("connection"), self.connection)))
             # One tracepoint event on CPU 0 is enough: BPF programs hang on the
             # tracepoint itself and run on every CPU.
             attr = ctypes.create_string_buffer(struct.pack("<IIQ", _PERF_TYPE_TRACEPOINT, 64, point.id), 64)
@@ -290,6 +289,7 @@ class RequestTracer:
         except BaseException:
             self._close_fds()
             raise
+        return self
 
     def _keep(self, fd: int) -> int:
         """Remember an fd for close() and return it."""
@@ -329,6 +329,8 @@ class RequestTracer:
         """
         if self._final is not None:
             return dict(self._final)
+        if not self._fds:
+            raise RuntimeError("RequestTracer not started: use it in a `with` block or call start()")
         per_slot = [self._slot(slot) for slot in range(_SLOTS)]
         counted = {name: per_slot[OPCODES[name]] for name in self.opcodes}
         counted[OTHER] = sum(per_slot) - sum(counted.values())
@@ -347,7 +349,7 @@ class RequestTracer:
         self._fds.clear()
 
     def __enter__(self) -> RequestTracer:
-        return self
+        return self.start()
 
     def __exit__(
         self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
@@ -358,7 +360,8 @@ class RequestTracer:
 def tracing_unavailable_reason() -> str | None:
     """Why RequestTracer cannot run here (not root, no tracefs, no tracepoint, BPF refused), or None."""
     try:
-        RequestTracer(opcodes=()).close()
+        with RequestTracer(opcodes=()):
+            pass
     except TracingUnavailable as error:
         return str(error)
     return None

@@ -1,27 +1,28 @@
 """What counting FUSE requests with bench.tracing costs: fio with and without the tracer.
 
-Runs fio 4k random reads with O_DIRECT through a bindfs mount in a fresh temporary
-directory, alternating runs without and with a RequestTracer on the mount's connection
-(the order flips every repetition so drift hits both alike). Prints IOPS both ways, their
-ratio, and the whole machine's busy CPU time per request (a finer signal than IOPS: the
-tracer's work is kernel CPU time on the request path). Needs root, bindfs and fio.
+Runs fio 4k random reads with O_DIRECT through a bindfs mount of a fresh temporary
+directory, in pairs of runs without and with a RequestTracer on the mount's connection
+(the order flips every pair so drift hits both alike). Prints IOPS both ways, the median
+of the per-pair ratios and how many pairs the traced run lost (run-to-run spread here is
+far larger than the tracer's cost, so only paired figures mean anything), and the
+machine's busy CPU time per request. Also checks that the tracer's READ count equals
+fio's I/O count. Needs root, bindfs and fio.
 
-    .venv/bin/python benchmarks/tracing_overhead.py [--reps 5] [--runtime 5] [--iodepth 32]
+    .venv/bin/python benchmarks/tracing_overhead.py [--pairs 10] [--runtime 3] [--iodepth 32]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,57 +30,21 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
-from bench.tracing import EVENT, RequestTracer, connection_of, tracing_unavailable_reason  # noqa: E402
+from bench.scenario import ExternalTarget  # noqa: E402
+from bench.targets import open_target  # noqa: E402
+from bench.tracing import EVENT, RequestTracer, tracing_unavailable_reason  # noqa: E402
 
-
-def _mounted(mountpoint: Path) -> bool:
-    """Whether mountpoint is in the mount table (read without touching the FUSE mount)."""
-    escaped = str(mountpoint).replace(" ", "\\040")
-    return any(line.split()[1] == escaped for line in Path("/proc/self/mounts").read_text().splitlines())
-
-
-@contextmanager
-def bindfs_mount(source: Path, mountpoint: Path, timeout: float = 10.0) -> Iterator[int]:
-    """Mount source on mountpoint with `bindfs -f`; yield the connection; always unmount.
-
-    Unmounts with fusermount3 -u, then umount -l if that fails, and ends only the bindfs
-    process it started.
-    """
-    source, mountpoint = source.resolve(), mountpoint.resolve()
-    daemon = subprocess.Popen(
-        ["bindfs", "-f", str(source), str(mountpoint)],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )
-    try:
-        deadline = time.monotonic() + timeout
-        while not _mounted(mountpoint):
-            if daemon.poll() is not None:
-                raise RuntimeError(f"bindfs exited with {daemon.returncode}: {daemon.stderr.read().strip()}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"bindfs did not mount {mountpoint} within {timeout} s")
-            time.sleep(0.02)
-        yield connection_of(mountpoint)
-    finally:
-        if _mounted(mountpoint):
-            if subprocess.run(["fusermount3", "-u", str(mountpoint)], capture_output=True).returncode:
-                subprocess.run(["umount", "-l", str(mountpoint)], capture_output=True)
-        try:
-            daemon.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            daemon.wait()
-        daemon.stderr.close()
+BINDFS = ExternalTarget(name="bindfs", type="external", command=["bindfs", "-f", "{source}", "{mountpoint}"])
 
 
 @dataclass
 class Run:
-    """One fio run: IOPS, requests completed, busy CPU seconds of the whole machine, tracer counts."""
+    """One fio run: IOPS, I/Os completed, busy CPU seconds of the whole machine, READs counted."""
 
-    traced: bool
     iops: float
     ios: int
     busy_cpu_s: float
-    counts: dict[str, int] | None
+    reads_counted: int | None
 
 
 def _busy_cpu_s() -> float:
@@ -88,14 +53,14 @@ def _busy_cpu_s() -> float:
     return sum(times) - times.idle - times.iowait
 
 
-def run_fio(data: Path, args: argparse.Namespace, tracer_connection: int | None) -> Run:
+def run_fio(data: Path, args: argparse.Namespace, runtime: int, connection: int | None) -> Run:
     """One fio run over data, counting requests with a tracer when given a connection."""
     argv = [
         "fio", "--name=randread", f"--filename={data}", "--rw=randread", "--bs=4k", "--direct=1",
-        f"--ioengine={args.ioengine}", f"--iodepth={args.iodepth}", f"--runtime={args.runtime}",
+        f"--ioengine={args.ioengine}", f"--iodepth={args.iodepth}", f"--runtime={runtime}",
         "--time_based", "--output-format=json",
     ]
-    tracer = RequestTracer(tracer_connection) if tracer_connection is not None else None
+    tracer = RequestTracer(connection, opcodes=["READ"]) if connection is not None else None
     before = _busy_cpu_s()
     with tracer or nullcontext():
         result = subprocess.run(argv, capture_output=True, text=True, check=False)
@@ -104,8 +69,8 @@ def run_fio(data: Path, args: argparse.Namespace, tracer_connection: int | None)
         raise RuntimeError(f"fio failed ({result.returncode}): {result.stderr.strip()}")
     report, _ = json.JSONDecoder().raw_decode(result.stdout[result.stdout.index("{"):])
     read = report["jobs"][0]["read"]
-    counts = tracer.counts() if tracer else None
-    return Run(tracer is not None, read["iops"], read["total_ios"], busy, counts)
+    reads = tracer.counts()["READ"] if tracer else None
+    return Run(read["iops"], read["total_ios"], busy, reads)
 
 
 def _prefill(path: Path, size: int) -> None:
@@ -116,54 +81,70 @@ def _prefill(path: Path, size: int) -> None:
             out.write(os.urandom(chunk))
 
 
+def _sign_test_p(losses: int, pairs: int) -> float:
+    """Two-sided sign test: chance of a split at least this uneven if the tracer cost nothing."""
+    extreme = max(losses, pairs - losses)
+    tail = sum(math.comb(pairs, k) for k in range(extreme, pairs + 1)) / 2**pairs
+    return min(1.0, 2 * tail)
+
+
+def report(pairs: list[tuple[Run, Run]], args: argparse.Namespace) -> None:
+    """Print every pair (without, with the tracer), then the paired comparison."""
+    print(f"fio 4k randread O_DIRECT {args.ioengine} QD{args.iodepth}, {args.runtime} s runs, bindfs, "
+          f"{os.cpu_count()} CPUs; tracer: BPF counter on {EVENT}, the mount's connection")
+    print(f"{'pair':>4} {'IOPS off':>9} {'IOPS on':>9} {'ratio':>6} {'CPU us/IO off':>14} {'on':>6} "
+          f"{'READ counted/fio IOs':>21}")
+    for index, (off, on) in enumerate(pairs):
+        print(f"{index:>4} {off.iops:>9.0f} {on.iops:>9.0f} {on.iops / off.iops:>6.3f} "
+              f"{off.busy_cpu_s / off.ios * 1e6:>14.2f} {on.busy_cpu_s / on.ios * 1e6:>6.2f} "
+              f"{f'{on.reads_counted}/{on.ios}':>21}")
+    ratios = [on.iops / off.iops for off, on in pairs]
+    losses = sum(ratio < 1 for ratio in ratios)
+    cpu_deltas = [(on.busy_cpu_s / on.ios - off.busy_cpu_s / off.ios) * 1e6 for off, on in pairs]
+    print(f"median IOPS: without tracer {statistics.median(off.iops for off, _ in pairs):.0f}, "
+          f"with {statistics.median(on.iops for _, on in pairs):.0f}")
+    print(f"IOPS ratio on/off per pair: median {statistics.median(ratios):.3f}, "
+          f"range {min(ratios):.3f}..{max(ratios):.3f}; traced run slower in {losses}/{len(ratios)} pairs "
+          f"(sign test p={_sign_test_p(losses, len(ratios)):.2f})")
+    print(f"busy CPU per request, on minus off, per pair: median {statistics.median(cpu_deltas):+.2f} us, "
+          f"range {min(cpu_deltas):+.2f}..{max(cpu_deltas):+.2f} us")
+    exact = all(on.reads_counted == on.ios for _, on in pairs)
+    print(f"tracer READ count == fio I/O count in every traced run: {exact}")
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the interleaved comparison and print it."""
+    """Run the paired comparison and print it."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--reps", type=int, default=5, help="pairs of runs (default 5)")
-    parser.add_argument("--runtime", type=int, default=5, help="seconds per fio run (default 5)")
+    parser.add_argument("--pairs", type=int, default=10, help="pairs of runs (default 10)")
+    parser.add_argument("--runtime", type=int, default=3, help="seconds per fio run (default 3)")
     parser.add_argument("--iodepth", type=int, default=32, help="fio iodepth (default 32)")
     parser.add_argument("--ioengine", default="libaio", choices=["libaio", "io_uring", "psync"])
     parser.add_argument("--size-mib", type=int, default=64, help="data file size (default 64)")
     args = parser.parse_args(argv)
     reason = tracing_unavailable_reason()
-    missing = [tool for tool in ("bindfs", "fio", "fusermount3") if shutil.which(tool) is None]
+    missing = [tool for tool in ("bindfs", "fio") if shutil.which(tool) is None]
     if reason or missing:
         print(f"cannot run: {reason or 'missing ' + ', '.join(missing)}", file=sys.stderr)
         return 2
 
     work = Path(tempfile.mkdtemp(prefix="fusebench-tracing-"))
     try:
-        (work / "src").mkdir()
-        (work / "mnt").mkdir()
-        _prefill(work / "src" / "data", args.size_mib << 20)
-        with bindfs_mount(work / "src", work / "mnt") as connection:
-            data = work / "mnt" / "data"
-            run_fio(data, argparse.Namespace(**{**vars(args), "runtime": 1}), None)  # warm-up
-            runs: list[Run] = []
-            for rep in range(args.reps):
-                for traced in (False, True) if rep % 2 == 0 else (True, False):
-                    runs.append(run_fio(data, args, connection if traced else None))
+        source = work / "source"
+        source.mkdir()
+        _prefill(source / "data", args.size_mib << 20)
+        with open_target(BINDFS, source, work / "work") as mounted:
+            data = mounted.path / "data"
+            run_fio(data, args, 1, None)  # warm-up
+            pairs = []
+            for pair in range(args.pairs):
+                # alternate which variant runs first, so drift hits both alike
+                first_traced = pair % 2 == 1
+                first = run_fio(data, args, args.runtime, mounted.connection if first_traced else None)
+                second = run_fio(data, args, args.runtime, None if first_traced else mounted.connection)
+                pairs.append((second, first) if first_traced else (first, second))
     finally:
         shutil.rmtree(work)
-
-    print(f"fio 4k randread O_DIRECT {args.ioengine} QD{args.iodepth}, {args.runtime} s runs, "
-          f"bindfs, {os.cpu_count()} CPUs; tracer: BPF counter on {EVENT} for the mount's connection")
-    print(f"{'rep':>3} {'tracer':>6} {'IOPS':>10} {'busy CPU us/IO':>15} {'READ counted/fio IOs':>21}")
-    for index, run in enumerate(runs):
-        counted = f"{run.counts['READ']}/{run.ios}" if run.counts else ""
-        print(f"{index // 2:>3} {'on' if run.traced else 'off':>6} {run.iops:>10.0f} "
-              f"{run.busy_cpu_s / run.ios * 1e6:>15.2f} {counted:>21}")
-    off = [run for run in runs if not run.traced]
-    on = [run for run in runs if run.traced]
-    iops_off = statistics.median(run.iops for run in off)
-    iops_on = statistics.median(run.iops for run in on)
-    cpu_off = statistics.median(run.busy_cpu_s / run.ios for run in off) * 1e6
-    cpu_on = statistics.median(run.busy_cpu_s / run.ios for run in on) * 1e6
-    ratios = sorted(b.iops / a.iops for a, b in zip(off, on))
-    print(f"median IOPS without tracer {iops_off:.0f}, with tracer {iops_on:.0f}, "
-          f"ratio on/off {iops_on / iops_off:.3f} (per-pair ratios {ratios[0]:.3f}..{ratios[-1]:.3f})")
-    print(f"median busy CPU per request: without {cpu_off:.2f} us, with {cpu_on:.2f} us, "
-          f"difference {cpu_on - cpu_off:+.2f} us")
+    report(pairs, args)
     return 0
 
 

@@ -1,21 +1,23 @@
-"""bench.tracing: kernel request counts, checked against known I/O on real bindfs mounts."""
+"""bench.tracing: kernel request counts, checked against known I/O on real mounts
+(bindfs, and the built-in server's own counters)."""
 
 from __future__ import annotations
 
-import importlib.util
 import mmap
 import os
 import shutil
 import struct
-import sys
-from collections.abc import Iterator
+import subprocess
+import time
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
 from bench import tracing
+from bench.scenario import ExternalTarget, FuseTarget
+from bench.targets import MountedTarget, open_target
 from bench.tracing import OPCODES, OTHER, Field, RequestTracer, TracingUnavailable
 
 FORMAT_6_18 = """name: fuse_request_send
@@ -34,16 +36,6 @@ REC->opcode, __print_symbolic(REC->opcode, {1, "FUSE_LOOKUP"}, {15, "FUSE_READ"}
 {4096, "CUSE_INIT"}), REC->len
 """
 BLOCK = 4096
-
-
-def _load_bindfs_mount():
-    """bindfs_mount from the overhead benchmark, the one place that mounts bindfs."""
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "tracing_overhead.py"
-    spec = importlib.util.spec_from_file_location("tracing_overhead", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module.bindfs_mount
 
 
 def test_parse_format_reads_id_fields_and_opcode_names() -> None:
@@ -97,41 +89,38 @@ def test_unknown_opcode_is_rejected_before_anything_opens() -> None:
         RequestTracer(opcodes=["READ", "NOPE"])
 
 
-def test_connection_uses_the_kernel_dev_t_encoding(monkeypatch: pytest.MonkeyPatch) -> None:
-    # minor 300 encodes differently in userspace st_dev (0x1002c) and in the kernel (300)
-    st_dev = os.makedev(0, 300)
-    fake_stat = os.stat_result((0, 0, st_dev) + (0,) * 7)
-    monkeypatch.setattr(tracing, "os", SimpleNamespace(stat=lambda path: fake_stat, major=os.major, minor=os.minor))
-    assert tracing.connection_of(Path("/anything")) == 300
+def test_constructing_opens_nothing_and_counts_need_a_start() -> None:
+    tracer = RequestTracer(39, opcodes=["READ"])
+    with pytest.raises(RuntimeError, match="not started"):
+        tracer.counts()
+    tracer.close()  # harmless before start
 
 
-# Integration: real bindfs mounts, root only.
+# Integration: real mounts, root only.
 
-@pytest.fixture(scope="module")
-def usable() -> None:
-    if os.geteuid() != 0:
-        pytest.skip("needs root")
-    if shutil.which("bindfs") is None or shutil.which("fusermount3") is None:
-        pytest.skip("needs bindfs and fusermount3")
-    reason = tracing.tracing_unavailable_reason()
-    if reason:
-        pytest.skip(f"tracing unavailable: {reason}")
+BINDFS = ExternalTarget(name="bindfs", type="external", command=["bindfs", "-f", "{source}", "{mountpoint}"])
+BUILTIN = FuseTarget(name="builtin", type="fuse")
+
+Mount = Callable[[str, "ExternalTarget | FuseTarget"], MountedTarget]
 
 
 @pytest.fixture
-def mount_bindfs(usable: None, tmp_path: Path) -> Iterator:
-    """A factory: mount_bindfs(name) -> (mountpoint, connection), unmounted at teardown."""
-    bindfs_mount = _load_bindfs_mount()
+def mount(require_root: None, tmp_path: Path) -> Iterator[Mount]:
+    """A factory: mount(name, target) -> a mount of a fresh source holding `data` (1 MiB)."""
+    reason = tracing.tracing_unavailable_reason()
+    if reason:
+        pytest.skip(f"tracing unavailable: {reason}")
     with ExitStack() as mounts:
 
-        def mount(name: str) -> tuple[Path, int]:
-            source, mountpoint = tmp_path / f"{name}-src", tmp_path / f"{name}-mnt"
+        def mount_one(name: str, target: ExternalTarget | FuseTarget) -> MountedTarget:
+            if isinstance(target, ExternalTarget) and shutil.which(target.command[0]) is None:
+                pytest.skip(f"needs {target.command[0]}")
+            source = tmp_path / f"{name}-source"
             source.mkdir()
-            mountpoint.mkdir()
             (source / "data").write_bytes(os.urandom(256 * BLOCK))
-            return mountpoint, mounts.enter_context(bindfs_mount(source, mountpoint))
+            return mounts.enter_context(open_target(target, source, tmp_path / f"{name}-work"))
 
-        yield mount
+        yield mount_one
 
 
 def _direct_io(path: Path, blocks: int, write: bool = False) -> None:
@@ -147,16 +136,16 @@ def _direct_io(path: Path, blocks: int, write: bool = False) -> None:
 
 
 @pytest.mark.integration
-def test_kernel_opcode_names_match_ours(usable: None) -> None:
+def test_kernel_opcode_names_match_ours(mount: Mount) -> None:
     for name, number in tracing.tracepoint().opcode_names.items():
         assert OPCODES[name] == number
 
 
 @pytest.mark.integration
-def test_direct_reads_count_one_read_each(mount_bindfs) -> None:
-    mountpoint, connection = mount_bindfs("a")
-    with RequestTracer(connection) as tracer:
-        _direct_io(mountpoint / "data", 100)
+def test_direct_reads_count_one_read_each(mount: Mount) -> None:
+    mounted = mount("a", BINDFS)
+    with RequestTracer(mounted.connection) as tracer:
+        _direct_io(mounted.path / "data", 100)
     counts = tracer.counts()
     assert counts["READ"] == 100
     assert counts["WRITE"] == 0
@@ -164,39 +153,71 @@ def test_direct_reads_count_one_read_each(mount_bindfs) -> None:
 
 
 @pytest.mark.integration
-def test_direct_writes_count_as_write(mount_bindfs) -> None:
-    mountpoint, connection = mount_bindfs("a")
-    with RequestTracer(connection) as tracer:
-        _direct_io(mountpoint / "data", 50, write=True)
+def test_direct_writes_count_as_write(mount: Mount) -> None:
+    mounted = mount("a", BINDFS)
+    with RequestTracer(mounted.connection) as tracer:
+        _direct_io(mounted.path / "data", 50, write=True)
     assert tracer.counts()["WRITE"] == 50
     assert tracer.counts()["READ"] == 0
 
 
 @pytest.mark.integration
-def test_connection_filter_separates_mounts(mount_bindfs) -> None:
-    first, first_connection = mount_bindfs("a")
-    second, second_connection = mount_bindfs("b")
-    assert first_connection != second_connection
+def test_connection_filter_separates_mounts(mount: Mount) -> None:
+    first, second = mount("a", BINDFS), mount("b", BINDFS)
+    assert first.connection != second.connection
     with (
-        RequestTracer(first_connection, opcodes=["READ"]) as only_first,
-        RequestTracer(second_connection, opcodes=["READ"]) as only_second,
+        RequestTracer(first.connection, opcodes=["READ"]) as only_first,
+        RequestTracer(second.connection, opcodes=["READ"]) as only_second,
         RequestTracer(opcodes=["READ"]) as everything,
     ):
-        _direct_io(first / "data", 20)
-        _direct_io(second / "data", 30)
+        _direct_io(first.path / "data", 20)
+        _direct_io(second.path / "data", 30)
     assert only_first.counts()["READ"] == 20
     assert only_second.counts()["READ"] == 30
     assert everything.counts()["READ"] >= 50  # other FUSE mounts on the host count too
 
 
 @pytest.mark.integration
-def test_uncounted_opcodes_land_in_other_and_counts_freeze_at_close(mount_bindfs) -> None:
-    mountpoint, connection = mount_bindfs("a")
-    with RequestTracer(connection, opcodes=["READ"]) as tracer:
-        _direct_io(mountpoint / "data", 10)
+def test_unlisted_opcodes_land_in_other_and_counts_freeze_at_close(mount: Mount) -> None:
+    mounted = mount("a", BINDFS)
+    with RequestTracer(mounted.connection, opcodes=["READ"]) as tracer:
+        _direct_io(mounted.path / "data", 10)
     final = tracer.counts()
     assert set(final) == {"READ", OTHER}
     assert final["READ"] == 10
     assert final[OTHER] >= 2  # at least OPEN and RELEASE
-    _direct_io(mountpoint / "data", 10)
+    _direct_io(mounted.path / "data", 10)
     assert tracer.counts() == final
+
+
+def _stats_newer_than(mounted: MountedTarget, moment: float, timeout: float = 5.0) -> dict:
+    """The built-in server's stats, once a snapshot taken after `moment` is on disk."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        stats = mounted.read_stats()
+        if stats is not None and stats["time"] > moment:
+            return stats
+        time.sleep(0.05)
+    raise AssertionError(f"no stats newer than {moment} in {mounted.stats_file} within {timeout} s")
+
+
+@pytest.mark.integration
+def test_tracer_agrees_with_the_builtin_servers_counters(mount: Mount, require_fio: None) -> None:
+    mounted = mount("builtin", BUILTIN)
+    before = _stats_newer_than(mounted, time.time())
+    with RequestTracer(mounted.connection) as tracer:
+        _direct_io(mounted.path / "data", 100)
+        _direct_io(mounted.path / "data", 40, write=True)
+        # concurrent requests on several server threads
+        subprocess.run(
+            ["fio", "--name=cross", f"--filename={mounted.path / 'data'}", "--rw=randrw", "--bs=4k",
+             "--direct=1", "--ioengine=libaio", "--iodepth=16", "--size=1M", "--time_based",
+             "--runtime=2", "--output-format=json"],
+            check=True, capture_output=True,
+        )
+    after = _stats_newer_than(mounted, time.time())
+    counted = tracer.counts()
+    for opcode in ("READ", "WRITE", "OPEN"):
+        served = after["requests"].get(opcode, 0) - before["requests"].get(opcode, 0)
+        assert counted[opcode] == served, f"{opcode}: tracer {counted[opcode]}, server {served}"
+    assert counted["READ"] > 1000  # fio did run
