@@ -1,0 +1,134 @@
+"""How long `write_report` takes on a big results folder (target: under 10 s for HTML).
+
+    .venv/bin/python benchmarks/report_perf.py [--keep DIR]
+
+Builds a synthetic folder: 25 cells x 4 targets x 10 repetitions = 1,000 runs, 100,000
+monitor samples, a json+ file with latency bins per run and an fd-pressure sweep; then
+times loading, analysis and each report format, and prints the figures and HTML size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import analysis, report  # noqa: E402
+from bench.columns import FD_PRESSURE_COLUMNS, RUN_COLUMNS  # noqa: E402
+from bench.results import Manifest  # noqa: E402
+
+TARGETS = [("native", "native"), ("fuse", "fuse"), ("passthrough", "passthrough"), ("hp", "external")]
+SPEED = {"native": 1.0, "fuse": 0.45, "passthrough": 0.98, "hp": 0.97}
+PATTERNS = [("read", "1M"), ("randread", "4k"), ("write", "1M"), ("randwrite", "4k"), ("randrw", "16k")]
+REPEAT = 10
+SAMPLES_PER_RUN = 100  # 50 instants x (fio, daemon)
+TIME_LIMIT_S = 10.0
+
+
+def scenario_yaml(cells: list[tuple[str, str, str]]) -> str:
+    lines = ["name: perf-synthetic", f"repeat: {REPEAT}", "targets:"]
+    lines += ["  - {name: native, type: native}", "  - {name: fuse, type: fuse}",
+              "  - {name: passthrough, type: passthrough}",
+              '  - {name: hp, type: external, command: [passthrough_hp, "{source}", "{mountpoint}"]}']
+    lines.append("workloads:")
+    lines += [f"  - {{name: {name}, rw: {rw}, bs: {bs}, size: 64M, runtime: 2s}}" for name, rw, bs in cells]
+    lines += ["fd_pressure:", "  targets: [fuse, passthrough]", "  open_files: [10, 100, 1000, 4000, 10000, 50000]"]
+    return "\n".join(lines) + "\n"
+
+
+def fio_json(rng: np.random.Generator, direction: str, median_ns: float) -> str:
+    values = np.unique(np.round(rng.lognormal(np.log(median_ns), 0.4, 60), -1).astype(int))
+    bins = {str(v): int(c) for v, c in zip(values, rng.integers(1, 500, len(values)))}
+    job = {"jobname": "j", "error": 0, direction: {"clat_ns": {"N": sum(bins.values()), "bins": bins}}}
+    return json.dumps({"fio version": "fio-3.33", "jobs": [job]})
+
+
+def build(folder: Path) -> None:
+    rng = np.random.default_rng(0)
+    (folder / "fio").mkdir(parents=True)
+    cells = [(f"w{i:02d}-{rw}-{bs}", rw, bs) for i, (rw, bs) in enumerate(PATTERNS * 5)]
+    runs, samples, plan = [], [], []
+    t = np.arange(SAMPLES_PER_RUN // 2) * 0.04
+    for rep in range(1, REPEAT + 1):
+        for name, rw, bs in cells:
+            for target, kind in TARGETS:
+                run_id = f"{name}--{target}--r{rep}"
+                plan.append({"run_id": run_id, "cell": name, "target": target, "repetition": rep})
+                value = 1000 * SPEED[target] * rng.normal(1, 0.03)
+                direction = "write" if "write" in rw else "read"
+                runs.append({
+                    "run_id": run_id, "workload": name, "cell": name, "sweep": "{}", "target": target,
+                    "target_type": kind, "repetition": rep, "order": len(runs), "status": "ok", "rw": rw, "bs": bs,
+                    f"{direction}_bw_mib_s": value, f"{direction}_iops": value * 256,
+                    f"{direction}_io_bytes": int(value * 2 * (1 << 20)), "fio_runtime_s": 2.0,
+                    "fio_cpu_user_s": 0.2, "fio_cpu_sys_s": 0.8,
+                    "daemon_cpu_user_s": 0.4 if kind != "native" else None,
+                    "daemon_cpu_sys_s": 0.9 if kind != "native" else None,
+                    "fuse_read_requests": 5000 if kind == "fuse" else 0, "fuse_other_requests": 9,
+                    "passthrough_engaged": "true" if kind == "passthrough" else "",
+                })
+                (folder / "fio" / f"{run_id}.json").write_text(fio_json(rng, direction, 40_000 / SPEED[target]))
+                for role in ("fio", "daemon"):
+                    samples.append(pd.DataFrame({"run_id": run_id, "t_s": t, "role": role,
+                                                 "cpu_pct": rng.uniform(10, 90, len(t)),
+                                                 "num_fds": 12 + rng.integers(0, 3, len(t)),
+                                                 "rss_kib": 20_000 + rng.integers(0, 500, len(t))}))
+    pd.DataFrame(runs, columns=RUN_COLUMNS).to_csv(folder / "runs.csv", index=False)
+    pd.concat(samples).to_csv(folder / "samples.csv", index=False)
+    fd = [{"target": target, "target_type": kind, "fd_policy": policy, "daemon_nofile": 4096, "open_files": n,
+           "opened": min(n, 4090), "failed": max(0, n - 4090), "errno": "EMFILE" if n > 4090 else "",
+           "daemon_fds_delta": min(n, 4090), "hidden_files": n if policy == "close" else 0,
+           "backing_file_objects": n if kind == "passthrough" else 0, "open_p50_us": 20, "open_p99_us": 80,
+           "kernel_bytes_per_file": 480, "daemon_rss_delta_kib": n / 2, "status": "ok"}
+          for target, kind, policy in (("fuse", "fuse", ""), ("passthrough", "passthrough", "keep"),
+                                       ("passthrough", "passthrough", "close"))
+          for n in (10, 100, 1000, 4000, 10000, 50000)]
+    pd.DataFrame(fd, columns=FD_PRESSURE_COLUMNS).to_csv(folder / "fd_pressure.csv", index=False)
+    (folder / "scenario.yaml").write_text(scenario_yaml(cells))
+    manifest = Manifest(scenario="perf-synthetic", scenario_hash="0" * 16, seed=1, repeat=REPEAT, plan=plan,
+                        target_order=[[t for t, _ in TARGETS]] * REPEAT,
+                        host={"kernel": "6.18.0", "arch": "x86_64", "cpu_model": "synthetic", "cpu_cores": 2},
+                        fio_version="fio-3.33", tool_version="0.1.0", workdir="/tmp", started_at="2026-11-25T00:00:00Z",
+                        status="complete", runs={p["run_id"]: "ok" for p in plan})
+    (folder / "manifest.json").write_text(json.dumps(manifest.to_dict()))
+
+
+def timed(label: str, func):
+    start = time.perf_counter()
+    result = func()
+    print(f"{label:<28} {time.perf_counter() - start:7.2f} s")
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--keep", type=Path, help="build the folder here and keep it")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="fusebench-perf-") as tmp:
+        folder = (args.keep or Path(tmp)) / "perf-synthetic"
+        timed("build synthetic folder", lambda: build(folder))
+        runs, samples = len(pd.read_csv(folder / "runs.csv")), len(pd.read_csv(folder / "samples.csv"))
+        print(f"{runs} runs, {samples} samples")
+        results = timed("load", lambda: analysis.load(folder))
+        timed("analyse", lambda: analysis.analyse(results))
+        start = time.perf_counter()
+        out = report.write_report(folder, Path(tmp) / "report.html", "html")
+        elapsed = time.perf_counter() - start
+        print(f"{'write_report html (total)':<28} {elapsed:7.2f} s   {out.stat().st_size / 1e6:.2f} MB")
+        for fmt in ("text", "markdown", "csv"):
+            timed(f"write_report {fmt}", lambda: report.write_report(folder, Path(tmp) / f"report.{fmt}", fmt))
+        verdict = "OK" if elapsed < TIME_LIMIT_S else "TOO SLOW"
+        print(f"target: html under {TIME_LIMIT_S:.0f} s -> {verdict}")
+        return 0 if elapsed < TIME_LIMIT_S else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
