@@ -10,6 +10,7 @@ import argparse
 import importlib
 import sys
 from pathlib import Path
+from collections.abc import Callable
 from types import ModuleType
 
 from bench import __version__
@@ -60,20 +61,22 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    written = _require("bench.report", "report").write_report(args.results, args.output, args.format)
-    if written is not None and args.output is not None:
-        print(f"wrote {written}")
+    report = _require("bench.report", "report")
+    if args.format == "text" and args.output is None:
+        print(report.render_text(args.results), end="")
+    else:
+        print(f"wrote {report.write_report(args.results, args.output, args.format)}")
     return 0
 
 
 def _compare(args: argparse.Namespace) -> int:
-    written = _require("bench.report", "compare").write_comparison(args.results_a, args.results_b, args.output)
-    print(f"wrote {written}")
+    report = _require("bench.report", "compare")
+    print(f"wrote {report.write_comparison(args.results_a, args.results_b, args.output, args.format)}")
     return 0
 
 
-def _mount(args: argparse.Namespace) -> int:
-    return _require("bench.fusefs.cli", "mount").main(args.server_args)
+def _mount(server_args: list[str]) -> int:
+    return _require("bench.fusefs.cli", "mount").main(server_args)
 
 
 def _positive(text: str) -> int:
@@ -111,14 +114,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = commands.add_parser("report", help="summarise a results folder")
     report.add_argument("results", type=Path, metavar="RESULTS_DIR")
-    report.add_argument("-o", "--output", type=Path, help="output file (default: under reports/, or stdout for text)")
+    report.add_argument("-o", "--output", type=Path, help="output file (default: reports/NAME.EXT; text goes to stdout)")
     report.add_argument("--format", choices=REPORT_FORMATS, default="html")
     report.set_defaults(func=_report)
 
     compare = commands.add_parser("compare", help="compare two results folders")
     compare.add_argument("results_a", type=Path, metavar="RESULTS_A")
     compare.add_argument("results_b", type=Path, metavar="RESULTS_B")
-    compare.add_argument("-o", "--output", type=Path, help="output file (default: reports/A-vs-B.html)")
+    compare.add_argument("-o", "--output", type=Path, help="output file (default: reports/A-vs-B.EXT)")
+    compare.add_argument("--format", choices=REPORT_FORMATS, default="html")
     compare.set_defaults(func=_compare)
 
     mount = commands.add_parser(
@@ -126,16 +130,23 @@ def build_parser() -> argparse.ArgumentParser:
         add_help=False,
         help="mount SRC at MNT with the built-in server (foreground; `fusebench mount --help` for options)",
     )
+    # Listed for --help only: main() hands everything after `mount` to the server's own parser.
     mount.add_argument("server_args", nargs=argparse.REMAINDER)
-    mount.set_defaults(func=_mount)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; never a traceback for an expected error."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["mount"]:
+        return _guarded(lambda: _mount(argv[1:]))
     args = build_parser().parse_args(argv)
+    return _guarded(lambda: args.func(args))
+
+
+def _guarded(command: Callable[[], int]) -> int:
     try:
-        return args.func(args)
+        return command()
     except BenchError as exc:
         for line in str(exc).splitlines() or [type(exc).__name__]:
             print(f"fusebench: error: {line}", file=sys.stderr)

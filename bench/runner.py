@@ -292,44 +292,52 @@ class _Session:
 
     def execute(self) -> int:
         self._preflight()
-        writer, manifest, pending = self._open_results()
-        for message in cleanup.clear_leftovers():
-            self.say(f"cleared leftover of an earlier run: {message}")
-        runnable = self._check_targets(manifest, pending)
-        self._tracing = self._request_tracing()
-        measured = [run for run in pending if not runnable[run.target.name]]
-        progress = RunProgress(len(pending), estimate_s(self.plan, measured))
-        self.say = progress.message
+        with self._lock_workdir():
+            for message in cleanup.clear_leftovers():
+                self.say(f"cleared leftover of an earlier run: {message}")
+            unavailable = self._check_targets()
+            writer, manifest, pending = self._open_results()
+            manifest.skipped_targets = {name: reason for name, reason in unavailable.items() if reason}
+            self._tracing = self._request_tracing()
+            outcome = self._run_all(pending, unavailable, manifest, writer)
+        return self._finish(manifest, outcome)
+
+    def _run_all(
+        self, pending: list[PlannedRun], unavailable: dict[str, str | None], manifest: Manifest, writer: ResultsWriter
+    ) -> str:
+        """Every pending run, then fd pressure; the folder status to record. Mounts come down on every path."""
+        measured = {run.run_id for run in pending if not unavailable[run.target.name]}
+        progress = RunProgress(len(pending), estimate_s(self.plan, [r for r in pending if r.run_id in measured]))
+        say, self.say = self.say, progress.message
         mounts = _Mounts(self.source, self.workdir)
-        outcome = FOLDER_COMPLETE
-        with self._lock_workdir(), self._signals():
-            try:
+        outcome = manifest.status  # stays "running" if an unexpected error escapes: --resume completes it
+        try:
+            with self._signals():
                 for run in pending:
                     if self.stop_requested:
                         break
                     progress.start_run(f"{run.cell_key} on {run.target.name} (r{run.repetition})")
-                    row, samples = self._one_run(run, runnable, mounts, writer)
+                    row, samples = self._one_run(run, unavailable, mounts, writer)
                     writer.append_run(row)
                     if samples:
                         writer.append_samples(samples, SAMPLE_COLUMNS)
                     manifest.runs[run.run_id] = row["status"]
                     writer.write_manifest(manifest)
-                    progress.finish_run(_summary(run, row), run_estimate_s(run) if run in measured else 0.0)
-                if self.stop_requested:
-                    outcome = FOLDER_INTERRUPTED
-                else:
-                    mounts.close()  # fd pressure mounts its targets afresh for every step
+                    progress.finish_run(_summary(run, row), run_estimate_s(run) if run.run_id in measured else 0.0)
+                mounts.close()  # fd pressure mounts its targets afresh for every step
+                if not self.stop_requested:
                     self._fd_pressure(manifest, writer)
-            except _Interrupted:
-                outcome = FOLDER_INTERRUPTED
-            finally:
-                mounts.close()
-                progress.close()
-                self.say = print
-                manifest.status = outcome
-                manifest.ended_at = _now()
-                writer.write_manifest(manifest)
-        return self._finish(manifest, outcome)
+                outcome = FOLDER_INTERRUPTED if self.stop_requested else FOLDER_COMPLETE
+        except _Interrupted:
+            outcome = FOLDER_INTERRUPTED
+        finally:
+            mounts.close()
+            progress.close()
+            self.say = say
+            manifest.status = outcome
+            manifest.ended_at = _now()
+            writer.write_manifest(manifest)
+        return outcome
 
     def _preflight(self) -> None:
         if fio.fio_version() is None:
@@ -374,16 +382,13 @@ class _Session:
         self.say(f"writing {writer.folder} (seed {self.plan.seed}, {len(pending)} runs)")
         return writer, manifest, pending
 
-    def _check_targets(self, manifest: Manifest, pending: list[PlannedRun]) -> dict[str, str | None]:
-        """target name -> why it cannot run here (None: it can); skips are printed and noted."""
+    def _check_targets(self) -> dict[str, str | None]:
+        """target name -> why it cannot run here (None: it can); each skip is said once."""
         reasons = {target.name: target_unavailable_reason(target) for target in self.scenario.targets}
         for name, reason in reasons.items():
             if reason:
-                manifest.skipped_targets[name] = reason
                 self.say(f"{name}: skipped: {reason}")
-            else:
-                manifest.skipped_targets.pop(name, None)
-        if pending and all(reasons.values()):
+        if self.scenario.workloads and all(reasons.values()):
             raise InputError("no target of this scenario can run here (see above); `fusebench doctor` says what is missing")
         return reasons
 
@@ -423,13 +428,13 @@ class _Session:
     def _one_run(
         self,
         run: PlannedRun,
-        runnable: dict[str, str | None],
+        unavailable: dict[str, str | None],
         mounts: _Mounts,
         writer: ResultsWriter,
     ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """Execute one run: its runs.csv row and samples.csv rows; a failure is a row, not an exception."""
         row = _base_row(run)
-        reason = runnable[run.target.name]
+        reason = unavailable[run.target.name]
         if reason:
             row.update(status=STATUS_UNAVAILABLE, error=reason)
             return row, []

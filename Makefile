@@ -1,0 +1,55 @@
+# The README's two commands are `make bench` and `make test`; both set up a fresh machine first.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+FUSEBENCH := $(VENV)/bin/fusebench
+APT_PACKAGES := fio fuse3 bindfs
+
+.PHONY: all setup bench perf test
+
+all: test
+
+# Idempotent: apt only when a package is missing, the venv only when absent.
+setup:
+	@missing=""; \
+	for pkg in $(APT_PACKAGES); do dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	[ -x $(PY) ] || $(PYTHON) -c 'import ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing"; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; \
+	fi
+	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install --quiet -e '.[test]'
+
+# $(call run-scenario,NAME): scenarios/NAME.yaml -> results/NAME -> reports/NAME.html + text table.
+# An unfinished results/NAME (killed or interrupted) is resumed with the scenario.yaml kept in it;
+# a complete one is left alone and results/NAME-<UTC time> is written instead.
+# Exit status: fusebench's (0 ok, 1 some run failed, 2 cannot run here, 130 interrupted).
+define run-scenario
+	@out=results/$(1); scenario=scenarios/$(1).yaml; resume=""; \
+	if [ -e $$out ]; then \
+		if grep -q '"status": "complete"' $$out/manifest.json 2>/dev/null; then \
+			out=$$out-$$(date -u +%Y%m%dT%H%M%SZ); \
+		else \
+			scenario=$$out/scenario.yaml; resume=--resume; \
+		fi; \
+	fi; \
+	$(FUSEBENCH) run $$scenario --out $$out $$resume; status=$$?; \
+	if [ $$status -le 1 ]; then \
+		$(FUSEBENCH) report $$out -o reports/$(1).html && $(FUSEBENCH) report $$out --format text || status=1; \
+	fi; \
+	exit $$status
+endef
+
+bench: setup
+	$(call run-scenario,quick)
+
+test: setup
+	$(PY) -m pytest -ra
+
+# The built-in server's performance scenario, then the tool's own micro-benchmarks (benchmarks/*.py).
+perf: setup
+	$(call run-scenario,perf)
+	@set -e; for script in benchmarks/*.py; do [ -e "$$script" ] || continue; echo "== $$script"; $(PY) "$$script"; done

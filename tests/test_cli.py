@@ -1,0 +1,96 @@
+"""The command line: exit statuses, file:line errors, no tracebacks (run as real processes)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.cli import main
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def fusebench(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bench", *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+GOOD = """\
+name: tiny
+repeat: 2
+targets:
+  - {name: native, type: native}
+workloads:
+  - {name: seqread, rw: read, bs: 1M, size: 8M, runtime: 1s, iodepth: [1, 4], ioengine: libaio}
+"""
+
+
+def test_validate_ok(tmp_path: Path) -> None:
+    (tmp_path / "s.yaml").write_text(GOOD)
+    done = fusebench("validate", "s.yaml", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("s.yaml: ok: scenario tiny, 2 cells x 1 targets x 2 repetitions = 4 runs")
+
+
+def test_validate_reports_file_and_line(tmp_path: Path) -> None:
+    (tmp_path / "s.yaml").write_text(GOOD.replace("runtime: 1s", "runtim: 1s"))
+    done = fusebench("validate", "s.yaml", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "fusebench: error: s.yaml:6: " in done.stderr
+    assert "runtim" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_missing_scenario_is_bad_input_not_a_traceback(tmp_path: Path) -> None:
+    for command in ("validate", "run"):
+        done = fusebench(command, "nope.yaml", cwd=tmp_path)
+        assert done.returncode == 2
+        assert done.stderr.startswith("fusebench: error: nope.yaml: cannot read the scenario")
+        assert "Traceback" not in done.stderr
+
+
+def test_run_dry_run_prints_the_plan(tmp_path: Path) -> None:
+    (tmp_path / "s.yaml").write_text(GOOD)
+    done = fusebench("run", "s.yaml", "--dry-run", "--repeat", "3", "--seed", "4", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "scenario tiny: 2 cells x 1 targets x 3 repetitions = 6 runs, seed 4"
+    assert lines[1].startswith("estimated duration: ")
+    assert "seqread_iodepth-4--native--r3" in done.stdout
+    assert not (tmp_path / "results").exists()
+
+
+def test_resume_needs_an_existing_folder(tmp_path: Path) -> None:
+    (tmp_path / "s.yaml").write_text(GOOD)
+    done = fusebench("run", "s.yaml", "--out", "results/none", "--resume", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "manifest.json is missing" in done.stderr
+
+
+def test_bad_arguments_exit_2(tmp_path: Path) -> None:
+    done = fusebench("run", "s.yaml", "--repeat", "0", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "not a positive number" in done.stderr
+    with pytest.raises(SystemExit) as exc:
+        main(["frobnicate"])
+    assert exc.value.code == 2
+
+
+def test_run_bench_py_is_the_same_program(tmp_path: Path) -> None:
+    (tmp_path / "s.yaml").write_text(GOOD)
+    done = subprocess.run([sys.executable, str(REPO / "run_bench.py"), "validate", "s.yaml"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "ok" in done.stdout
+
+
+def test_report_of_a_non_results_folder_is_bad_input(tmp_path: Path) -> None:
+    done = fusebench("report", str(tmp_path), "--format", "text", cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.startswith("fusebench: error: ") and "Traceback" not in done.stderr
+
+
+def test_mount_delegates_to_the_builtin_server(tmp_path: Path) -> None:
+    done = fusebench("mount", "--help", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "--mode" in done.stdout
