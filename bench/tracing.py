@@ -22,6 +22,7 @@ behind, even if this process is killed. Attached programs need no mount.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import fcntl
@@ -31,7 +32,7 @@ import platform
 import re
 import struct
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -65,7 +66,9 @@ _LIBC = ctypes.CDLL(None, use_errno=True)
 _REFUSED = (errno.EACCES, errno.EPERM)
 
 _SLOTS = 64  # array slots: opcodes below 64 count in their own slot, any other in slot 0
-_BPF_MAP_CREATE, _BPF_MAP_LOOKUP_ELEM, _BPF_PROG_LOAD = 0, 1, 5
+_BPF_MAP_CREATE, _BPF_MAP_LOOKUP_ELEM, _BPF_PROG_LOAD, _BPF_ENABLE_STATS = 0, 1, 5, 32
+_BPF_STATS_RUN_TIME = 0
+_PROGRAM_STATS = ("run_cnt", "run_time_ns", "recursion_misses")
 _BPF_MAP_TYPE_PERCPU_ARRAY = 6
 _BPF_PROG_TYPE_TRACEPOINT = 5
 _BPF_FUNC_MAP_LOOKUP_ELEM = 1
@@ -251,9 +254,10 @@ class RequestTracer:
         if connection is not None and not 0 <= connection < 1 << 32:
             raise ValueError(f"connection {connection} is not a dev_t")
         self._fds: list[int] = []
-        self._map = -1
+        self._map = self._program = -1
         self._cpus = 0
         self._final: dict[str, int] | None = None
+        self._final_program_stats: dict[str, int] | None = None
 
     def start(self) -> RequestTracer:
         """Attach the counting program to the tracepoint; counts() counts from here."""
@@ -272,14 +276,14 @@ class RequestTracer:
         try:
             self._map = self._keep(_bpf(_BPF_MAP_CREATE, struct.pack(
                 "<IIIII", _BPF_MAP_TYPE_PERCPU_ARRAY, 4, 8, _SLOTS, 0)))
-            program = self._keep(self._load(counting_program(
+            self._program = self._keep(self._load(counting_program(
                 self._map, point.fields["opcode"], point.fields.get("connection"), self.connection)))
             # One tracepoint event on CPU 0 is enough: BPF programs hang on the
             # tracepoint itself and run on every CPU.
             attr = ctypes.create_string_buffer(struct.pack("<IIQ", _PERF_TYPE_TRACEPOINT, 64, point.id), 64)
             event = self._keep(_syscall(
                 "perf_event_open", ctypes.addressof(attr), -1, 0, -1, _PERF_FLAG_FD_CLOEXEC))
-            fcntl.ioctl(event, _PERF_EVENT_IOC_SET_BPF, program)
+            fcntl.ioctl(event, _PERF_EVENT_IOC_SET_BPF, self._program)
             fcntl.ioctl(event, _PERF_EVENT_IOC_ENABLE, 0)
         except OSError as error:
             self._close_fds()
@@ -336,10 +340,30 @@ class RequestTracer:
         counted[OTHER] = sum(per_slot) - sum(counted.values())
         return counted
 
+    def program_stats(self) -> dict[str, int]:
+        """The counting program's run_cnt, run_time_ns and recursion_misses (from fdinfo).
+
+        run_cnt and run_time_ns only move while run-time statistics are on (see
+        bpf_run_time_stats()) and cover every FUSE request on the machine, whatever the
+        connection; recursion_misses counts requests the kernel sent while it could not run the program
+        on that CPU (another BPF program was running there): requests not counted.
+        """
+        if self._final_program_stats is not None:
+            return dict(self._final_program_stats)
+        if not self._fds:
+            raise RuntimeError("RequestTracer not started: use it in a `with` block or call start()")
+        found = dict.fromkeys(_PROGRAM_STATS, 0)
+        for line in Path(f"/proc/self/fdinfo/{self._program}").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in found:
+                found[key] = int(value)
+        return found
+
     def close(self) -> None:
         """Stop counting, keep the final counts and close every fd."""
         if self._final is None and self._fds:
             self._final = self.counts()
+            self._final_program_stats = self.program_stats()
         self._close_fds()
 
     def _close_fds(self) -> None:
@@ -355,6 +379,20 @@ class RequestTracer:
         self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+@contextlib.contextmanager
+def bpf_run_time_stats() -> Iterator[None]:
+    """While inside, the kernel times every BPF program run (for measuring the tracer's cost).
+
+    Uses BPF_ENABLE_STATS, which lasts as long as its fd: nothing stays on afterwards.
+    Timing adds two clock reads to every BPF program run on the machine.
+    """
+    fd = _bpf(_BPF_ENABLE_STATS, struct.pack("<I", _BPF_STATS_RUN_TIME))
+    try:
+        yield
+    finally:
+        os.close(fd)
 
 
 def tracing_unavailable_reason() -> str | None:

@@ -6,7 +6,8 @@ directory, in pairs of runs without and with a RequestTracer on the mount's conn
 of the per-pair ratios and how many pairs the traced run lost (run-to-run spread here is
 far larger than the tracer's cost, so only paired figures mean anything), and the
 machine's busy CPU time per request. Also checks that the tracer's READ count equals
-fio's I/O count. Needs root, bindfs and fio.
+fio's I/O count, and times the counting program itself (BPF run-time statistics).
+Needs root, bindfs and fio.
 
     .venv/bin/python benchmarks/tracing_overhead.py [--pairs 10] [--runtime 3] [--iodepth 32]
 """
@@ -32,19 +33,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 
 from bench.scenario import ExternalTarget  # noqa: E402
 from bench.targets import open_target  # noqa: E402
-from bench.tracing import EVENT, RequestTracer, tracing_unavailable_reason  # noqa: E402
+from bench.tracing import EVENT, RequestTracer, bpf_run_time_stats, tracing_unavailable_reason  # noqa: E402
 
 BINDFS = ExternalTarget(name="bindfs", type="external", command=["bindfs", "-f", "{source}", "{mountpoint}"])
 
 
 @dataclass
 class Run:
-    """One fio run: IOPS, I/Os completed, busy CPU seconds of the whole machine, READs counted."""
+    """One fio run: IOPS, I/Os completed, busy CPU seconds of the whole machine; traced runs
+    add the READs counted and the counting program's kernel statistics."""
 
     iops: float
     ios: int
     busy_cpu_s: float
-    reads_counted: int | None
+    reads_counted: int | None = None
+    program: dict[str, int] | None = None
 
 
 def _busy_cpu_s() -> float:
@@ -62,15 +65,16 @@ def run_fio(data: Path, args: argparse.Namespace, runtime: int, connection: int 
     ]
     tracer = RequestTracer(connection, opcodes=["READ"]) if connection is not None else None
     before = _busy_cpu_s()
-    with tracer or nullcontext():
+    with bpf_run_time_stats() if tracer else nullcontext(), tracer or nullcontext():
         result = subprocess.run(argv, capture_output=True, text=True, check=False)
     busy = _busy_cpu_s() - before
     if result.returncode:
         raise RuntimeError(f"fio failed ({result.returncode}): {result.stderr.strip()}")
     report, _ = json.JSONDecoder().raw_decode(result.stdout[result.stdout.index("{"):])
     read = report["jobs"][0]["read"]
-    reads = tracer.counts()["READ"] if tracer else None
-    return Run(read["iops"], read["total_ios"], busy, reads)
+    if tracer is None:
+        return Run(read["iops"], read["total_ios"], busy)
+    return Run(read["iops"], read["total_ios"], busy, tracer.counts()["READ"], tracer.program_stats())
 
 
 def _prefill(path: Path, size: int) -> None:
@@ -110,6 +114,13 @@ def report(pairs: list[tuple[Run, Run]], args: argparse.Namespace) -> None:
           f"range {min(cpu_deltas):+.2f}..{max(cpu_deltas):+.2f} us")
     exact = all(on.reads_counted == on.ios for _, on in pairs)
     print(f"tracer READ count == fio I/O count in every traced run: {exact}")
+    runs = sum(on.program["run_cnt"] for _, on in pairs)
+    nanoseconds = sum(on.program["run_time_ns"] for _, on in pairs)
+    misses = sum(on.program["recursion_misses"] for _, on in pairs)
+    print(f"counting program: {runs} runs (every FUSE request on the machine), "
+          f"{nanoseconds / max(runs, 1):.0f} ns per run, {misses} recursion misses; "
+          f"at 300k requests/s that is {nanoseconds / max(runs, 1) * 300e3 / 1e9:.1%} of one CPU, "
+          "plus the tracepoint's own record building, not timed here")
 
 
 def main(argv: list[str] | None = None) -> int:

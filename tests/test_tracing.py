@@ -150,6 +150,24 @@ def test_direct_reads_count_one_read_each(mount: Mount) -> None:
     assert counts["READ"] == 100
     assert counts["WRITE"] == 0
     assert counts["OPEN"] == 1
+    assert tracer.program_stats()["recursion_misses"] == 0  # no request went uncounted
+
+
+@pytest.mark.integration
+def test_run_time_stats_time_the_program_only_while_enabled(mount: Mount) -> None:
+    if Path("/proc/sys/kernel/bpf_stats_enabled").read_text().strip() != "0":
+        pytest.skip("BPF run-time statistics are already on (another process holds them)")
+    mounted = mount("a", BINDFS)
+    with RequestTracer(mounted.connection) as tracer:
+        _direct_io(mounted.path / "data", 20)
+        assert tracer.program_stats()["run_time_ns"] == 0
+        with tracing.bpf_run_time_stats():
+            _direct_io(mounted.path / "data", 20)
+            timed = tracer.program_stats()
+        assert timed["run_time_ns"] > 0
+        assert timed["run_cnt"] >= 20  # it runs for every FUSE mount's requests
+        _direct_io(mounted.path / "data", 20)
+    assert tracer.program_stats() == timed
 
 
 @pytest.mark.integration
