@@ -60,7 +60,8 @@ class Settings:
 class Finding:
     """One warning for the reader: what kind, where, and in words."""
 
-    kind: str      # missing | failed | unavailable | not_engaged | noisy | cache_artifact | few_repetitions | note
+    kind: str      # missing | failed | unavailable | not_engaged | noisy | cache_artifact | few_repetitions
+                   # | not_back_to_baseline | note
     cell: str
     target: str
     message: str
@@ -92,6 +93,7 @@ class Analysis:
     cpu: pd.DataFrame           # cell x target: CPU seconds per GiB and per 1,000 I/Os by part
     latency: pd.DataFrame       # cell x target x direction x percentile -> latency_us
     requests: pd.DataFrame      # cell x target (FUSE targets): median FUSE requests per run
+    fd_steps: pd.DataFrame      # fd-pressure steps that were measured (status ok), with `config`
     fd_limits: pd.DataFrame     # per fd-pressure configuration: first N that failed, and how
     findings: list[Finding] = field(default_factory=list)
 
@@ -315,7 +317,8 @@ def analyse(results: Results, settings: Settings = Settings()) -> Analysis:
         cpu=cpu_efficiency(used),
         latency=latency_percentiles(results.path, used),
         requests=request_counts(used),
-        fd_limits=fd_limits(results.fd_pressure),
+        fd_steps=(steps := fd_steps(results.fd_pressure)),
+        fd_limits=fd_limits(steps),
     )
     analysis.findings = _findings(analysis)
     return analysis
@@ -430,16 +433,24 @@ def fd_config_label(target: Any, policy: Any) -> str:
     return f"{target}/{policy}" if pd.notna(policy) and str(policy) else str(target)
 
 
-def fd_limits(frame: pd.DataFrame | None) -> pd.DataFrame:
+def fd_steps(frame: pd.DataFrame | None) -> pd.DataFrame:
+    """The measured fd-pressure steps (a failed or unavailable step has no figures), labelled by config."""
+    if frame is None or frame.empty or not {"target", "open_files"} <= set(frame):
+        return pd.DataFrame(columns=["config", "target", "open_files"])
+    status = frame["status"].fillna("ok") if "status" in frame else pd.Series("ok", index=frame.index)
+    steps = frame[status == "ok"]
+    policy = steps["fd_policy"] if "fd_policy" in steps else pd.Series(pd.NA, index=steps.index)
+    return steps.assign(config=[fd_config_label(t, p) for t, p in zip(steps["target"], policy)],
+                        failed=_column(steps, "failed").fillna(0)).sort_values(["config", "open_files"], kind="stable")
+
+
+def fd_limits(steps: pd.DataFrame) -> pd.DataFrame:
     """Per target/policy: the largest N that fully succeeded and the first N with failed > 0 (errno)."""
     columns = ["config", "daemon_nofile", "max_ok", "first_failed_n", "failed", "errno"]
-    if frame is None or frame.empty or "open_files" not in frame:
+    if steps.empty:
         return pd.DataFrame(columns=columns)
-    policy = frame["fd_policy"] if "fd_policy" in frame else pd.Series(pd.NA, index=frame.index)
-    frame = frame.assign(config=[fd_config_label(t, p) for t, p in zip(frame["target"], policy)],
-                         failed=_column(frame, "failed").fillna(0))
     rows = []
-    for config, steps in frame.sort_values("open_files").groupby("config", sort=False):
+    for config, steps in steps.groupby("config", sort=False):
         bad = steps[steps["failed"] > 0]
         good = steps[steps["failed"] == 0]
         first = bad.iloc[0] if not bad.empty else None
@@ -554,6 +565,7 @@ def _findings(analysis: Analysis) -> list[Finding]:
                                 f"{row.run_id}: passthrough did not engage (the daemon served READ/WRITE); "
                                 "left out of the statistics"))
 
+    findings += _fd_findings(results.fd_pressure)
     summary = analysis.summary
     for row in summary[summary["cov"] > settings.noisy_cov].itertuples():
         findings.append(Finding("noisy", row.cell, row.target,
@@ -568,6 +580,26 @@ def _findings(analysis: Analysis) -> list[Finding]:
         findings.append(Finding("few_repetitions", "", "",
                                 f"{len(few)} of {len(summary)} cell/target pairs have fewer than 5 good runs "
                                 f"(lowest n = {int(few['n'].min())}); treat differences as indicative"))
+    return findings
+
+
+def _fd_findings(frame: pd.DataFrame | None) -> list[Finding]:
+    if frame is None or frame.empty or "target" not in frame:
+        return []
+    findings = []
+    policy = frame["fd_policy"] if "fd_policy" in frame else [None] * len(frame)
+    for (_, step), pol in zip(frame.iterrows(), policy):
+        config, n = fd_config_label(step["target"], pol), step.get("open_files")
+        status = step.get("status")
+        if pd.notna(status) and status != "ok":
+            error = step.get("error") if pd.notna(step.get("error")) else "no reason recorded"
+            kind = "unavailable" if status == "unavailable" else "failed"
+            findings.append(Finding(kind, "fd_pressure", config, f"fd pressure {config} N={n}: {status}: {error}"))
+        elif str(step.get("returned_to_baseline")).strip().lower() == "false":
+            detail = step.get("baseline_detail") if pd.notna(step.get("baseline_detail")) else ""
+            findings.append(Finding("not_back_to_baseline", "fd_pressure", config,
+                                    f"fd pressure {config} N={n}: fds did not return to baseline after close"
+                                    + (f" ({detail})" if detail else "")))
     return findings
 
 

@@ -163,8 +163,19 @@ def test_fd_limits(basic: analysis.Analysis) -> None:
     assert limits.loc["fuse", "first_failed_n"] == 10000
     assert limits.loc["fuse", "errno"] == "EMFILE"
     assert limits.loc["passthrough/keep", "max_ok"] == 1000
+    # the N = 100000 step failed as a whole (no figures): it neither passes nor fails a limit
     assert np.isnan(limits.loc["passthrough/close", "first_failed_n"])
     assert limits.loc["passthrough/close", "max_ok"] == 10000
+    assert 100000 not in set(basic.fd_steps["open_files"])
+
+
+def test_fd_pressure_findings(basic: analysis.Analysis) -> None:
+    fd = [(f.kind, f.target, f.message) for f in basic.findings if f.cell == "fd_pressure"]
+    assert fd == [
+        ("not_back_to_baseline", "passthrough/keep",
+         "fd pressure passthrough/keep N=10000: fds did not return to baseline after close (3 backing files still open)"),
+        ("failed", "passthrough/close", "fd pressure passthrough/close N=100000: failed: the client exited with status 1"),
+    ]
 
 
 def test_request_counts(basic: analysis.Analysis) -> None:

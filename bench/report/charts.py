@@ -14,7 +14,7 @@ from matplotlib.ticker import NullLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from bench.analysis import CPU_PARTS, Analysis, fd_config_label  # noqa: E402
+from bench.analysis import CPU_PARTS, Analysis  # noqa: E402
 
 MAX_PANELS = 12          # small multiples beyond this would make the page heavy and unreadable
 MAX_POINTS = 120         # per time-series line
@@ -205,11 +205,10 @@ def time_series(analysis: Analysis) -> str | None:
 
 
 def fd_pressure(frame: pd.DataFrame) -> str | None:
-    """Visible and hidden fds, open latency and memory per open file against N, per configuration."""
-    if frame is None or frame.empty or "open_files" not in frame:
+    """Visible and hidden fds, open latency and memory per open file against N, per configuration
+    (`frame`: analysis.fd_steps)."""
+    if frame.empty:
         return None
-    policy = frame["fd_policy"] if "fd_policy" in frame else [None] * len(frame)
-    frame = frame.assign(config=[fd_config_label(t, p) for t, p in zip(frame["target"], policy)])
     opened = pd.to_numeric(frame.get("opened"), errors="coerce").replace(0, np.nan)
     frame["rss_per_file"] = pd.to_numeric(frame.get("daemon_rss_delta_kib"), errors="coerce") * 1024 / opened
     panels = [
@@ -224,7 +223,6 @@ def fd_pressure(frame: pd.DataFrame) -> str | None:
     fig, axes = _grid(len(panels), size=(2.6, 2.1))
     for ax, (column, title) in zip(axes, panels):
         for config, rows in frame.groupby("config", sort=False):
-            rows = rows.sort_values("open_files")
             ax.plot(rows["open_files"], pd.to_numeric(rows[column], errors="coerce"), marker="o", markersize=3,
                     linewidth=1, label=config)
             if column == "open_p99_us" and "open_p50_us" in rows:

@@ -7,7 +7,7 @@ from itertools import groupby
 import jinja2
 import pandas as pd
 
-from bench.analysis import CPU_PARTS, Analysis, count_by_kind, environment, format_number
+from bench.analysis import CPU_PARTS, Analysis, count_by_kind, environment, fd_config_label, format_number
 from bench.report import charts
 from bench.report.rows import SIGNIFICANT, comparison_rows, environment_line, headline_rows, method_lines
 
@@ -18,7 +18,7 @@ _ENV = jinja2.Environment(
     lstrip_blocks=True,
     undefined=jinja2.StrictUndefined,
 )
-FD_COLUMNS = ("open_files", "opened", "failed", "errno", "daemon_fds_delta", "client_fds_delta", "file_nr_delta",
+FD_COLUMNS = ("status", "open_files", "opened", "failed", "errno", "daemon_fds_delta", "client_fds_delta", "file_nr_delta",
               "hidden_files", "backing_file_objects", "open_p50_us", "open_p99_us", "kernel_bytes_per_file",
               "daemon_rss_delta_kib")
 
@@ -47,7 +47,7 @@ def _fd_table(analysis: Analysis) -> tuple[list[str], list[list[str]]]:
         return [], []
     columns = [c for c in FD_COLUMNS if c in frame]
     policy = frame["fd_policy"] if "fd_policy" in frame else [None] * len(frame)
-    labels = [f"{t}/{p}" if isinstance(p, str) and p else str(t) for t, p in zip(frame["target"], policy)]
+    labels = [fd_config_label(t, p) for t, p in zip(frame["target"], policy)]
     rows = [[label, *(_cell(v) for v in values)] for label, values in zip(labels, frame[columns].itertuples(index=False))]
     return ["configuration", *columns], rows
 
@@ -73,7 +73,7 @@ def render_report(analysis: Analysis) -> str:
             "latency": charts.latency_curves(analysis),
             "cpu": charts.cpu_per_gib(analysis),
             "timeseries": charts.time_series(analysis),
-            "fd": charts.fd_pressure(analysis.results.fd_pressure),
+            "fd": charts.fd_pressure(analysis.fd_steps),
         },
         latency_cap=f" First {charts.MAX_PANELS} of {latency_cells} workloads shown." if latency_cells > charts.MAX_PANELS else "",
         timeseries_cap=f" First {charts.MAX_PANELS // 2} of {cells} workloads shown." if cells > charts.MAX_PANELS // 2 else "",
