@@ -189,12 +189,12 @@ def _find_daemon(popen: subprocess.Popen, connection: int | None, may_daemonize:
         running = popen.poll() is None
         holders = cleanup.connection_holders(connection) if connection is not None else []
         others = [pid for pid in holders if pid != popen.pid]
-        if others:
-            return others[0]
         if not running:
-            return None  # daemonized, but this kernel shows no fuse_connection in fdinfo (< 6.16)
+            # Daemonized; no holder means a kernel without fuse_connection in fdinfo (< 6.16).
+            return others[0] if others else None
         if time.monotonic() >= settle_until:
-            return popen.pid
+            # Still running: a foreground server, or a wrapper whose child holds the device.
+            return popen.pid if popen.pid in holders or not others else others[0]
         time.sleep(_POLL_S)
 
 

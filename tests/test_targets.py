@@ -85,10 +85,19 @@ def test_bindfs_mounts_serves_and_unmounts(require_root, command, source: Path, 
         assert cleanup.is_mounted(mounted.mountpoint)
         assert (mounted.path / "data").read_text() == "hello through fuse\n"
         assert psutil.Process(mounted.daemon_pid).name() == "bindfs"
-        assert cleanup.connection_holders(mounted.connection) == [mounted.daemon_pid]
+        assert mounted.daemon_pid in cleanup.connection_holders(mounted.connection)
         [entry] = cleanup.entries()
         assert entry["mountpoint"] == str(mounted.mountpoint) and entry["connection"] == mounted.connection
         assert mounted.daemon_pid in [pid for pid, _ in entry["processes"]]
+    assert_stopped(mounted)
+
+
+@pytest.mark.integration
+def test_server_behind_a_wrapper_is_found_by_its_fuse_device(require_root, source: Path, tmp_path: Path) -> None:
+    wrapper = external(["sh", "-c", 'bindfs -f "$0" "$1"; exit 0', "{source}", "{mountpoint}"])
+    with open_target(wrapper, source, tmp_path / "work") as mounted:
+        assert psutil.Process(mounted.daemon_pid).name() == "bindfs"
+        assert psutil.Process(mounted.daemon_pid).ppid() != os.getpid()  # the child of sh, not sh
     assert_stopped(mounted)
 
 
