@@ -186,7 +186,8 @@ def run(options: RunOptions, *, say: Callable[[str], None] = print) -> int:
         for line in describe_plan(plan, scenario):
             say(line)
         return EXIT_OK
-    workdir = (options.workdir or scenario.workdir or DEFAULT_WORKDIR_ROOT / scenario.name).absolute()
+    recorded = Path(previous.workdir) if previous else None  # a resumed run reuses its data files
+    workdir = (options.workdir or recorded or scenario.workdir or DEFAULT_WORKDIR_ROOT / scenario.name).absolute()
     session = _Session(scenario, text, plan, out, workdir, previous, options.force, say)
     return session.execute()
 
@@ -595,10 +596,9 @@ class _RequestCounter:
             if stats is not None:
                 self._source, self._before = "server", dict(stats.get("requests", {}))
         elif self._tracing is not None:
-            tracer = self._tracing.RequestTracer(self._mounted.connection)
             with contextlib.suppress(BenchError):  # counting is optional; the run is not
-                tracer.__enter__()
-                self._source, self._tracer = "tracepoint", tracer
+                self._tracer = self._tracing.RequestTracer(self._mounted.connection).start()
+                self._source = "tracepoint"
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -606,7 +606,7 @@ class _RequestCounter:
             self._after = dict((_server_stats(self._mounted, since=time.time()) or {}).get("requests", {}))
         elif self._tracer is not None:
             self._after = dict(self._tracer.counts())
-            self._tracer.__exit__(*exc)
+            self._tracer.close()
 
     def columns(self) -> dict[str, Any]:
         """fuse_* and passthrough_engaged columns (none when nothing counted the requests)."""

@@ -16,7 +16,9 @@ import pytest
 from bench import cleanup
 from bench.results import completed_run_ids, load_manifest, load_runs
 from bench.runner import RunOptions, describe_plan, estimate_s, make_plan, run
-from bench.scenario import cell_key, parse_scenario
+from bench.scenario import PassthroughTarget, cell_key, parse_scenario
+from bench.targets import target_unavailable_reason
+from bench.tracing import tracing_unavailable_reason
 
 BINDFS = '{name: bind, type: external, command: [bindfs, -f, "{source}", "{mountpoint}"]}'
 
@@ -137,9 +139,34 @@ def test_run_on_native_and_bindfs_writes_a_complete_folder(tmp_path: Path, bindf
         json.loads((out / "fio" / f"{row['run_id']}.json").read_text())
     bind = [row for row in rows if row["target"] == "bind"]
     assert all(row["daemon_fds_max"] not in ("", "0") for row in bind)
+    if tracing_unavailable_reason() is None:  # an external server's requests come from the tracepoint
+        assert all(row["fuse_requests_source"] == "tracepoint" and int(row["fuse_read_requests"]) > 0 for row in bind)
     samples = (out / "samples.csv").read_text().splitlines()
     assert samples[0].startswith("run_id,")
     assert {line.split(",")[0] for line in samples[1:]} == {row["run_id"] for row in rows}
+
+
+@pytest.mark.integration
+def test_builtin_targets_count_requests_and_show_passthrough_engaged(
+    tmp_path: Path, require_root: None, require_fio: None
+) -> None:
+    passthrough = PassthroughTarget(name="passthrough", type="passthrough")
+    if target_unavailable_reason(passthrough):
+        pytest.skip(target_unavailable_reason(passthrough))
+    path = tmp_path / "s.yaml"
+    path.write_text(scenario_text(
+        targets=["{name: fuse, type: fuse}", "{name: passthrough, type: passthrough}"],
+        repeat=1,
+        workloads=["{name: rr, rw: randread, bs: 4k, size: 8M, runtime: 1s, direct: true}"],
+    ))
+    out = tmp_path / "results"
+    assert run(RunOptions(path, out=out, workdir=tmp_path / "work"), say=lambda _: None) == 0
+    rows = {row["target"]: row for row in load_runs(out)}
+    assert rows["fuse"]["fuse_requests_source"] == rows["passthrough"]["fuse_requests_source"] == "server"
+    assert int(rows["fuse"]["fuse_read_requests"]) > 0 and rows["fuse"]["passthrough_engaged"] == ""
+    assert rows["passthrough"]["fuse_read_requests"] == "0" and rows["passthrough"]["passthrough_engaged"] == "true"
+    assert float(rows["fuse"]["daemon_cpu_sys_s"]) >= 0 and int(rows["fuse"]["daemon_fds_max"]) > 0
+    assert not _fuse_mounts_under(tmp_path)
 
 
 @pytest.mark.integration
@@ -213,6 +240,38 @@ def test_sigint_stops_cleanly_and_resume_completes(tmp_path: Path, bindfs: None)
     assert completed_run_ids(out) == {run.run_id for run in make_plan(parse_scenario(path.read_text()), 3, 3).runs}
     assert load_manifest(out).status == "complete"
     assert not _fuse_mounts_under(tmp_path)
+
+
+@pytest.mark.integration
+def test_second_sigint_abandons_the_current_run_and_unmounts(tmp_path: Path, bindfs: None) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(scenario_text(
+        targets=[BINDFS], repeat=1,
+        workloads=["{name: long, rw: randread, bs: 4k, size: 8M, runtime: 30s, cache: warm}"],
+    ))
+    out = tmp_path / "results"
+    argv = [sys.executable, "-m", "bench", "run", str(path), "--out", str(out), "--workdir", str(tmp_path / "work")]
+    proc = subprocess.Popen(argv, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not _fuse_mounts_under(tmp_path) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.0)  # inside the unmeasured warm pass
+        started = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, stdout + stderr
+    assert time.monotonic() - started < 20, "the second Ctrl-C did not abandon the 2 x 30 s run"
+    assert "Traceback" not in stderr
+    assert not _fuse_mounts_under(tmp_path)
+    assert load_runs(out) == []
+    assert load_manifest(out).status == "interrupted"
 
 
 @pytest.mark.integration
