@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from bench.errors import EXIT_BAD_INPUT, BenchError
+from bench.errors import EXIT_RUN_FAILED, BenchError, InputError
 from bench.fusefs.backing import FD_POLICIES
 from bench.fusefs.config import Options
 from bench.fusefs.server import Server
@@ -14,7 +14,7 @@ from bench.fusefs.server import Server
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2 (argparse would print usage)
-        raise BenchError(message)
+        raise InputError(message)
 
 
 def _positive(text: str) -> int:
@@ -55,24 +55,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_options(argv: list[str]) -> Options:
-    """Validated options, or BenchError with a one-line reason."""
+    """Validated options, or InputError with a one-line reason."""
     a = build_parser().parse_args(argv)
     for name in ("source", "mountpoint"):
         if not os.path.isabs(getattr(a, name)):
-            raise BenchError(f"{name} must be an absolute path: {getattr(a, name)}")
+            raise InputError(f"{name} must be an absolute path: {getattr(a, name)}")
     if not os.path.isdir(a.source):
-        raise BenchError(f"source is not a directory: {a.source}")
+        raise InputError(f"source is not a directory: {a.source}")
     if not os.path.isdir(a.mountpoint):
-        raise BenchError(f"mountpoint is not a directory: {a.mountpoint}")
+        raise InputError(f"mountpoint is not a directory: {a.mountpoint}")
     if a.max_pages > 256:
-        raise BenchError(f"--max-pages must be <= 256 (1 MiB requests): {a.max_pages}")
+        raise InputError(f"--max-pages must be <= 256 (1 MiB requests): {a.max_pages}")
     if a.max_background > 65535:
-        raise BenchError(f"--max-background must be <= 65535: {a.max_background}")
+        raise InputError(f"--max-background must be <= 65535: {a.max_background}")
     if a.stats_interval <= 0:
-        raise BenchError("--stats-interval must be > 0")
+        raise InputError("--stats-interval must be > 0")
     if a.mode == "passthrough":
         if os.geteuid() != 0:
-            raise BenchError("passthrough needs root (FUSE_DEV_IOC_BACKING_OPEN requires CAP_SYS_ADMIN)")
+            raise InputError("passthrough needs root (FUSE_DEV_IOC_BACKING_OPEN requires CAP_SYS_ADMIN)")
         conflicts = {
             "writeback_cache": "--writeback-cache disables passthrough in the kernel",
             "keep_cache": "--keep-cache makes passthrough opens fail with EIO",
@@ -80,7 +80,7 @@ def parse_options(argv: list[str]) -> Options:
         }
         for flag, why in conflicts.items():
             if getattr(a, flag):
-                raise BenchError(f"{why}: not allowed with --mode passthrough")
+                raise InputError(f"{why}: not allowed with --mode passthrough")
     return Options(
         source=os.path.realpath(a.source), mountpoint=os.path.realpath(a.mountpoint), mode=a.mode,
         fd_policy=a.fd_policy, cache_size=a.cache_size, threads=a.threads, max_pages=a.max_pages,
@@ -92,10 +92,13 @@ def parse_options(argv: list[str]) -> Options:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the server in the foreground; 0 when unmounted or signalled, 2 for bad input."""
+    """Run the server in the foreground; 0 when unmounted or signalled, 2 for bad input or a refused mount."""
     try:
         opts = parse_options(sys.argv[1:] if argv is None else argv)
         return Server(opts).run()
     except BenchError as exc:
         print(f"fusefs: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return exc.exit_code
+    except OSError as exc:  # the source or the device failed under us
+        print(f"fusefs: {exc}", file=sys.stderr)
+        return EXIT_RUN_FAILED

@@ -183,7 +183,10 @@ class Mirror:
             key = (st.st_dev, st.st_ino)
             handle = None
             if st.st_dev == self._handle_dev and key not in self._inodes:
-                handle = libc.name_to_handle(fd)
+                try:
+                    handle = libc.name_to_handle(fd)
+                except OSError:
+                    handle = None  # hold the O_PATH fd instead
             with self._lock:
                 node = self._inodes.get(key)
                 if node is None:

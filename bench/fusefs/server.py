@@ -102,11 +102,17 @@ class Server:
             self._wait(workers)
         finally:
             if self._mounted:
-                device.unmount(self.opts.mountpoint)
-                self._mounted = False
+                self._unmount()
             if stats is not None:
                 stats.stop()
         return 0
+
+    def _unmount(self) -> None:
+        try:
+            device.unmount(self.opts.mountpoint)
+        except OSError as exc:
+            warn(f"cannot unmount {self.opts.mountpoint}: {exc}")
+        self._mounted = False
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         self._signalled = True
@@ -117,8 +123,7 @@ class Server:
             self._wake.wait(1.0)
             self._wake.clear()
             if self._signalled:
-                device.unmount(self.opts.mountpoint)
-                self._mounted = False
+                self._unmount()
                 for worker in workers:
                     worker.join(2.0)  # a detached mount may still be busy: do not wait for it
                 return
@@ -290,7 +295,7 @@ class Server:
         msg = bytes(head[:n]) if n <= len(head) else bytes(head) + data[: n - len(head)]
         h = p.InHeader._make(p.IN_HEADER.unpack_from(msg))
         handlers = self._mirror.handlers
-        handler = handlers[opcode] if opcode < len(handlers) else handlers[0]
+        handler = handlers[opcode] if opcode < len(handlers) else handlers[0]  # 0: ENOSYS
         try:
             result = handler(fd, h, msg[p.IN_HEADER_SIZE :])
         except OSError as exc:
