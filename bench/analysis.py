@@ -309,14 +309,15 @@ def analyse(results: Results, settings: Settings = Settings()) -> Analysis:
     """All statistics and findings of one results folder."""
     used = _usable_runs(results.runs)
     groups = dict(iter(used.groupby(["cell", "target"], sort=False)))
+    order = (results.cells, results.targets)
     analysis = Analysis(
         results=results,
         settings=settings,
         summary=_summary(results, groups, settings),
         secondary=_secondary(groups, settings),
-        cpu=cpu_efficiency(used),
-        latency=latency_percentiles(results.path, used),
-        requests=request_counts(used),
+        cpu=cpu_efficiency(used, order),
+        latency=in_order(latency_percentiles(results.path, used), *order),
+        requests=request_counts(used, order),
         fd_steps=(steps := fd_steps(results.fd_pressure)),
         fd_limits=fd_limits(steps),
     )
@@ -394,7 +395,15 @@ def _secondary(groups: dict, settings: Settings) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def cpu_efficiency(runs: pd.DataFrame) -> pd.DataFrame:
+def in_order(frame: pd.DataFrame, cells: list[str], targets: list[str]) -> pd.DataFrame:
+    """Rows sorted by cell, then target, in scenario order (runs are interleaved, so data order is not)."""
+    cell_rank = {c: i for i, c in enumerate(cells)}
+    target_rank = {t: i for i, t in enumerate(targets)}
+    key = frame["cell"].map(cell_rank).fillna(len(cells)) * (len(targets) + 1) + frame["target"].map(target_rank).fillna(len(targets))
+    return frame.iloc[np.argsort(key.to_numpy(), kind="stable")].reset_index(drop=True)
+
+
+def cpu_efficiency(runs: pd.DataFrame, order: tuple[list[str], list[str]] | None = None) -> pd.DataFrame:
     """CPU seconds per GiB moved and per 1,000 I/Os, by process (fio, daemon) and user/sys."""
     runtime = _column(runs, "fio_runtime_s").fillna(_column(runs, "duration_s"))
     parts = pd.DataFrame({
@@ -408,6 +417,8 @@ def cpu_efficiency(runs: pd.DataFrame) -> pd.DataFrame:
         "kios": _directions_sum(runs, "iops") * runtime / 1000.0,
     })
     totals = parts.groupby(["cell", "target"], sort=False).sum(min_count=1).reset_index()
+    if order is not None:
+        totals = in_order(totals, *order)
     for part in CPU_PARTS:
         totals[f"{part}_per_gib"] = totals[part] / totals["gib"]
         totals[f"{part}_per_kio"] = totals[part] / totals["kios"]
@@ -419,13 +430,14 @@ def cpu_efficiency(runs: pd.DataFrame) -> pd.DataFrame:
 REQUEST_COLUMNS = ("fuse_read_requests", "fuse_write_requests", "fuse_other_requests")
 
 
-def request_counts(runs: pd.DataFrame) -> pd.DataFrame:
+def request_counts(runs: pd.DataFrame, order: tuple[list[str], list[str]] | None = None) -> pd.DataFrame:
     """Median FUSE requests per run (read, write, other) for FUSE targets that counted them."""
     fuse = runs[runs["target_type"] != "native"]
     counts = pd.DataFrame({"cell": fuse["cell"], "target": fuse["target"], "target_type": fuse["target_type"],
                            **{column: _column(fuse, column) for column in REQUEST_COLUMNS}})
     counts = counts.dropna(subset=list(REQUEST_COLUMNS), how="all")
-    return counts.groupby(["cell", "target", "target_type"], sort=False).median().reset_index()
+    counts = counts.groupby(["cell", "target", "target_type"], sort=False).median().reset_index()
+    return in_order(counts, *order) if order is not None else counts
 
 
 def fd_config_label(target: Any, policy: Any) -> str:
@@ -665,7 +677,7 @@ def environment(results: Results) -> dict[str, str]:
 
 
 def format_number(value: float) -> str:
-    """A figure with the precision a reader needs: 3 significant digits at least, no exponent."""
+    """A figure with the precision a reader needs: whole numbers from 100 up, else 2-3 significant digits."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     magnitude = abs(value)
@@ -673,4 +685,6 @@ def format_number(value: float) -> str:
         return f"{value:.0f}"
     if magnitude >= 10:
         return f"{value:.1f}"
-    return f"{value:.2f}"
+    if magnitude >= 1:
+        return f"{value:.2f}"
+    return f"{value:.2g}"

@@ -7,7 +7,16 @@ from itertools import groupby
 import jinja2
 import pandas as pd
 
-from bench.analysis import CPU_PARTS, Analysis, count_by_kind, environment, fd_config_label, format_number
+from bench.analysis import (
+    CPU_PARTS,
+    SECONDARY_METRICS,
+    Analysis,
+    count_by_kind,
+    environment,
+    fd_config_label,
+    format_number,
+    in_order,
+)
 from bench.report import charts
 from bench.report.rows import SIGNIFICANT, comparison_rows, environment_line, headline_rows, method_lines
 
@@ -52,11 +61,26 @@ def _fd_table(analysis: Analysis) -> tuple[list[str], list[list[str]]]:
     return ["configuration", *columns], rows
 
 
+def _secondary_table(analysis: Analysis) -> tuple[list[str], list[list[str]]]:
+    """Median [CI] of each secondary metric, one row per cell x target, metrics that have data only."""
+    frame = analysis.secondary
+    if frame.empty:
+        return [], []
+    text = frame.assign(text=[f"{format_number(m)} [{format_number(lo)}, {format_number(hi)}]" if n > 1 else format_number(m)
+                              for m, lo, hi, n in zip(frame["median"], frame["ci_low"], frame["ci_high"], frame["n"])])
+    wide = text.pivot(index=["cell", "target"], columns="metric", values="text").reset_index()
+    metrics = [m for m in SECONDARY_METRICS if m in wide]
+    wide = in_order(wide, analysis.results.cells, analysis.results.targets).fillna("")
+    rows = [[f"{cell} / {target}", *values] for cell, target, *values in wide[["cell", "target", *metrics]].itertuples(index=False)]
+    return [m.replace("_", " ") for m in metrics], rows
+
+
 def render_report(analysis: Analysis) -> str:
     """The whole HTML report."""
     headline = headline_rows(analysis)
     latency_cells = analysis.latency["cell"].nunique() if not analysis.latency.empty else 0
     fd_header, fd_rows = _fd_table(analysis)
+    other_header, other_rows = _secondary_table(analysis)
     cells = len(analysis.results.cells)
     return _ENV.get_template("report.html.j2").render(
         name=analysis.results.path.name,
@@ -86,6 +110,8 @@ def render_report(analysis: Analysis) -> str:
                        "cells": [_cell(row.fuse_read_requests), _cell(row.fuse_write_requests), _cell(row.fuse_other_requests)]}
                       for row in analysis.requests.itertuples()],
         fd_limit_rows=[{key: _cell(value) for key, value in row.items()} for row in analysis.fd_limits.to_dict("records")],
+        other_header=other_header,
+        other_rows=other_rows,
         fd_header=fd_header,
         fd_rows=fd_rows,
         environment=_environment(analysis),
