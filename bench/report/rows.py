@@ -122,7 +122,7 @@ def comparison_rows(changes: pd.DataFrame) -> list[dict]:
             "n_a": int(row.n_a), "a": format_number(row.median_a) if row.n_a else "-",
             "n_b": int(row.n_b), "b": format_number(row.median_b) if row.n_b else "-",
             "change": change_text(row.ratio, row.ratio_low, row.ratio_high),
-            "p": f"{row.p:.3f}" if _is_number(row.p) else "",
+            "p": ("<0.001" if row.p < 0.001 else f"{row.p:.3f}") if _is_number(row.p) else "",
             "verdict": verdict,
         })
     return rows
