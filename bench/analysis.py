@@ -666,8 +666,8 @@ def environment(results: Results) -> dict[str, str]:
     return {
         "kernel": " ".join(str(v) for v in (host.get("kernel"), host.get("arch")) if v) or "unknown",
         "cpu": f"{host.get('cpu_model') or 'unknown CPU'}" + (f" ({cores} cores)" if cores else ""),
-        "memory": f"{memory / GIB:.1f} GiB" if isinstance(memory, (int, float)) else "unknown",
-        "fio": str(manifest.get("fio_version") or manifest.get("fio") or "unknown"),
+        "memory": f"{memory / GIB:.1f} GiB" if isinstance(memory, (int, float)) else "memory unknown",
+        "fio": str(manifest.get("fio_version") or manifest.get("fio") or "fio version unknown"),
         "tool": str(manifest.get("tool_version") or manifest.get("version") or "unknown"),
         "scenario": " ".join(str(v) for v in (scenario.get("name"), f"({scenario['hash']})" if scenario.get("hash") else None) if v) or "unknown",
         "started": str(manifest.get("started") or manifest.get("started_at") or ""),

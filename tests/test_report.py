@@ -121,6 +121,9 @@ def test_html_headline_and_sections(basic_html: str) -> None:
     worse = [text for row in page.rows for cls, text in row if cls == "worse"]
     assert better == ["4.00x [3.88-4.12] *", "1.72x [1.54-1.94] *"]
     assert worse == ["0.67x [0.66-0.68] *", "10000", "10000"]  # passthrough loss; fd limits hit
+    # summed-bin latency rows: 3 runs x 8 MiB / 4 KiB = 6,144 reads behind randread-4k native
+    latency = next(row for row in page.rows if [text for _, text in row[:2]] == ["randread-4k / native", "read"])
+    assert latency[-1][1] == "6,144"
     for needle in ("likely a cache artifact", "passthrough did not engage", "noisy, CoV 11.1%",
                    "6.18.0-fixture", "fio-3.33", "EMFILE", "hidden_files"):
         assert needle in basic_html
@@ -166,3 +169,13 @@ def test_partial_folder_reports_what_is_missing(tmp_path: Path) -> None:
     html = report.write_report(folder, tmp_path / "r.html", "html").read_text()
     assert external_references(Page(html)) == []
     assert "results are partial" in html
+
+
+def test_runs_csv_alone_is_enough(tmp_path: Path) -> None:
+    folder = tmp_path / "bare"
+    folder.mkdir()
+    shutil.copy(BASIC / "runs.csv", folder / "runs.csv")
+    text = report.render_text(folder)
+    assert "4.00x [3.88-4.12] *" in text
+    assert "never run" not in text  # without a plan or scenario nothing is known to be missing
+    assert text.splitlines()[1] == "kernel unknown; unknown CPU, memory unknown; fio version unknown; fusebench"

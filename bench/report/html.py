@@ -75,6 +75,20 @@ def _secondary_table(analysis: Analysis) -> tuple[list[str], list[list[str]]]:
     return [m.replace("_", " ") for m in metrics], rows
 
 
+LATENCY_COLUMNS = (50.0, 90.0, 99.0, 99.9, 99.99)
+
+
+def _latency_table(analysis: Analysis) -> list[list[str]]:
+    """Per cell x target x direction: summed-bin clat percentiles (us) and the I/Os behind them."""
+    frame = analysis.latency[analysis.latency["percentile"].isin(LATENCY_COLUMNS)]
+    if frame.empty:
+        return []
+    wide = frame.pivot_table(index=["cell", "target", "direction", "ios"], columns="percentile",
+                             values="latency_us", sort=False)
+    return [[f"{cell} / {target}", direction, *(format_number(v) for v in values), f"{int(ios):,}"]
+            for (cell, target, direction, ios), values in zip(wide.index, wide[list(LATENCY_COLUMNS)].to_numpy())]
+
+
 def render_report(analysis: Analysis) -> str:
     """The whole HTML report."""
     headline = headline_rows(analysis)
@@ -110,6 +124,8 @@ def render_report(analysis: Analysis) -> str:
                        "cells": [_cell(row.fuse_read_requests), _cell(row.fuse_write_requests), _cell(row.fuse_other_requests)]}
                       for row in analysis.requests.itertuples()],
         fd_limit_rows=[{key: _cell(value) for key, value in row.items()} for row in analysis.fd_limits.to_dict("records")],
+        latency_header=[f"p{p:g}" for p in LATENCY_COLUMNS],
+        latency_rows=_latency_table(analysis),
         other_header=other_header,
         other_rows=other_rows,
         fd_header=fd_header,
