@@ -102,9 +102,11 @@ def test_plain_mode_frees_everything_after_forget(tmp_path: Path, many_fds: None
         assert fs.fds() - baseline >= 200
         for fd in fds:
             os.close(fd)
+        with os.scandir(fs.path) as entries:  # READDIRPLUS hands out lookup references too
+            assert sum(1 for e in entries if e.stat().st_size == 1) == 200
         drop_caches()
-        stats = fs.wait_stats(lambda s: s["nodes"] == 1)
-        assert stats["nodes"] == 1 and fs.fds() <= baseline
+        stats = fs.wait_stats(lambda s: s["nodes"] == 1 and s["open_dirs"] == 0)
+        assert (stats["nodes"], stats["open_dirs"]) == (1, 0) and fs.fds() <= baseline
 
 
 def test_sigterm_unmounts_and_exits_zero(tmp_path: Path) -> None:
