@@ -28,7 +28,7 @@ def _marked(text: str, significant: bool) -> str:
 
 def _header(analysis: Analysis, title: str) -> list[str]:
     env = environment(analysis.results)
-    lines = [title]
+    lines = _wrap(title)
     lines += _wrap(environment_line(env))
     return lines
 
@@ -89,7 +89,7 @@ def render_report(analysis: Analysis) -> str:
 
 def render_comparison(a: Analysis, b: Analysis, changes, only) -> str:
     """B relative to A, per matching cell x target; cells present in one only are listed."""
-    lines = [f"fusebench compare: A = {a.results.path.name}, B = {b.results.path.name}"]
+    lines = _wrap(f"fusebench compare: A = {a.results.path.name}, B = {b.results.path.name}")
     lines += _wrap(environment_line(environment(a.results)), "A: ")
     lines += _wrap(environment_line(environment(b.results)), "B: ")
     lines += ["", _CMP.format("cell / target", "A", "B", "change B/A [95% CI]", "").rstrip()]
