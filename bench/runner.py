@@ -56,6 +56,7 @@ MOUNT_S = 1.0
 DROP_CACHES_S = 1.5
 FIO_START_S = 0.5
 PREFILL_BYTES_PER_S = 300 << 20
+FD_PRESSURE_STEP_S = 5.0  # fresh mount, open/hold/close, settle, unmount (rough; N-dependent)
 # fio gets runtime + ramp + this margin (plus its runtime again) before it is stopped.
 FIO_TIMEOUT_MARGIN_S = 60.0
 # How long to wait for the built-in server's stats file to reflect the end of a run.
@@ -126,14 +127,23 @@ def estimate_s(plan: Plan, runs: list[PlannedRun] | None = None) -> float:
     return sum(map(run_estimate_s, runs)) + MOUNT_S * len(mounts) + sum(prefill.values()) / PREFILL_BYTES_PER_S
 
 
+def fd_pressure_steps(scenario: Scenario) -> int:
+    """Number of fd-pressure steps (targets x open_files), each on a fresh mount."""
+    plan = scenario.fd_pressure
+    return len(plan.targets) * len(plan.open_files) if plan else 0
+
+
 def describe_plan(plan: Plan, scenario: Scenario) -> list[str]:
     """The lines --dry-run prints: totals, target order per repetition, every run."""
     cells = {run.cell_key for run in plan.runs}
+    steps = fd_pressure_steps(scenario)
     lines = [
         f"scenario {scenario.name}: {len(cells)} cells x {len(scenario.targets)} targets x "
-        f"{plan.repeat} repetitions = {len(plan.runs)} runs, seed {plan.seed}",
-        f"estimated duration: {format_duration(estimate_s(plan))} "
-        f"(fio runtime+ramp, plus per-run fio start and cache drop, mounts, prefill)",
+        f"{plan.repeat} repetitions = {len(plan.runs)} runs, seed {plan.seed}"
+        + (f", then {steps} fd-pressure steps" if steps else ""),
+        f"estimated duration: {format_duration(estimate_s(plan) + steps * FD_PRESSURE_STEP_S)} "
+        f"(fio runtime+ramp, plus per-run fio start and cache drop, mounts, prefill"
+        + (", about 5s per fd-pressure step)" if steps else ")"),
     ]
     for repetition, order in enumerate(plan.target_order, 1):
         lines.append(f"repetition {repetition}: targets in order {', '.join(order)}")
@@ -185,6 +195,10 @@ def run(options: RunOptions, *, say: Callable[[str], None] = print) -> int:
     if options.dry_run:
         for line in describe_plan(plan, scenario):
             say(line)
+        for target in scenario.targets:
+            reason = target_unavailable_reason(target)
+            if reason:
+                say(f"{target.name}: would be skipped here: {reason}")
         return EXIT_OK
     recorded = Path(previous.workdir) if previous else None  # a resumed run reuses its data files
     workdir = (options.workdir or recorded or scenario.workdir or DEFAULT_WORKDIR_ROOT / scenario.name).absolute()

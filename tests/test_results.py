@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from pathlib import Path
 
@@ -160,3 +161,16 @@ def test_reading_a_folder_without_manifest_says_so(tmp_path: Path) -> None:
     (tmp_path / MANIFEST).write_text("[1, 2]")
     with pytest.raises(ResultsError, match="not a JSON object"):
         load_manifest(tmp_path)
+
+
+def test_readme_documents_every_column_and_scenario_key() -> None:
+    from bench.monitor import SAMPLE_COLUMNS
+    from bench.scenario import ExternalTarget, FdPressure, FuseTarget, PassthroughTarget, Scenario, Workload
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    names = set(RUN_COLUMNS) | set(FD_PRESSURE_COLUMNS) | set(SAMPLE_COLUMNS)
+    for model in (Scenario, FuseTarget, PassthroughTarget, ExternalTarget, Workload, FdPressure):
+        names |= set(model.model_fields)
+    names |= {field.name for field in dataclasses.fields(Manifest)}
+    undocumented = sorted(name for name in names if f"`{name}`" not in readme)
+    assert not undocumented, f"README.md does not document {undocumented}"
