@@ -10,7 +10,6 @@ import resource
 import shutil
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -179,4 +178,15 @@ def test_stats_file_format(tmp_path: Path) -> None:
         assert stats["pid"] == fs.pid and stats["mounted"] is True and stats["mode"] == "plain"
         assert stats["connection"] == os.minor(os.stat(fs.path).st_dev)
         assert stats["bytes"]["READ"] == 3
-        time.sleep(0.2)
+
+
+@needs_passthrough
+def test_passthrough_refused_on_stacked_source(tmp_path: Path) -> None:
+    with mount(tmp_path, "--mode", "passthrough", files={"f": b"x"}) as fs:
+        upper = tmp_path / "upper"
+        upper.mkdir()
+        proc = _run_cli(*server_argv(fs.path, upper, "--mode", "passthrough"))
+        assert proc.returncode == 2
+        assert "passthrough refused" in proc.stderr and "ELOOP" in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
+        assert not is_mounted(upper)

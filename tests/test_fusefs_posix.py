@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fusefs_helpers import Mounted, mode_params, mount, needs_root
+from fusefs_helpers import MODES, Mounted, mode_params, mount, needs_root
 
 from bench.fusefs import libc
 
@@ -21,8 +21,6 @@ RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
 
 @pytest.fixture(params=mode_params())
 def fs(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Mounted]:
-    from fusefs_helpers import MODES
-
     with mount(tmp_path, *MODES[request.param], files={"hello": b"hello world\n"}) as mounted:
         yield mounted
 
@@ -200,8 +198,6 @@ def test_xattr_off_is_unsupported(fs: Mounted) -> None:
 
 @pytest.mark.parametrize("mode", mode_params()[:2])
 def test_xattr_on(tmp_path: Path, mode: str) -> None:
-    from fusefs_helpers import MODES
-
     with mount(tmp_path, *MODES[mode], "--xattr", "on", files={"f": b"x"}) as fs:
         p = fs.path / "f"
         os.setxattr(p, "user.k", b"value")
