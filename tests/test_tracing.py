@@ -71,6 +71,7 @@ def test_counting_program_jumps_land_on_the_exit(connection: int | None) -> None
         assert (0x61, 2, 6, conn.offset, 0) in insns
     assert (0x61, 2, 6, opcode.offset, 0) in insns
     assert (0x18, 1, 1, 0, 7) in insns  # the map fd, as a pseudo map load
+    assert (0xA5, 2, 0, 1, 64) in insns  # opcodes past the array (CUSE_INIT) go to slot 0
 
 
 def test_parse_format_without_id_is_unavailable() -> None:
@@ -80,6 +81,7 @@ def test_parse_format_without_id_is_unavailable() -> None:
 
 def test_opcode_table_is_consistent() -> None:
     assert len(set(OPCODES.values())) == len(OPCODES)
+    assert all(0 < number < 64 for number in OPCODES.values())  # each has its own map slot
     assert set(tracing.DEFAULT_OPCODES) <= OPCODES.keys()
     assert OPCODES["READ"] == 15 and OPCODES["WRITE"] == 16
 
