@@ -49,4 +49,5 @@ FD_PRESSURE_COLUMNS = (
     "close_s", "returned_to_baseline", "baseline_detail",
     "status",            # ok | failed | unavailable (as in runs.csv)
     "error",             # why, when status is not ok
+    "file_nr_noise",     # spread of file-nr while nothing of ours changed: other activity on the host
 )
