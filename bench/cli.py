@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from types import ModuleType
 
 from bench import __version__
@@ -109,12 +109,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dry-run", action="store_true", help="print the plan and its estimated duration; run nothing")
     run.add_argument("--force", action="store_true", help="replace an existing results folder")
     run.add_argument("--seed", type=int, help="seed of the target order (default: the scenario's, else random)")
-    run.add_argument("--workdir", type=Path, help="where data files and mountpoints go (default: /var/tmp/fusebench/NAME)")
+    run.add_argument(
+        "--workdir", type=Path, help="where data files and mountpoints go (default: /var/tmp/fusebench/NAME)"
+    )
     run.set_defaults(func=_run)
 
     report = commands.add_parser("report", help="summarise a results folder")
     report.add_argument("results", type=Path, metavar="RESULTS_DIR")
-    report.add_argument("-o", "--output", type=Path, help="output file (default: reports/NAME.EXT; text goes to stdout)")
+    report.add_argument(
+        "-o", "--output", type=Path, help="output file (default: reports/NAME.EXT; text goes to stdout)"
+    )
     report.add_argument("--format", choices=REPORT_FORMATS, default="html")
     report.set_defaults(func=_report)
 

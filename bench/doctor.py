@@ -50,7 +50,12 @@ def check_fio() -> Check:
     from bench.fio import fio_version
 
     version = fio_version()
-    return _needed(version is not None, "fio", f"{path} ({version or 'does not run'})", "reinstall fio: apt-get install --reinstall fio")
+    return _needed(
+        version is not None,
+        "fio",
+        f"{path} ({version or 'does not run'})",
+        "reinstall fio: apt-get install --reinstall fio",
+    )
 
 
 def check_dev_fuse() -> Check:
@@ -58,7 +63,9 @@ def check_dev_fuse() -> Check:
         is_char = stat.S_ISCHR(os.stat("/dev/fuse").st_mode)
     except OSError:
         is_char = False
-    return _needed(is_char, "/dev/fuse", "present" if is_char else "absent", "modprobe fuse (and apt-get install fuse3)")
+    return _needed(
+        is_char, "/dev/fuse", "present" if is_char else "absent", "modprobe fuse (and apt-get install fuse3)"
+    )
 
 
 def _has_cap_sys_admin() -> bool:
@@ -72,24 +79,33 @@ def check_privileges() -> Check:
     if system.is_root():
         return Check("privileges", OK, "root")
     capable = _has_cap_sys_admin()
-    return _needed(capable, "privileges", "CAP_SYS_ADMIN" if capable else f"uid {os.geteuid()} without CAP_SYS_ADMIN",
-                   "run as root (sudo): mounting, passthrough and dropping caches need it")
+    return _needed(
+        capable,
+        "privileges",
+        "CAP_SYS_ADMIN" if capable else f"uid {os.geteuid()} without CAP_SYS_ADMIN",
+        "run as root (sudo): mounting, passthrough and dropping caches need it",
+    )
 
 
 def check_kernel() -> Check:
     version = system.kernel_version()
     shown = f"{version[0]}.{version[1]}"
     ok = version >= PASSTHROUGH_MIN_KERNEL
-    return _needed(ok, "kernel", f"{shown} (passthrough needs 6.9+)", "boot a 6.9 or newer kernel for the passthrough target")
+    return _needed(
+        ok, "kernel", f"{shown} (passthrough needs 6.9+)", "boot a 6.9 or newer kernel for the passthrough target"
+    )
 
 
 def check_passthrough_config() -> Check:
     value = system.kernel_config("CONFIG_FUSE_PASSTHROUGH")
     if value is None:
-        return Check("CONFIG_FUSE_PASSTHROUGH", WARN, "unknown (no /proc/config.gz or /boot/config-*)",
-                     "the live passthrough check below is what counts")
-    return _needed(value == "y", "CONFIG_FUSE_PASSTHROUGH", value,
-                   "build the kernel with CONFIG_FUSE_PASSTHROUGH=y")
+        return Check(
+            "CONFIG_FUSE_PASSTHROUGH",
+            WARN,
+            "unknown (no /proc/config.gz or /boot/config-*)",
+            "the live passthrough check below is what counts",
+        )
+    return _needed(value == "y", "CONFIG_FUSE_PASSTHROUGH", value, "build the kernel with CONFIG_FUSE_PASSTHROUGH=y")
 
 
 def check_passthrough_live() -> Check:
@@ -103,7 +119,9 @@ def check_passthrough_live() -> Check:
     target = scenario.PassthroughTarget(name="doctor", type="passthrough")
     reason = targets.target_unavailable_reason(target)
     if reason:
-        return Check(name, MISSING, f"not checked: {reason}", "resolve that reason (root, /dev/fuse, kernel 6.9+, bench.fusefs)")
+        return Check(
+            name, MISSING, f"not checked: {reason}", "resolve that reason (root, /dev/fuse, kernel 6.9+, bench.fusefs)"
+        )
     workdir = Path(tempfile.mkdtemp(prefix="fusebench-doctor-"))
     try:
         source = workdir / "source"
@@ -122,8 +140,12 @@ def check_passthrough_live() -> Check:
     if stats is None:
         return Check(name, WARN, "read through the mount, but the server wrote no stats file", "")
     reads = requests.get("READ", 0)
-    return _needed(reads == 0, name, f"read 1 MiB, the server saw {requests.get('OPEN', 0)} OPEN and {reads} READ",
-                   "READ requests reached the daemon: the kernel did not engage passthrough")
+    return _needed(
+        reads == 0,
+        name,
+        f"read 1 MiB, the server saw {requests.get('OPEN', 0)} OPEN and {reads} READ",
+        "READ requests reached the daemon: the kernel did not engage passthrough",
+    )
 
 
 def _stats_after(mounted, since: float) -> dict | None:
@@ -160,14 +182,22 @@ def check_nofile() -> Check:
 
 def check_drop_caches() -> Check:
     writable = os.access(system.DROP_CACHES, os.W_OK) and system.is_root()
-    return _needed(writable, "drop_caches", f"{system.DROP_CACHES} {'writable' if writable else 'not writable'}",
-                   "run as root: cold-cache runs drop the page cache")
+    return _needed(
+        writable,
+        "drop_caches",
+        f"{system.DROP_CACHES} {'writable' if writable else 'not writable'}",
+        "run as root: cold-cache runs drop the page cache",
+    )
 
 
 def check_bindfs() -> Check:
     path = shutil.which("bindfs")
-    return Check("bindfs", OK if path else WARN, path or "not found (only for external targets and tests)",
-                 "" if path else "apt-get install bindfs")
+    return Check(
+        "bindfs",
+        OK if path else WARN,
+        path or "not found (only for external targets and tests)",
+        "" if path else "apt-get install bindfs",
+    )
 
 
 def check_tracing() -> Check:
@@ -175,13 +205,26 @@ def check_tracing() -> Check:
         reason = importlib.import_module("bench.tracing").tracing_unavailable_reason()
     except ImportError as exc:
         reason = str(exc)
-    return Check("request tracepoint", WARN if reason else OK, reason or "fuse:fuse_request_send countable",
-                 "external targets then report no FUSE request counts" if reason else "")
+    return Check(
+        "request tracepoint",
+        WARN if reason else OK,
+        reason or "fuse:fuse_request_send countable",
+        "external targets then report no FUSE request counts" if reason else "",
+    )
 
 
 CHECKS: tuple[Callable[[], Check], ...] = (
-    check_fio, check_dev_fuse, check_privileges, check_kernel, check_passthrough_config,
-    check_passthrough_live, check_uring, check_nofile, check_drop_caches, check_bindfs, check_tracing,
+    check_fio,
+    check_dev_fuse,
+    check_privileges,
+    check_kernel,
+    check_passthrough_config,
+    check_passthrough_live,
+    check_uring,
+    check_nofile,
+    check_drop_caches,
+    check_bindfs,
+    check_tracing,
 )
 
 

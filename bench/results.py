@@ -41,8 +41,8 @@ class Manifest:
     scenario_hash: str
     seed: int
     repeat: int
-    plan: list[dict[str, Any]]            # run_id, cell, target, repetition, in run order
-    target_order: list[list[str]]         # target order of each repetition
+    plan: list[dict[str, Any]]  # run_id, cell, target, repetition, in run order
+    target_order: list[list[str]]  # target order of each repetition
     host: dict[str, Any]
     fio_version: str | None
     tool_version: str
@@ -50,9 +50,9 @@ class Manifest:
     started_at: str
     ended_at: str | None = None
     status: str = FOLDER_RUNNING
-    runs: dict[str, str] = field(default_factory=dict)             # run_id -> status
+    runs: dict[str, str] = field(default_factory=dict)  # run_id -> status
     skipped_targets: dict[str, str] = field(default_factory=dict)  # target -> why
-    fd_pressure: str | None = None                                 # status, when the scenario has it
+    fd_pressure: str | None = None  # status, when the scenario has it
     notes: list[str] = field(default_factory=list)
     format_version: int = FORMAT_VERSION
 
@@ -143,7 +143,9 @@ class ResultsWriter:
                 )
             if not (folder / MANIFEST).is_file():
                 # --force replaces results, not an arbitrary directory someone pointed --out at.
-                raise ResultsError(f"{folder} exists and is not a results folder (no {MANIFEST}); refusing to delete it")
+                raise ResultsError(
+                    f"{folder} exists and is not a results folder (no {MANIFEST}); refusing to delete it"
+                )
             shutil.rmtree(folder)
         (folder / FIO_DIR).mkdir(parents=True, exist_ok=True)
         return cls(folder)

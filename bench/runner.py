@@ -12,11 +12,9 @@ import contextlib
 import fcntl
 import importlib
 import json
-import os
 import random
 import secrets
 import signal
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -25,11 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import bench
-from bench import system
+from bench import cleanup, datafiles, fio, system
 from bench.columns import RUN_COLUMNS
 from bench.errors import EXIT_OK, EXIT_RUN_FAILED, BenchError, InputError
-from bench import cleanup, datafiles, fio
-from bench.fio import FioError, FioResult
+from bench.fio import FioResult
 from bench.monitor import SAMPLE_COLUMNS, Monitor, MonitorResult
 from bench.progress import RunProgress, format_duration
 from bench.results import (
@@ -44,8 +41,20 @@ from bench.results import (
     completed_run_ids,
     load_manifest,
 )
-from bench.scenario import BUILTIN_TYPES, Scenario, WorkloadCell, cell_key, parse_scenario, scenario_hash
-from bench.targets import MountedTarget, TargetError, open_target, target_unavailable_reason
+from bench.scenario import (
+    BUILTIN_TYPES,
+    Scenario,
+    WorkloadCell,
+    cell_key,
+    parse_scenario,
+    scenario_hash,
+)
+from bench.targets import (
+    MountedTarget,
+    TargetError,
+    open_target,
+    target_unavailable_reason,
+)
 from bench.units import format_size
 
 EXIT_INTERRUPTED = 130
@@ -107,7 +116,9 @@ def make_plan(scenario: Scenario, repeat: int, seed: int) -> Plan:
         orders.append([target.name for target in targets])
         for key, cell in cells:
             for target in targets:
-                runs.append(PlannedRun(run_id_of(key, target.name, repetition), cell, key, target, repetition, len(runs)))
+                runs.append(
+                    PlannedRun(run_id_of(key, target.name, repetition), cell, key, target, repetition, len(runs))
+                )
     return Plan(seed, repeat, runs, orders)
 
 
@@ -181,6 +192,8 @@ def default_out(scenario: Scenario) -> Path:
 
 def run(options: RunOptions, *, say: Callable[[str], None] = print) -> int:
     """Execute (or with dry_run, describe) a scenario; the exit status of `fusebench run`."""
+    if options.resume and options.out is None:
+        raise InputError("--resume needs --out: the results folder to complete")
     text = _read_scenario_text(options.scenario_path)
     scenario = parse_scenario(text, str(options.scenario_path))
     out = options.out or default_out(scenario)
@@ -219,9 +232,14 @@ def _check_resumable(manifest: Manifest, digest: str, options: RunOptions) -> No
             f"{options.scenario_path} changed since {options.out} was started (hash {digest} != "
             f"{manifest.scenario_hash}); resume with the scenario.yaml kept in that folder, or start a new --out"
         )
-    for flag, asked, recorded in (("--repeat", options.repeat, manifest.repeat), ("--seed", options.seed, manifest.seed)):
+    for flag, asked, recorded in (
+        ("--repeat", options.repeat, manifest.repeat),
+        ("--seed", options.seed, manifest.seed),
+    ):
         if asked is not None and asked != recorded:
-            raise InputError(f"{flag} {asked} differs from the {recorded} that {options.out} was started with; drop {flag} to resume")
+            raise InputError(
+                f"{flag} {asked} differs from the {recorded} that {options.out} was started with; drop {flag} to resume"
+            )
 
 
 def _now() -> str:
@@ -252,9 +270,7 @@ class _Mounts:
         if target.name not in self._mounted:
             stack = contextlib.ExitStack()
             try:
-                self._mounted[target.name] = stack.enter_context(
-                    open_target(target, self._source, self._workdir)
-                )
+                self._mounted[target.name] = stack.enter_context(open_target(target, self._source, self._workdir))
             except TargetError as exc:
                 stack.close()
                 self._failed[target.name] = str(exc)
@@ -404,7 +420,9 @@ class _Session:
             if reason:
                 self.say(f"{name}: skipped: {reason}")
         if self.scenario.workloads and all(reasons.values()):
-            raise InputError("no target of this scenario can run here (see above); `fusebench doctor` says what is missing")
+            raise InputError(
+                "no target of this scenario can run here (see above); `fusebench doctor` says what is missing"
+            )
         return reasons
 
     def _request_tracing(self) -> Any:
@@ -547,7 +565,9 @@ class _Session:
         def handler(signum: int, frame: Any) -> None:
             self._signals_seen += 1
             if self._signals_seen == 1:
-                self.say(f"{signal.Signals(signum).name}: stopping after the current run; press Ctrl-C again to abort it now")
+                self.say(
+                    f"{signal.Signals(signum).name}: stopping after the current run; press Ctrl-C again to abort it now"
+                )
             elif self._in_abortable_wait:
                 raise _Interrupted()
 
@@ -581,7 +601,9 @@ class _Session:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise InputError(f"another fusebench run is using {self.workdir}; wait for it or pass --workdir") from None
+                raise InputError(
+                    f"another fusebench run is using {self.workdir}; wait for it or pass --workdir"
+                ) from None
             yield
 
 

@@ -79,8 +79,13 @@ def test_bad_arguments_exit_2(tmp_path: Path) -> None:
 
 def test_run_bench_py_is_the_same_program(tmp_path: Path) -> None:
     (tmp_path / "s.yaml").write_text(GOOD)
-    done = subprocess.run([sys.executable, str(REPO / "run_bench.py"), "validate", "s.yaml"], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, str(REPO / "run_bench.py"), "validate", "s.yaml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0 and "ok" in done.stdout
 
 

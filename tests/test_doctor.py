@@ -10,8 +10,17 @@ from bench import cleanup
 from bench.doctor import CHECKS, MISSING, OK, WARN, run_doctor
 
 NAMES = (
-    "fio", "/dev/fuse", "privileges", "kernel", "CONFIG_FUSE_PASSTHROUGH", "passthrough works",
-    "fuse enable_uring", "RLIMIT_NOFILE", "drop_caches", "bindfs", "request tracepoint",
+    "fio",
+    "/dev/fuse",
+    "privileges",
+    "kernel",
+    "CONFIG_FUSE_PASSTHROUGH",
+    "passthrough works",
+    "fuse enable_uring",
+    "RLIMIT_NOFILE",
+    "drop_caches",
+    "bindfs",
+    "request tracepoint",
 )
 
 
@@ -35,8 +44,9 @@ def test_exit_status_follows_missing_checks() -> None:
 
 def test_doctor_command_leaves_no_mount(tmp_path: Path) -> None:
     before = {m.mountpoint for m in cleanup.mounts() if m.is_fuse}
-    done = subprocess.run([sys.executable, "-m", "bench", "doctor"], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "doctor"], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode in (0, 2), done.stderr
     assert "Traceback" not in done.stderr
     assert done.stdout.splitlines()[0].startswith(("ok ", "missing ", "warn "))

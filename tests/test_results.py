@@ -165,7 +165,14 @@ def test_reading_a_folder_without_manifest_says_so(tmp_path: Path) -> None:
 
 def test_readme_documents_every_column_and_scenario_key() -> None:
     from bench.monitor import SAMPLE_COLUMNS
-    from bench.scenario import ExternalTarget, FdPressure, FuseTarget, PassthroughTarget, Scenario, Workload
+    from bench.scenario import (
+        ExternalTarget,
+        FdPressure,
+        FuseTarget,
+        PassthroughTarget,
+        Scenario,
+        Workload,
+    )
 
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     names = set(RUN_COLUMNS) | set(FD_PRESSURE_COLUMNS) | set(SAMPLE_COLUMNS)

@@ -65,7 +65,7 @@ def test_targets_are_interleaved_within_each_repetition() -> None:
     assert [run.repetition for run in plan.runs] == sorted(run.repetition for run in plan.runs)
     # ... and inside one, each cell runs on every target back to back, in that repetition's order.
     for start in range(0, len(plan.runs), targets):
-        group = plan.runs[start:start + targets]
+        group = plan.runs[start : start + targets]
         assert len({run.cell_key for run in group}) == 1
         assert [run.target.name for run in group] == plan.target_order[group[0].repetition - 1]
 
@@ -101,6 +101,7 @@ def test_dry_run_writes_nothing(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------- real runs (integration)
 
+
 def _run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "bench", *args], cwd=cwd, capture_output=True, text=True, timeout=240)
 
@@ -121,7 +122,9 @@ def test_run_on_native_and_bindfs_writes_a_complete_folder(tmp_path: Path, bindf
     path = tmp_path / "s.yaml"
     path.write_text(scenario_text(targets=["{name: native, type: native}", BINDFS], repeat=2))
     out = tmp_path / "results"
-    done = _run_cli("run", str(path), "--out", str(out), "--workdir", str(tmp_path / "work"), "--seed", "9", cwd=tmp_path)
+    done = _run_cli(
+        "run", str(path), "--out", str(out), "--workdir", str(tmp_path / "work"), "--seed", "9", cwd=tmp_path
+    )
     assert done.returncode == 0, done.stderr + done.stdout
     assert not _fuse_mounts_under(tmp_path)
 
@@ -154,11 +157,13 @@ def test_builtin_targets_count_requests_and_show_passthrough_engaged(
     if target_unavailable_reason(passthrough):
         pytest.skip(target_unavailable_reason(passthrough))
     path = tmp_path / "s.yaml"
-    path.write_text(scenario_text(
-        targets=["{name: fuse, type: fuse}", "{name: passthrough, type: passthrough}"],
-        repeat=1,
-        workloads=["{name: rr, rw: randread, bs: 4k, size: 8M, runtime: 1s, direct: true}"],
-    ))
+    path.write_text(
+        scenario_text(
+            targets=["{name: fuse, type: fuse}", "{name: passthrough, type: passthrough}"],
+            repeat=1,
+            workloads=["{name: rr, rw: randread, bs: 4k, size: 8M, runtime: 1s, direct: true}"],
+        )
+    )
     out = tmp_path / "results"
     assert run(RunOptions(path, out=out, workdir=tmp_path / "work"), say=lambda _: None) == 0
     rows = {row["target"]: row for row in load_runs(out)}
@@ -208,7 +213,19 @@ def test_sigint_stops_cleanly_and_resume_completes(tmp_path: Path, bindfs: None)
     path = tmp_path / "s.yaml"
     path.write_text(scenario_text(targets=["{name: native, type: native}", BINDFS], repeat=3))
     out = tmp_path / "results"
-    argv = [sys.executable, "-m", "bench", "run", str(path), "--out", str(out), "--workdir", str(tmp_path / "work"), "--seed", "3"]
+    argv = [
+        sys.executable,
+        "-m",
+        "bench",
+        "run",
+        str(path),
+        "--out",
+        str(out),
+        "--workdir",
+        str(tmp_path / "work"),
+        "--seed",
+        "3",
+    ]
     proc = subprocess.Popen(argv, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60
@@ -229,7 +246,16 @@ def test_sigint_stops_cleanly_and_resume_completes(tmp_path: Path, bindfs: None)
     kept = {row["run_id"]: row for row in load_runs(out)}
     assert 1 <= len(kept) < 6 and all(row["status"] == "ok" for row in kept.values())
 
-    resumed = _run_cli("run", str(out / "scenario.yaml"), "--out", str(out), "--resume", "--workdir", str(tmp_path / "work"), cwd=tmp_path)
+    resumed = _run_cli(
+        "run",
+        str(out / "scenario.yaml"),
+        "--out",
+        str(out),
+        "--resume",
+        "--workdir",
+        str(tmp_path / "work"),
+        cwd=tmp_path,
+    )
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     rows = load_runs(out)
     counts = collections.Counter(row["run_id"] for row in rows)
@@ -245,10 +271,13 @@ def test_sigint_stops_cleanly_and_resume_completes(tmp_path: Path, bindfs: None)
 @pytest.mark.integration
 def test_second_sigint_abandons_the_current_run_and_unmounts(tmp_path: Path, bindfs: None) -> None:
     path = tmp_path / "s.yaml"
-    path.write_text(scenario_text(
-        targets=[BINDFS], repeat=1,
-        workloads=["{name: long, rw: randread, bs: 4k, size: 8M, runtime: 30s, cache: warm}"],
-    ))
+    path.write_text(
+        scenario_text(
+            targets=[BINDFS],
+            repeat=1,
+            workloads=["{name: long, rw: randread, bs: 4k, size: 8M, runtime: 30s, cache: warm}"],
+        )
+    )
     out = tmp_path / "results"
     argv = [sys.executable, "-m", "bench", "run", str(path), "--out", str(out), "--workdir", str(tmp_path / "work")]
     proc = subprocess.Popen(argv, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -284,4 +313,3 @@ def test_resume_refuses_a_changed_scenario(tmp_path: Path, require_root: None, r
     done = _run_cli("run", str(path), "--out", str(out), "--resume", cwd=tmp_path)
     assert done.returncode == 2
     assert "changed since" in done.stderr
-
