@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import importlib
 import json
 import random
 import secrets
@@ -26,6 +25,7 @@ import bench
 from bench import cleanup, datafiles, fio, system
 from bench.columns import RUN_COLUMNS
 from bench.errors import EXIT_OK, EXIT_RUN_FAILED, BenchError, InputError
+from bench.fdpressure import run_fd_pressure
 from bench.fio import FioResult
 from bench.monitor import SAMPLE_COLUMNS, Monitor, MonitorResult
 from bench.progress import RunProgress, format_duration
@@ -33,6 +33,7 @@ from bench.results import (
     FD_PRESSURE,
     FOLDER_COMPLETE,
     FOLDER_INTERRUPTED,
+    FOLDER_RUNNING,
     STATUS_FAILED,
     STATUS_OK,
     STATUS_UNAVAILABLE,
@@ -55,6 +56,7 @@ from bench.targets import (
     open_target,
     target_unavailable_reason,
 )
+from bench.tracing import RequestTracer, tracing_unavailable_reason
 from bench.units import format_size
 
 EXIT_INTERRUPTED = 130
@@ -316,7 +318,7 @@ class _Session:
         self.say = say
         self._signals_seen = 0
         self._in_abortable_wait = False
-        self._tracing: Any = None
+        self._tracepoint = False
         self._files: dict[str, list[Path]] = {}
 
     # -- orchestration
@@ -329,7 +331,7 @@ class _Session:
             unavailable = self._check_targets()
             writer, manifest, pending = self._open_results()
             manifest.skipped_targets = {name: reason for name, reason in unavailable.items() if reason}
-            self._tracing = self._request_tracing()
+            self._tracepoint = self._tracepoint_usable()
             outcome = self._run_all(pending, unavailable, manifest, writer)
         return self._finish(manifest, outcome)
 
@@ -407,7 +409,7 @@ class _Session:
                 fd_pressure="pending" if self.scenario.fd_pressure else None,
             )
             pending = list(self.plan.runs)
-        manifest.status = "running"
+        manifest.status = FOLDER_RUNNING
         manifest.ended_at = None
         writer.write_manifest(manifest)
         self.say(f"writing {writer.folder} (seed {self.plan.seed}, {len(pending)} runs)")
@@ -425,20 +427,14 @@ class _Session:
             )
         return reasons
 
-    def _request_tracing(self) -> Any:
-        """bench.tracing when an external target needs it and this kernel allows it; else None, said why."""
+    def _tracepoint_usable(self) -> bool:
+        """Whether external targets' FUSE requests can be counted at the tracepoint; says why not."""
         if not any(target.type == "external" for target in self.scenario.targets):
-            return None
-        try:
-            tracing = importlib.import_module("bench.tracing")
-        except ImportError as exc:
-            reason = f"bench.tracing cannot be imported ({exc})"
-        else:
-            reason = tracing.tracing_unavailable_reason()
+            return False
+        reason = tracing_unavailable_reason()
         if reason:
             self.say(f"FUSE requests of external targets will not be counted: {reason}")
-            return None
-        return tracing
+        return reason is None
 
     def _finish(self, manifest: Manifest, outcome: str) -> int:
         statuses = list(manifest.runs.values())
@@ -506,7 +502,7 @@ class _Session:
             scratch.mkdir(parents=True, exist_ok=True)
             self._run_fio(run.cell, paths, scratch / "warmup.json")
         sampler = Monitor(hz=self.scenario.sample_hz, daemon_pid=mounted.daemon_pid, run_id=run.run_id)
-        with _RequestCounter(run.target, mounted, self._tracing) as counter:
+        with _RequestCounter(run.target, mounted, self._tracepoint) as counter:
             result, sampled = self._run_fio(run.cell, paths, writer.fio_output_path(run.run_id), sampler)
         assert sampled is not None
         return result, sampled, counter.columns()
@@ -532,29 +528,29 @@ class _Session:
     # -- fd pressure
 
     def _fd_pressure(self, manifest: Manifest, writer: ResultsWriter) -> None:
+        """The scenario's fd-limit experiments (bench.fdpressure), unless a previous attempt completed them."""
         if not self.scenario.fd_pressure or manifest.fd_pressure == STATUS_OK:
-            return
-        try:
-            fdpressure = importlib.import_module("bench.fdpressure")
-        except ImportError as exc:
-            self._skip_fd_pressure(manifest, f"bench.fdpressure cannot be imported ({exc})")
             return
         set_aside = writer.set_aside(FD_PRESSURE)
         if set_aside:
             manifest.notes.append(f"fd_pressure: rows of an unfinished attempt moved to {set_aside.name}")
-        rows = fdpressure.run_fd_pressure(
-            self.scenario, self.source, self.workdir, write_row=writer.append_fd_pressure, progress=self.say
-        )
+
+        def write_row(row: dict[str, Any]) -> None:
+            # run_fd_pressure has no stop hook: a stop signal takes effect between its steps.
+            self._in_abortable_wait = False
+            try:
+                writer.append_fd_pressure(row)
+            finally:
+                self._in_abortable_wait = True
+            if self.stop_requested:
+                raise _Interrupted()
+
+        with self._abortable():
+            rows = run_fd_pressure(self.scenario, self.source, self.workdir, write_row=write_row, progress=self.say)
         failed = [row for row in rows if row["status"] == STATUS_FAILED]
         manifest.fd_pressure = STATUS_FAILED if failed else STATUS_OK
         if failed:
             manifest.notes.append(f"fd_pressure: {len(failed)} of {len(rows)} steps failed (see fd_pressure.csv)")
-
-    def _skip_fd_pressure(self, manifest: Manifest, why: str) -> None:
-        """Record and say why the fd-pressure experiments did not run."""
-        manifest.fd_pressure = STATUS_UNAVAILABLE
-        manifest.notes.append(f"fd_pressure skipped: {why}")
-        self.say(f"fd pressure: skipped: {why}")
 
     # -- signals and locking
 
@@ -615,13 +611,13 @@ def manifest_scenario_path(out: Path) -> Path:
 class _RequestCounter:
     """FUSE READ/WRITE/other requests during a run: built-in server stats, else the tracepoint."""
 
-    def __init__(self, target: Any, mounted: Any, tracing: Any) -> None:
+    def __init__(self, target: Any, mounted: MountedTarget, tracepoint: bool) -> None:
         self._target = target
         self._mounted = mounted
-        self._tracing = tracing
+        self._tracepoint = tracepoint
         self._before: dict[str, int] = {}
         self._after: dict[str, int] | None = None
-        self._tracer: Any = None
+        self._tracer: RequestTracer | None = None
         self._source = ""
 
     def __enter__(self) -> _RequestCounter:
@@ -631,9 +627,9 @@ class _RequestCounter:
             stats = _server_stats(self._mounted, since=0.0)
             if stats is not None:
                 self._source, self._before = "server", dict(stats.get("requests", {}))
-        elif self._tracing is not None:
+        elif self._tracepoint:
             with contextlib.suppress(BenchError):  # counting is optional; the run is not
-                self._tracer = self._tracing.RequestTracer(self._mounted.connection).start()
+                self._tracer = RequestTracer(self._mounted.connection).start()
                 self._source = "tracepoint"
         return self
 
