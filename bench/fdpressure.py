@@ -44,6 +44,7 @@ from typing import Any
 import psutil
 
 import bench
+from bench.cleanup import abort_connection
 from bench.columns import FD_PRESSURE_COLUMNS
 from bench.errors import BenchError, InputError
 from bench.results import STATUS_FAILED, STATUS_OK, STATUS_UNAVAILABLE
@@ -64,6 +65,7 @@ SETTLE_TIMEOUT_S = 6.0
 SETTLE_POLL_S = 0.1
 DROP_AGAIN_S = 1.0
 EXIT_TIMEOUT_S = 10.0
+KILL_WAIT_S = 2.0
 
 NOISE_WINDOW_S = 0.3
 NOISE_POLL_S = 0.01
@@ -321,22 +323,25 @@ class _Client:
         self.process.stdin.write(command + "\n")
         self.process.stdin.flush()
 
-    def kill(self) -> None:
-        """End the client if it still runs (it may hang in FLUSH until the mount is aborted)."""
+    def stop(self, connection: int | None) -> None:
+        """End the client if it still runs and wait for it; abort the mount if it hangs there.
+
+        A client blocked on a request its daemon will never answer (hung or stopped daemon)
+        survives SIGKILL until the FUSE connection is aborted.
+        """
         if self.process.poll() is None:
             self.process.kill()
-
-    def reap(self) -> None:
-        """Wait for the ended client and release its pipes."""
         try:
-            self.process.wait(EXIT_TIMEOUT_S)
+            self.process.wait(KILL_WAIT_S)
         except subprocess.TimeoutExpired:
-            return  # stuck in the kernel on a dead mount; killed already, nothing else to do
+            if connection is None or not abort_connection(connection):
+                raise FdPressureError(f"the client (pid {self.pid}) hangs after SIGKILL") from None
+            self.process.wait(EXIT_TIMEOUT_S)
         for stream in (self.process.stdin, self.process.stdout, self.process.stderr):
             try:
                 stream.close()
             except OSError:
-                pass
+                pass  # a broken pipe to a killed client
 
 
 def _client_main(directory: Path, count: int, nofile: int) -> int:
@@ -392,30 +397,29 @@ def _client_main(directory: Path, count: int, nofile: int) -> int:
 # ---------------------------------------------------------------- one step
 
 
-def _phase_timeout(count: int) -> float:
-    return PHASE_TIMEOUT_S + PHASE_TIMEOUT_PER_FILE_S * count
-
-
-def measure_step(mounted: MountedTarget, count: int, client_nofile: int) -> dict[str, Any]:
+def measure_step(mounted: MountedTarget, count: int, client_nofile: int, *,
+                 timeout_s: float | None = None) -> dict[str, Any]:
     """Open `count` fd-pressure files through `mounted`, hold, close; the measured columns.
 
     The files must exist (prepare_files) under the mount's FILES_DIR; the caller owns the
-    mount and gives a fresh one (the baseline is taken as found).
+    mount and gives a fresh one (the baseline is taken as found). `timeout_s` bounds the
+    open and the close phase each (default: 30 s plus 5 ms per file); past it the step
+    fails with FdPressureError, the client is killed and, if it hangs, the mount aborted.
     """
+    phase_timeout = timeout_s if timeout_s is not None else PHASE_TIMEOUT_S + PHASE_TIMEOUT_PER_FILE_S * count
     directory = mounted.path / FILES_DIR
     baseline = take_counts(mounted)
     with ExitStack() as stack:
         client = _Client(directory, count, client_nofile)
-        stack.callback(client.reap)
-        stack.callback(client.kill)
+        stack.callback(client.stop, mounted.connection)
         client.receive(READY_TIMEOUT_S, "starting")
         noise = file_nr_noise()
         before = take_counts(mounted, client.pid)
         client.send("open")
-        opened = client.receive(_phase_timeout(count), f"opening {count} files")
+        opened = client.receive(phase_timeout, f"opening {count} files")
         held = take_counts(mounted, client.pid, stats_newer_than=time.time())
         client.send("close")
-        closed = client.receive(_phase_timeout(count), "closing its files")
+        closed = client.receive(phase_timeout, "closing its files")
         if client.process.wait(EXIT_TIMEOUT_S) != 0:
             raise FdPressureError(f"the client exited with status {client.process.returncode}")
     differences = _settle(mounted, baseline, noise)

@@ -5,8 +5,11 @@ from __future__ import annotations
 import dataclasses
 import os
 import resource
+import signal
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 import yaml
 
@@ -18,6 +21,7 @@ from bench.fdpressure import (
     FILE_NR_TOLERANCE,
     SLAB_TOLERANCE,
     Counts,
+    FdPressureError,
     baseline_differences,
     file_name,
     measure_step,
@@ -204,3 +208,21 @@ def test_baseline_differences_count_only_an_excess_of_system_wide_counts() -> No
         "daemon fds 7 -> 4", f"file-nr 1000 -> {1000 + FILE_NR_TOLERANCE + 1}", "backing ids 0 -> 1",
     ]
     assert baseline_differences(baseline, leaked, file_nr_noise=1) == ["daemon fds 7 -> 4", "backing ids 0 -> 1"]
+
+
+@pytest.mark.integration
+def test_a_hung_daemon_fails_the_step_and_leaves_no_client_behind(tmp_path: Path) -> None:
+    count = 10
+    prepare_files(tmp_path, count)
+    target = fd_scenario([BINDFS], [count], daemon_nofile=4096).target("bindfs")
+    with open_target(target, tmp_path, tmp_path / "work") as mounted:
+        os.kill(mounted.daemon_pid, signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            with pytest.raises(FdPressureError, match="did not finish opening 10 files"):
+                measure_step(mounted, count, CLIENT_NOFILE, timeout_s=1)
+            assert time.monotonic() - started < 10
+        finally:
+            os.kill(mounted.daemon_pid, signal.SIGCONT)
+    clients = [p for p in psutil.Process().children(recursive=True) if "bench.fdpressure" in " ".join(p.cmdline())]
+    assert clients == []
