@@ -15,9 +15,13 @@ Counts, and what they reveal (reference/fuse-protocol.md, "Backing files"):
   that closes its fd after registering leaves the backing file allocated but in no table,
   so hidden_files = file_nr_delta - daemon_fds_delta - client_fds_delta;
 - the `bfilp` slab: the kernel's per-open struct backing_file, in no table and not in
-  file-nr; kernel_bytes_per_file is its growth in bytes per opened file.
-file-nr and the slab are system-wide: other activity on the machine adds noise, and both
-are approximate by a few dozen (per-CPU counters, per-CPU slabs); hence the tolerances.
+  file-nr; kernel_bytes_per_file is its growth in bytes per opened file;
+- backing_ids: growth of the built-in server's live backing ids (its stats file).
+file-nr and the slab are system-wide. file-nr is a per-CPU approximation (off by up to
+FILE_NR_TOLERANCE per difference) and moves with other processes' files: file_nr_noise is
+how far it moved by itself just before the opens. The slab is shrunk before each reading,
+which makes its count exact. opens_per_s is attempts per second over the whole open phase
+(open plus a 1-byte read each, failures included); open_p50/p99_us cover successful opens.
 
 The client is this module run as `python -m bench.fdpressure client DIR N NOFILE`; it only
 opens known paths, never lists the mount or scans fd tables.
@@ -279,7 +283,12 @@ def percentile(values: list[int], pct: float) -> int | None:
 
 
 class _Client:
-    """The client process: one JSON line out per command line in, read with timeouts."""
+    """The client process, driven over its stdin/stdout, read with timeouts.
+
+    Protocol (one JSON line per message): client {"ready"}; parent "open"; client
+    {"opened", "failed", "errno", "open_ns", "wall_s"} while holding the files; parent
+    "close"; client {"close_s"} and exits 0.
+    """
 
     def __init__(self, directory: Path, count: int, nofile: int):
         env = dict(os.environ)
@@ -345,7 +354,7 @@ class _Client:
 
 
 def _client_main(directory: Path, count: int, nofile: int) -> int:
-    """Open `count` files one by one and hold them; protocol described in _Client."""
+    """The client: open `count` files one by one, hold them, close them (protocol in _Client)."""
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, hard))
     out = sys.stdout
@@ -371,7 +380,7 @@ def _client_main(directory: Path, count: int, nofile: int) -> int:
             continue
         elapsed = time.perf_counter_ns() - t0
         try:
-            os.read(fd, 1)  # the first read is what makes a passthrough open use its backing file
+            os.read(fd, 1)  # proves the open file works (in passthrough, the read goes to the backing file)
         except OSError as exc:
             os.close(fd)
             first_error = first_error or f"{errno.errorcode.get(exc.errno, str(exc.errno))} (read)"
