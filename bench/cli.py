@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
 from bench import __version__
-from bench.errors import BenchError, InputError
+from bench.errors import EXIT_RUN_FAILED, BenchError, InputError
 
 EXIT_INTERRUPTED = 130
 REPORT_FORMATS = ("html", "text", "markdown", "csv")
@@ -159,3 +160,7 @@ def _guarded(command: Callable[[], int]) -> int:
         # Whatever was mounted came down in the context managers the interrupt unwound.
         print("fusebench: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`| head`); keep Python from failing again while flushing stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_RUN_FAILED

@@ -6,7 +6,6 @@ with how to fix it. Exit 0 when everything the default scenario needs is there, 
 
 from __future__ import annotations
 
-import importlib
 import os
 import resource
 import shutil
@@ -19,6 +18,11 @@ from pathlib import Path
 
 from bench import system
 from bench.errors import EXIT_BAD_INPUT, EXIT_OK, BenchError
+from bench.fio import fio_version
+from bench.runner import server_stats
+from bench.scenario import PassthroughTarget
+from bench.targets import open_target, target_unavailable_reason
+from bench.tracing import tracing_unavailable_reason
 
 OK, MISSING, WARN = "ok", "missing", "warn"
 PASSTHROUGH_MIN_KERNEL = (6, 9)
@@ -26,7 +30,6 @@ ENABLE_URING = Path("/sys/module/fuse/parameters/enable_uring")
 CAP_SYS_ADMIN = 21
 NOFILE_WANTED = 65536  # fd_pressure scenarios open tens of thousands of files
 PROBE_BYTES = 1 << 20
-STATS_WAIT_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -47,8 +50,6 @@ def check_fio() -> Check:
     path = shutil.which("fio")
     if path is None:
         return Check("fio", MISSING, "not found on PATH", "apt-get install fio (or `make setup`)")
-    from bench.fio import fio_version
-
     version = fio_version()
     return _needed(
         version is not None,
@@ -111,13 +112,8 @@ def check_passthrough_config() -> Check:
 def check_passthrough_live() -> Check:
     """Mount the built-in server in passthrough mode, read a file through it, and confirm no READ reached it."""
     name = "passthrough works"
-    try:
-        targets = importlib.import_module("bench.targets")
-        scenario = importlib.import_module("bench.scenario")
-    except ImportError as exc:
-        return Check(name, MISSING, f"not checked: {exc}", "update the checkout / `make setup`")
-    target = scenario.PassthroughTarget(name="doctor", type="passthrough")
-    reason = targets.target_unavailable_reason(target)
+    target = PassthroughTarget(name="doctor", type="passthrough")
+    reason = target_unavailable_reason(target)
     if reason:
         return Check(
             name, MISSING, f"not checked: {reason}", "resolve that reason (root, /dev/fuse, kernel 6.9+, bench.fusefs)"
@@ -127,12 +123,12 @@ def check_passthrough_live() -> Check:
         source = workdir / "source"
         source.mkdir()
         (source / "probe").write_bytes(os.urandom(PROBE_BYTES))
-        with targets.open_target(target, source, workdir) as mounted:
+        with open_target(target, source, workdir) as mounted:
             data = (Path(mounted.path) / "probe").read_bytes()
-            stats = _stats_after(mounted, time.time())
+            stats = server_stats(mounted, since=time.time())
         requests = (stats or {}).get("requests", {})
-    except BenchError as exc:
-        return Check(name, MISSING, f"mounting the built-in server failed: {exc}", "see `fusebench mount --help`")
+    except (BenchError, OSError) as exc:
+        return Check(name, MISSING, f"the built-in server failed: {exc}", "see `fusebench mount --help`")
     finally:
         _remove_unmounted(workdir)
     if len(data) != PROBE_BYTES:
@@ -146,16 +142,6 @@ def check_passthrough_live() -> Check:
         f"read 1 MiB, the server saw {requests.get('OPEN', 0)} OPEN and {reads} READ",
         "READ requests reached the daemon: the kernel did not engage passthrough",
     )
-
-
-def _stats_after(mounted, since: float) -> dict | None:
-    deadline = time.monotonic() + STATS_WAIT_S
-    while time.monotonic() < deadline:
-        stats = mounted.read_stats()
-        if stats and stats.get("time", 0) >= since:
-            return stats
-        time.sleep(0.05)
-    return mounted.read_stats()
 
 
 def _remove_unmounted(workdir: Path) -> None:
@@ -201,10 +187,7 @@ def check_bindfs() -> Check:
 
 
 def check_tracing() -> Check:
-    try:
-        reason = importlib.import_module("bench.tracing").tracing_unavailable_reason()
-    except ImportError as exc:
-        reason = str(exc)
+    reason = tracing_unavailable_reason()
     return Check(
         "request tracepoint",
         WARN if reason else OK,

@@ -624,7 +624,7 @@ class _RequestCounter:
         if self._target.type == "native":
             return self
         if self._mounted.stats_file is not None:
-            stats = _server_stats(self._mounted, since=0.0)
+            stats = server_stats(self._mounted, since=0.0)
             if stats is not None:
                 self._source, self._before = "server", dict(stats.get("requests", {}))
         elif self._tracepoint:
@@ -635,7 +635,7 @@ class _RequestCounter:
 
     def __exit__(self, *exc: Any) -> None:
         if self._source == "server":
-            self._after = dict((_server_stats(self._mounted, since=time.time()) or {}).get("requests", {}))
+            self._after = dict((server_stats(self._mounted, since=time.time()) or {}).get("requests", {}))
         elif self._tracer is not None:
             self._after = dict(self._tracer.counts())
             self._tracer.close()
@@ -656,7 +656,7 @@ class _RequestCounter:
         }
 
 
-def _server_stats(mounted: MountedTarget, since: float) -> dict | None:
+def server_stats(mounted: MountedTarget, since: float) -> dict | None:
     """The built-in server's stats as written by this mount's daemon at or after `since` (epoch s).
 
     The stats file is rewritten every 0.25 s and may still be a previous daemon's right after
