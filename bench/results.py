@@ -148,7 +148,9 @@ class ResultsWriter:
                 )
             shutil.rmtree(folder)
         (folder / FIO_DIR).mkdir(parents=True, exist_ok=True)
-        return cls(folder)
+        writer = cls(folder)
+        writer._append(RUNS, RUN_COLUMNS, [])  # the header alone: readers see the columns before any run ends
+        return writer
 
     @classmethod
     def reopen(cls, folder: Path) -> ResultsWriter:

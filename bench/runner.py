@@ -446,7 +446,8 @@ class _Session:
                 f"complete it with: fusebench run {manifest_scenario_path(self.out)} --out {self.out} --resume"
             )
             return EXIT_INTERRUPTED
-        self.say(f"done: {summary or 'no runs'} in {self.out}")
+        fd_pressure = f", fd pressure {manifest.fd_pressure}" if manifest.fd_pressure else ""
+        self.say(f"done: {summary or 'no runs'}{fd_pressure} in {self.out}")
         if counts[STATUS_FAILED] or manifest.fd_pressure == STATUS_FAILED:
             self.say(f"some runs failed; their `error` column in {self.out / 'runs.csv'} says why")
             return EXIT_RUN_FAILED

@@ -58,6 +58,8 @@ def test_new_folder_layout(tmp_path: Path) -> None:
     assert (tmp_path / "r" / "scenario.yaml").read_text() == "name: tiny\n"
     assert writer.fio_output_path("c--native--r1") == tmp_path / "r" / "fio" / "c--native--r1.json"
     assert load_manifest(tmp_path / "r").seed == 7
+    assert (tmp_path / "r" / RUNS).read_text() == ",".join(RUN_COLUMNS) + "\n"
+    assert load_runs(tmp_path / "r") == []
 
 
 def test_manifest_is_replaced_atomically(tmp_path: Path) -> None:
@@ -68,7 +70,7 @@ def test_manifest_is_replaced_atomically(tmp_path: Path) -> None:
     writer.write_manifest(manifest)
     # A new inode: the file was renamed over the old one, never rewritten in place.
     assert (tmp_path / "r" / MANIFEST).stat().st_ino != first_inode
-    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["fio", MANIFEST]
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["fio", MANIFEST, RUNS]
     data = json.loads((tmp_path / "r" / MANIFEST).read_text())
     assert data["cells"] == {"c": {"native": "partial", "fuse": "failed"}}
     assert load_manifest(tmp_path / "r").runs == manifest.runs
