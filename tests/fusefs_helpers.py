@@ -136,4 +136,5 @@ def mount(tmp: Path, *args: str, files: dict[str, bytes] | None = None,
         yield mounted
     finally:
         take_down(mounted)
+        print(f"server stderr: {proc.stderr.read() if proc.stderr else ''}")  # shown on failure
         assert not is_mounted(path)

@@ -211,3 +211,23 @@ def test_xattr_on(tmp_path: Path, mode: str) -> None:
         with open(p, "ab") as f:  # writes still work with the kernel asking security.capability
             f.write(b"y")
         assert p.read_bytes() == b"xy"
+
+
+def test_reused_inode_numbers(fs: Mounted) -> None:
+    """A deleted file's inode number comes back at once on ext4: the new file is a new node."""
+    m = fs.path
+    reused = 0
+    for i in range(30):
+        (m / "victim").write_bytes(b"old")
+        old_ino = os.stat(m / "victim").st_ino
+        (m / "other").write_bytes(b"x")
+        os.rename(m / "other", m / "victim")  # the old victim is deleted, its node still cached
+        with open(m / f"new{i}", "w+b") as f:
+            reused += os.fstat(f.fileno()).st_ino == old_ino
+            f.write(b"fresh")
+            f.flush()
+            os.ftruncate(f.fileno(), 2)
+            os.fchmod(f.fileno(), 0o600)
+        assert (m / f"new{i}").read_bytes() == b"fr"
+        assert (m / "victim").read_bytes() == b"x"
+    print(f"inode numbers reused: {reused} of 30")

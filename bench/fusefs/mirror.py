@@ -1,9 +1,10 @@
 """The mirror file system: FUSE operations answered from a source directory.
 
-Nodes are keyed by the backing file's (st_dev, st_ino). As root a node keeps only a file handle
-(name_to_handle_at) and opens it on demand, so the daemon holds no fd per looked-up inode and
-its fd count reflects the fd policy alone; otherwise (or where handles are unsupported) it
-holds an O_PATH fd per node, like libfuse's passthrough_hp. Either is freed at FORGET.
+Nodes are keyed by the backing file's (st_dev, st_ino), plus its file handle. As root a node
+keeps only that handle (name_to_handle_at) and opens it on demand, so the daemon holds no fd
+per looked-up inode and its fd count reflects the fd policy alone; otherwise (or where handles
+are unsupported) it holds an O_PATH fd per node, like libfuse's passthrough_hp. Either is freed
+at FORGET.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ class Node:
 
     __slots__ = ("nodeid", "key", "nlookup", "fd", "handle", "opens", "backing_id", "backing_fd")
 
-    def __init__(self, nodeid: int, key: tuple[int, int], fd: int, handle: bytes | None) -> None:
+    def __init__(self, nodeid: int, key: tuple[int, int, bytes | None], fd: int, handle: bytes | None) -> None:
         self.nodeid = nodeid
         self.key = key
         self.nlookup = 0
@@ -116,10 +117,10 @@ class Mirror:
         # open_by_handle_at needs a real (not O_PATH) fd on the file system as its anchor.
         self._mount_fd = os.open(opts.source, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         self._handle_dev = st.st_dev if self._as_root and self._handles_work(root_fd) else None
-        root = Node(p.ROOT_ID, (st.st_dev, st.st_ino), root_fd, None)
+        root = Node(p.ROOT_ID, (st.st_dev, st.st_ino, None), root_fd, None)
         root.nlookup = ROOT_LOOKUPS
         self.nodes: dict[int, Node] = {p.ROOT_ID: root}
-        self._inodes: dict[tuple[int, int], Node] = {root.key: root}
+        self._inodes: dict[tuple[int, int, bytes | None], Node] = {root.key: root}
 
         self.handlers: list[Handler] = [self._enosys] * p.MAX_OPCODE
         ops: dict[int, Handler] = {
@@ -155,7 +156,7 @@ class Mirror:
         try:
             return self.nodes[nodeid]
         except KeyError:
-            raise OSError(errno.ESTALE, "unknown node") from None
+            raise OSError(errno.ESTALE, f"unknown node {nodeid}") from None
 
     @contextmanager
     def _pathfd(self, node: Node) -> Iterator[int]:
@@ -180,13 +181,15 @@ class Mirror:
         fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent_fd)
         try:
             st = os.fstat(fd)
-            key = (st.st_dev, st.st_ino)
             handle = None
-            if st.st_dev == self._handle_dev and key not in self._inodes:
+            if st.st_dev == self._handle_dev:
                 try:
                     handle = libc.name_to_handle(fd)
                 except OSError:
-                    handle = None  # hold the O_PATH fd instead
+                    pass  # hold the O_PATH fd instead
+            # An unpinned inode's number is reused as soon as it is deleted: the handle (which
+            # carries the generation) tells the new file from the node of the deleted one.
+            key = (st.st_dev, st.st_ino, handle)
             with self._lock:
                 node = self._inodes.get(key)
                 if node is None:

@@ -302,6 +302,8 @@ class Server:
         try:
             result = handler(fd, h, msg[p.IN_HEADER_SIZE :])
         except OSError as exc:
+            if exc.errno == errno.ESTALE:  # the kernel and the daemon disagree about a node
+                warn(f"{p.OPCODE_NAMES.get(opcode, opcode)} on node {h.nodeid}: {exc}")
             reply_error(fd, h.unique, exc.errno or errno.EIO, errors)
         except Exception as exc:  # a bug: answer EIO instead of leaving the caller hanging
             warn(f"{p.OPCODE_NAMES.get(opcode, opcode)} failed: {exc!r}")
