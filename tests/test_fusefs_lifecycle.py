@@ -4,6 +4,7 @@ leaks, signals, a killed daemon, and one-line refusals for bad arguments."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import resource
@@ -190,3 +191,28 @@ def test_passthrough_refused_on_stacked_source(tmp_path: Path) -> None:
         assert "passthrough refused" in proc.stderr and "ELOOP" in proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1
         assert not is_mounted(upper)
+
+
+@needs_passthrough
+@pytest.mark.parametrize("policy", ["keep", "close"])
+def test_nofile_limits_keep_but_not_close(tmp_path: Path, policy: str, many_fds: None) -> None:
+    args = ["--mode", "passthrough", "--fd-policy", policy, "--nofile", "256"]
+    with mount(tmp_path, *args, files={f"f{i}": b"x" for i in range(400)}) as fs:
+        limits = Path(f"/proc/{fs.pid}/limits").read_text()
+        assert any(line.startswith("Max open files") and line.split()[3:5] == ["256", "256"]
+                   for line in limits.splitlines())
+        fds, failures = [], 0
+        try:
+            for i in range(400):
+                try:
+                    fds.append(os.open(fs.path / f"f{i}", os.O_RDONLY))
+                except OSError as exc:
+                    assert exc.errno == errno.EMFILE
+                    failures += 1
+        finally:
+            for fd in fds:
+                os.close(fd)
+        if policy == "keep":
+            assert failures > 100  # the daemon's own fd per open file hits its limit
+        else:
+            assert failures == 0  # the kernel holds the backing files, outside the daemon's limit

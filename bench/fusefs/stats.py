@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import sys
 import threading
 import time
 from typing import Any, Callable
@@ -86,4 +87,8 @@ class StatsWriter:
 
     def _loop(self) -> None:
         while not self._stop.wait(self._interval):
-            self.write()
+            try:
+                self.write()
+            except OSError as exc:  # keep serving: the stats file is not worth the mount
+                print(f"fusefs: cannot write stats: {exc}", file=sys.stderr, flush=True)
+                return
