@@ -14,6 +14,7 @@ import json
 import random
 import secrets
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from bench import cleanup, datafiles, fio, system
 from bench.columns import RUN_COLUMNS
 from bench.errors import EXIT_OK, EXIT_RUN_FAILED, BenchError, InputError
 from bench.fdpressure import run_fd_pressure
-from bench.fio import FioResult
+from bench.fio import FioError, FioResult
 from bench.monitor import SAMPLE_COLUMNS, Monitor, MonitorResult
 from bench.progress import RunProgress, format_duration
 from bench.results import (
@@ -70,6 +71,8 @@ PREFILL_BYTES_PER_S = 300 << 20
 FD_PRESSURE_STEP_S = 5.0  # fresh mount, open/hold/close, settle, unmount (rough; N-dependent)
 # fio gets runtime + ramp + this margin (plus its runtime again) before it is stopped.
 FIO_TIMEOUT_MARGIN_S = 60.0
+# Past fio's timeout, the FUSE connection is aborted after this long (fio's own stop goes first).
+HUNG_DAEMON_ABORT_S = 1.0
 # How long to wait for the built-in server's stats file to reflect the end of a run.
 STATS_SETTLE_S = 2.0
 READING = ("read", "randread", "rw", "readwrite", "randrw")
@@ -501,26 +504,50 @@ class _Session:
         else:
             scratch = self.workdir / "scratch"
             scratch.mkdir(parents=True, exist_ok=True)
-            self._run_fio(run.cell, paths, scratch / "warmup.json")
+            self._run_fio(run.cell, paths, scratch / "warmup.json", mounted)
         sampler = Monitor(hz=self.scenario.sample_hz, daemon_pid=mounted.daemon_pid, run_id=run.run_id)
         with _RequestCounter(run.target, mounted, self._tracepoint) as counter:
-            result, sampled = self._run_fio(run.cell, paths, writer.fio_output_path(run.run_id), sampler)
+            result, sampled = self._run_fio(run.cell, paths, writer.fio_output_path(run.run_id), mounted, sampler)
         assert sampled is not None
         return result, sampled, counter.columns()
 
     def _run_fio(
-        self, cell: WorkloadCell, paths: list[Path], output: Path, sampler: Monitor | None = None
+        self,
+        cell: WorkloadCell,
+        paths: list[Path],
+        output: Path,
+        mounted: MountedTarget,
+        sampler: Monitor | None = None,
     ) -> tuple[FioResult, MonitorResult | None]:
-        """Run fio to completion under a timeout (stopped and reaped on every exit path)."""
+        """Run fio to completion under a timeout (stopped and reaped on every exit path).
+
+        fio blocked on a FUSE daemon that stopped answering cannot be killed, so past the
+        timeout the mount's connection is aborted: the blocked I/O fails and fio exits.
+        """
         timeout = 2 * (cell.runtime + cell.ramp_time) + FIO_TIMEOUT_MARGIN_S
+        aborted = threading.Event()
+
+        def abort_hung_connection() -> None:
+            aborted.set()
+            cleanup.abort_connection(mounted.connection)
+
+        watchdog = threading.Timer(timeout + HUNG_DAEMON_ABORT_S, abort_hung_connection)
+        watchdog.daemon = True
         sampled = None
         proc = fio.start_fio(fio.build_argv(cell, paths, output))
         try:
             if sampler is not None:
                 sampler.start(proc.pid)
+            if mounted.connection is not None:
+                watchdog.start()
             with self._abortable():
                 result = fio.wait_fio(proc, output, timeout)
+        except FioError as exc:
+            if aborted.is_set():
+                raise FioError(f"{exc}; the FUSE daemon stopped answering, so its connection was aborted") from None
+            raise
         finally:
+            watchdog.cancel()
             fio.stop_fio(proc)
             if sampler is not None:
                 sampled = sampler.stop()
