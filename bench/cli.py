@@ -106,9 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("scenario", type=Path, metavar="SCENARIO.yaml")
     run.add_argument("--out", type=Path, help="results folder (default: results/NAME-TIMESTAMP)")
     run.add_argument("--repeat", type=_positive, help="repetitions per cell (overrides the scenario's repeat)")
-    run.add_argument("--resume", action="store_true", help="complete an interrupted results folder (--out)")
+    existing = run.add_mutually_exclusive_group()
+    existing.add_argument("--resume", action="store_true", help="complete an interrupted results folder (--out)")
     run.add_argument("--dry-run", action="store_true", help="print the plan and its estimated duration; run nothing")
-    run.add_argument("--force", action="store_true", help="replace an existing results folder")
+    existing.add_argument("--force", action="store_true", help="replace an existing results folder")
     run.add_argument("--seed", type=int, help="seed of the target order (default: the scenario's, else random)")
     run.add_argument(
         "--workdir", type=Path, help="where data files and mountpoints go (default: /var/tmp/fusebench/NAME)"
