@@ -63,7 +63,6 @@ def build_argv(cell: WorkloadCell, files: list[Path], output: Path) -> list[str]
         ("direct", int(cell.direct)),
         ("numjobs", cell.numjobs),
         ("runtime", _ms(cell.runtime)),
-        ("time_based", None),
         # fadvise(DONTNEED) does not drop a passthrough file's backing cache, so fio's default
         # invalidate=1 would leave targets in different cache states; the runner sets cache state.
         ("invalidate", 0),
@@ -72,6 +71,10 @@ def build_argv(cell: WorkloadCell, files: list[Path], output: Path) -> list[str]
         ("output-format", "json+"),
         ("output", _checked_path(Path(output), must_exist=False)),
     ]
+    if cell.direct or cell.cache == "warm":
+        # Looping over the files is only fair when no pass can hit what an earlier pass cached:
+        # a cold buffered run reads or writes each byte once, with runtime as a cap.
+        options.append(("time_based", None))
     if cell.openfiles is not None:
         options.append(("openfiles", cell.openfiles))
     if cell.rwmixread is not None:

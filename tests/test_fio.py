@@ -317,7 +317,7 @@ def test_fio_version():
 @pytest.mark.integration
 @needs_fio
 def test_real_fio_run_through_build_argv(tmp_path):
-    c = cell("rw: randrw, rwmixread: 50, bs: 4k, size: 1M, nrfiles: 2, numjobs: 2, runtime: 1s, end_fsync: true")
+    c = cell("rw: randrw, rwmixread: 50, bs: 4k, size: 1M, nrfiles: 2, numjobs: 2, runtime: 1s, end_fsync: true, cache: warm")
     files = prepared(c, tmp_path)
     before = [f.stat().st_size for f in files]
     output = tmp_path / "run.json"
@@ -334,7 +334,7 @@ def test_real_fio_run_through_build_argv(tmp_path):
 @pytest.mark.integration
 @needs_fio
 def test_real_fio_timeout_stops_fio_and_its_jobs(tmp_path):
-    c = cell("rw: read, bs: 4k, size: 64k, numjobs: 2, runtime: 30s")
+    c = cell("rw: read, bs: 4k, size: 64k, numjobs: 2, runtime: 30s, cache: warm")
     argv = build_argv(c, prepared(c, tmp_path), tmp_path / "o.json")
     started = time.monotonic()
     with pytest.raises(FioError, match="did not finish within 1 s"):
@@ -360,3 +360,13 @@ def test_real_fio_failure_becomes_fio_error(tmp_path):
     with pytest.raises(FioError, match="fio"):
         run_fio(argv, timeout=30)
     assert not data.exists()
+
+
+@pytest.mark.parametrize(
+    ("spec", "loops"),
+    [("rw: read, cache: cold", False), ("rw: read, cache: warm", True), ("rw: randread, direct: true", True)],
+)
+def test_only_runs_that_cannot_hit_their_own_cache_loop(tmp_path, spec, loops):
+    c = cell(spec)
+    opts = options(build_argv(c, prepared(c, tmp_path), tmp_path / "o.json"))
+    assert ("time_based" in opts) is loops
