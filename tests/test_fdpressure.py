@@ -147,7 +147,7 @@ def test_keep_policy_holds_one_daemon_fd_per_open_file(run_steps) -> None:
     for row in rows:
         count = row["open_files"]
         assert (row["opened"], row["failed"]) == (count, 0)
-        assert row["daemon_fds_delta"] >= count - DAEMON_FDS_TOLERANCE
+        assert abs(row["daemon_fds_delta"] - count) <= DAEMON_FDS_TOLERANCE
         assert row["backing_ids"] == count
         assert abs(row["backing_file_objects"] - count) <= SLAB_TOLERANCE
         assert abs(row["hidden_files"]) <= file_nr_slack(row)  # the daemon's fds are the backing files
@@ -178,7 +178,8 @@ def test_close_policy_outlives_a_daemon_limit_that_plain_and_keep_hit(run_steps)
         row = rows[name]
         assert row["daemon_nofile"] == nofile
         # Each open file costs the daemon one fd: opens fail once its table is full.
-        assert nofile - 64 <= row["opened"] < nofile
+        room = nofile - row["daemon_fds_before"]
+        assert room - DAEMON_FDS_TOLERANCE <= row["opened"] <= room
         assert row["failed"] == count - row["opened"]
         assert row["errno"] == "EMFILE"
         assert row["daemon_fds_before"] + row["daemon_fds_delta"] <= nofile
