@@ -313,3 +313,9 @@ def test_resume_refuses_a_changed_scenario(tmp_path: Path, require_root: None, r
     done = _run_cli("run", str(path), "--out", str(out), "--resume", cwd=tmp_path)
     assert done.returncode == 2
     assert "changed since" in done.stderr
+
+
+def test_durations_read_well() -> None:
+    from bench.progress import format_duration
+
+    assert [format_duration(s) for s in (0.4, 45, 185, 3720)] == ["0s", "45s", "3m05s", "1h02m"]
