@@ -29,7 +29,12 @@ WORKLOADS = {
     "seqread-1m": ["--rw=read", "--bs=1M", "--ioengine=psync", "--iodepth=1"],
     "randwrite-4k-qd1": ["--rw=randwrite", "--bs=4k", "--ioengine=psync", "--iodepth=1"],
 }
-TARGETS = {"native": None, "plain": ["--mode", "plain"], "passthrough": ["--mode", "passthrough"]}
+TARGETS = {
+    "native": None,
+    "plain": ["--mode", "plain"],
+    "plain-16t": ["--mode", "plain", "--threads", "16"],  # deep queues need threads in flight
+    "passthrough": ["--mode", "passthrough"],
+}
 
 
 def fio(path: Path, args: list[str], runtime: int, size: int) -> tuple[float, float]:
