@@ -10,6 +10,7 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
 )
@@ -35,10 +36,9 @@ class RunProgress:
         self._estimate_done = 0.0
         self._started = time.monotonic()
         self._console = console or Console(file=sys.stdout)
-        self._bar: Progress | None = None
-        self._task = None
+        self._bar: tuple[Progress, TaskID] | None = None
         if self._console.is_terminal:
-            self._bar = Progress(
+            bar = Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),
                 MofNCompleteColumn(),
@@ -47,8 +47,8 @@ class RunProgress:
                 console=self._console,
                 transient=True,
             )
-            self._task = self._bar.add_task("starting", total=total, eta=format_duration(estimate_s))
-            self._bar.start()
+            self._bar = bar, bar.add_task("starting", total=total, eta=format_duration(estimate_s))
+            bar.start()
 
     def eta_s(self) -> float:
         """Seconds left: the remaining estimate, scaled by how the estimate has held up so far."""
@@ -60,14 +60,15 @@ class RunProgress:
     def message(self, text: str) -> None:
         """A line that stays on screen (above the bar on a terminal)."""
         if self._bar:
-            self._bar.console.print(text, markup=False, highlight=False)
+            self._bar[0].console.print(text, markup=False, highlight=False)
         else:
             print(text, flush=True)
 
     def start_run(self, label: str) -> None:
         """Show what runs now."""
         if self._bar:
-            self._bar.update(self._task, description=label)
+            bar, task = self._bar
+            bar.update(task, description=label)
 
     def finish_run(self, line: str, estimate_s: float) -> None:
         """Count one run as done (its share of the estimate is `estimate_s`) and report it."""
@@ -76,13 +77,14 @@ class RunProgress:
         self._estimate_left = max(0.0, self._estimate_left - estimate_s)
         eta = format_duration(self.eta_s())
         if self._bar:
-            self._bar.update(self._task, advance=1, eta=eta)
-            self._bar.console.print(f"[{self.done}/{self.total}] {line}", markup=False, highlight=False)
+            bar, task = self._bar
+            bar.update(task, advance=1, eta=eta)
+            bar.console.print(f"[{self.done}/{self.total}] {line}", markup=False, highlight=False)
         else:
             print(f"[{self.done}/{self.total}] {line} (ETA {eta})", flush=True)
 
     def close(self) -> None:
         """Remove the bar; messages already printed stay."""
         if self._bar:
-            self._bar.stop()
+            self._bar[0].stop()
             self._bar = None

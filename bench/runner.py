@@ -52,6 +52,7 @@ from bench.scenario import (
     scenario_hash,
 )
 from bench.targets import (
+    AnyTarget,
     MountedTarget,
     TargetError,
     open_target,
@@ -89,7 +90,7 @@ class PlannedRun:
     run_id: str
     cell: WorkloadCell
     cell_key: str
-    target: Any  # one of the bench.scenario target models
+    target: AnyTarget
     repetition: int
     order: int
 
@@ -268,7 +269,7 @@ class _Mounts:
         self._mounted: dict[str, MountedTarget] = {}
         self._failed: dict[str, str] = {}
 
-    def get(self, target: Any) -> MountedTarget:
+    def get(self, target: AnyTarget) -> MountedTarget:
         """The mounted target, mounting it on first use; a mount that failed once is not retried."""
         if target.name in self._failed:
             raise TargetError(f"mount failed earlier: {self._failed[target.name]}")
@@ -527,11 +528,11 @@ class _Session:
         timeout = 2 * (cell.runtime + cell.ramp_time) + FIO_TIMEOUT_MARGIN_S
         aborted = threading.Event()
 
-        def abort_hung_connection() -> None:
+        def abort_hung_connection(connection: int) -> None:
             aborted.set()
-            cleanup.abort_connection(mounted.connection)
+            cleanup.abort_connection(connection)
 
-        watchdog = threading.Timer(timeout + HUNG_DAEMON_ABORT_S, abort_hung_connection)
+        watchdog = threading.Timer(timeout + HUNG_DAEMON_ABORT_S, abort_hung_connection, args=(mounted.connection,))
         watchdog.daemon = True
         sampled = None
         proc = fio.start_fio(fio.build_argv(cell, paths, output))
@@ -639,7 +640,7 @@ def manifest_scenario_path(out: Path) -> Path:
 class _RequestCounter:
     """FUSE READ/WRITE/other requests during a run: built-in server stats, else the tracepoint."""
 
-    def __init__(self, target: Any, mounted: MountedTarget, tracepoint: bool) -> None:
+    def __init__(self, target: AnyTarget, mounted: MountedTarget, tracepoint: bool) -> None:
         self._target = target
         self._mounted = mounted
         self._tracepoint = tracepoint
