@@ -96,6 +96,8 @@ class PassthroughTarget(_BuiltinTarget):
     def _passthrough_rules(self) -> PassthroughTarget:
         if self.keep_cache:
             raise ValueError("keep_cache cannot be combined with passthrough (the kernel fails such opens with EIO)")
+        if self.direct_io:
+            raise ValueError("direct_io cannot be combined with passthrough (it silently sends every read and write to the daemon again)")
         return self
 
 

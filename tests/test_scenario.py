@@ -43,6 +43,7 @@ BAD = [
     ("external-without-mountpoint", "name: t\ntargets:\n  - name: hp\n    type: external\n    command: [hp, '{source}']  # <-\nworkloads: [{name: w, rw: read}]\n", ["command", "{mountpoint}"]),
     ("external-unknown-placeholder", "name: t\ntargets:\n  - name: hp\n    type: external\n    command: [hp, '{mountpoint}', '{home}']  # <-\nworkloads: [{name: w, rw: read}]\n", ["command", "{home}"]),
     ("passthrough-keep-cache", "name: t\ntargets:\n  - {name: p, type: passthrough, keep_cache: true}  # <-\nworkloads: [{name: w, rw: read}]\n", ["targets.0", "keep_cache"]),
+    ("passthrough-direct-io", "name: t\ntargets:\n  - {name: p, type: passthrough, direct_io: true}  # <-\nworkloads: [{name: w, rw: read}]\n", ["targets.0", "direct_io"]),
     ("iodepth-with-psync", workload("rw: randread\niodepth: 8  # <-\n"), ["iodepth", "async ioengine", "psync"]),
     ("iodepth-sweep-with-sync", workload("rw: randread\nioengine: sync\niodepth: [1, 32]  # <-\n"), ["iodepth", "iodepth=32"]),
     ("size-not-multiple-of-bs", workload("rw: read\nbs: 1M\nsize: 1536k  # <-\n"), ["size", "not a multiple of bs 1m"]),
