@@ -35,6 +35,7 @@ from bench.results import (
     FOLDER_COMPLETE,
     FOLDER_INTERRUPTED,
     FOLDER_RUNNING,
+    SCENARIO,
     STATUS_FAILED,
     STATUS_OK,
     STATUS_UNAVAILABLE,
@@ -447,7 +448,7 @@ class _Session:
         if outcome == FOLDER_INTERRUPTED:
             self.say(
                 f"interrupted: {self.out} keeps {summary or 'no runs'} of {len(self.plan.runs)} planned; "
-                f"complete it with: fusebench run {manifest_scenario_path(self.out)} --out {self.out} --resume"
+                f"complete it with: fusebench run {self.out / SCENARIO} --out {self.out} --resume"
             )
             return EXIT_INTERRUPTED
         fd_pressure = f", fd pressure {manifest.fd_pressure}" if manifest.fd_pressure else ""
@@ -488,6 +489,7 @@ class _Session:
         return row, sampled.samples
 
     def _prepare(self, run: PlannedRun) -> list[Path]:
+        """The cell's data files (relative to the source directory), created on first use."""
         if run.cell_key not in self._files:
             self.source.mkdir(parents=True, exist_ok=True)
             self.say(f"preparing data files for {run.cell_key} ({format_size(run.cell.size)}) in {self.source}")
@@ -605,6 +607,7 @@ class _Session:
 
     @property
     def stop_requested(self) -> bool:
+        """A stop signal arrived: no new run starts."""
         return self._signals_seen > 0
 
     @contextlib.contextmanager
@@ -630,11 +633,6 @@ class _Session:
                     f"another fusebench run is using {self.workdir}; wait for it or pass --workdir"
                 ) from None
             yield
-
-
-def manifest_scenario_path(out: Path) -> Path:
-    """The scenario kept in a results folder: what `--resume` should be given."""
-    return out / "scenario.yaml"
 
 
 class _RequestCounter:
