@@ -6,8 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from bench import cleanup
 from bench.doctor import CHECKS, MISSING, OK, WARN, run_doctor
+
+# The live passthrough check mounts the built-in server (as root; without root it says why not).
+pytestmark = pytest.mark.integration
 
 NAMES = (
     "fio",
