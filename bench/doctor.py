@@ -192,7 +192,7 @@ def check_tracing() -> Check:
         "request tracepoint",
         WARN if reason else OK,
         reason or "fuse:fuse_request_send countable",
-        "external targets then report no FUSE request counts" if reason else "",
+        "run as root (CAP_BPF, CAP_PERFMON); until then external targets get no FUSE request counts" if reason else "",
     )
 
 
