@@ -256,6 +256,16 @@ def _now() -> str:
 # ---------------------------------------------------------------- execution
 
 
+@dataclass(frozen=True)
+class _Measured:
+    """What one measured fio run produced."""
+
+    fio: FioResult
+    monitor: MonitorResult
+    requests: dict[str, Any]  # fuse_* and passthrough_engaged columns
+    duration_s: float  # wall time of the measured fio run
+
+
 class _Interrupted(Exception):
     """A second Ctrl-C/SIGTERM: abandon the current run now (mounts still come down)."""
 
@@ -476,17 +486,17 @@ class _Session:
         try:
             files = self._prepare(run)
             mounted = mounts.get(run.target)
-            result, sampled, requests = self._measure(run, mounted, files, writer)
+            measured = self._measure(run, mounted, files, writer)
         except (BenchError, OSError) as exc:
             if run.target.type != "native":
                 mounts.release(run.target.name)  # the next run of this target gets a fresh daemon
             row.update(status=STATUS_FAILED, error=_one_line(exc))
             return row, []
-        _fill_fio(row, run.cell, result)
-        row.update({key: value for key, value in sampled.summary.items() if key in row})
-        row.update(requests)
-        row["status"] = STATUS_OK
-        return row, sampled.samples
+        _fill_fio(row, run.cell, measured.fio)
+        row.update({key: value for key, value in measured.monitor.summary.items() if key in row})
+        row.update(measured.requests)
+        row.update(status=STATUS_OK, duration_s=round(measured.duration_s, 3))
+        return row, measured.monitor.samples
 
     def _prepare(self, run: PlannedRun) -> list[Path]:
         """The cell's data files (relative to the source directory), created on first use."""
@@ -497,9 +507,7 @@ class _Session:
                 self._files[run.cell_key] = list(datafiles.prepare_files(run.cell, self.source))
         return self._files[run.cell_key]
 
-    def _measure(
-        self, run: PlannedRun, mounted: MountedTarget, files: list[Path], writer: ResultsWriter
-    ) -> tuple[FioResult, MonitorResult, dict[str, Any]]:
+    def _measure(self, run: PlannedRun, mounted: MountedTarget, files: list[Path], writer: ResultsWriter) -> _Measured:
         """Cache state, counters before, fio under the monitor, counters after."""
         paths = [Path(mounted.path) / rel for rel in files]
         if run.cell.cache == "cold":
@@ -510,9 +518,11 @@ class _Session:
             self._run_fio(run.cell, paths, scratch / "warmup.json", mounted)
         sampler = Monitor(hz=self.scenario.sample_hz, daemon_pid=mounted.daemon_pid, run_id=run.run_id)
         with _RequestCounter(run.target, mounted, self._tracepoint) as counter:
+            started = time.monotonic()
             result, sampled = self._run_fio(run.cell, paths, writer.fio_output_path(run.run_id), mounted, sampler)
+            duration_s = time.monotonic() - started
         assert sampled is not None
-        return result, sampled, counter.columns()
+        return _Measured(result, sampled, counter.columns(), duration_s)
 
     def _run_fio(
         self,
@@ -725,9 +735,7 @@ def _base_row(run: PlannedRun) -> dict[str, Any]:
     return row
 
 
-def _fill_fio(row: dict[str, Any], cell: WorkloadCell, result: Any) -> None:
-    started = datetime.fromisoformat(row["started_at"])
-    row["duration_s"] = round((datetime.now(timezone.utc) - started).total_seconds(), 3)
+def _fill_fio(row: dict[str, Any], cell: WorkloadCell, result: FioResult) -> None:
     for prefix, direction, modes in (("read", result.read, READING), ("write", result.write, WRITING)):
         if cell.rw not in modes:
             continue
