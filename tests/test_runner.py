@@ -304,6 +304,37 @@ def test_second_sigint_abandons_the_current_run_and_unmounts(tmp_path: Path, bin
 
 
 @pytest.mark.integration
+def test_a_killed_run_leaves_a_mount_that_the_next_run_clears(tmp_path: Path, bindfs: None) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        scenario_text(
+            targets=[BINDFS],
+            repeat=1,
+            workloads=["{name: rr, rw: randread, bs: 4k, size: 8M, runtime: 2s, cache: warm}"],
+        )
+    )
+    work = tmp_path / "work"
+    argv = [sys.executable, "-m", "bench", "run", str(path), "--workdir", str(work)]
+    killed = subprocess.Popen([*argv, "--out", str(tmp_path / "killed")], cwd=tmp_path, stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not _fuse_mounts_under(tmp_path) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _fuse_mounts_under(tmp_path), "the run never mounted"
+    finally:
+        killed.kill()  # no chance to unmount: what a crash leaves behind
+        killed.wait()
+    assert _fuse_mounts_under(tmp_path)
+    done = subprocess.run(
+        [*argv, "--out", str(tmp_path / "next")], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "cleared leftover" in done.stdout
+    assert [row["status"] for row in load_runs(tmp_path / "next")] == ["ok"]
+    assert not _fuse_mounts_under(tmp_path)
+
+
+@pytest.mark.integration
 def test_resume_refuses_a_changed_scenario(tmp_path: Path, require_root: None, require_fio: None) -> None:
     path = tmp_path / "s.yaml"
     path.write_text(scenario_text(targets=["{name: native, type: native}"], repeat=1))
