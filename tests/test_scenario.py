@@ -138,10 +138,7 @@ def test_targets_and_external_argv():
 
 @pytest.mark.parametrize("name", ["quick.yaml", "perf.yaml"])
 def test_shipped_scenarios_load(name):
-    path = REPO / "scenarios" / name
-    if not path.exists():
-        pytest.skip(f"{name} not in this tree")
-    scenario = load_scenario(path)
+    scenario = load_scenario(REPO / "scenarios" / name)
     assert scenario.cells()
     assert {t.type for t in scenario.targets} >= {"native", "fuse", "passthrough"}
 

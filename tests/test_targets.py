@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -53,27 +52,18 @@ def test_unknown_command_is_unavailable(source: Path, tmp_path: Path) -> None:
             pass
 
 
-@pytest.mark.skipif(importlib.util.find_spec("bench.fusefs.cli") is not None, reason="the built-in server exists")
-@pytest.mark.parametrize("target", [FuseTarget(name="fuse", type="fuse"), PassthroughTarget(name="pt", type="passthrough")])
-def test_builtin_targets_are_unavailable_without_the_server(require_root, target, source: Path, tmp_path: Path) -> None:
-    assert "bench.fusefs" in target_unavailable_reason(target)
-    with pytest.raises(TargetUnavailable):
-        with open_target(target, source, tmp_path / "work"):
-            pass
-
-
 def test_builtin_argv_maps_options_to_flags(tmp_path: Path) -> None:
-    target = PassthroughTarget(name="pt", type="passthrough", threads=4, fd_policy="cache", direct_io=True)
+    target = PassthroughTarget(name="pt", type="passthrough", threads=4, fd_policy="cache")
     argv = builtin_argv(target, Path("/src"), Path("/mnt"), tmp_path / "s.json", 0.5, 512)
     assert argv[:7] == [sys.executable, "-m", "bench.fusefs", "/src", "/mnt", "--mode", "passthrough"]
     flags = " ".join(argv[7:])
-    for expected in ("--fd-policy cache", "--cache-size 1024", "--threads 4", "--max-pages 256", "--direct-io",
+    for expected in ("--fd-policy cache", "--cache-size 1024", "--threads 4", "--max-pages 256",
                      "--xattr off", f"--stats-file {tmp_path / 's.json'}", "--stats-interval 0.5", "--nofile 512"):
         assert expected in flags
-    assert "--keep-cache" not in flags
-    plain = builtin_argv(FuseTarget(name="f", type="fuse", writeback_cache=True), Path("/s"), Path("/m"),
+    assert "--keep-cache" not in flags and "--direct-io" not in flags
+    plain = builtin_argv(FuseTarget(name="f", type="fuse", writeback_cache=True, direct_io=True), Path("/s"), Path("/m"),
                          tmp_path / "s.json", 0.25, None)
-    assert plain[plain.index("--mode") + 1] == "plain" and "--writeback-cache" in plain
+    assert plain[plain.index("--mode") + 1] == "plain" and "--writeback-cache" in plain and "--direct-io" in plain
     assert "--fd-policy" not in plain and "--threads" not in plain and "--nofile" not in plain
 
 
