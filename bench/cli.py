@@ -15,9 +15,8 @@ from pathlib import Path
 from types import ModuleType
 
 from bench import __version__
-from bench.errors import EXIT_RUN_FAILED, BenchError, InputError
+from bench.errors import EXIT_INTERRUPTED, EXIT_RUN_FAILED, BenchError, InputError
 
-EXIT_INTERRUPTED = 130
 REPORT_FORMATS = ("html", "text", "markdown", "csv")
 
 

@@ -196,7 +196,13 @@ def wait_fio(process: subprocess.Popen, output: Path, timeout: float) -> FioResu
         _, stderr = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         stop_fio(process)
-        process.communicate()
+        try:
+            process.communicate(timeout=5.0)
+        except subprocess.TimeoutExpired:
+            # Job processes setsid() away from fio's group; one blocked in FUSE keeps the pipes
+            # open until the caller aborts the connection, so stop waiting for them here.
+            for pipe in (process.stdout, process.stderr):
+                pipe.close()
         raise FioError(f"fio did not finish within {timeout:g} s; stopped it") from None
     said = _tail(stderr)
     try:

@@ -25,7 +25,7 @@ from typing import Any
 import bench
 from bench import cleanup, datafiles, fio, system
 from bench.columns import RUN_COLUMNS
-from bench.errors import EXIT_OK, EXIT_RUN_FAILED, BenchError, InputError
+from bench.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_RUN_FAILED, BenchError, InputError
 from bench.fdpressure import run_fd_pressure
 from bench.fio import FioError, FioResult
 from bench.monitor import SAMPLE_COLUMNS, Monitor, MonitorResult
@@ -62,7 +62,6 @@ from bench.targets import (
 from bench.tracing import RequestTracer, tracing_unavailable_reason
 from bench.units import format_size
 
-EXIT_INTERRUPTED = 130
 DEFAULT_WORKDIR_ROOT = Path("/var/tmp/fusebench")
 
 # Estimated overheads (seconds) for --dry-run and the ETA; measured on the 2-vCPU VM.
