@@ -337,7 +337,8 @@ def _summary(results: Results, groups: dict, settings: Settings) -> pd.DataFrame
     runs = results.runs
     expected = results.expected.groupby(["cell", "target"]).size()
     present = runs.groupby(["cell", "target"]).size()
-    bad = runs[runs["status"] != "ok"].groupby(["cell", "target"]).size()
+    failed = runs[runs["status"] == "failed"].groupby(["cell", "target"]).size()
+    unavailable = runs[runs["status"] == "unavailable"].groupby(["cell", "target"]).size()
     rows = []
     for cell in results.cells:
         cell_runs = runs[runs["cell"] == cell]
@@ -353,9 +354,9 @@ def _summary(results: Results, groups: dict, settings: Settings) -> pd.DataFrame
             row = {"cell": cell, "workload": workload, "target": target,
                    "target_type": results.target_types.get(target, ""),
                    "metric": metric, "unit": METRIC_UNITS[metric],
-                   "failed": int(bad.get(key, 0)),
+                   "failed": int(failed.get(key, 0)), "unavailable": int(unavailable.get(key, 0)),
                    "missing": max(int(expected.get(key, 0)) - int(present.get(key, 0)), 0)}
-            row["excluded"] = int(present.get(key, 0)) - row["failed"] - len(values)
+            row["excluded"] = int(present.get(key, 0)) - row["failed"] - row["unavailable"] - len(values)
             row.update(describe(values, settings, cell, target))
             for label, base in (("native", native), ("plain", plain)):
                 if base is None or target == base or (label == "plain" and row["target_type"] == "native"):
@@ -369,7 +370,7 @@ def _summary(results: Results, groups: dict, settings: Settings) -> pd.DataFrame
 
 _EMPTY_COMPARISON = {"ratio": np.nan, "ratio_low": np.nan, "ratio_high": np.nan, "p": np.nan, "significant": False}
 _SUMMARY_COLUMNS = (
-    ["cell", "workload", "target", "target_type", "metric", "unit", "failed", "missing", "excluded",
+    ["cell", "workload", "target", "target_type", "metric", "unit", "failed", "unavailable", "missing", "excluded",
      "n", "median", "mean", "stdev", "cov", "ci_low", "ci_high", "min", "max"]
     + [f"vs_{label}_{k}" for label in ("native", "plain") for k in _EMPTY_COMPARISON]
 )
@@ -566,10 +567,15 @@ def _findings(analysis: Analysis) -> list[Finding]:
         reps = ", ".join(f"r{r}" for r in frame["repetition"])
         findings.append(Finding("missing", cell, target, f"{cell} / {target}: no result for {reps} (never run)"))
 
-    for row in runs[runs["status"] != "ok"].itertuples():
-        reason = row.error if pd.notna(row.error) and row.error else "no reason recorded"
-        findings.append(Finding(row.status if row.status in ("failed", "unavailable") else "failed",
-                                row.cell, row.target, f"{row.run_id}: {row.status}: {reason}"))
+    reasons = runs["error"].where(runs["error"].notna() & (runs["error"] != ""), "no reason recorded")
+    for row, reason in zip(runs[runs["status"] == "failed"].itertuples(), reasons[runs["status"] == "failed"]):
+        findings.append(Finding("failed", row.cell, row.target, f"{row.run_id}: failed: {reason}"))
+    # A target that cannot run here is one fact, not one per planned run.
+    unavailable = runs["status"] == "unavailable"
+    for target, why in reasons[unavailable].groupby(runs.loc[unavailable, "target"], sort=False):
+        if str(target) not in skipped:
+            findings.append(Finding("unavailable", "", str(target),
+                                    f"target {target} was unavailable ({len(why)} runs): {'; '.join(why.unique())}"))
 
     not_engaged = runs[(runs["target_type"] == "passthrough") & (runs["passthrough_engaged"] == False)]  # noqa: E712
     for row in not_engaged.itertuples():

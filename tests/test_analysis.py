@@ -209,3 +209,21 @@ def test_partial_folder_without_runs(tmp_path: Path) -> None:
     result = analysis.analyse(analysis.load(folder))
     assert result.summary.empty
     assert len(analysis.missing_runs(result.results)) == 4 * 3 * 3
+
+
+def test_unavailable_target_is_counted_apart_and_reported_once(tmp_path: Path) -> None:
+    import pandas as pd
+
+    folder = tmp_path / "partial"
+    shutil.copytree(BASIC, folder)
+    runs = pd.read_csv(folder / "runs.csv")
+    fuse = runs["target"] == "fuse"
+    runs.loc[fuse, "status"] = "unavailable"
+    runs.loc[fuse, "error"] = "built-in server not installed"
+    runs.to_csv(folder / "runs.csv", index=False)
+    result = analysis.analyse(analysis.load(folder))
+    fuse_row = row(result, "seqread-1m", "fuse")
+    assert (fuse_row["unavailable"], fuse_row["failed"], fuse_row["n"]) == (3, 0, 0)
+    unavailable = [f for f in result.findings if f.kind == "unavailable"]
+    assert len(unavailable) == 1 and "built-in server not installed" in unavailable[0].message
+    assert f"({int(fuse.sum())} runs)" in unavailable[0].message

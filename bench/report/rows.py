@@ -67,6 +67,8 @@ def _note(row) -> str:
         parts.append(f"{row.missing} missing")
     if row.failed:
         parts.append(f"{row.failed} failed")
+    if row.unavailable:
+        parts.append(f"{row.unavailable} unavailable")
     if row.excluded:
         parts.append(f"{row.excluded} not engaged")
     return ", ".join(parts)
