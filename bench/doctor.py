@@ -19,7 +19,6 @@ from pathlib import Path
 from bench import system
 from bench.errors import EXIT_BAD_INPUT, EXIT_OK, BenchError
 from bench.fio import fio_version
-from bench.runner import server_stats
 from bench.scenario import PassthroughTarget
 from bench.targets import open_target, target_unavailable_reason
 from bench.tracing import tracing_unavailable_reason
@@ -125,7 +124,7 @@ def check_passthrough_live() -> Check:
         (source / "probe").write_bytes(os.urandom(PROBE_BYTES))
         with open_target(target, source, workdir) as mounted:
             data = (Path(mounted.path) / "probe").read_bytes()
-            stats = server_stats(mounted, since=time.time())
+            stats = mounted.read_stats(newer_than=time.time())
         requests = (stats or {}).get("requests", {})
     except (BenchError, OSError) as exc:
         return Check(name, MISSING, f"the built-in server failed: {exc}", "see `fusebench mount --help`")

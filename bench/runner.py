@@ -74,8 +74,6 @@ FD_PRESSURE_STEP_S = 5.0  # fresh mount, open/hold/close, settle, unmount (rough
 FIO_TIMEOUT_MARGIN_S = 60.0
 # Past fio's timeout, the FUSE connection is aborted after this long (fio's own stop goes first).
 HUNG_DAEMON_ABORT_S = 1.0
-# How long to wait for the built-in server's stats file to reflect the end of a run.
-STATS_SETTLE_S = 2.0
 READING = ("read", "randread", "rw", "readwrite", "randrw")
 WRITING = ("write", "randwrite", "rw", "readwrite", "randrw")
 
@@ -660,7 +658,7 @@ class _RequestCounter:
         if self._target.type == "native":
             return self
         if self._mounted.stats_file is not None:
-            stats = server_stats(self._mounted, since=0.0)
+            stats = self._mounted.read_stats(newer_than=0.0)
             if stats is not None:
                 self._source, self._before = "server", dict(stats.get("requests", {}))
         elif self._tracepoint:
@@ -671,7 +669,7 @@ class _RequestCounter:
 
     def __exit__(self, *exc: Any) -> None:
         if self._source == "server":
-            self._after = dict((server_stats(self._mounted, since=time.time()) or {}).get("requests", {}))
+            self._after = dict((self._mounted.read_stats(newer_than=time.time()) or {}).get("requests", {}))
         elif self._tracer is not None:
             self._after = dict(self._tracer.counts())
             self._tracer.close()
@@ -690,21 +688,6 @@ class _RequestCounter:
             "fuse_requests_source": self._source,
             "passthrough_engaged": engaged,
         }
-
-
-def server_stats(mounted: MountedTarget, since: float) -> dict | None:
-    """The built-in server's stats as written by this mount's daemon at or after `since` (epoch s).
-
-    The stats file is rewritten every 0.25 s and may still be a previous daemon's right after
-    a mount, hence the wait; after STATS_SETTLE_S the latest file is taken as it is.
-    """
-    deadline = time.monotonic() + STATS_SETTLE_S
-    while True:
-        stats = mounted.read_stats()
-        fresh = stats is not None and stats.get("pid") == mounted.daemon_pid and stats.get("time", 0) >= since
-        if fresh or time.monotonic() > deadline:
-            return stats
-        time.sleep(0.05)
 
 
 def _base_row(run: PlannedRun) -> dict[str, Any]:

@@ -34,6 +34,7 @@ AnyTarget = NativeTarget | FuseTarget | PassthroughTarget | ExternalTarget
 BUILTIN_MODULE = "bench.fusefs"
 BUILTIN_READY_TIMEOUT_S = 10.0
 BUILTIN_STOP_TIMEOUT_S = 5.0
+STATS_SETTLE_S = 2.0  # several stats-file periods of the built-in server
 # A daemonizing server forks right after mounting; wait this long for the fork before
 # taking the started process as the daemon.
 DAEMONIZE_SETTLE_S = 0.3
@@ -64,14 +65,26 @@ class MountedTarget:
     connection: int | None = None
     log_file: Path | None = field(default=None, repr=False)
 
-    def read_stats(self) -> dict | None:
-        """The built-in server's latest stats (INTERNALS.md), or None when there are none."""
+    def read_stats(self, newer_than: float | None = None) -> dict | None:
+        """The built-in server's stats (INTERNALS.md), or None when there are none.
+
+        With `newer_than` (epoch s), wait up to STATS_SETTLE_S for figures this mount's daemon
+        wrote at or after that time: the file is rewritten a few times a second, so right after
+        an event it still holds earlier figures. Past the wait the latest file is returned as is.
+        """
         if self.stats_file is None:
             return None
-        try:
-            return json.loads(self.stats_file.read_text())
-        except (OSError, ValueError):
-            return None
+        deadline = time.monotonic() + STATS_SETTLE_S
+        while True:
+            try:
+                stats = json.loads(self.stats_file.read_text())
+            except (OSError, ValueError):
+                stats = None
+            if newer_than is None or time.monotonic() > deadline:
+                return stats
+            if stats is not None and stats.get("pid") == self.daemon_pid and stats.get("time", 0) >= newer_than:
+                return stats
+            time.sleep(0.05)
 
 
 # ---------------------------------------------------------------- availability
