@@ -24,7 +24,6 @@ FSNAME = "fusebench"
 MS_NOSUID = 2
 MS_NODEV = 4
 MNT_DETACH = 2
-FUSECTL = "/sys/fs/fuse/connections"
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
@@ -132,21 +131,24 @@ def unmount(mountpoint: str, retries: int = 10, delay: float = 0.1) -> None:
 
 
 def connection_id(mountpoint: str) -> int | None:
-    """The FUSE connection number of a mount (minor of its anonymous st_dev)."""
+    """The FUSE connection number of a mount (its st_dev as the kernel encodes it)."""
     try:
-        return os.minor(os.stat(mountpoint).st_dev)
+        dev = os.stat(mountpoint).st_dev
+        return (os.major(dev) << 20) | os.minor(dev)  # the kernel's dev_t, as fusectl names it
     except OSError:
         return None
 
 
 def abort_connection(connection: int) -> bool:
-    """Abort a FUSE connection through fusectl (mounting fusectl if needed). True if aborted."""
-    path = f"{FUSECTL}/{connection}/abort"
-    if not os.path.exists(path) and os.path.isdir(FUSECTL) and not os.listdir(FUSECTL):
-        subprocess.run(["mount", "-t", "fusectl", "none", FUSECTL], capture_output=True, check=False)
+    """Abort a FUSE connection; True if aborted, False if it no longer exists or cannot be.
+
+    Delegates to bench.cleanup.abort_connection, which mounts fusectl only for the abort and
+    unmounts it again if it mounted it (imported lazily: the server itself never needs it).
+    """
+    from bench.cleanup import CleanupError
+    from bench.cleanup import abort_connection as abort
+
     try:
-        with open(path, "w") as f:
-            f.write("1")
-        return True
-    except OSError:
+        return abort(connection)
+    except CleanupError:
         return False
