@@ -64,7 +64,6 @@ CLIENT_FD_RESERVE = 16  # fds the client interpreter itself needs besides the N 
 READY_TIMEOUT_S = 30.0
 PHASE_TIMEOUT_S = 30.0
 PHASE_TIMEOUT_PER_FILE_S = 0.005
-STATS_WAIT_S = 2.0
 SETTLE_TIMEOUT_S = 6.0
 SETTLE_POLL_S = 0.1
 DROP_AGAIN_S = 1.0
@@ -162,18 +161,6 @@ def nofile_soft_limit(pid: int) -> int | None:
     return None
 
 
-def _backing_ids(mounted: MountedTarget, newer_than: float | None = None) -> int | None:
-    """The server's live backing ids; waits for a stats file written after `newer_than`."""
-    deadline = time.monotonic() + STATS_WAIT_S
-    while True:
-        stats = mounted.read_stats()
-        if stats is None:
-            return None
-        if newer_than is None or stats.get("time", 0) >= newer_than or time.monotonic() > deadline:
-            return stats.get("backing_ids")
-        time.sleep(0.05)
-
-
 def backing_file_objects() -> tuple[int, int] | None:
     """Exact active objects (and object size) of the bfilp slab; None when unreadable.
 
@@ -187,14 +174,17 @@ def backing_file_objects() -> tuple[int, int] | None:
     return slab_active_objects(BACKING_FILE_SLAB)
 
 
-def take_counts(mounted: MountedTarget, client_pid: int | None = None, stats_newer_than: float | None = None) -> Counts:
+def take_counts(mounted: MountedTarget, client_pid: int | None = None) -> Counts:
     """Read every count once (the daemon's, the client's when given, and system-wide ones)."""
     pid = mounted.daemon_pid
+    asked = time.time()
     # file-nr and the fd tables first and together: other processes move file-nr meanwhile.
     files = file_nr()
     daemon_fds = _fd_count(pid, "daemon") if pid else None
     client_fds = _fd_count(client_pid, "client") if client_pid else None
     slab = backing_file_objects()
+    # The stats file is rewritten a few times a second: wait for figures from after `asked`.
+    stats = mounted.read_stats(newer_than=asked)
     return Counts(
         file_nr=files,
         daemon_fds=daemon_fds,
@@ -202,7 +192,7 @@ def take_counts(mounted: MountedTarget, client_pid: int | None = None, stats_new
         client_fds=client_fds,
         bfilp_active=slab[0] if slab else None,
         bfilp_objsize=slab[1] if slab else None,
-        backing_ids=_backing_ids(mounted, stats_newer_than),
+        backing_ids=stats.get("backing_ids") if stats else None,
     )
 
 
@@ -257,8 +247,7 @@ def _settle(mounted: MountedTarget, baseline: Counts, file_nr_noise: int) -> lis
     deadline = time.monotonic() + SETTLE_TIMEOUT_S
     next_drop = time.monotonic() + DROP_AGAIN_S
     while True:
-        now = take_counts(mounted, stats_newer_than=time.time())
-        differences = baseline_differences(baseline, now, file_nr_noise)
+        differences = baseline_differences(baseline, take_counts(mounted), file_nr_noise)
         if not differences or time.monotonic() > deadline:
             break
         time.sleep(SETTLE_POLL_S)
@@ -426,7 +415,7 @@ def measure_step(mounted: MountedTarget, count: int, client_nofile: int, *,
         before = take_counts(mounted, client.pid)
         client.send("open")
         opened = client.receive(phase_timeout, f"opening {count} files")
-        held = take_counts(mounted, client.pid, stats_newer_than=time.time())
+        held = take_counts(mounted, client.pid)
         client.send("close")
         closed = client.receive(phase_timeout, "closing its files")
         if client.process.wait(EXIT_TIMEOUT_S) != 0:
