@@ -109,3 +109,37 @@ def test_concurrent_readers_and_writers(tmp_path: Path, mode: str) -> None:
                 t.join()
             assert not errors, errors[:5]
         assert path.read_bytes() == (fs.source / "shared").read_bytes()
+
+
+@pytest.mark.parametrize("batch", ["32", "1"])
+def test_concurrent_direct_reads_return_their_own_bytes(tmp_path: Path, batch: str) -> None:
+    """Plain mode answers queued READs as one io_submit batch: every reply must carry the bytes
+    of its own offset (a slot mix-up would hand a reader another request's data)."""
+    blocks = 2048
+    data = random.Random(7).randbytes(blocks * 4096)
+    with mount(tmp_path, "--mode", "plain", "--batch", batch, files={"f": data}) as fs:
+        errors: list[str] = []
+
+        def reader(seed: int) -> None:
+            import mmap
+
+            rng = random.Random(seed)
+            buf = mmap.mmap(-1, 65536)
+            fd = os.open(fs.path / "f", os.O_RDONLY | os.O_DIRECT)
+            try:
+                for _ in range(300):
+                    block, count = rng.randrange(blocks - 16), rng.choice((1, 1, 2, 16))
+                    got = os.preadv(fd, [memoryview(buf)[: count * 4096]], block * 4096)
+                    if buf[:got] != data[block * 4096 : block * 4096 + count * 4096]:
+                        errors.append(f"block {block} x{count} differs")
+            finally:
+                os.close(fd)
+
+        threads = [threading.Thread(target=reader, args=(i,)) for i in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors, errors[:3]
+        stats = fs.wait_stats(lambda s: s["requests"]["READ"] >= 16 * 300)
+        assert stats["errors_total"] == 0

@@ -42,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--threads", type=_positive, default=os.cpu_count() or 1)
     ap.add_argument("--max-pages", type=_positive, default=256)
     ap.add_argument("--max-background", type=_positive, default=64)
+    ap.add_argument("--batch", type=_positive, default=32,
+                    help="plain mode: queued READs submitted with one io_submit (1: a pread each)")
     ap.add_argument("--writeback-cache", action="store_true")
     ap.add_argument("--keep-cache", action="store_true")
     ap.add_argument("--direct-io", action="store_true")
@@ -84,7 +86,7 @@ def parse_options(argv: list[str]) -> Options:
     return Options(
         source=os.path.realpath(a.source), mountpoint=os.path.realpath(a.mountpoint), mode=a.mode,
         fd_policy=a.fd_policy, cache_size=a.cache_size, threads=a.threads, max_pages=a.max_pages,
-        max_background=a.max_background, writeback_cache=a.writeback_cache,
+        max_background=a.max_background, batch=a.batch, writeback_cache=a.writeback_cache,
         keep_cache=a.keep_cache, direct_io=a.direct_io, attr_timeout=a.attr_timeout,
         entry_timeout=a.entry_timeout, xattr=a.xattr, stats_file=a.stats_file,
         stats_interval=a.stats_interval, nofile=a.nofile,

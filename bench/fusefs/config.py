@@ -19,6 +19,7 @@ class Options:
     threads: int = field(default_factory=lambda: os.cpu_count() or 1)
     max_pages: int = 256
     max_background: int = 64
+    batch: int = 32  # plain mode: READs per io_submit (1: one pread each)
     writeback_cache: bool = False
     keep_cache: bool = False
     direct_io: bool = False

@@ -12,7 +12,7 @@ import threading
 from typing import Any
 
 from bench.errors import InputError
-from bench.fusefs import device
+from bench.fusefs import aio, device
 from bench.fusefs import protocol as p
 from bench.fusefs.backing import BackingRegistry
 from bench.fusefs.config import Options
@@ -226,7 +226,19 @@ class Server:
 
     def _worker(self, fd: int, counters: Counters) -> None:
         try:
-            self._serve(fd, counters)
+            batch = None
+            if not self.opts.passthrough and self.opts.batch > 1:
+                try:
+                    batch = aio.Batch(self.opts.batch)
+                except OSError as exc:
+                    warn(f"no native AIO ({exc.strerror}): one pread per READ")
+            if batch is None:
+                self._serve(fd, counters)
+            else:
+                try:
+                    self._serve_batched(fd, counters, batch)
+                finally:
+                    batch.close()
         except Exception as exc:  # a bug must not take the mount down silently
             warn(f"worker {threading.current_thread().name} stopped: {exc!r}")
         finally:
@@ -311,3 +323,131 @@ class Server:
         else:
             if result is not None:
                 reply(fd, h.unique, result)
+
+    def _serve_batched(self, fd: int, counters: Counters, batch: aio.Batch) -> None:
+        """Plain mode, READs batched: after a blocking read of one request, the READs queued
+        behind it are read from a second, non-blocking clone of the device until it is empty,
+        then submitted with one io_submit (one virtio kick per batch) and answered together.
+        A lone READ is answered with preadv directly. Everything else as in `_serve`. Replies
+        go to the fd the request was read from (the kernel matches them per fd)."""
+        nonblocking = device.clone(self._session)
+        try:
+            os.set_blocking(nonblocking, False)
+            self._serve_batched_loop(fd, nonblocking, counters, batch)
+        finally:
+            os.close(nonblocking)
+
+    def _serve_batched_loop(self, fd: int, nonblocking: int, counters: Counters, batch: aio.Batch) -> None:
+        slots = batch.slots
+        mw = self.opts.max_write
+        heads = [bytearray(p.IN_HEADER_SIZE + p.WRITE_IN_SIZE) for _ in range(slots)]
+        data = mmap.mmap(-1, self._bufsize)
+        out = mmap.mmap(-1, mw * slots)  # one page-aligned reply buffer per slot
+        datav, outv = memoryview(data), memoryview(out)
+        out_addr = aio.address(out)
+        iovs = [[head, data] for head in heads]
+        slot_unique = [0] * slots
+        slot_fd = [fd] * slots
+        read_hdr = bytearray(p.OUT_HEADER_SIZE)
+        write_reply = bytearray(p.OUT_HEADER_SIZE + p.WRITE_OUT.size)
+        requests, nbytes, errors = counters.requests, counters.bytes, counters.errors
+        readv, preadv, pwrite, write, writev = os.readv, os.preadv, os.pwrite, os.write, os.writev
+        unpack_head, unpack_io = p.IN_HEADER_HEAD.unpack_from, p.READ_IN.unpack_from
+        pack_out, pack_write = p.OUT_HEADER.pack_into, p.WRITE_OUT.pack_into
+        pack_iocb, iocbs, IOCB_SIZE = aio.IOCB.pack_into, batch.iocbs, aio.IOCB.size
+        flush = self._flush_batch
+        READ, WRITE, MAX = p.READ, p.WRITE, p.MAX_OPCODE
+        queued = 0  # READs read from the device, not yet answered
+        while True:
+            rfd = nonblocking if queued else fd
+            try:
+                n = readv(rfd, iovs[queued])
+            except BlockingIOError:  # the device is empty: answer what is queued
+                if queued == 1:  # a lone READ: no AIO round trip
+                    queued = 0
+                    fh, offset, size, _ = unpack_io(heads[0], 40)
+                    unique, rfd = slot_unique[0], slot_fd[0]
+                    try:
+                        got = preadv(fh, [outv[:size]], offset)
+                    except OSError as exc:
+                        reply_error(rfd, unique, exc.errno, errors)
+                        continue
+                    nbytes[0] += got
+                    pack_out(read_hdr, 0, 16 + got, 0, unique)
+                    try:
+                        writev(rfd, [read_hdr, outv[:got]])
+                    except OSError:
+                        pass  # interrupted: the reader is gone
+                else:
+                    flush(batch, queued, slot_fd, slot_unique, outv, errors, nbytes)
+                    queued = 0
+                continue
+            except OSError as exc:
+                if exc.errno in RETRY_READ:
+                    continue
+                if exc.errno == errno.ENODEV:
+                    return
+                raise
+            head = heads[queued]
+            _, opcode, unique, _ = unpack_head(head)
+            if opcode == READ:
+                requests[READ] += 1
+                fh, offset, size, _ = unpack_io(head, 40)
+                pack_iocb(iocbs, queued * IOCB_SIZE, queued, 0, 0, 0, 0, fh,
+                          out_addr + queued * mw, size, offset, 0, 0, 0)
+                slot_unique[queued] = unique
+                slot_fd[queued] = rfd
+                queued += 1
+                if queued == slots:
+                    flush(batch, queued, slot_fd, slot_unique, outv, errors, nbytes)
+                    queued = 0
+            elif opcode == WRITE:
+                requests[WRITE] += 1
+                fh, offset, size, _ = unpack_io(head, 40)
+                try:
+                    got = pwrite(fh, datav[:size], offset)
+                except OSError as exc:
+                    reply_error(rfd, unique, exc.errno, errors)
+                    continue
+                nbytes[1] += got
+                pack_out(write_reply, 0, 24, 0, unique)
+                pack_write(write_reply, 16, got, 0)
+                try:
+                    write(rfd, write_reply)
+                except OSError:
+                    pass
+            else:
+                requests[opcode if opcode < MAX else 0] += 1
+                self._dispatch(rfd, n, head, data, opcode, errors)
+
+    def _flush_batch(self, batch: aio.Batch, count: int, slot_fd: list[int], slot_unique: list[int],
+                     outv: memoryview, errors: dict[int, int], nbytes: list[int]) -> None:
+        """Submit `count` queued READs at once, wait for all, answer each."""
+        mw = self.opts.max_write
+        try:
+            submitted = batch.submit(count)
+            err = errno.EIO
+        except OSError as exc:
+            submitted, err = 0, exc.errno or errno.EIO
+        for slot in range(submitted, count):  # refused by io_submit: answer with the error
+            reply_error(slot_fd[slot], slot_unique[slot], err, errors)
+        hdr = bytearray(p.OUT_HEADER_SIZE)
+        pack_out, unpack_event, writev = p.OUT_HEADER.pack_into, aio.EVENT.unpack_from, os.writev
+        events, event_size = batch.events, aio.EVENT.size
+        done = 0
+        while done < submitted:
+            got_events = batch.reap(submitted - done)
+            for i in range(got_events):
+                slot, _, res, _ = unpack_event(events, i * event_size)
+                unique, rfd = slot_unique[slot], slot_fd[slot]
+                if res < 0:
+                    reply_error(rfd, unique, -res, errors)
+                    continue
+                nbytes[0] += res
+                pack_out(hdr, 0, 16 + res, 0, unique)
+                start = slot * mw
+                try:
+                    writev(rfd, [hdr, outv[start : start + res]])
+                except OSError:
+                    pass  # interrupted: the reader is gone
+            done += got_events
