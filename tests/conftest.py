@@ -39,6 +39,15 @@ def _sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 @pytest.fixture
+def source(tmp_path: Path) -> Path:
+    """A source directory with one small file, `data`, for a target to mirror."""
+    path = tmp_path / "source"
+    path.mkdir()
+    (path / "data").write_text("hello through fuse\n")
+    return path
+
+
+@pytest.fixture
 def require_root() -> None:
     """Skip unless running as root with /dev/fuse (what real mounts need)."""
     if os.geteuid() != 0:

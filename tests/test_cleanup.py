@@ -47,14 +47,6 @@ def python(script: str, *args: str, **popen_options) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", script, *args], cwd=REPO, **popen_options)
 
 
-@pytest.fixture
-def source(tmp_path: Path) -> Path:
-    path = tmp_path / "source"
-    path.mkdir()
-    (path / "data").write_text("data\n")
-    return path
-
-
 def test_parse_mountinfo_decodes_octal_escapes() -> None:
     line = (b"43 27 0:40 / /tmp/a\\040b\\011c\\134d rw,relatime shared:1 master:2 - fuse.bindfs "
             b"/src\\040dir rw,user_id=0\n"

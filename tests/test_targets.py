@@ -23,14 +23,6 @@ def external(command: list[str], **options) -> ExternalTarget:
     return ExternalTarget(name="ext", type="external", command=command, **options)
 
 
-@pytest.fixture
-def source(tmp_path: Path) -> Path:
-    path = tmp_path / "source"
-    path.mkdir()
-    (path / "data").write_text("hello through fuse\n")
-    return path
-
-
 def assert_stopped(mounted: MountedTarget) -> None:
     assert not cleanup.is_mounted(mounted.mountpoint)
     assert not psutil.pid_exists(mounted.daemon_pid) or psutil.Process(mounted.daemon_pid).status() == psutil.STATUS_ZOMBIE
