@@ -30,6 +30,11 @@ READ_ONLY_MODES = ("read", "randread")
 _SAFE_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 
 
+# fio finds the files itself from `--filename_format=f$filenum` (bench.fio): a list of
+# thousands of paths would exceed fio's option length and the kernel's argument limit.
+FILE_PREFIX = "f"
+
+
 class DataFileError(BenchError):
     """The data files cannot be created safely (symlink, foreign file, disk full)."""
 
@@ -60,8 +65,7 @@ def prepare_files(cell: WorkloadCell, source: Path) -> list[Path]:
     directory = root
     for part in data_dir(cell).parts:
         directory = _checked_dir(directory / part, root)
-    width = max(5, len(str(cell.nrfiles - 1)))
-    names = [f"f{i:0{width}d}" for i in range(cell.nrfiles)]
+    names = [f"{FILE_PREFIX}{i}" for i in range(cell.nrfiles)]
     expected = {"version": CONTENT_VERSION, "file_size": file_size(cell), "files": names}
     if not _reusable(directory, expected):
         _fill(directory, expected)

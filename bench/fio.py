@@ -17,22 +17,23 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from bench.datafiles import file_size
+from bench.datafiles import FILE_PREFIX, file_size
 from bench.errors import BenchError
 from bench.scenario import SAFE_IOENGINES, WorkloadCell
 
 FIO = "fio"
 # Everything build_argv may emit.
 ALLOWED_OPTIONS = frozenset({
-    "name", "filename", "nrfiles", "openfiles", "size", "rw", "bs", "ioengine", "iodepth", "direct",
+    "name", "directory", "filename_format", "nrfiles", "openfiles", "size", "rw", "bs", "ioengine", "iodepth", "direct",
     "numjobs", "runtime", "time_based", "ramp_time", "rwmixread", "fsync", "end_fsync", "invalidate",
     "allow_file_create", "group_reporting", "output-format", "output",
 })
 # No '=', ':', '$', '%', whitespace or newline: fio gives those meaning (option syntax, file
 # lists, environment expansion, arithmetic), so a value must never contain them.
 _CLEAN_VALUE = re.compile(r"[A-Za-z0-9_./+@-]+")
+# The one value with a '$': fio's own file counter, naming the files prepare_files made.
+FILENAME_FORMAT = FILE_PREFIX + "$filenum"
 _FORBIDDEN_ROOTS = (Path("/dev"), Path("/proc"), Path("/sys"))
-MAX_ARG_BYTES = 128 * 1024 - 1  # the kernel's limit on one argument (MAX_ARG_STRLEN)
 PERCENTILES = {"p50": 50.0, "p99": 99.0, "p999": 99.9}
 
 
@@ -48,10 +49,14 @@ def build_argv(cell: WorkloadCell, files: list[Path], output: Path) -> list[str]
     if len(files) != cell.nrfiles:
         raise FioError(f"workload {cell.name} needs {cell.nrfiles} files, got {len(files)}")
     paths = [_checked_path(Path(f), must_exist=True) for f in files]
+    directory = paths[0].parent
+    if paths != [directory / f"{FILE_PREFIX}{i}" for i in range(cell.nrfiles)]:
+        raise FioError(f"workload {cell.name}: files must be {FILE_PREFIX}0..{FILE_PREFIX}{cell.nrfiles - 1} of one directory")
     # (option, value); a value of None is a flag without '='.
     options: list[tuple[str, object]] = [
         ("name", cell.name),
-        ("filename", ":".join(str(p) for p in paths)),
+        ("directory", directory),
+        ("filename_format", FILENAME_FORMAT),
         ("nrfiles", cell.nrfiles),
         # fio splits `size` evenly over the files: exactly the prepared file size each. Every
         # job (numjobs) works over the same files, so numjobs does not multiply the data set.
@@ -135,21 +140,20 @@ def check_argv(argv: list[str]) -> None:
         key, has_value, value = arg.removeprefix("--").partition("=")
         if not arg.startswith("--") or key not in ALLOWED_OPTIONS:
             raise FioError(f"refusing fio argument {arg!r}: not an allowed option")
-        if len(arg.encode()) > MAX_ARG_BYTES:
-            raise FioError(f"fio argument --{key} is {len(arg.encode())} bytes, over the kernel's 128 KiB limit; use fewer files")
-        parts = value.split(":") if key == "filename" else [value]
-        if has_value and not all(_CLEAN_VALUE.fullmatch(part) for part in parts):
+        if key == "filename_format":
+            if value != FILENAME_FORMAT:
+                raise FioError(f"refusing fio argument {arg!r}: the only file name format is {FILENAME_FORMAT}")
+        elif has_value and not _CLEAN_VALUE.fullmatch(value):
             raise FioError(f"refusing fio argument {arg!r}: its value has characters fio would interpret")
-        if key in ("filename", "output"):
-            for part in parts:
-                reason = _path_refusal(Path(part))
-                if reason:
-                    raise FioError(f"refusing fio argument {arg[:200]!r}: {reason}")
+        if key in ("directory", "output"):
+            reason = _path_refusal(Path(value))
+            if reason:
+                raise FioError(f"refusing fio argument {arg[:200]!r}: {reason}")
         if key == "ioengine" and value not in SAFE_IOENGINES:
             raise FioError(f"refusing ioengine {value!r}: not one of {', '.join(SAFE_IOENGINES)}")
         seen.add(key)
-    # Without --filename fio would create files of its own naming in the current directory.
-    missing = {"filename", "output"} - seen
+    # Without these fio would pick files of its own naming, in the current directory.
+    missing = {"directory", "filename_format", "output"} - seen
     if missing:
         raise FioError(f"refusing fio argv without --{' and --'.join(sorted(missing))}")
 
