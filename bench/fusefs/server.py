@@ -56,6 +56,48 @@ def reply_error(dev_fd: int, unique: int, err: int, errors: dict[int, int]) -> N
         pass  # interrupted or unmounted: nobody waits for it
 
 
+class DataReplies:
+    """Answers plain-mode READ and WRITE from one worker's page-aligned buffers (the hot path)."""
+
+    def __init__(self, counters: Counters, data: memoryview, out: memoryview) -> None:
+        self._read_hdr = bytearray(p.OUT_HEADER_SIZE)
+        self._write_reply = bytearray(p.OUT_HEADER_SIZE + p.WRITE_OUT.size)
+        self._nbytes, self._errors = counters.bytes, counters.errors
+        self._data, self._out = data, out
+
+    def read(self, fd: int, unique: int, head: bytearray) -> None:
+        """preadv into the reply buffer, then header and data in one writev."""
+        fh, offset, size, _ = p.READ_IN.unpack_from(head, 40)
+        out = self._out
+        try:
+            got = os.preadv(fh, [out[:size]], offset)
+        except OSError as exc:
+            reply_error(fd, unique, exc.errno, self._errors)
+            return
+        self._nbytes[0] += got
+        p.OUT_HEADER.pack_into(self._read_hdr, 0, 16 + got, 0, unique)
+        try:
+            os.writev(fd, [self._read_hdr, out[:got]])
+        except OSError:
+            pass  # interrupted: the reader is gone
+
+    def write(self, fd: int, unique: int, head: bytearray) -> None:
+        """pwrite the request's data (already page-aligned in the data buffer), then reply."""
+        fh, offset, size, _ = p.READ_IN.unpack_from(head, 40)
+        try:
+            got = os.pwrite(fh, self._data[:size], offset)
+        except OSError as exc:
+            reply_error(fd, unique, exc.errno, self._errors)
+            return
+        self._nbytes[1] += got
+        p.OUT_HEADER.pack_into(self._write_reply, 0, 24, 0, unique)
+        p.WRITE_OUT.pack_into(self._write_reply, 16, got, 0)
+        try:
+            os.write(fd, self._write_reply)
+        except OSError:
+            pass
+
+
 class Server:
     """One mount of the mirror file system, served until unmounted or signalled."""
 
@@ -251,15 +293,12 @@ class Server:
         # are read into the page-aligned `out`.
         data = mmap.mmap(-1, self._bufsize)
         out = mmap.mmap(-1, self.opts.max_write)
-        datav, outv = memoryview(data), memoryview(out)
         iov = [head, data]
-        read_hdr = bytearray(p.OUT_HEADER_SIZE)
-        write_reply = bytearray(p.OUT_HEADER_SIZE + p.WRITE_OUT.size)
-        requests, nbytes, errors = counters.requests, counters.bytes, counters.errors
+        replies = DataReplies(counters, memoryview(data), memoryview(out))
+        answer_read, answer_write = replies.read, replies.write
+        requests, errors = counters.requests, counters.errors
         fast = not self.opts.passthrough
-        readv, preadv, pwrite, write, writev = os.readv, os.preadv, os.pwrite, os.write, os.writev
-        unpack_head, unpack_io = p.IN_HEADER_HEAD.unpack_from, p.READ_IN.unpack_from
-        pack_out, pack_write = p.OUT_HEADER.pack_into, p.WRITE_OUT.pack_into
+        readv, unpack_head = os.readv, p.IN_HEADER_HEAD.unpack_from
         READ, WRITE, MAX = p.READ, p.WRITE, p.MAX_OPCODE
         while True:
             try:
@@ -273,33 +312,10 @@ class Server:
             _, opcode, unique, _ = unpack_head(head)
             if opcode == READ and fast:
                 requests[READ] += 1
-                fh, offset, size, _ = unpack_io(head, 40)
-                try:
-                    got = preadv(fh, [outv[:size]], offset)
-                except OSError as exc:
-                    reply_error(fd, unique, exc.errno, errors)
-                    continue
-                nbytes[0] += got
-                pack_out(read_hdr, 0, 16 + got, 0, unique)
-                try:
-                    writev(fd, [read_hdr, outv[:got]])
-                except OSError:
-                    pass  # interrupted: the reader is gone
+                answer_read(fd, unique, head)
             elif opcode == WRITE and fast:
                 requests[WRITE] += 1
-                fh, offset, size, _ = unpack_io(head, 40)
-                try:
-                    got = pwrite(fh, datav[:size], offset)
-                except OSError as exc:
-                    reply_error(fd, unique, exc.errno, errors)
-                    continue
-                nbytes[1] += got
-                pack_out(write_reply, 0, 24, 0, unique)
-                pack_write(write_reply, 16, got, 0)
-                try:
-                    write(fd, write_reply)
-                except OSError:
-                    pass
+                answer_write(fd, unique, head)
             else:
                 requests[opcode if opcode < MAX else 0] += 1
                 self._dispatch(fd, n, head, data, opcode, errors)
@@ -348,12 +364,11 @@ class Server:
         iovs = [[head, data] for head in heads]
         slot_unique = [0] * slots
         slot_fd = [fd] * slots
-        read_hdr = bytearray(p.OUT_HEADER_SIZE)
-        write_reply = bytearray(p.OUT_HEADER_SIZE + p.WRITE_OUT.size)
+        replies = DataReplies(counters, datav, outv)
+        answer_read, answer_write = replies.read, replies.write
         requests, nbytes, errors = counters.requests, counters.bytes, counters.errors
-        readv, preadv, pwrite, write, writev = os.readv, os.preadv, os.pwrite, os.write, os.writev
+        readv = os.readv
         unpack_head, unpack_io = p.IN_HEADER_HEAD.unpack_from, p.READ_IN.unpack_from
-        pack_out, pack_write = p.OUT_HEADER.pack_into, p.WRITE_OUT.pack_into
         pack_iocb, iocbs, IOCB_SIZE = aio.IOCB.pack_into, batch.iocbs, aio.IOCB.size
         flush = self._flush_batch
         READ, WRITE, MAX = p.READ, p.WRITE, p.MAX_OPCODE
@@ -365,19 +380,7 @@ class Server:
             except BlockingIOError:  # the device is empty: answer what is queued
                 if queued == 1:  # a lone READ: no AIO round trip
                     queued = 0
-                    fh, offset, size, _ = unpack_io(heads[0], 40)
-                    unique, rfd = slot_unique[0], slot_fd[0]
-                    try:
-                        got = preadv(fh, [outv[:size]], offset)
-                    except OSError as exc:
-                        reply_error(rfd, unique, exc.errno, errors)
-                        continue
-                    nbytes[0] += got
-                    pack_out(read_hdr, 0, 16 + got, 0, unique)
-                    try:
-                        writev(rfd, [read_hdr, outv[:got]])
-                    except OSError:
-                        pass  # interrupted: the reader is gone
+                    answer_read(slot_fd[0], slot_unique[0], heads[0])
                 else:
                     flush(batch, queued, slot_fd, slot_unique, outv, errors, nbytes)
                     queued = 0
@@ -403,19 +406,7 @@ class Server:
                     queued = 0
             elif opcode == WRITE:
                 requests[WRITE] += 1
-                fh, offset, size, _ = unpack_io(head, 40)
-                try:
-                    got = pwrite(fh, datav[:size], offset)
-                except OSError as exc:
-                    reply_error(rfd, unique, exc.errno, errors)
-                    continue
-                nbytes[1] += got
-                pack_out(write_reply, 0, 24, 0, unique)
-                pack_write(write_reply, 16, got, 0)
-                try:
-                    write(rfd, write_reply)
-                except OSError:
-                    pass
+                answer_write(rfd, unique, head)
             else:
                 requests[opcode if opcode < MAX else 0] += 1
                 self._dispatch(rfd, n, head, data, opcode, errors)
