@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import textwrap
 
+import pandas as pd
+
 from bench.analysis import CPU_PARTS, Analysis, environment, format_number
 from bench.report.rows import SIGNIFICANT, comparison_rows, environment_line, headline_rows, method_lines
 
@@ -12,6 +14,8 @@ WIDTH = 80
 _HEAD = "{:<18} {:>3} {:>8}  {:<16} {:<7}  {}"
 _CPU = "{:<18} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9}"
 _CMP = "{:<26} {:>8} {:>8}  {:<24} {}"
+# config, N, opened, failed, errno, daemon fds delta, hidden files, bfilp delta, open p50
+_FD = "{:<23} {:>5} {:>6} {:>6} {:<6} {:>7} {:>6} {:>6} {:>7}"
 
 
 def _wrap(text: str, indent: str = "") -> list[str]:
@@ -75,6 +79,39 @@ def cpu_table(analysis: Analysis) -> list[str]:
     return lines
 
 
+def _signed(value) -> str:
+    return "" if pd.isna(value) else f"{int(value):+d}"
+
+
+def fd_pressure_table(analysis: Analysis) -> list[str]:
+    """Per configuration and N: what opened, what failed, and who holds the open files."""
+    steps = analysis.fd_steps
+    nofile = sorted({int(n) for n in steps["daemon_nofile"].dropna()}) if "daemon_nofile" in steps else []
+    limit = f" (daemon RLIMIT_NOFILE {', '.join(map(str, nofile))})" if nofile else ""
+    lines = _wrap(f"fd pressure{limit}: N files opened through the mount and held; fds and files "
+                  "counted while held")
+    lines.append(_FD.format("", "N", "opened", "failed", "errno", "dmn fds", "hidden", "bfilp", "p50 us").rstrip())
+    for step in steps.itertuples():
+        errno = step.errno if isinstance(step.errno, str) else ""
+        lines.append(_FD.format(
+            _fit(step.config, 23), int(step.open_files), int(step.opened), int(step.failed), errno,
+            _signed(step.daemon_fds_delta), _signed(step.hidden_files), _signed(step.backing_file_objects),
+            format_number(step.open_p50_us),
+        ).rstrip())
+    lines += _wrap("dmn fds: the daemon's own fds; hidden: open files no process holds (registered backing "
+                   "files whose daemon fd is closed); bfilp: the kernel's internal backing files (in no fd "
+                   "table, not even in file-nr).")
+    for row in analysis.fd_limits.itertuples():
+        if row.errno:
+            lines += _wrap(f"{row.config}: opens fail from N={int(row.first_failed_n)} ({row.errno})", "- ")
+    passthrough = steps[steps["target_type"] == "passthrough"] if "target_type" in steps else steps.iloc[:0]
+    per_file = passthrough["kernel_bytes_per_file"].dropna() if "kernel_bytes_per_file" in steps else []
+    if len(per_file) and per_file.max() > 0:
+        lines += _wrap(f"- kernel memory per passthrough open file: {format_number(per_file.max())} bytes "
+                       "(bfilp slab)")
+    return lines
+
+
 def render_report(analysis: Analysis) -> str:
     """The whole text report."""
     name = analysis.results.path.name
@@ -83,6 +120,8 @@ def render_report(analysis: Analysis) -> str:
     lines += [""] + [line for text in method_lines(analysis) for line in _wrap(text)]
     if not analysis.cpu.empty:
         lines += [""] + cpu_table(analysis)
+    if not analysis.fd_steps.empty:
+        lines += [""] + fd_pressure_table(analysis)
     lines += _findings(analysis)
     return "\n".join(lines) + "\n"
 
