@@ -15,6 +15,7 @@ from pathlib import Path
 from types import ModuleType
 
 from bench import __version__
+from bench.argtypes import positive_int
 from bench.errors import EXIT_INTERRUPTED, EXIT_RUN_FAILED, BenchError, InputError
 
 REPORT_FORMATS = ("html", "text", "markdown", "csv")
@@ -79,13 +80,6 @@ def _mount(server_args: list[str]) -> int:
     return _require("bench.fusefs.cli", "mount").main(server_args)
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line (README documents it)."""
     parser = argparse.ArgumentParser(
@@ -104,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run a scenario into a results folder")
     run.add_argument("scenario", type=Path, metavar="SCENARIO.yaml")
     run.add_argument("--out", type=Path, help="results folder (default: results/NAME-TIMESTAMP)")
-    run.add_argument("--repeat", type=_positive, help="repetitions per cell (overrides the scenario's repeat)")
+    run.add_argument("--repeat", type=positive_int, help="repetitions per cell (overrides the scenario's repeat)")
     existing = run.add_mutually_exclusive_group()
     existing.add_argument("--resume", action="store_true", help="complete an interrupted results folder (--out)")
     run.add_argument("--dry-run", action="store_true", help="print the plan and its estimated duration; run nothing")

@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 
+from bench.argtypes import positive_int, seconds
 from bench.errors import EXIT_RUN_FAILED, BenchError, InputError
 from bench.fusefs.backing import FD_POLICIES
 from bench.fusefs.config import Options
@@ -17,20 +18,6 @@ class _Parser(argparse.ArgumentParser):
         raise InputError(message)
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1: {text}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0: {text}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The command line of the built-in server."""
     ap = _Parser(prog="python -m bench.fusefs", description="Mirror SOURCE at MOUNTPOINT over FUSE.")
@@ -38,21 +25,21 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("mountpoint")
     ap.add_argument("--mode", choices=["plain", "passthrough"], default="plain")
     ap.add_argument("--fd-policy", choices=FD_POLICIES, default="keep")
-    ap.add_argument("--cache-size", type=_positive, default=1024)
-    ap.add_argument("--threads", type=_positive, default=os.cpu_count() or 1)
-    ap.add_argument("--max-pages", type=_positive, default=256)
-    ap.add_argument("--max-background", type=_positive, default=64)
-    ap.add_argument("--batch", type=_positive, default=32,
+    ap.add_argument("--cache-size", type=positive_int, default=1024)
+    ap.add_argument("--threads", type=positive_int, default=os.cpu_count() or 1)
+    ap.add_argument("--max-pages", type=positive_int, default=256)
+    ap.add_argument("--max-background", type=positive_int, default=64)
+    ap.add_argument("--batch", type=positive_int, default=32,
                     help="plain mode: queued READs submitted with one io_submit (1: a pread each)")
     ap.add_argument("--writeback-cache", action="store_true")
     ap.add_argument("--keep-cache", action="store_true")
     ap.add_argument("--direct-io", action="store_true")
-    ap.add_argument("--attr-timeout", type=_seconds, default=1.0)
-    ap.add_argument("--entry-timeout", type=_seconds, default=1.0)
+    ap.add_argument("--attr-timeout", type=seconds, default=1.0)
+    ap.add_argument("--entry-timeout", type=seconds, default=1.0)
     ap.add_argument("--xattr", choices=["on", "off"], default="off")
     ap.add_argument("--stats-file")
-    ap.add_argument("--stats-interval", type=_seconds, default=0.25)
-    ap.add_argument("--nofile", type=_positive)
+    ap.add_argument("--stats-interval", type=seconds, default=0.25)
+    ap.add_argument("--nofile", type=positive_int)
     return ap
 
 
