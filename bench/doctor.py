@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import system
+from bench import cleanup, system
 from bench.errors import EXIT_BAD_INPUT, EXIT_OK, BenchError
 from bench.fio import fio_version
 from bench.scenario import PassthroughTarget
@@ -145,7 +145,7 @@ def check_passthrough_live() -> Check:
 
 def _remove_unmounted(workdir: Path) -> None:
     # Never recurse into a directory that might still be a mountpoint.
-    if not any(line.split()[1].startswith(str(workdir)) for line in Path("/proc/mounts").read_text().splitlines()):
+    if not any(entry.mountpoint.startswith(str(workdir)) for entry in cleanup.mounts()):
         shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -53,7 +53,7 @@ from bench.columns import FD_PRESSURE_COLUMNS
 from bench.errors import BenchError, InputError
 from bench.results import STATUS_FAILED, STATUS_OK, STATUS_UNAVAILABLE
 from bench.scenario import FdPressure, Scenario, Target
-from bench.system import BACKING_FILE_SLAB, DROP_CACHES, file_nr, slab_active_objects
+from bench.system import BACKING_FILE_SLAB, drop_caches, file_nr, slab_active_objects
 from bench.targets import MountedTarget, TargetUnavailable, open_target
 
 FILES_DIR = "fusebench-fdp"
@@ -235,7 +235,7 @@ def baseline_differences(baseline: Counts, now: Counts, file_nr_noise: int = 0) 
 def drop_dentries_and_inodes() -> bool:
     """Evict unused dentries and inodes (FUSE FORGETs follow); False when not permitted."""
     try:
-        DROP_CACHES.write_text("2\n")
+        drop_caches(level=2)
     except PermissionError:
         return False
     return True

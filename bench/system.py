@@ -21,10 +21,14 @@ def is_root() -> bool:
     return os.geteuid() == 0
 
 
-def drop_caches() -> None:
-    """Write back dirty pages, then drop the page cache, dentries and inodes (root only)."""
-    os.sync()
-    DROP_CACHES.write_text("3\n")
+def drop_caches(level: int = 3) -> None:
+    """Drop the page cache (1), dentries and inodes (2) or both (3); root only.
+
+    Dirty pages are written back first when the page cache is dropped (they cannot be dropped).
+    """
+    if level & 1:
+        os.sync()
+    DROP_CACHES.write_text(f"{level}\n")
 
 
 def file_nr() -> int:

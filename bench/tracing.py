@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from bench import cleanup
 from bench.errors import BenchError
 
 OPCODES: dict[str, int] = {
@@ -126,11 +127,7 @@ def parse_format(text: str) -> Tracepoint:
 
 def _mounted_tracefs() -> Path | None:
     """Where tracefs is already mounted in this mount namespace, if anywhere."""
-    for line in Path("/proc/self/mounts").read_text().splitlines():
-        fields = line.split()
-        if len(fields) > 2 and fields[2] == "tracefs":
-            return Path(fields[1].replace("\\040", " "))
-    return None
+    return next((Path(entry.mountpoint) for entry in cleanup.mounts() if entry.fstype == "tracefs"), None)
 
 
 _NO_TRACEPOINT = (

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from bench.cleanup import connection_id, is_mounted
 from bench.fusefs import device, passthrough_unavailable_reason
 
 REPO = Path(__file__).resolve().parent.parent
@@ -41,13 +42,6 @@ def mode_params() -> list[Any]:
     """pytest params over MODES, passthrough ones skipped where unsupported."""
     return [pytest.param(name, marks=[] if name == "plain" else [needs_passthrough], id=name)
             for name in MODES]
-
-
-def is_mounted(path: Path) -> bool:
-    """True when `path` is a mount point in /proc/self/mounts."""
-    target = str(path)
-    with open("/proc/self/mounts") as f:
-        return any(line.split()[1] == target for line in f)
 
 
 def server_argv(source: Path, mountpoint: Path, *args: str) -> list[str]:
@@ -87,15 +81,9 @@ class Mounted:
         return len(os.listdir(f"/proc/{self.pid}/fd"))
 
 
-def drop_caches() -> None:
-    """Evict dentries and inodes so the kernel sends FORGETs."""
-    os.sync()
-    Path("/proc/sys/vm/drop_caches").write_text("2\n")
-
-
 def take_down(mounted: Mounted) -> None:
     """Stop our server (by pid) and make sure no mount remains, whatever state it is in."""
-    connection = device.connection_id(str(mounted.path)) if is_mounted(mounted.path) else None
+    connection = connection_id(mounted.path)
     if mounted.proc.poll() is None:
         mounted.proc.send_signal(signal.SIGTERM)
         try:

@@ -17,14 +17,15 @@ import pytest
 from fusefs_helpers import (
     MODES,
     REPO,
-    drop_caches,
-    is_mounted,
     mode_params,
     mount,
     needs_passthrough,
     needs_root,
     server_argv,
 )
+
+from bench.cleanup import is_mounted
+from bench.system import drop_caches
 
 pytestmark = [pytest.mark.integration, needs_root]
 
@@ -89,7 +90,7 @@ def test_fd_policy_and_no_leaks(tmp_path: Path, policy: str, many_fds: None) -> 
         expected = 100 if policy == "cache" else 0
         stats = fs.wait_stats(lambda s: s["backing_ids"] == expected)
         assert stats["backing_ids"] == expected and stats["backing_ids_peak"] == FILES
-        drop_caches()  # FORGETs free every node, and with them cached backing ids
+        drop_caches(level=2)  # FORGETs free every node, and with them cached backing ids
         stats = fs.wait_stats(lambda s: s["backing_ids"] == 0 and s["nodes"] == 1)
         assert (stats["backing_ids"], stats["nodes"]) == (0, 1)
         assert fs.fds() <= baseline
@@ -104,7 +105,7 @@ def test_plain_mode_frees_everything_after_forget(tmp_path: Path, many_fds: None
             os.close(fd)
         with os.scandir(fs.path) as entries:  # READDIRPLUS hands out lookup references too
             assert sum(1 for e in entries if e.stat().st_size == 1) == 200
-        drop_caches()
+        drop_caches(level=2)
         stats = fs.wait_stats(lambda s: s["nodes"] == 1 and s["open_dirs"] == 0)
         assert (stats["nodes"], stats["open_dirs"]) == (1, 0) and fs.fds() <= baseline
 

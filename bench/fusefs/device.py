@@ -130,15 +130,6 @@ def unmount(mountpoint: str, retries: int = 10, delay: float = 0.1) -> None:
             raise
 
 
-def connection_id(mountpoint: str) -> int | None:
-    """The FUSE connection number of a mount (its st_dev as the kernel encodes it)."""
-    try:
-        dev = os.stat(mountpoint).st_dev
-        return (os.major(dev) << 20) | os.minor(dev)  # the kernel's dev_t, as fusectl names it
-    except OSError:
-        return None
-
-
 def abort_connection(connection: int) -> bool:
     """Abort a FUSE connection; True if aborted, False if it no longer exists or cannot be.
 

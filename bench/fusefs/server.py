@@ -11,6 +11,7 @@ import sys
 import threading
 from typing import Any
 
+from bench import cleanup
 from bench.errors import InputError
 from bench.fusefs import aio, device
 from bench.fusefs import protocol as p
@@ -140,7 +141,7 @@ class Server:
             if self.opts.passthrough:
                 self._probe_passthrough()
             workers = self._start_workers()
-            self.connection = device.connection_id(self.opts.mountpoint)
+            self.connection = cleanup.connection_id(self.opts.mountpoint)
             if self.opts.stats_file:
                 stats = StatsWriter(self.opts.stats_file, self.opts.stats_interval, self.stats)
                 stats.start()
