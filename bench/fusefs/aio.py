@@ -12,6 +12,8 @@ import ctypes
 import os
 import struct
 
+from bench.fusefs.buffers import address
+
 SYS_IO_SETUP, SYS_IO_DESTROY, SYS_IO_GETEVENTS, SYS_IO_SUBMIT = 206, 207, 208, 209  # x86-64
 IOCB_CMD_PREAD = 0
 # struct iocb: aio_data, aio_key, aio_rw_flags, aio_lio_opcode, aio_reqprio, aio_fildes, aio_buf,
@@ -30,11 +32,6 @@ def _check(result: int) -> int:
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err))
     return result
-
-
-def address(buf: bytearray | memoryview) -> int:
-    """Address of a writable buffer (bytearray or mmap) that stays alive and unresized."""
-    return ctypes.addressof(ctypes.c_char.from_buffer(buf))
 
 
 class Batch:

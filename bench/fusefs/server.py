@@ -16,6 +16,7 @@ from bench.errors import InputError
 from bench.fusefs import aio, device
 from bench.fusefs import protocol as p
 from bench.fusefs.backing import BackingRegistry
+from bench.fusefs.buffers import address, io_buffer
 from bench.fusefs.config import Options
 from bench.fusefs.mirror import Mirror
 from bench.fusefs.stats import Counters, StatsWriter, daemon_fds, snapshot
@@ -292,8 +293,8 @@ class Server:
         head = bytearray(p.IN_HEADER_SIZE + p.WRITE_IN_SIZE)
         # Write data lands page-aligned in `data` (O_DIRECT backing fds need that); READ replies
         # are read into the page-aligned `out`.
-        data = mmap.mmap(-1, self._bufsize)
-        out = mmap.mmap(-1, self.opts.max_write)
+        data = io_buffer(self._bufsize)
+        out = io_buffer(self.opts.max_write)
         iov = [head, data]
         replies = DataReplies(counters, memoryview(data), memoryview(out))
         answer_read, answer_write = replies.read, replies.write
@@ -358,10 +359,10 @@ class Server:
         slots = batch.slots
         mw = self.opts.max_write
         heads = [bytearray(p.IN_HEADER_SIZE + p.WRITE_IN_SIZE) for _ in range(slots)]
-        data = mmap.mmap(-1, self._bufsize)
-        out = mmap.mmap(-1, mw * slots)  # one page-aligned reply buffer per slot
+        data = io_buffer(self._bufsize)
+        out = io_buffer(mw * slots)  # one page-aligned reply buffer per slot
         datav, outv = memoryview(data), memoryview(out)
-        out_addr = aio.address(out)
+        out_addr = address(out)
         iovs = [[head, data] for head in heads]
         slot_unique = [0] * slots
         slot_fd = [fd] * slots
