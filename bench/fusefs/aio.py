@@ -16,6 +16,8 @@ from bench.fusefs.buffers import address
 
 SYS_IO_SETUP, SYS_IO_DESTROY, SYS_IO_GETEVENTS, SYS_IO_SUBMIT = 206, 207, 208, 209  # x86-64
 IOCB_CMD_PREAD = 0
+IOCB_FLAG_RESFD = 1 << 0
+EINTR = 4
 # struct iocb: aio_data, aio_key, aio_rw_flags, aio_lio_opcode, aio_reqprio, aio_fildes, aio_buf,
 # aio_nbytes, aio_offset, aio_reserved2, aio_flags, aio_resfd
 IOCB = struct.Struct("<QIIHhIQQqQII")
@@ -35,13 +37,16 @@ def _check(result: int) -> int:
 
 
 class Batch:
-    """`slots` preads submitted with one io_submit and reaped with io_getevents."""
+    """Up to `slots` preads in flight: submitted with one io_submit per batch, each completion
+    also signalled on `eventfd` (IOCB_FLAG_RESFD) so a worker can poll for requests and
+    completions at once."""
 
     def __init__(self, slots: int) -> None:
         self.slots = slots
         ctx = ctypes.c_ulong(0)
         _check(_syscall(SYS_IO_SETUP, ctypes.c_long(slots), ctypes.byref(ctx)))
         self._ctx = ctx.value
+        self.eventfd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self.iocbs = bytearray(IOCB.size * slots)
         base = address(self.iocbs)
         self._ptrs = (ctypes.c_void_p * slots)(*(base + IOCB.size * i for i in range(slots)))
@@ -49,21 +54,32 @@ class Batch:
         self._ptrs_addr = ctypes.addressof(self._ptrs)
         self._events_addr = address(self.events)
 
+    def prepare(self, index: int, tag: int, fd: int, buf: int, size: int, offset: int) -> None:
+        """Fill iocb `index` of the next submission: read `size` bytes at `offset` into `buf`."""
+        IOCB.pack_into(self.iocbs, index * IOCB.size, tag, 0, 0, IOCB_CMD_PREAD, 0, fd, buf, size,
+                       offset, 0, IOCB_FLAG_RESFD, self.eventfd)
+
     def submit(self, count: int) -> int:
         """Submit the first `count` iocbs; returns how many the kernel took."""
         result = _syscall(SYS_IO_SUBMIT, ctypes.c_ulong(self._ctx), ctypes.c_long(count),
                           ctypes.c_void_p(self._ptrs_addr))
         return _check(result)
 
-    def reap(self, count: int) -> int:
-        """Wait for at least `count` completions (EINTR retried); returns how many are in `events`."""
+    def reap(self, wait: int) -> int:
+        """Collect finished reads into `events`, waiting for at least `wait` (0: none);
+        returns how many. Clears the eventfd first: a completion posted after that sets it
+        again, so polling it never misses one."""
+        try:
+            os.read(self.eventfd, 8)
+        except BlockingIOError:
+            pass
         while True:
-            result = _syscall(SYS_IO_GETEVENTS, ctypes.c_ulong(self._ctx), ctypes.c_long(count),
-                              ctypes.c_long(count), ctypes.c_void_p(self._events_addr), None)
+            result = _syscall(SYS_IO_GETEVENTS, ctypes.c_ulong(self._ctx), ctypes.c_long(wait),
+                              ctypes.c_long(self.slots), ctypes.c_void_p(self._events_addr), None)
             if result >= 0:
                 return result
             err = ctypes.get_errno()
-            if err != 4:  # EINTR
+            if err != EINTR:
                 raise OSError(err, os.strerror(err))
 
     def close(self) -> None:
@@ -71,3 +87,4 @@ class Batch:
         if self._ctx:
             _syscall(SYS_IO_DESTROY, ctypes.c_ulong(self._ctx))
             self._ctx = 0
+            os.close(self.eventfd)

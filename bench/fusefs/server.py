@@ -6,6 +6,7 @@ import errno
 import mmap
 import os
 import resource
+import select
 import signal
 import sys
 import threading
@@ -67,10 +68,10 @@ class DataReplies:
         self._nbytes, self._errors = counters.bytes, counters.errors
         self._data, self._out = data, out
 
-    def read(self, fd: int, unique: int, head: bytearray) -> None:
-        """preadv into the reply buffer, then header and data in one writev."""
+    def read(self, fd: int, unique: int, head: bytearray, at: int = 0) -> None:
+        """preadv into the reply buffer (from byte `at`), then header and data in one writev."""
         fh, offset, size, _ = p.READ_IN.unpack_from(head, 40)
-        out = self._out
+        out = self._out[at : at + size]
         try:
             got = os.preadv(fh, [out[:size]], offset)
         except OSError as exc:
@@ -343,11 +344,15 @@ class Server:
                 reply(fd, h.unique, result)
 
     def _serve_batched(self, fd: int, counters: Counters, batch: aio.Batch) -> None:
-        """Plain mode, READs batched: after a blocking read of one request, the READs queued
-        behind it are read from a second, non-blocking clone of the device until it is empty,
-        then submitted with one io_submit (one virtio kick per batch) and answered together.
-        A lone READ is answered with preadv directly. Everything else as in `_serve`. Replies
-        go to the fd the request was read from (the kernel matches them per fd)."""
+        """Plain mode, READs pipelined through native AIO. A worker with nothing in flight
+        blocks reading one request from `fd`; with reads in flight it polls for a request or a
+        completion. Requests queued in the device are then read from a second, non-blocking
+        clone of it until it is empty; their READs go to the disk with one io_submit (one
+        virtio kick per batch) while earlier ones are still in flight, and every finished read
+        is answered at once. So the disk queue stays as deep as the caller's. A lone READ
+        with nothing in flight is answered with preadv directly (no AIO round trip);
+        everything else as in `_serve`. Replies go to the fd the request was read from (the
+        kernel matches them per fd)."""
         nonblocking = device.clone(self._session)
         try:
             os.set_blocking(nonblocking, False)
@@ -366,81 +371,97 @@ class Server:
         iovs = [[head, data] for head in heads]
         slot_unique = [0] * slots
         slot_fd = [fd] * slots
+        free = list(range(slots))  # slots whose head and reply buffer are not in use
+        queued: list[int] = []  # slots holding a READ not submitted yet
+        in_flight = 0
         replies = DataReplies(counters, datav, outv)
         answer_read, answer_write = replies.read, replies.write
-        requests, nbytes, errors = counters.requests, counters.bytes, counters.errors
-        readv = os.readv
-        unpack_head, unpack_io = p.IN_HEADER_HEAD.unpack_from, p.READ_IN.unpack_from
-        pack_iocb, iocbs, IOCB_SIZE = aio.IOCB.pack_into, batch.iocbs, aio.IOCB.size
-        flush = self._flush_batch
+        requests, errors = counters.requests, counters.errors
+        readv, unpack_head, unpack_io = os.readv, p.IN_HEADER_HEAD.unpack_from, p.READ_IN.unpack_from
+        prepare, submit, answer_done = batch.prepare, self._submit, self._answer_done
+        poller = select.poll()
+        poller.register(nonblocking, select.POLLIN)
+        poller.register(batch.eventfd, select.POLLIN)
         READ, WRITE, MAX = p.READ, p.WRITE, p.MAX_OPCODE
-        queued = 0  # READs read from the device, not yet answered
         while True:
-            rfd = nonblocking if queued else fd
-            try:
-                n = readv(rfd, iovs[queued])
-            except BlockingIOError:  # the device is empty: answer what is queued
-                if queued == 1:  # a lone READ: no AIO round trip
-                    queued = 0
-                    answer_read(slot_fd[0], slot_unique[0], heads[0])
+            if in_flight and free:
+                poller.poll()  # a new request, or a finished read
+            rfd = nonblocking if in_flight else fd  # nothing in flight: block for a request
+            # Read requests until the device is empty (or no slot is left for another READ).
+            while free:
+                slot = free[-1]
+                try:
+                    n = readv(rfd, iovs[slot])
+                except BlockingIOError:
+                    break
+                except OSError as exc:
+                    if exc.errno in RETRY_READ:
+                        continue
+                    if exc.errno == errno.ENODEV:
+                        return
+                    raise
+                head = heads[slot]
+                _, opcode, unique, _ = unpack_head(head)
+                if opcode == READ:
+                    requests[READ] += 1
+                    slot_unique[slot], slot_fd[slot] = unique, rfd
+                    queued.append(free.pop())
+                elif opcode == WRITE:
+                    requests[WRITE] += 1
+                    answer_write(rfd, unique, head)
                 else:
-                    flush(batch, queued, slot_fd, slot_unique, outv, errors, nbytes)
-                    queued = 0
-                continue
-            except OSError as exc:
-                if exc.errno in RETRY_READ:
-                    continue
-                if exc.errno == errno.ENODEV:
-                    return
-                raise
-            head = heads[queued]
-            _, opcode, unique, _ = unpack_head(head)
-            if opcode == READ:
-                requests[READ] += 1
-                fh, offset, size, _ = unpack_io(head, 40)
-                pack_iocb(iocbs, queued * IOCB_SIZE, queued, 0, 0, 0, 0, fh,
-                          out_addr + queued * mw, size, offset, 0, 0, 0)
-                slot_unique[queued] = unique
-                slot_fd[queued] = rfd
-                queued += 1
-                if queued == slots:
-                    flush(batch, queued, slot_fd, slot_unique, outv, errors, nbytes)
-                    queued = 0
-            elif opcode == WRITE:
-                requests[WRITE] += 1
-                answer_write(rfd, unique, head)
-            else:
-                requests[opcode if opcode < MAX else 0] += 1
-                self._dispatch(rfd, n, head, data, opcode, errors)
+                    requests[opcode if opcode < MAX else 0] += 1
+                    self._dispatch(rfd, n, head, data, opcode, errors)
+                rfd = nonblocking
+            if queued:
+                if len(queued) == 1 and not in_flight:  # a lone READ: no AIO round trip
+                    slot = queued.pop()
+                    answer_read(slot_fd[slot], slot_unique[slot], heads[slot], slot * mw)
+                    free.append(slot)
+                else:
+                    for index, slot in enumerate(queued):
+                        fh, offset, size, _ = unpack_io(heads[slot], 40)
+                        prepare(index, slot, fh, out_addr + slot * mw, size, offset)
+                    in_flight += submit(batch, queued, slot_fd, slot_unique, free, errors)
+                    queued.clear()
+            if in_flight:
+                done = batch.reap(0 if free else 1)
+                answer_done(batch, done, slot_fd, slot_unique, outv, counters, free)
+                in_flight -= done
 
-    def _flush_batch(self, batch: aio.Batch, count: int, slot_fd: list[int], slot_unique: list[int],
-                     outv: memoryview, errors: dict[int, int], nbytes: list[int]) -> None:
-        """Submit `count` queued READs at once, wait for all, answer each."""
-        mw = self.opts.max_write
+    @staticmethod
+    def _submit(batch: aio.Batch, queued: list[int], slot_fd: list[int], slot_unique: list[int],
+                free: list[int], errors: dict[int, int]) -> int:
+        """io_submit the prepared READs of `queued`; answer any the kernel refused with its
+        error (their slots back to `free`). Returns how many are in flight."""
         try:
-            submitted = batch.submit(count)
+            submitted = batch.submit(len(queued))
             err = errno.EIO
         except OSError as exc:
             submitted, err = 0, exc.errno or errno.EIO
-        for slot in range(submitted, count):  # refused by io_submit: answer with the error
+        for slot in queued[submitted:]:
             reply_error(slot_fd[slot], slot_unique[slot], err, errors)
+            free.append(slot)
+        return submitted
+
+    def _answer_done(self, batch: aio.Batch, count: int, slot_fd: list[int], slot_unique: list[int],
+                     outv: memoryview, counters: Counters, free: list[int]) -> None:
+        """Answer the `count` finished reads in `batch.events`; their slots go back to `free`."""
+        mw = self.opts.max_write
         hdr = bytearray(p.OUT_HEADER_SIZE)
         pack_out, unpack_event, writev = p.OUT_HEADER.pack_into, aio.EVENT.unpack_from, os.writev
-        events, event_size = batch.events, aio.EVENT.size
-        done = 0
-        while done < submitted:
-            got_events = batch.reap(submitted - done)
-            for i in range(got_events):
-                slot, _, res, _ = unpack_event(events, i * event_size)
-                unique, rfd = slot_unique[slot], slot_fd[slot]
-                if res < 0:
-                    reply_error(rfd, unique, -res, errors)
-                    continue
-                nbytes[0] += res
-                pack_out(hdr, 0, 16 + res, 0, unique)
-                start = slot * mw
-                try:
-                    writev(rfd, [hdr, outv[start : start + res]])
-                except OSError:
-                    pass  # interrupted: the reader is gone
-            done += got_events
+        events, event_size, nbytes = batch.events, aio.EVENT.size, counters.bytes
+        for i in range(count):
+            slot, _, res, _ = unpack_event(events, i * event_size)
+            free.append(slot)
+            unique, rfd = slot_unique[slot], slot_fd[slot]
+            if res < 0:
+                reply_error(rfd, unique, -res, counters.errors)
+                continue
+            nbytes[0] += res
+            pack_out(hdr, 0, 16 + res, 0, unique)
+            start = slot * mw
+            try:
+                writev(rfd, [hdr, outv[start : start + res]])
+            except OSError:
+                pass  # interrupted: the reader is gone
