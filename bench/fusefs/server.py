@@ -30,6 +30,16 @@ WANTED_FLAGS = (p.ASYNC_READ | p.BIG_WRITES | p.ASYNC_DIO | p.MAX_PAGES | p.PARA
 RETRY_READ = (errno.ENOENT, errno.EINTR, errno.EAGAIN)  # ENOENT: the request was interrupted
 
 
+def connection_ended(exc: OSError) -> bool:
+    """After a failed read of /dev/fuse: True when the connection is gone (ENODEV: unmounted
+    or aborted), False when the read is to be retried (interrupted); anything else is raised."""
+    if exc.errno == errno.ENODEV:
+        return True
+    if exc.errno in RETRY_READ:
+        return False
+    raise exc
+
+
 class MountError(InputError):
     """The mount could not be made as asked (exit 2, one line)."""
 
@@ -307,11 +317,9 @@ class Server:
             try:
                 n = readv(fd, iov)
             except OSError as exc:
-                if exc.errno in RETRY_READ:
-                    continue
-                if exc.errno == errno.ENODEV:
+                if connection_ended(exc):
                     return
-                raise
+                continue
             _, opcode, unique, _ = unpack_head(head)
             if opcode == READ and fast:
                 requests[READ] += 1
@@ -395,11 +403,9 @@ class Server:
                 except BlockingIOError:
                     break
                 except OSError as exc:
-                    if exc.errno in RETRY_READ:
-                        continue
-                    if exc.errno == errno.ENODEV:
+                    if connection_ended(exc):
                         return
-                    raise
+                    continue
                 head = heads[slot]
                 _, opcode, unique, _ = unpack_head(head)
                 if opcode == READ:
