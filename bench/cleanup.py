@@ -363,7 +363,7 @@ def register(label: str, *, mountpoint: Path | None = None, processes: Sequence[
 
 
 def update(entry_id: str, *, connection: int | None = None, add_processes: Sequence[ProcessId] = ()) -> None:
-    """Add what became known after the mount appeared (connection id, a daemonized pid)."""
+    """Add what became known later (the started server, its connection id, a daemonized pid)."""
     with _state() as current:
         for entry in current:
             if entry["id"] == entry_id:

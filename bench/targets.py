@@ -253,12 +253,17 @@ def _serve(name: str, type_: str, argv: list[str], mountpoint: Path, workdir: Pa
     if stats_file is not None:
         stats_file.unlink(missing_ok=True)  # read_stats() must never return an earlier server's figures
     log_file = workdir / f"{name}.server.log"
+    # Recorded before the server starts: a run killed the moment the mount appears (before it
+    # could note the server) still leaves the next run a mountpoint to clear.
+    entry = cleanup.register(name, mountpoint=mountpoint)
     try:
         popen = _start(argv, log_file, nofile)
     except OSError as exc:
+        cleanup.unregister(entry)
         raise TargetError(f"target {name}: cannot start {argv[0]}: {exc.strerror}") from None
     started = ProcessId.of(popen.pid)
-    entry = cleanup.register(name, mountpoint=mountpoint, processes=[started] if started else [])
+    if started:
+        cleanup.update(entry, add_processes=[started])
     daemon: ProcessId | None = None
     connection: int | None = None
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from bench import cleanup
+from bench import cleanup, targets
 from bench.scenario import ExternalTarget, FuseTarget, NativeTarget, PassthroughTarget
 from bench.targets import MountedTarget, TargetError, TargetUnavailable, builtin_argv, open_target, target_unavailable_reason
 
@@ -139,6 +140,25 @@ def test_server_that_fails_reports_its_exit_status_and_stderr(require_root, sour
     with pytest.raises(TargetError, match=r"exited with status \d+(.|\n)*does-not-exist"):
         with open_target(target, source, tmp_path / "work"):
             pass
+
+
+def test_mountpoint_is_recorded_before_the_server_starts(require_root, source: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run killed the moment the mount appears must already have recorded the mountpoint,
+    or the next run cannot clear it (seen once in CI: bindfs mounted before the runner had
+    written its state file). The process start is replaced to look at the state file then."""
+    recorded: list[list[str]] = []
+
+    def start(argv: list[str], log_file: Path, nofile: int | None) -> subprocess.Popen:
+        recorded.append([entry["mountpoint"] for entry in cleanup.entries()])
+        raise OSError(errno.EACCES, "not started")
+
+    monkeypatch.setattr(targets, "_start", start)
+    with pytest.raises(TargetError, match="cannot start"):
+        with open_target(external([sys.executable, "{mountpoint}"]), source, tmp_path / "work"):
+            pass
+    assert recorded == [[os.path.realpath(tmp_path / "work" / "mnt-ext")]]
+    assert cleanup.entries() == []
 
 
 @pytest.mark.integration
