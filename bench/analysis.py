@@ -589,10 +589,14 @@ def _findings(analysis: Analysis) -> list[Finding]:
         findings.append(Finding("noisy", row.cell, row.target,
                                 f"{row.cell} / {row.target}: noisy, CoV {row.cov:.1%} > {settings.noisy_cov:.0%}"))
     beats = summary[(summary["target_type"] != "native") & summary["vs_native_significant"] & (summary["vs_native_ratio"] > 1)]
+    direct_cells = set(runs.loc[runs["direct"] == True, "cell"]) if "direct" in runs else set()  # noqa: E712
     for row in beats.itertuples():
+        why = ("no page cache with O_DIRECT: likely the requests reaching the disk differ (a daemon "
+               "buffer on huge pages makes fewer, larger ones than fio's own buffer)"
+               if row.cell in direct_cells else
+               "likely a cache artifact (check cache state is the same for every target)")
         findings.append(Finding("cache_artifact", row.cell, row.target,
-                                f"{row.cell} / {row.target}: {row.vs_native_ratio:.2f}x native, beyond the noise; "
-                                "likely a cache artifact (check cache state is the same for every target)"))
+                                f"{row.cell} / {row.target}: {row.vs_native_ratio:.2f}x native, beyond the noise; {why}"))
     few = summary[(summary["n"] > 0) & (summary["n"] < 5)]
     if not few.empty:
         findings.append(Finding("few_repetitions", "", "",

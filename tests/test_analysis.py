@@ -227,3 +227,21 @@ def test_unavailable_target_is_counted_apart_and_reported_once(tmp_path: Path) -
     unavailable = [f for f in result.findings if f.kind == "unavailable"]
     assert len(unavailable) == 1 and "built-in server not installed" in unavailable[0].message
     assert f"({int(fuse.sum())} runs)" in unavailable[0].message
+
+
+def test_a_direct_io_target_faster_than_native_is_not_called_a_cache_artifact(tmp_path: Path) -> None:
+    import pandas as pd
+
+    folder = tmp_path / "direct"
+    shutil.copytree(BASIC, folder)
+    runs = pd.read_csv(folder / "runs.csv")
+    runs.loc[runs["cell"] == "seqwrite-1m", "direct"] = True
+    runs.to_csv(folder / "runs.csv", index=False)
+    flagged = [f for f in analysis.analyse(analysis.load(folder)).findings if f.kind == "cache_artifact"]
+    assert [(f.cell, f.target) for f in flagged] == [("seqwrite-1m", "fuse")]
+    assert "O_DIRECT" in flagged[0].message and "cache artifact" not in flagged[0].message
+
+
+def test_a_buffered_target_faster_than_native_is_a_likely_cache_artifact(basic: analysis.Analysis) -> None:
+    flagged = [f for f in basic.findings if f.kind == "cache_artifact"]
+    assert len(flagged) == 1 and "likely a cache artifact" in flagged[0].message
