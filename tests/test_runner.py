@@ -79,6 +79,14 @@ def test_order_is_reproducible_from_the_seed_and_varies_across_repetitions() -> 
     assert len({tuple(order) for order in first.target_order}) > 1
 
 
+def test_each_target_takes_each_position_once_per_block_of_repetitions() -> None:
+    plan = make_plan(PLAN_SCENARIO, repeat=8, seed=5)  # 4 targets: two blocks of 4
+    names = sorted(t.name for t in PLAN_SCENARIO.targets)
+    for block in (plan.target_order[:4], plan.target_order[4:]):
+        for position in range(4):
+            assert sorted(order[position] for order in block) == names
+
+
 def test_estimate_counts_runtime_and_overheads() -> None:
     plan = make_plan(PLAN_SCENARIO, repeat=1, seed=1)
     fio_only = sum(run.cell.runtime * (2 if run.cell.cache == "warm" else 1) for run in plan.runs)
