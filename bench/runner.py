@@ -552,23 +552,25 @@ class _Session:
         watchdog = threading.Timer(timeout + HUNG_DAEMON_ABORT_S, abort_hung_connection, args=(mounted.connection,))
         watchdog.daemon = True
         sampled = None
-        proc = fio.start_fio(fio.build_argv(cell, paths, output))
-        try:
-            if sampler is not None:
-                sampler.start(proc.pid)
-            if mounted.connection is not None:
-                watchdog.start()
-            with self._abortable():
-                result = fio.wait_fio(proc, output, timeout)
-        except FioError as exc:
-            if aborted.is_set():
-                raise FioError(f"{exc}; the FUSE daemon stopped answering, so its connection was aborted") from None
-            raise
-        finally:
-            watchdog.cancel()
-            fio.stop_fio(proc)
-            if sampler is not None:
-                sampled = sampler.stop()
+        pages = fio.hugepages_needed(cell) if cell.buffers == "hugepages" else 0
+        with system.hugepages(pages):
+            proc = fio.start_fio(fio.build_argv(cell, paths, output))
+            try:
+                if sampler is not None:
+                    sampler.start(proc.pid)
+                if mounted.connection is not None:
+                    watchdog.start()
+                with self._abortable():
+                    result = fio.wait_fio(proc, output, timeout)
+            except FioError as exc:
+                if aborted.is_set():
+                    raise FioError(f"{exc}; the FUSE daemon stopped answering, so its connection was aborted") from None
+                raise
+            finally:
+                watchdog.cancel()
+                fio.stop_fio(proc)
+                if sampler is not None:
+                    sampled = sampler.stop()
         return result, sampled
 
     # -- fd pressure

@@ -154,6 +154,7 @@ _WORKLOAD_FIELDS: dict[str, tuple[Any, Any]] = {
     "fsync": (Annotated[int, Field(ge=0)], 0),
     "end_fsync": (bool, False),
     "cache": (Literal["cold", "warm"], "cold"),
+    "buffers": (Literal["malloc", "hugepages"], "malloc"),
 }
 SWEEPABLE = tuple(_WORKLOAD_FIELDS)
 

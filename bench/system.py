@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
 import platform
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 
+from bench.errors import BenchError
+
 DROP_CACHES = Path("/proc/sys/vm/drop_caches")
+NR_HUGEPAGES = Path("/proc/sys/vm/nr_hugepages")
+MEMINFO = Path("/proc/meminfo")
 FILE_NR = Path("/proc/sys/fs/file-nr")
 SLABINFO = Path("/proc/slabinfo")
 BACKING_FILE_SLAB = "bfilp"  # the kernel's internal struct backing_file (passthrough)
@@ -29,6 +35,38 @@ def drop_caches(level: int = 3) -> None:
     if level & 1:
         os.sync()
     DROP_CACHES.write_text(f"{level}\n")
+
+
+class HugePagesError(BenchError):
+    """The kernel could not set aside the huge pages a run needs."""
+
+
+def free_hugepages() -> int:
+    """Free huge pages of the default size (HugePages_Free in /proc/meminfo)."""
+    match = re.search(r"^HugePages_Free:\s+(\d+)", MEMINFO.read_text(), re.MULTILINE)
+    return int(match.group(1)) if match else 0
+
+
+@contextlib.contextmanager
+def hugepages(count: int) -> Iterator[None]:
+    """At least `count` free huge pages while the `with` body runs (root). Only the missing
+    ones are added to vm.nr_hugepages, and they are given back afterwards."""
+    missing = count - free_hugepages()
+    if missing <= 0:
+        yield
+        return
+    before = int(NR_HUGEPAGES.read_text())
+    try:
+        NR_HUGEPAGES.write_text(f"{before + missing}\n")
+        got = int(NR_HUGEPAGES.read_text()) - before
+        if got < missing:
+            raise HugePagesError(
+                f"buffers: hugepages needs {count} free 2 MiB huge pages; the kernel found only "
+                f"{got} of the {missing} missing (memory too fragmented: try again after "
+                "`echo 1 > /proc/sys/vm/compact_memory`, or use smaller bs x iodepth)")
+        yield
+    finally:
+        NR_HUGEPAGES.write_text(f"{before}\n")
 
 
 def file_nr() -> int:

@@ -14,12 +14,14 @@ from bench.fio import (
     build_argv,
     check_argv,
     fio_version,
+    hugepages_needed,
     parse_fio_output,
     percentile_from_bins,
     run_fio,
     start_fio,
 )
 from bench.scenario import SAFE_IOENGINES, ScenarioError, WorkloadCell, parse_scenario
+from bench.system import hugepages
 
 FIXTURES = Path(__file__).parent / "fixtures" / "fio"
 needs_fio = pytest.mark.skipif(fio_version() is None, reason="fio is not installed")
@@ -186,6 +188,22 @@ def test_defaults_leave_optional_options_out(tmp_path):
     assert opts["direct"] == "0" and opts["ioengine"] == "psync"
 
 
+def test_hugepage_buffers_ask_fio_for_shm_huge_pages(tmp_path):
+    c = cell("rw: read, bs: 1M, size: 4M, direct: true, buffers: hugepages")
+    assert options(build_argv(c, prepared(c, tmp_path), tmp_path / "o"))["mem"] == "shmhuge"
+    assert "mem" not in options(build_argv(cell(), prepared(cell(), tmp_path), tmp_path / "o"))
+
+
+@pytest.mark.parametrize(("workload", "pages"), [
+    ("bs: 4k", 3),
+    ("bs: 1M, iodepth: 4, ioengine: libaio", 4),  # fio 3.33 fails with 3
+    ("bs: 1M, iodepth: 32, ioengine: libaio", 18),  # and with 17
+    ("bs: 1M, numjobs: 3", 9),
+])
+def test_hugepages_needed_covers_every_jobs_buffer(workload, pages):
+    assert hugepages_needed(cell(f"rw: read, size: 4M, {workload}")) == pages
+
+
 def test_size_is_whole_files_whatever_numjobs(tmp_path):
     one, four = cell("rw: read, bs: 4k, size: 1M, nrfiles: 3"), cell("rw: read, bs: 4k, size: 1M, nrfiles: 3, numjobs: 4")
     assert options(build_argv(one, prepared(one, tmp_path), tmp_path / "o"))["size"] == str(3 * 85 * 4096)
@@ -329,6 +347,18 @@ def test_real_fio_run_through_build_argv(tmp_path):
     assert json.loads(output.read_text())["jobs"][0]["job options"]["rw"] == "randrw"  # raw output kept
     assert [f.stat().st_size for f in files] == before  # fio wrote inside the prepared files only
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fusebench-data", "run.json"]
+
+
+@pytest.mark.integration
+@needs_fio
+def test_real_fio_runs_on_huge_page_buffers(require_root, tmp_path):
+    c = cell("rw: read, bs: 1M, size: 8M, direct: true, runtime: 1s, buffers: hugepages, iodepth: 4, ioengine: libaio")
+    files = prepared(c, tmp_path)
+    with hugepages(hugepages_needed(c)):
+        result = run_fio(build_argv(c, files, tmp_path / "run.json"), timeout=30)
+    assert result.read.total_ios > 0
+    job = json.loads((tmp_path / "run.json").read_text())["jobs"][0]["job options"]
+    assert job["mem"] == "shmhuge"
 
 
 @pytest.mark.integration
