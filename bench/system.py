@@ -51,7 +51,7 @@ def free_hugepages() -> int:
 def hugepages(count: int) -> Iterator[None]:
     """At least `count` free huge pages while the `with` body runs (root). Only the missing
     ones are added to vm.nr_hugepages, and they are given back afterwards."""
-    missing = count - free_hugepages()
+    missing = count - free_hugepages() if count else 0
     if missing <= 0:
         yield
         return

@@ -68,11 +68,13 @@ class Batch:
     def reap(self, wait: int) -> int:
         """Collect finished reads into `events`, waiting for at least `wait` (0: none);
         returns how many. Clears the eventfd first: a completion posted after that sets it
-        again, so polling it never misses one."""
+        again, so polling it never misses one, and a clear eventfd means nothing finished
+        since the last reap (which takes every event there is): no io_getevents then."""
         try:
             os.read(self.eventfd, 8)
         except BlockingIOError:
-            pass
+            if not wait:
+                return 0
         while True:
             result = _syscall(SYS_IO_GETEVENTS, ctypes.c_ulong(self._ctx), ctypes.c_long(wait),
                               ctypes.c_long(self.slots), ctypes.c_void_p(self._events_addr), None)

@@ -79,18 +79,25 @@ class DataReplies:
         self._data, self._out = data, out
 
     def read(self, fd: int, unique: int, head: bytearray, at: int = 0) -> None:
-        """preadv into the reply buffer (from byte `at`), then header and data in one writev."""
+        """preadv into the reply buffer (from byte `at`), then answer with the bytes read."""
         fh, offset, size, _ = p.READ_IN.unpack_from(head, 40)
-        out = self._out[at : at + size]
         try:
-            got = os.preadv(fh, [out[:size]], offset)
+            got = os.preadv(fh, [self._out[at : at + size]], offset)
         except OSError as exc:
             reply_error(fd, unique, exc.errno, self._errors)
+            return
+        self.send_read(fd, unique, at, got)
+
+    def send_read(self, fd: int, unique: int, at: int, got: int) -> None:
+        """Answer a READ with the `got` bytes at byte `at` of the reply buffer (header and data
+        in one writev); a negative `got` is the read's -errno."""
+        if got < 0:
+            reply_error(fd, unique, -got, self._errors)
             return
         self._nbytes[0] += got
         p.OUT_HEADER.pack_into(self._read_hdr, 0, 16 + got, 0, unique)
         try:
-            os.writev(fd, [self._read_hdr, out[:got]])
+            os.writev(fd, [self._read_hdr, self._out[at : at + got]])
         except OSError:
             pass  # interrupted: the reader is gone
 
@@ -374,7 +381,6 @@ class Server:
         heads = [bytearray(p.IN_HEADER_SIZE + p.WRITE_IN_SIZE) for _ in range(slots)]
         data = io_buffer(self._bufsize)
         out = io_buffer(mw * slots)  # one page-aligned reply buffer per slot
-        datav, outv = memoryview(data), memoryview(out)
         out_addr = address(out)
         iovs = [[head, data] for head in heads]
         slot_unique = [0] * slots
@@ -382,7 +388,7 @@ class Server:
         free = list(range(slots))  # slots whose head and reply buffer are not in use
         queued: list[int] = []  # slots holding a READ not submitted yet
         in_flight = 0
-        replies = DataReplies(counters, datav, outv)
+        replies = DataReplies(counters, memoryview(data), memoryview(out))
         answer_read, answer_write = replies.read, replies.write
         requests, errors = counters.requests, counters.errors
         readv, unpack_head, unpack_io = os.readv, p.IN_HEADER_HEAD.unpack_from, p.READ_IN.unpack_from
@@ -432,7 +438,7 @@ class Server:
                     queued.clear()
             if in_flight:
                 done = batch.reap(0 if free else 1)
-                answer_done(batch, done, slot_fd, slot_unique, outv, counters, free)
+                answer_done(batch, done, slot_fd, slot_unique, replies, mw, free)
                 in_flight -= done
 
     @staticmethod
@@ -450,24 +456,13 @@ class Server:
             free.append(slot)
         return submitted
 
-    def _answer_done(self, batch: aio.Batch, count: int, slot_fd: list[int], slot_unique: list[int],
-                     outv: memoryview, counters: Counters, free: list[int]) -> None:
+    @staticmethod
+    def _answer_done(batch: aio.Batch, count: int, slot_fd: list[int], slot_unique: list[int],
+                     replies: DataReplies, slot_size: int, free: list[int]) -> None:
         """Answer the `count` finished reads in `batch.events`; their slots go back to `free`."""
-        mw = self.opts.max_write
-        hdr = bytearray(p.OUT_HEADER_SIZE)
-        pack_out, unpack_event, writev = p.OUT_HEADER.pack_into, aio.EVENT.unpack_from, os.writev
-        events, event_size, nbytes = batch.events, aio.EVENT.size, counters.bytes
+        unpack_event, events, event_size = aio.EVENT.unpack_from, batch.events, aio.EVENT.size
+        send_read = replies.send_read
         for i in range(count):
             slot, _, res, _ = unpack_event(events, i * event_size)
             free.append(slot)
-            unique, rfd = slot_unique[slot], slot_fd[slot]
-            if res < 0:
-                reply_error(rfd, unique, -res, counters.errors)
-                continue
-            nbytes[0] += res
-            pack_out(hdr, 0, 16 + res, 0, unique)
-            start = slot * mw
-            try:
-                writev(rfd, [hdr, outv[start : start + res]])
-            except OSError:
-                pass  # interrupted: the reader is gone
+            send_read(slot_fd[slot], slot_unique[slot], slot * slot_size, res)
