@@ -119,6 +119,20 @@ def _fuse_mounts_under(path: Path) -> list[str]:
     return [m.mountpoint for m in cleanup.mounts() if m.is_fuse and m.mountpoint.startswith(base)]
 
 
+def _bindfs_scenario(tmp_path: Path, workload: str) -> Path:
+    """A one-repetition scenario of `workload` on bindfs, written to tmp_path/s.yaml."""
+    path = tmp_path / "s.yaml"
+    path.write_text(scenario_text(targets=[BINDFS], repeat=1, workloads=[workload]))
+    return path
+
+
+def _wait_for_a_mount(tmp_path: Path, timeout: float = 30) -> None:
+    """Until a run started in the background has mounted something under tmp_path."""
+    deadline = time.monotonic() + timeout
+    while not _fuse_mounts_under(tmp_path) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 @pytest.fixture
 def bindfs(require_root: None, require_fio: None) -> None:
     if shutil.which("bindfs") is None:
@@ -278,21 +292,12 @@ def test_sigint_stops_cleanly_and_resume_completes(tmp_path: Path, bindfs: None)
 
 @pytest.mark.integration
 def test_second_sigint_abandons_the_current_run_and_unmounts(tmp_path: Path, bindfs: None) -> None:
-    path = tmp_path / "s.yaml"
-    path.write_text(
-        scenario_text(
-            targets=[BINDFS],
-            repeat=1,
-            workloads=["{name: long, rw: randread, bs: 4k, size: 8M, runtime: 30s, cache: warm}"],
-        )
-    )
+    path = _bindfs_scenario(tmp_path, "{name: long, rw: randread, bs: 4k, size: 8M, runtime: 30s, cache: warm}")
     out = tmp_path / "results"
     argv = [sys.executable, "-m", "bench", "run", str(path), "--out", str(out), "--workdir", str(tmp_path / "work")]
     proc = subprocess.Popen(argv, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 30
-        while not _fuse_mounts_under(tmp_path) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        _wait_for_a_mount(tmp_path)
         time.sleep(1.0)  # inside the unmeasured warm pass
         started = time.monotonic()
         proc.send_signal(signal.SIGINT)
@@ -313,21 +318,12 @@ def test_second_sigint_abandons_the_current_run_and_unmounts(tmp_path: Path, bin
 
 @pytest.mark.integration
 def test_a_killed_run_leaves_a_mount_that_the_next_run_clears(tmp_path: Path, bindfs: None) -> None:
-    path = tmp_path / "s.yaml"
-    path.write_text(
-        scenario_text(
-            targets=[BINDFS],
-            repeat=1,
-            workloads=["{name: rr, rw: randread, bs: 4k, size: 8M, runtime: 2s, cache: warm}"],
-        )
-    )
+    path = _bindfs_scenario(tmp_path, "{name: rr, rw: randread, bs: 4k, size: 8M, runtime: 2s, cache: warm}")
     work = tmp_path / "work"
     argv = [sys.executable, "-m", "bench", "run", str(path), "--workdir", str(work)]
     killed = subprocess.Popen([*argv, "--out", str(tmp_path / "killed")], cwd=tmp_path, stdout=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 30
-        while not _fuse_mounts_under(tmp_path) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        _wait_for_a_mount(tmp_path)
         assert _fuse_mounts_under(tmp_path), "the run never mounted"
     finally:
         killed.kill()  # no chance to unmount: what a crash leaves behind
