@@ -29,11 +29,11 @@ from scipy import stats
 from bench.errors import InputError
 from bench.results import FD_PRESSURE, FIO_DIR, MANIFEST, RUNS, SAMPLES, SCENARIO
 from bench.scenario import ScenarioError, cell_key, parse_scenario
-from bench.units import parse_size
+from bench.fusefs.units import parse_size
+from bench.vocabulary import PATTERNS
 
 GIB = float(1 << 30)
 LARGE_BS = 64 << 10
-SEQUENTIAL_RW = frozenset({"read", "write", "rw", "readwrite"})
 LATENCY_PERCENTILES = (1.0, 5.0, 10.0, 25.0, 50.0, 75.0, 90.0, 95.0, 99.0, 99.5, 99.9, 99.99)
 CPU_PARTS = ("fio_user_s", "fio_sys_s", "daemon_user_s", "daemon_sys_s")
 # Secondary per-run metrics summarised next to the primary one.
@@ -189,7 +189,8 @@ def primary_metric(rw: Any, bs: Any) -> str:
         size = parse_size(str(bs)) if pd.notna(bs) else 0
     except ValueError:
         size = 0
-    if (pd.notna(rw) and str(rw) in SEQUENTIAL_RW) or size >= LARGE_BS:
+    pattern = PATTERNS.get(str(rw)) if pd.notna(rw) else None
+    if (pattern is not None and pattern.sequential) or size >= LARGE_BS:
         return "bw_mib_s"
     return "iops"
 

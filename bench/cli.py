@@ -15,10 +15,20 @@ from pathlib import Path
 from types import ModuleType
 
 from bench import __version__
-from bench.argtypes import positive_int
-from bench.errors import EXIT_INTERRUPTED, EXIT_RUN_FAILED, BenchError, InputError
+from bench.errors import EXIT_INTERRUPTED, EXIT_FAILED, BenchError, InputError
 
 REPORT_FORMATS = ("html", "text", "markdown", "csv")
+
+
+def positive_int(text: str) -> int:
+    """A whole number >= 1 (argparse type)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    return value
 
 
 def _require(module: str, command: str) -> ModuleType:
@@ -157,4 +167,4 @@ def _guarded(command: Callable[[], int]) -> int:
     except BrokenPipeError:
         # The reader went away (`| head`); keep Python from failing again while flushing stdout at exit.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_RUN_FAILED
+        return EXIT_FAILED

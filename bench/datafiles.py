@@ -20,13 +20,13 @@ from pathlib import Path
 
 from bench.errors import BenchError
 from bench.scenario import WorkloadCell, cell_key
-from bench.units import format_size
+from bench.fusefs.units import format_size
+from bench.vocabulary import PATTERNS
 
 DATA_DIR = "fusebench-data"
 MARKER = ".fusebench-content.json"
 CONTENT_VERSION = 1
 CHUNK = 1 << 20
-READ_ONLY_MODES = ("read", "randread")
 _SAFE_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 
 
@@ -46,7 +46,7 @@ def file_size(cell: WorkloadCell) -> int:
 
 def data_dir(cell: WorkloadCell) -> Path:
     """The cell's file-set directory, relative to the source directory."""
-    if cell.rw in READ_ONLY_MODES:
+    if not PATTERNS[cell.rw].writes:
         name = f"read-{format_size(file_size(cell))}x{cell.nrfiles}"
     else:
         name = f"write-{cell_key(cell).lower()}"

@@ -16,7 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import cleanup, system
+from bench import system
+from bench.fusefs import kernel, mounts
 from bench.errors import EXIT_BAD_INPUT, EXIT_OK, BenchError
 from bench.fio import fio_version
 from bench.scenario import PassthroughTarget
@@ -24,7 +25,6 @@ from bench.targets import open_target, target_unavailable_reason
 from bench.tracing import tracing_unavailable_reason
 
 OK, MISSING, WARN = "ok", "missing", "warn"
-PASSTHROUGH_MIN_KERNEL = (6, 9)
 ENABLE_URING = Path("/sys/module/fuse/parameters/enable_uring")
 CAP_SYS_ADMIN = 21
 NOFILE_WANTED = 65536  # fd_pressure scenarios open tens of thousands of files
@@ -88,16 +88,16 @@ def check_privileges() -> Check:
 
 
 def check_kernel() -> Check:
-    version = system.kernel_version()
+    version = kernel.kernel_version()
     shown = f"{version[0]}.{version[1]}"
-    ok = version >= PASSTHROUGH_MIN_KERNEL
+    ok = version >= kernel.PASSTHROUGH_MIN_KERNEL
     return _needed(
         ok, "kernel", f"{shown} (passthrough needs 6.9+)", "boot a 6.9 or newer kernel for the passthrough target"
     )
 
 
 def check_passthrough_config() -> Check:
-    value = system.kernel_config("CONFIG_FUSE_PASSTHROUGH")
+    value = kernel.kernel_config("CONFIG_FUSE_PASSTHROUGH")
     if value is None:
         return Check(
             "CONFIG_FUSE_PASSTHROUGH",
@@ -145,7 +145,7 @@ def check_passthrough_live() -> Check:
 
 def _remove_unmounted(workdir: Path) -> None:
     # Never recurse into a directory that might still be a mountpoint.
-    if not any(entry.mountpoint.startswith(str(workdir)) for entry in cleanup.mounts()):
+    if not any(entry.mountpoint.startswith(str(workdir)) for entry in mounts.mounts()):
         shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -1,15 +1,17 @@
-"""Errors that end a command with a message instead of a traceback."""
+"""Errors that end a command with a message instead of a traceback, and the exit statuses
+(0 ok, 1 a run failed, 2 bad input; shared with the built-in server) plus 130 for Ctrl-C."""
 
-EXIT_OK = 0
-EXIT_RUN_FAILED = 1
-EXIT_BAD_INPUT = 2
+from bench.fusefs.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
+
+__all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "BenchError", "InputError"]
+
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 
 class BenchError(Exception):
     """An error with a message for the user and the exit status it deserves."""
 
-    exit_code = EXIT_RUN_FAILED
+    exit_code = EXIT_FAILED
 
 
 class InputError(BenchError):

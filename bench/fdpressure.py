@@ -48,7 +48,7 @@ from typing import Any
 import psutil
 
 import bench
-from bench.cleanup import abort_connection
+from bench.fusefs.mounts import abort_connection
 from bench.columns import FD_PRESSURE_COLUMNS
 from bench.errors import BenchError, InputError
 from bench.results import STATUS_FAILED, STATUS_OK, STATUS_UNAVAILABLE

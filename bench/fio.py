@@ -1,4 +1,4 @@
-"""fio: a typed workload cell -> a safe argv, running it, and parsing its json+ output.
+"""fio: a typed workload cell -> a safe argv, and running it (its output: bench.fio_output).
 
 fio only ever sees options from the allow-list below, with values generated from the
 validated cell; files are ones bench.datafiles created. No job file, no shell.
@@ -6,20 +6,17 @@ validated cell; files are ones bench.datafiles created. No job file, no shell.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
 import stat
 import subprocess
-from collections import Counter
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
 from bench.datafiles import FILE_PREFIX, file_size
-from bench.errors import BenchError
-from bench.scenario import SAFE_IOENGINES, WorkloadCell
+from bench.fio_output import FioError, FioResult, parse_fio_output
+from bench.scenario import WorkloadCell
+from bench.vocabulary import IOENGINES
 
 FIO = "fio"
 # Everything build_argv may emit.
@@ -34,12 +31,7 @@ _CLEAN_VALUE = re.compile(r"[A-Za-z0-9_./+@-]+")
 # The one value with a '$': fio's own file counter, naming the files prepare_files made.
 FILENAME_FORMAT = FILE_PREFIX + "$filenum"
 _FORBIDDEN_ROOTS = (Path("/dev"), Path("/proc"), Path("/sys"))
-PERCENTILES = {"p50": 50.0, "p99": 99.0, "p999": 99.9}
 HUGE_PAGE = 2 << 20  # fio's default hugepage-size, the x86-64 default huge page
-
-
-class FioError(BenchError):
-    """fio could not run, failed, or produced output that cannot be parsed."""
 
 
 # ---------------------------------------------------------------- argv
@@ -160,8 +152,8 @@ def check_argv(argv: list[str]) -> None:
             reason = _path_refusal(Path(value))
             if reason:
                 raise FioError(f"refusing fio argument {arg[:200]!r}: {reason}")
-        if key == "ioengine" and value not in SAFE_IOENGINES:
-            raise FioError(f"refusing ioengine {value!r}: not one of {', '.join(SAFE_IOENGINES)}")
+        if key == "ioengine" and value not in IOENGINES:
+            raise FioError(f"refusing ioengine {value!r}: not one of {', '.join(IOENGINES)}")
         seen.add(key)
     # Without these fio would pick files of its own naming, in the current directory.
     missing = {"directory", "filename_format", "output"} - seen
@@ -254,160 +246,3 @@ def fio_version() -> str | None:
         return None
     version = done.stdout.strip()
     return version if done.returncode == 0 and version else None
-
-
-# ---------------------------------------------------------------- parsing
-
-
-class _Raw(BaseModel):
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
-
-
-class _RawLatency(_Raw):
-    mean: float = 0.0
-    N: int = 0
-    percentile: dict[float, float] = {}
-    bins: dict[int, int] = {}
-
-
-class _RawDirection(_Raw):
-    io_bytes: int
-    bw_bytes: float
-    iops: float
-    runtime: int
-    total_ios: int
-    clat_ns: _RawLatency = _RawLatency()
-    lat_ns: _RawLatency = _RawLatency()
-
-
-class _RawJob(_Raw):
-    jobname: str
-    error: int = 0
-    job_runtime: int = 0
-    usr_cpu: float
-    sys_cpu: float
-    ctx: int
-    read: _RawDirection
-    write: _RawDirection
-
-
-class _RawOutput(_Raw):
-    version: str = Field(alias="fio version")
-    jobs: list[_RawJob] = Field(min_length=1)
-
-
-class Direction(BaseModel):
-    """One direction (read or write) summed over fio's job records; latencies in microseconds."""
-
-    model_config = ConfigDict(frozen=True)
-
-    io_bytes: int
-    bw_bytes: float
-    bw_mib_s: float
-    iops: float
-    total_ios: int
-    runtime_ms: int
-    clat_mean_us: float | None
-    clat_p50_us: float | None
-    clat_p99_us: float | None
-    clat_p999_us: float | None
-    lat_mean_us: float | None
-    clat_bins: dict[int, int]  # json+ histogram: completion latency (ns) -> count; sums across runs
-
-
-class FioResult(BaseModel):
-    """One fio run. CPU percentages are of the jobs' runtime, as fio's group_reporting defines them."""
-
-    model_config = ConfigDict(frozen=True)
-
-    version: str
-    error: int  # always 0: a job error raises FioError instead
-    jobs: int  # job records in the output (1 with group_reporting)
-    read: Direction
-    write: Direction
-    usr_cpu: float
-    sys_cpu: float
-    ctx: int
-    runtime_s: float
-
-
-def parse_fio_output(text: str) -> FioResult:
-    """Parse fio's json (or json+) output; text before the JSON (warnings) is skipped."""
-    start = re.search(r"^\{", text, re.MULTILINE)
-    if start is None:
-        raise FioError(f"fio output holds no JSON: {text.strip()[:200]!r}")
-    try:
-        data, _ = json.JSONDecoder().raw_decode(text, start.start())
-        raw = _RawOutput.model_validate(data)
-    except json.JSONDecodeError as exc:
-        raise FioError(f"fio output is not valid JSON (line {exc.lineno}: {exc.msg}); fio may have been killed") from None
-    except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise FioError(f"fio output lacks what fusebench needs: {where}: {first['msg']}") from None
-    for job in raw.jobs:
-        if job.error:
-            raise FioError(f"fio job {job.jobname!r} failed with error {job.error} ({os.strerror(job.error)})")
-    cpu_ms = sum(job.job_runtime for job in raw.jobs)
-    return FioResult(
-        version=raw.version,
-        error=0,
-        jobs=len(raw.jobs),
-        read=_direction([job.read for job in raw.jobs]),
-        write=_direction([job.write for job in raw.jobs]),
-        usr_cpu=sum(job.usr_cpu * job.job_runtime for job in raw.jobs) / cpu_ms if cpu_ms else 0.0,
-        sys_cpu=sum(job.sys_cpu * job.job_runtime for job in raw.jobs) / cpu_ms if cpu_ms else 0.0,
-        ctx=sum(job.ctx for job in raw.jobs),
-        runtime_s=max(max(job.read.runtime, job.write.runtime) for job in raw.jobs) / 1000,
-    )
-
-
-def _direction(parts: list[_RawDirection]) -> Direction:
-    bins: Counter[int] = Counter()
-    for part in parts:
-        bins.update(part.clat_ns.bins)
-    if not sum(part.total_ios for part in parts):
-        percentiles = dict.fromkeys(PERCENTILES)
-    elif len(parts) == 1:
-        fio_says = parts[0].clat_ns.percentile
-        percentiles = {name: fio_says.get(p) for name, p in PERCENTILES.items()}
-    else:
-        # Percentiles of separate jobs cannot be averaged: recompute them from the merged histogram.
-        percentiles = {name: percentile_from_bins(bins, p) for name, p in PERCENTILES.items()}
-    bw_bytes = sum(part.bw_bytes for part in parts)
-    return Direction(
-        io_bytes=sum(part.io_bytes for part in parts),
-        bw_bytes=bw_bytes,
-        bw_mib_s=bw_bytes / (1 << 20),
-        iops=sum(part.iops for part in parts),
-        total_ios=sum(part.total_ios for part in parts),
-        runtime_ms=max(part.runtime for part in parts),
-        clat_mean_us=_mean_us([part.clat_ns for part in parts]),
-        clat_p50_us=_us(percentiles["p50"]),
-        clat_p99_us=_us(percentiles["p99"]),
-        clat_p999_us=_us(percentiles["p999"]),
-        lat_mean_us=_mean_us([part.lat_ns for part in parts]),
-        clat_bins=dict(sorted(bins.items())),
-    )
-
-
-def percentile_from_bins(bins: dict[int, int], percentile: float) -> float | None:
-    """fio's own rule: the first bin value whose cumulative count reaches percentile% of all."""
-    total = sum(bins.values())
-    if not total:
-        return None
-    seen = 0
-    for value, count in sorted(bins.items()):
-        seen += count
-        if seen >= percentile / 100 * total:
-            return float(value)
-    return float(max(bins))
-
-
-def _mean_us(latencies: list[_RawLatency]) -> float | None:
-    samples = sum(lat.N for lat in latencies)
-    return sum(lat.mean * lat.N for lat in latencies) / samples / 1000 if samples else None
-
-
-def _us(ns: float | None) -> float | None:
-    return None if ns is None else ns / 1000

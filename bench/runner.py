@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import bench
-from bench import cleanup, datafiles, fio, system
+from bench import datafiles, fio, leftovers, system
+from bench.fusefs import mounts
 from bench.columns import RUN_COLUMNS
-from bench.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_RUN_FAILED, BenchError, InputError
+from bench.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_FAILED, BenchError, InputError
 from bench.fdpressure import run_fd_pressure
 from bench.fio import FioError, FioResult
 from bench.monitor import SAMPLE_COLUMNS, Monitor, MonitorResult
@@ -61,7 +62,8 @@ from bench.targets import (
     target_unavailable_reason,
 )
 from bench.tracing import RequestTracer, tracing_unavailable_reason
-from bench.units import format_size
+from bench.fusefs.units import format_size
+from bench.vocabulary import PATTERNS
 
 DEFAULT_WORKDIR_ROOT = Path("/var/tmp/fusebench")
 
@@ -75,8 +77,6 @@ FD_PRESSURE_STEP_S = 5.0  # fresh mount, open/hold/close, settle, unmount (rough
 FIO_TIMEOUT_MARGIN_S = 60.0
 # Past fio's timeout, the FUSE connection is aborted after this long (fio's own stop goes first).
 HUNG_DAEMON_ABORT_S = 1.0
-READING = ("read", "randread", "rw", "readwrite", "randrw")
-WRITING = ("write", "randwrite", "rw", "readwrite", "randrw")
 
 
 # ---------------------------------------------------------------- plan
@@ -346,7 +346,7 @@ class _Session:
     def execute(self) -> int:
         self._preflight()
         with self._lock_workdir():
-            for message in cleanup.clear_leftovers():
+            for message in leftovers.clear_leftovers():
                 self.say(f"cleared leftover of an earlier run: {message}")
             unavailable = self._check_targets()
             writer, manifest, pending = self._open_results()
@@ -470,7 +470,7 @@ class _Session:
         self.say(f"done: {summary or 'no runs'}{fd_pressure} in {self.out}")
         if counts[STATUS_FAILED] or manifest.fd_pressure == STATUS_FAILED:
             self.say(f"some runs failed; their `error` column in {self.out / 'runs.csv'} says why")
-            return EXIT_RUN_FAILED
+            return EXIT_FAILED
         return EXIT_OK
 
     # -- one run
@@ -547,7 +547,7 @@ class _Session:
 
         def abort_hung_connection(connection: int) -> None:
             aborted.set()
-            cleanup.abort_connection(connection)
+            mounts.abort_connection(connection)
 
         watchdog = threading.Timer(timeout + HUNG_DAEMON_ABORT_S, abort_hung_connection, args=(mounted.connection,))
         watchdog.daemon = True
@@ -728,8 +728,9 @@ def _base_row(run: PlannedRun) -> dict[str, Any]:
 
 
 def _fill_fio(row: dict[str, Any], cell: WorkloadCell, result: FioResult) -> None:
-    for prefix, direction, modes in (("read", result.read, READING), ("write", result.write, WRITING)):
-        if cell.rw not in modes:
+    pattern = PATTERNS[cell.rw]
+    for prefix, direction, used in (("read", result.read, pattern.reads), ("write", result.write, pattern.writes)):
+        if not used:
             continue
         row[f"{prefix}_bw_mib_s"] = direction.bw_mib_s
         row[f"{prefix}_iops"] = direction.iops

@@ -25,17 +25,17 @@ from pydantic import (
 )
 
 from bench.errors import InputError
-from bench.units import format_size, parse_duration, parse_size
+from bench.fusefs.options import Option, conflicts, scenario_options
+from bench.fusefs.units import format_size, parse_duration, parse_size
+from bench.vocabulary import ASYNC_IOENGINES, IOENGINES, MIXED, RW_NAMES
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=64)]
 Size = Annotated[int, BeforeValidator(parse_size)]
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 
-SAFE_IOENGINES = ("sync", "psync", "vsync", "pvsync", "pvsync2", "libaio", "io_uring", "posixaio", "mmap")
-RwMode = Literal["read", "write", "randread", "randwrite", "rw", "readwrite", "randrw"]
-IoEngine = Literal["sync", "psync", "vsync", "pvsync", "pvsync2", "libaio", "io_uring", "posixaio", "mmap"]
-FdPolicy = Literal["keep", "close", "cache"]
+RwMode = Literal[RW_NAMES]
+IoEngine = Literal[IOENGINES]
 
 
 class ScenarioError(InputError):
@@ -64,41 +64,52 @@ class NativeTarget(_Strict):
     type: Literal["native"]
 
 
+def _option_field(option: Option) -> tuple[Any, Any]:
+    """A server option as a scenario key: its type, default, limits and description."""
+    if option.choices:
+        annotation: Any = Literal[option.choices]
+    elif option.seconds:
+        annotation = Duration
+    else:
+        annotation = option.type
+    if option.default is None:
+        annotation = annotation | None
+    limits = {"ge": option.minimum, "le": option.maximum, "gt": option.above}
+    return annotation, Field(default=option.default, description=option.help,
+                             **{key: value for key, value in limits.items() if value is not None})
+
+
 class _BuiltinTarget(_Strict):
-    """Options shared by both modes of the built-in server (bench.fusefs)."""
+    """The built-in server (bench.fusefs); its option keys come from bench.fusefs.options."""
 
     name: Name
-    threads: int | None = Field(default=None, ge=1, le=256, description="worker threads; default: CPU count")
-    max_pages: int = Field(default=256, ge=1, le=256, description="pages per request (256 = 1 MiB)")
-    max_background: int = Field(default=64, ge=1, le=65535)
-    keep_cache: bool = False
-    direct_io: bool = False
-    attr_timeout: Duration = 1.0
-    entry_timeout: Duration = 1.0
-    xattr: Literal["on", "off"] = "off"
-
-
-class FuseTarget(_BuiltinTarget):
-    """Built-in server with passthrough off: every read and write goes through the daemon."""
-
-    type: Literal["fuse"]
-    writeback_cache: bool = False
-
-
-class PassthroughTarget(_BuiltinTarget):
-    """Built-in server with passthrough on: the kernel reads and writes the backing file."""
-
-    type: Literal["passthrough"]
-    fd_policy: FdPolicy = "keep"
-    cache_size: int = Field(default=1024, ge=1, description="LRU size of backing ids for fd_policy cache")
 
     @model_validator(mode="after")
-    def _passthrough_rules(self) -> PassthroughTarget:
-        if self.keep_cache:
-            raise ValueError("keep_cache cannot be combined with passthrough (the kernel fails such opens with EIO)")
-        if self.direct_io:
-            raise ValueError("direct_io cannot be combined with passthrough (it silently sends every read and write to the daemon again)")
+    def _mode_rules(self):
+        for key, why in conflicts(MODE_OF_TYPE[self.type], self.model_dump()):
+            raise LocatedError((key,), why)
         return self
+
+
+MODE_OF_TYPE = {"fuse": "plain", "passthrough": "passthrough"}
+
+
+def _builtin_target(name: str, doc: str, kind: str) -> type[_BuiltinTarget]:
+    fields = {option.name: _option_field(option) for option in scenario_options(MODE_OF_TYPE[kind])}
+    return create_model(name, __base__=_BuiltinTarget, __doc__=doc, type=(Literal[kind], ...), **fields)
+
+
+FuseTarget = _builtin_target(
+    "FuseTarget", "Built-in server with passthrough off: every read and write goes through the daemon.", "fuse")
+PassthroughTarget = _builtin_target(
+    "PassthroughTarget", "Built-in server with passthrough on: the kernel reads and writes the backing file.",
+    "passthrough")
+
+
+def builtin_options(target: FuseTarget | PassthroughTarget) -> dict[str, Any]:
+    """The server options of a built-in target (mode included), for bench.fusefs.options.server_argv."""
+    values = target.model_dump(exclude={"name", "type"})
+    return {"mode": MODE_OF_TYPE[target.type], **values}
 
 
 class ExternalTarget(_Strict):
@@ -166,14 +177,14 @@ class _CellChecks(_Strict):
             raise LocatedError(("size",), f"size {format_size(self.size)} is not a multiple of bs {format_size(self.bs)}")
         if self.size // self.nrfiles < self.bs:
             raise LocatedError(("nrfiles",), "size / nrfiles is smaller than bs: each file needs at least one block")
-        if self.rwmixread is not None and self.rw not in ("rw", "readwrite", "randrw"):
-            raise LocatedError(("rwmixread",), "rwmixread only applies to rw, readwrite and randrw")
+        if self.rwmixread is not None and self.rw not in MIXED:
+            raise LocatedError(("rwmixread",), f"rwmixread only applies to {', '.join(MIXED)}")
         if self.openfiles is not None and self.openfiles > self.nrfiles:
             raise LocatedError(("openfiles",), "openfiles cannot exceed nrfiles")
-        if self.iodepth > 1 and self.ioengine not in ("libaio", "io_uring", "posixaio"):
+        if self.iodepth > 1 and self.ioengine not in ASYNC_IOENGINES:
             raise LocatedError(
                 ("iodepth",),
-                f"iodepth {self.iodepth} needs an async ioengine (libaio, io_uring, posixaio); "
+                f"iodepth {self.iodepth} needs an async ioengine ({', '.join(ASYNC_IOENGINES)}); "
                 f"{self.ioengine} does one I/O at a time",
             )
         return self

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import gzip
 import os
 import platform
 import re
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import psutil
 
+from bench import leftovers
 from bench.errors import BenchError
 
 DROP_CACHES = Path("/proc/sys/vm/drop_caches")
@@ -56,6 +56,8 @@ def hugepages(count: int) -> Iterator[None]:
         yield
         return
     before = int(NR_HUGEPAGES.read_text())
+    # Recorded first: a run killed while the pages are set aside still gets them back (leftovers).
+    entry = leftovers.register("hugepages", settings={str(NR_HUGEPAGES): str(before)})
     try:
         NR_HUGEPAGES.write_text(f"{before + missing}\n")
         got = int(NR_HUGEPAGES.read_text()) - before
@@ -67,6 +69,7 @@ def hugepages(count: int) -> Iterator[None]:
         yield
     finally:
         NR_HUGEPAGES.write_text(f"{before}\n")
+        leftovers.unregister(entry)
 
 
 def file_nr() -> int:
@@ -96,27 +99,6 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
-
-
-def kernel_config(option: str) -> str | None:
-    """The value of a kernel config option ('y', 'm', ...) from /proc/config.gz or /boot; None if unknown."""
-    candidates = [Path("/proc/config.gz"), Path(f"/boot/config-{platform.release()}")]
-    pattern = re.compile(rf"^{re.escape(option)}=(.*)$", re.MULTILINE)
-    for path in candidates:
-        try:
-            raw = path.read_bytes()
-        except OSError:
-            continue
-        text = gzip.decompress(raw).decode() if path.suffix == ".gz" else raw.decode()
-        match = pattern.search(text)
-        return match.group(1) if match else "n"
-    return None
-
-
-def kernel_version() -> tuple[int, int]:
-    """(major, minor) of the running kernel."""
-    match = re.match(r"(\d+)\.(\d+)", platform.release())
-    return (int(match.group(1)), int(match.group(2))) if match else (0, 0)
 
 
 def host_info() -> dict:

@@ -1,14 +1,12 @@
 """Mount and unmount the file systems fio runs against: native, built-in FUSE server, external server.
 
 `open_target()` is a context manager that unmounts on every exit path (normal, exception,
-Ctrl-C, a dead or hung daemon) and records the mount in the cleanup state file while it lives.
+Ctrl-C, a dead or hung daemon) and records the mount in the leftovers registry while it lives.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
-import importlib.util
 import json
 import logging
 import os
@@ -22,10 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from bench import cleanup
-from bench.cleanup import ProcessId
+from bench import leftovers
 from bench.errors import BenchError
-from bench.scenario import ExternalTarget, FuseTarget, NativeTarget, PassthroughTarget
+from bench.fusefs import mounts
+from bench.fusefs.kernel import passthrough_unavailable_reason
+from bench.fusefs.options import server_argv
+from bench.processes import ProcessId, end_process, live_process
+from bench.scenario import ExternalTarget, FuseTarget, NativeTarget, PassthroughTarget, builtin_options
 
 log = logging.getLogger(__name__)
 
@@ -90,17 +91,6 @@ class MountedTarget:
 # ---------------------------------------------------------------- availability
 
 
-def _builtin_reason(target: FuseTarget | PassthroughTarget) -> str | None:
-    try:
-        if importlib.util.find_spec(f"{BUILTIN_MODULE}.cli") is None:
-            return f"the built-in FUSE server ({BUILTIN_MODULE}) is not installed"
-        if isinstance(target, PassthroughTarget):
-            return importlib.import_module(BUILTIN_MODULE).passthrough_unavailable_reason()
-    except Exception as exc:  # a broken server module must not crash the planner
-        return f"the built-in FUSE server ({BUILTIN_MODULE}) cannot be loaded: {exc}"
-    return None
-
-
 def target_unavailable_reason(target: AnyTarget) -> str | None:
     """Why `target` cannot run on this machine, or None when it can."""
     if isinstance(target, NativeTarget):
@@ -114,41 +104,18 @@ def target_unavailable_reason(target: AnyTarget) -> str | None:
         if shutil.which(command) is None:
             return f"command {command!r} not found on PATH"
         return None
-    return _builtin_reason(target)
+    if isinstance(target, PassthroughTarget):
+        return passthrough_unavailable_reason()
+    return None
 
 
 # ---------------------------------------------------------------- built-in argv
 
-# scenario field -> command-line flag of bench.fusefs; bools become bare flags when true.
-_BUILTIN_FLAGS = {
-    "fd_policy": "--fd-policy",
-    "cache_size": "--cache-size",
-    "threads": "--threads",
-    "max_pages": "--max-pages",
-    "max_background": "--max-background",
-    "writeback_cache": "--writeback-cache",
-    "keep_cache": "--keep-cache",
-    "direct_io": "--direct-io",
-    "attr_timeout": "--attr-timeout",
-    "entry_timeout": "--entry-timeout",
-    "xattr": "--xattr",
-}
-
-
 def builtin_argv(target: FuseTarget | PassthroughTarget, source: Path, mountpoint: Path, stats_file: Path,
                  stats_interval: float, nofile: int | None) -> list[str]:
     """The command line of the built-in server for `target`."""
-    mode = "passthrough" if isinstance(target, PassthroughTarget) else "plain"
-    argv = [sys.executable, "-m", BUILTIN_MODULE, str(source), str(mountpoint), "--mode", mode]
-    for name, flag in _BUILTIN_FLAGS.items():
-        value = getattr(target, name, None)
-        if value is None or value is False:
-            continue
-        argv += [flag] if value is True else [flag, str(value)]
-    argv += ["--stats-file", str(stats_file), "--stats-interval", str(stats_interval)]
-    if nofile is not None:
-        argv += ["--nofile", str(nofile)]
-    return argv
+    values = dict(builtin_options(target), stats_file=stats_file, stats_interval=stats_interval, nofile=nofile)
+    return [sys.executable, "-m", BUILTIN_MODULE, str(source), str(mountpoint), *server_argv(values)]
 
 
 # ---------------------------------------------------------------- server process
@@ -185,7 +152,7 @@ def _start(argv: list[str], log_file: Path, nofile: int | None) -> subprocess.Po
 
 def _wait_mounted(name: str, popen: subprocess.Popen, mountpoint: Path, timeout: float, log_file: Path) -> None:
     deadline = time.monotonic() + timeout
-    while not cleanup.is_mounted(mountpoint):
+    while not mounts.is_mounted(mountpoint):
         code = popen.poll()
         if code not in (None, 0):
             raise _server_failed(name, f"server exited with status {code} before mounting {mountpoint}", log_file)
@@ -200,7 +167,7 @@ def _find_daemon(popen: subprocess.Popen, connection: int | None, may_daemonize:
     settle_until = time.monotonic() + (DAEMONIZE_SETTLE_S if may_daemonize else 0.0)
     while True:
         running = popen.poll() is None
-        holders = cleanup.connection_holders(connection) if connection is not None else []
+        holders = mounts.connection_holders(connection) if connection is not None else []
         others = [pid for pid in holders if pid != popen.pid]
         if not running:
             # Daemonized; no holder means a kernel without fuse_connection in fdinfo (< 6.16).
@@ -230,24 +197,24 @@ def _stop(name: str, popen: subprocess.Popen, mountpoint: Path, daemon: ProcessI
           connection: int | None, timeout: float) -> None:
     """Unmount, then end the started process and the daemon it forked."""
     try:
-        daemon_dead = daemon is not None and cleanup.live_process(daemon) is None
-        if daemon_dead and connection is not None and cleanup.is_mounted(mountpoint):
+        daemon_dead = daemon is not None and live_process(daemon) is None
+        if daemon_dead and connection is not None and mounts.is_mounted(mountpoint):
             # Anything blocked on a mount whose daemon died waits until the connection is aborted.
-            cleanup.abort_connection(connection)
-        cleanup.unmount(mountpoint, timeout, connection=connection)
-    except cleanup.CleanupError as exc:
+            mounts.abort_connection(connection)
+        mounts.unmount(mountpoint, timeout, connection=connection)
+    except OSError as exc:
         raise TargetError(f"target {name}: {exc}") from None
     finally:
         _end_started(popen, timeout)
         if daemon is not None and daemon.pid != popen.pid:
-            cleanup.end_process(daemon, timeout)
+            end_process(daemon, timeout)
 
 
 @contextlib.contextmanager
 def _serve(name: str, type_: str, argv: list[str], mountpoint: Path, workdir: Path, *, nofile: int | None,
            ready_timeout: float, stop_timeout: float, may_daemonize: bool,
            stats_file: Path | None = None) -> Iterator[MountedTarget]:
-    if cleanup.is_mounted(mountpoint):
+    if mounts.is_mounted(mountpoint):
         raise TargetError(f"target {name}: {mountpoint} is already mounted (a leftover? see `grep fuse /proc/mounts`)")
     mountpoint.mkdir(parents=True, exist_ok=True)
     if stats_file is not None:
@@ -255,23 +222,23 @@ def _serve(name: str, type_: str, argv: list[str], mountpoint: Path, workdir: Pa
     log_file = workdir / f"{name}.server.log"
     # Recorded before the server starts: a run killed the moment the mount appears (before it
     # could note the server) still leaves the next run a mountpoint to clear.
-    entry = cleanup.register(name, mountpoint=mountpoint)
+    entry = leftovers.register(name, mountpoint=mountpoint)
     try:
         popen = _start(argv, log_file, nofile)
     except OSError as exc:
-        cleanup.unregister(entry)
+        leftovers.unregister(entry)
         raise TargetError(f"target {name}: cannot start {argv[0]}: {exc.strerror}") from None
     started = ProcessId.of(popen.pid)
     if started:
-        cleanup.update(entry, add_processes=[started])
+        leftovers.update(entry, add_processes=[started])
     daemon: ProcessId | None = None
     connection: int | None = None
     try:
         _wait_mounted(name, popen, mountpoint, ready_timeout, log_file)
-        connection = cleanup.connection_id(mountpoint)
+        connection = mounts.connection_id(mountpoint)
         daemon_pid = _find_daemon(popen, connection, may_daemonize)
         daemon = ProcessId.of(daemon_pid) if daemon_pid is not None else None
-        cleanup.update(entry, connection=connection, add_processes=[daemon] if daemon else [])
+        leftovers.update(entry, connection=connection, add_processes=[daemon] if daemon else [])
         mounted = MountedTarget(name=name, type=type_, path=mountpoint, mountpoint=mountpoint,
                                 daemon_pid=daemon.pid if daemon else None, stats_file=stats_file,
                                 connection=connection, log_file=log_file)
@@ -282,10 +249,10 @@ def _serve(name: str, type_: str, argv: list[str], mountpoint: Path, workdir: Pa
         except BenchError as exc:
             log.warning("%s", exc)  # the original exception matters more
         else:
-            cleanup.unregister(entry)
+            leftovers.unregister(entry)
         raise
     _stop(name, popen, mountpoint, daemon, connection, stop_timeout)
-    cleanup.unregister(entry)
+    leftovers.unregister(entry)
 
 
 def open_target(target: AnyTarget, source: Path, workdir: Path, *, nofile: int | None = None,

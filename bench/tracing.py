@@ -31,7 +31,6 @@ import errno
 import fcntl
 import functools
 import os
-import platform
 import re
 import struct
 import subprocess
@@ -40,21 +39,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from bench import cleanup
 from bench.errors import BenchError
+from bench.fusefs import libc
+from bench.fusefs.mounts import mounts
+from bench.fusefs.protocol import Opcode
 
-OPCODES: dict[str, int] = {
-    "LOOKUP": 1, "FORGET": 2, "GETATTR": 3, "SETATTR": 4, "READLINK": 5, "SYMLINK": 6,
-    "MKNOD": 8, "MKDIR": 9, "UNLINK": 10, "RMDIR": 11, "RENAME": 12, "LINK": 13,
-    "OPEN": 14, "READ": 15, "WRITE": 16, "STATFS": 17, "RELEASE": 18, "FSYNC": 20,
-    "SETXATTR": 21, "GETXATTR": 22, "LISTXATTR": 23, "REMOVEXATTR": 24, "FLUSH": 25,
-    "INIT": 26, "OPENDIR": 27, "READDIR": 28, "RELEASEDIR": 29, "FSYNCDIR": 30,
-    "GETLK": 31, "SETLK": 32, "SETLKW": 33, "ACCESS": 34, "CREATE": 35, "INTERRUPT": 36,
-    "BMAP": 37, "DESTROY": 38, "IOCTL": 39, "POLL": 40, "NOTIFY_REPLY": 41,
-    "BATCH_FORGET": 42, "FALLOCATE": 43, "READDIRPLUS": 44, "RENAME2": 45, "LSEEK": 46,
-    "COPY_FILE_RANGE": 47, "SETUPMAPPING": 48, "REMOVEMAPPING": 49, "SYNCFS": 50,
-    "TMPFILE": 51, "STATX": 52, "COPY_FILE_RANGE_64": 53,
-}
+OPCODES: dict[str, int] = {op.name: op.value for op in Opcode}
 # Every opcode is counted whatever is asked; these only choose the names counts() lists.
 DEFAULT_OPCODES: tuple[str, ...] = (
     "LOOKUP", "GETATTR", "STATX", "SETATTR", "OPEN", "CREATE", "READ", "WRITE", "FLUSH",
@@ -64,9 +54,6 @@ OTHER = "OTHER"  # key in counts(): requests of the connection with any other op
 
 EVENT = "fuse/fuse_request_send"
 
-_SYSCALLS = {"x86_64": {"bpf": 321, "perf_event_open": 298},
-             "aarch64": {"bpf": 280, "perf_event_open": 241}}
-_LIBC = ctypes.CDLL(None, use_errno=True)
 _REFUSED = (errno.EACCES, errno.EPERM)
 
 _SLOTS = 64  # array slots: opcodes below 64 count in their own slot, any other in slot 0
@@ -127,7 +114,7 @@ def parse_format(text: str) -> Tracepoint:
 
 def _mounted_tracefs() -> Path | None:
     """Where tracefs is already mounted in this mount namespace, if anywhere."""
-    return next((Path(entry.mountpoint) for entry in cleanup.mounts() if entry.fstype == "tracefs"), None)
+    return next((Path(entry.mountpoint) for entry in mounts() if entry.fstype == "tracefs"), None)
 
 
 _NO_TRACEPOINT = (
@@ -169,22 +156,10 @@ def _possible_cpus() -> int:
     return count
 
 
-def _syscall(name: str, *args: int) -> int:
-    """A raw syscall by name; raises OSError with the syscall's name on failure."""
-    numbers = _SYSCALLS.get(platform.machine())
-    if numbers is None:
-        raise TracingUnavailable(f"bpf and perf_event_open syscall numbers unknown for {platform.machine()}")
-    result = _LIBC.syscall(ctypes.c_long(numbers[name]), *(ctypes.c_long(arg) for arg in args))
-    if result < 0:
-        code = ctypes.get_errno()
-        raise OSError(code, f"{name}: {os.strerror(code)}")
-    return result
-
-
 def _bpf(command: int, attr: bytes) -> int:
     """bpf(command, attr) with attr zero-padded to _BPF_ATTR_SIZE."""
     buffer = ctypes.create_string_buffer(attr, _BPF_ATTR_SIZE)
-    return _syscall("bpf", command, ctypes.addressof(buffer), _BPF_ATTR_SIZE)
+    return libc.syscall("bpf", command, ctypes.addressof(buffer), _BPF_ATTR_SIZE)
 
 
 def _insn(code: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> bytes:
@@ -281,7 +256,7 @@ class RequestTracer:
             # One tracepoint event on CPU 0 is enough: BPF programs hang on the
             # tracepoint itself and run on every CPU.
             attr = ctypes.create_string_buffer(struct.pack("<IIQ", _PERF_TYPE_TRACEPOINT, 64, point.id), 64)
-            event = self._keep(_syscall(
+            event = self._keep(libc.syscall(
                 "perf_event_open", ctypes.addressof(attr), -1, 0, -1, _PERF_FLAG_FD_CLOEXEC))
             fcntl.ioctl(event, _PERF_EVENT_IOC_SET_BPF, self._program)
             fcntl.ioctl(event, _PERF_EVENT_IOC_ENABLE, 0)

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bench import cleanup
+from bench import leftovers
+from bench.fusefs import mounts
 from bench.scenario import ExternalTarget
 from bench.targets import MountedTarget, open_target
 
@@ -27,13 +28,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
 
 @pytest.fixture(autouse=True)
 def _sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Keep the cleanup state file per test, and fail a test that leaves a FUSE mount under tmp_path."""
-    monkeypatch.setenv(cleanup.STATE_ENV, str(tmp_path / "fusebench-state.json"))
+    """Keep the leftovers registry per test, and fail a test that leaves a FUSE mount under tmp_path."""
+    monkeypatch.setenv(leftovers.STATE_ENV, str(tmp_path / "fusebench-state.json"))
     yield
     base = str(tmp_path.resolve()) + os.sep
-    left = [m.mountpoint for m in cleanup.mounts() if m.is_fuse and m.mountpoint.startswith(base)]
+    left = [m.mountpoint for m in mounts.mounts() if m.is_fuse and m.mountpoint.startswith(base)]
     for mountpoint in reversed(left):
-        cleanup.unmount(mountpoint, timeout=2.0)
+        mounts.unmount(mountpoint, timeout=2.0)
     if left:
         pytest.fail(f"test left FUSE mounts behind (now detached): {left}")
 

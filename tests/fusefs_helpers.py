@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from bench.cleanup import connection_id, is_mounted
-from bench.fusefs import device, passthrough_unavailable_reason
+from bench.fusefs.kernel import passthrough_unavailable_reason
+from bench.fusefs.mounts import abort_connection, connection_id, is_mounted, unmount
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -93,8 +93,8 @@ def take_down(mounted: Mounted) -> None:
             mounted.proc.wait(5)
     if is_mounted(mounted.path):
         if connection is not None:
-            device.abort_connection(connection)
-        device.unmount(str(mounted.path), retries=1)
+            abort_connection(connection)
+        unmount(mounted.path, timeout=1.0)
 
 
 @contextmanager

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import cleanup
+from bench.fusefs import mounts
 from bench.doctor import CHECKS, MISSING, OK, WARN, run_doctor
 
 # The live passthrough check mounts the built-in server (as root; without root it says why not).
@@ -48,12 +48,12 @@ def test_exit_status_follows_missing_checks() -> None:
 
 
 def test_doctor_command_leaves_no_mount(tmp_path: Path) -> None:
-    before = {m.mountpoint for m in cleanup.mounts() if m.is_fuse}
+    before = {m.mountpoint for m in mounts.mounts() if m.is_fuse}
     done = subprocess.run(
         [sys.executable, "-m", "bench", "doctor"], cwd=tmp_path, capture_output=True, text=True, timeout=120
     )
     assert done.returncode in (0, 2), done.stderr
     assert "Traceback" not in done.stderr
     assert done.stdout.splitlines()[0].startswith(("ok ", "missing ", "warn "))
-    leftovers = {m.mountpoint for m in cleanup.mounts() if m.is_fuse and "fusebench-doctor" in m.mountpoint}
+    leftovers = {m.mountpoint for m in mounts.mounts() if m.is_fuse and "fusebench-doctor" in m.mountpoint}
     assert not leftovers - before

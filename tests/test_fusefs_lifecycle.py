@@ -24,7 +24,7 @@ from fusefs_helpers import (
     server_argv,
 )
 
-from bench.cleanup import is_mounted
+from bench.fusefs.mounts import is_mounted
 from bench.system import drop_caches
 
 pytestmark = [pytest.mark.integration, needs_root]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import cleanup
+from bench.fusefs import mounts
 from bench.results import completed_run_ids, load_manifest, load_runs
 from bench.runner import RunOptions, describe_plan, estimate_s, make_plan, run
 from bench.scenario import PassthroughTarget, cell_key, parse_scenario
@@ -116,7 +116,7 @@ def _run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 def _fuse_mounts_under(path: Path) -> list[str]:
     base = str(path.resolve())
-    return [m.mountpoint for m in cleanup.mounts() if m.is_fuse and m.mountpoint.startswith(base)]
+    return [m.mountpoint for m in mounts.mounts() if m.is_fuse and m.mountpoint.startswith(base)]
 
 
 def _bindfs_scenario(tmp_path: Path, workload: str) -> Path:

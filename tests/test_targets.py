@@ -12,7 +12,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from bench import cleanup, targets
+from bench import leftovers, targets
+from bench.fusefs import mounts
 from bench.scenario import ExternalTarget, FuseTarget, NativeTarget, PassthroughTarget
 from bench.targets import MountedTarget, TargetError, TargetUnavailable, builtin_argv, open_target, target_unavailable_reason
 
@@ -25,9 +26,9 @@ def external(command: list[str], **options) -> ExternalTarget:
 
 
 def assert_stopped(mounted: MountedTarget) -> None:
-    assert not cleanup.is_mounted(mounted.mountpoint)
+    assert not mounts.is_mounted(mounted.mountpoint)
     assert not psutil.pid_exists(mounted.daemon_pid) or psutil.Process(mounted.daemon_pid).status() == psutil.STATUS_ZOMBIE
-    assert cleanup.entries() == []
+    assert leftovers.entries() == []
 
 
 def test_native_is_the_source_itself(source: Path, tmp_path: Path) -> None:
@@ -65,11 +66,11 @@ def test_builtin_argv_maps_options_to_flags(tmp_path: Path) -> None:
 def test_bindfs_mounts_serves_and_unmounts(require_root, command, source: Path, tmp_path: Path) -> None:
     with open_target(external(command), source, tmp_path / "work") as mounted:
         assert mounted.path == mounted.mountpoint == (tmp_path / "work" / "mnt-ext").resolve()
-        assert cleanup.is_mounted(mounted.mountpoint)
+        assert mounts.is_mounted(mounted.mountpoint)
         assert (mounted.path / "data").read_text() == "hello through fuse\n"
         assert psutil.Process(mounted.daemon_pid).name() == "bindfs"
-        assert mounted.daemon_pid in cleanup.connection_holders(mounted.connection)
-        [entry] = cleanup.entries()
+        assert mounted.daemon_pid in mounts.connection_holders(mounted.connection)
+        [entry] = leftovers.entries()
         assert entry["mountpoint"] == str(mounted.mountpoint) and entry["connection"] == mounted.connection
         assert mounted.daemon_pid in [pid for pid, _ in entry["processes"]]
     assert_stopped(mounted)
@@ -131,7 +132,7 @@ def test_server_that_never_mounts_times_out_quoting_its_output(require_root, sou
     with pytest.raises(TargetError, match=r"did not appear within 1 s(.|\n)*cannot serve this mountpoint"):
         with open_target(target, source, tmp_path / "work"):
             pass
-    assert cleanup.entries() == []
+    assert leftovers.entries() == []
 
 
 @pytest.mark.integration
@@ -150,7 +151,7 @@ def test_mountpoint_is_recorded_before_the_server_starts(require_root, source: P
     recorded: list[list[str]] = []
 
     def start(argv: list[str], log_file: Path, nofile: int | None) -> subprocess.Popen:
-        recorded.append([entry["mountpoint"] for entry in cleanup.entries()])
+        recorded.append([entry["mountpoint"] for entry in leftovers.entries()])
         raise OSError(errno.EACCES, "not started")
 
     monkeypatch.setattr(targets, "_start", start)
@@ -158,7 +159,7 @@ def test_mountpoint_is_recorded_before_the_server_starts(require_root, source: P
         with open_target(external([sys.executable, "{mountpoint}"]), source, tmp_path / "work"):
             pass
     assert recorded == [[os.path.realpath(tmp_path / "work" / "mnt-ext")]]
-    assert cleanup.entries() == []
+    assert leftovers.entries() == []
 
 
 @pytest.mark.integration

@@ -13,8 +13,8 @@ import os
 import struct
 
 from bench.fusefs.buffers import address
+from bench.fusefs.libc import check, libc, syscall_number
 
-SYS_IO_SETUP, SYS_IO_DESTROY, SYS_IO_GETEVENTS, SYS_IO_SUBMIT = 206, 207, 208, 209  # x86-64
 IOCB_CMD_PREAD = 0
 IOCB_FLAG_RESFD = 1 << 0
 EINTR = 4
@@ -24,16 +24,7 @@ IOCB = struct.Struct("<QIIHhIQQqQII")
 EVENT = struct.Struct("<QQqq")  # data, obj, res, res2
 assert IOCB.size == 64 and EVENT.size == 32
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_syscall = _libc.syscall
-_syscall.restype = ctypes.c_long
-
-
-def _check(result: int) -> int:
-    if result < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
-    return result
+_syscall = libc.syscall  # called directly on the hot path: no name lookup per call
 
 
 class Batch:
@@ -43,8 +34,11 @@ class Batch:
 
     def __init__(self, slots: int) -> None:
         self.slots = slots
+        self._submit_nr = syscall_number("io_submit")
+        self._getevents_nr = syscall_number("io_getevents")
+        self._destroy_nr = syscall_number("io_destroy")
         ctx = ctypes.c_ulong(0)
-        _check(_syscall(SYS_IO_SETUP, ctypes.c_long(slots), ctypes.byref(ctx)))
+        check(_syscall(syscall_number("io_setup"), ctypes.c_long(slots), ctypes.byref(ctx)), "io_setup")
         self._ctx = ctx.value
         self.eventfd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self.iocbs = bytearray(IOCB.size * slots)
@@ -61,9 +55,9 @@ class Batch:
 
     def submit(self, count: int) -> int:
         """Submit the first `count` iocbs; returns how many the kernel took."""
-        result = _syscall(SYS_IO_SUBMIT, ctypes.c_ulong(self._ctx), ctypes.c_long(count),
+        result = _syscall(self._submit_nr, ctypes.c_ulong(self._ctx), ctypes.c_long(count),
                           ctypes.c_void_p(self._ptrs_addr))
-        return _check(result)
+        return check(result, "io_submit")
 
     def reap(self, wait: int) -> int:
         """Collect finished reads into `events`, waiting for at least `wait` (0: none);
@@ -76,7 +70,7 @@ class Batch:
             if not wait:
                 return 0
         while True:
-            result = _syscall(SYS_IO_GETEVENTS, ctypes.c_ulong(self._ctx), ctypes.c_long(wait),
+            result = _syscall(self._getevents_nr, ctypes.c_ulong(self._ctx), ctypes.c_long(wait),
                               ctypes.c_long(self.slots), ctypes.c_void_p(self._events_addr), None)
             if result >= 0:
                 return result
@@ -87,6 +81,6 @@ class Batch:
     def close(self) -> None:
         """io_destroy (waits for requests still in flight)."""
         if self._ctx:
-            _syscall(SYS_IO_DESTROY, ctypes.c_ulong(self._ctx))
+            _syscall(self._destroy_nr, ctypes.c_ulong(self._ctx))
             self._ctx = 0
             os.close(self.eventfd)

@@ -15,8 +15,8 @@ from collections import OrderedDict
 from typing import Callable, Protocol
 
 from bench.fusefs import device
+from bench.fusefs.options import FD_POLICIES
 
-FD_POLICIES = ("keep", "close", "cache")
 # The client's open flags that matter for I/O on the registered file.
 IO_FLAGS = os.O_ACCMODE | os.O_DIRECT | os.O_SYNC | os.O_DSYNC | os.O_NOATIME
 

@@ -1,16 +1,16 @@
-"""/dev/fuse: open, mount (mount(2) as root, fusermount3 otherwise), clone, backing ioctls, unmount."""
+"""/dev/fuse: open and mount (mount(2) as root, fusermount3 otherwise), clone, backing ioctls.
+
+Unmounting is bench.fusefs.mounts.unmount, the same for the server and for fusebench."""
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import errno
 import fcntl
 import os
 import socket
 import subprocess
-import time
 
+from bench.fusefs import libc
 from bench.fusefs.protocol import (
     BACKING_MAP,
     FUSE_DEV_IOC_BACKING_CLOSE,
@@ -23,19 +23,6 @@ DEV_FUSE = "/dev/fuse"
 FSNAME = "fusebench"
 MS_NOSUID = 2
 MS_NODEV = 4
-MNT_DETACH = 2
-
-_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
-_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
-
-
-def _check(result: int, what: str) -> int:
-    if result < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"{what}: {os.strerror(err)}")
-    return result
-
 
 def mount_root(mountpoint: str, max_read: int) -> int:
     """Open /dev/fuse and mount it on `mountpoint` with mount(2); return the session fd."""
@@ -44,11 +31,7 @@ def mount_root(mountpoint: str, max_read: int) -> int:
         f"fd={fd},rootmode=40000,user_id=0,group_id=0,default_permissions,allow_other,max_read={max_read}"
     )
     try:
-        _check(
-            _libc.mount(FSNAME.encode(), mountpoint.encode(), f"fuse.{FSNAME}".encode(),
-                        MS_NOSUID | MS_NODEV, data.encode()),
-            f"mount {mountpoint}",
-        )
+        libc.mount(FSNAME, mountpoint, f"fuse.{FSNAME}", MS_NOSUID | MS_NODEV, data)
     except OSError:
         os.close(fd)
         raise
@@ -98,48 +81,3 @@ def backing_open(dev_fd: int, file_fd: int) -> int:
 def backing_close(dev_fd: int, backing_id: int) -> None:
     """Drop the daemon's registration of a backing id."""
     fcntl.ioctl(dev_fd, FUSE_DEV_IOC_BACKING_CLOSE, bytearray(U32.pack(backing_id)), True)
-
-
-def umount(mountpoint: str, flags: int = 0) -> None:
-    """umount2(2); as non-root, fusermount3 -u (-z for a lazy unmount)."""
-    if os.geteuid() == 0:
-        _check(_libc.umount2(mountpoint.encode(), flags), f"umount {mountpoint}")
-        return
-    argv = ["fusermount3", "-u"] + (["-z"] if flags & MNT_DETACH else []) + ["--", mountpoint]
-    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise OSError(errno.EBUSY, f"fusermount3 -u failed: {proc.stderr.strip()}")
-
-
-def unmount(mountpoint: str, retries: int = 10, delay: float = 0.1) -> None:
-    """Unmount, retrying while busy, then detach lazily. An already unmounted path is fine."""
-    for _ in range(retries):
-        try:
-            umount(mountpoint)
-            return
-        except OSError as exc:
-            if exc.errno in (errno.EINVAL, errno.ENOENT):
-                return
-            if exc.errno != errno.EBUSY:
-                break
-        time.sleep(delay)
-    try:
-        umount(mountpoint, MNT_DETACH)
-    except OSError as exc:
-        if exc.errno not in (errno.EINVAL, errno.ENOENT):
-            raise
-
-
-def abort_connection(connection: int) -> bool:
-    """Abort a FUSE connection; True if aborted, False if it no longer exists or cannot be.
-
-    Delegates to bench.cleanup.abort_connection, which mounts fusectl only for the abort and
-    unmounts it again if it mounted it (imported lazily: the server itself never needs it).
-    """
-    from bench.cleanup import CleanupError
-    from bench.cleanup import abort_connection as abort
-
-    try:
-        return abort(connection)
-    except CleanupError:
-        return False

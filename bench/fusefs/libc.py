@@ -1,11 +1,16 @@
-"""Syscalls the os module lacks, through ctypes: renameat2, fchownat(AT_EMPTY_PATH), utimensat,
-fallocate, name_to_handle_at / open_by_handle_at."""
+"""The one ctypes handle on the C library: syscalls the os module lacks, by name and per CPU
+architecture, and one way to turn a failed call into an OSError.
+
+Used by the server (mount, clone, AIO, renameat2, handles) and by the rest of fusebench
+(unmount, BPF request counting), so there is one errno rule and one syscall table.
+"""
 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
+import errno
 import os
+import platform
 
 AT_FDCWD = -100
 AT_SYMLINK_NOFOLLOW = 0x100
@@ -14,46 +19,84 @@ UTIME_NOW = (1 << 30) - 1
 UTIME_OMIT = (1 << 30) - 2
 MAX_HANDLE_SZ = 128
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-_libc.renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
-_libc.fchownat.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint, ctypes.c_uint, ctypes.c_int]
-_libc.utimensat.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p, ctypes.c_int]
-_libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
-_libc.name_to_handle_at.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p,
-                                    ctypes.POINTER(ctypes.c_int), ctypes.c_int]
-_libc.open_by_handle_at.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
+# Syscalls without a C library wrapper, per `uname -m` (arch/x86/entry/syscalls/syscall_64.tbl,
+# include/uapi/asm-generic/unistd.h for arm64).
+SYSCALLS: dict[str, dict[str, int]] = {
+    "x86_64": {"io_setup": 206, "io_destroy": 207, "io_getevents": 208, "io_submit": 209,
+               "perf_event_open": 298, "bpf": 321},
+    "aarch64": {"io_setup": 0, "io_destroy": 1, "io_submit": 2, "io_getevents": 4,
+                "perf_event_open": 241, "bpf": 280},
+}
+
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+libc.renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+libc.fchownat.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint, ctypes.c_uint, ctypes.c_int]
+libc.utimensat.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p, ctypes.c_int]
+libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+libc.name_to_handle_at.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p,
+                                   ctypes.POINTER(ctypes.c_int), ctypes.c_int]
+libc.open_by_handle_at.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
+
+
+def check(result: int, what: str = "") -> int:
+    """`result` when >= 0; otherwise the call's errno as an OSError (prefixed with `what`)."""
+    if result < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}" if what else os.strerror(err))
+    return result
+
+
+def syscall_number(name: str) -> int:
+    """The number of syscall `name` on this CPU architecture; OSError(ENOSYS) when unknown here."""
+    try:
+        return SYSCALLS[platform.machine()][name]
+    except KeyError:
+        raise OSError(errno.ENOSYS, f"{name}: syscall number unknown for {platform.machine()}") from None
+
+
+def syscall(name: str, *args: int) -> int:
+    """A raw syscall by name with integer (or address) arguments; raises OSError naming it."""
+    return check(libc.syscall(ctypes.c_long(syscall_number(name)), *(ctypes.c_long(a) for a in args)), name)
+
+
+def mount(source: str, target: str, fstype: str, flags: int, data: str | None) -> None:
+    """mount(2)."""
+    encoded = data.encode() if data is not None else None
+    check(libc.mount(os.fsencode(source), os.fsencode(target), os.fsencode(fstype), flags, encoded),
+          f"mount {target}")
+
+
+def umount2(target: str, flags: int = 0) -> None:
+    """umount2(2)."""
+    check(libc.umount2(os.fsencode(target), flags), f"umount {target}")
 
 
 class _Timespec(ctypes.Structure):
     _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
 
 
-def _check(result: int) -> int:
-    if result < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
-    return result
-
-
 def renameat2(olddir: int, old: bytes, newdir: int, new: bytes, flags: int) -> None:
     """rename(2) with RENAME_NOREPLACE / RENAME_EXCHANGE / RENAME_WHITEOUT flags."""
-    _check(_libc.renameat2(olddir, old, newdir, new, flags))
+    check(libc.renameat2(olddir, old, newdir, new, flags))
 
 
 def fchown_fd(fd: int, uid: int, gid: int) -> None:
     """chown an O_PATH fd itself (symlinks included); -1 leaves an id unchanged."""
-    _check(_libc.fchownat(fd, b"", uid & 0xFFFFFFFF, gid & 0xFFFFFFFF, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW))
+    check(libc.fchownat(fd, b"", uid & 0xFFFFFFFF, gid & 0xFFFFFFFF, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW))
 
 
 def utimens_fd(fd: int, atime: tuple[int, int], mtime: tuple[int, int]) -> None:
     """Set times of an O_PATH fd's file; each time is (sec, nsec), nsec may be UTIME_NOW/UTIME_OMIT."""
     times = (_Timespec * 2)(_Timespec(*atime), _Timespec(*mtime))
-    _check(_libc.utimensat(fd, b"", ctypes.addressof(times), AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW))
+    check(libc.utimensat(fd, b"", ctypes.addressof(times), AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW))
 
 
 def fallocate(fd: int, mode: int, offset: int, length: int) -> None:
     """fallocate(2) with its mode (keep size, punch hole, ...)."""
-    _check(_libc.fallocate(fd, mode, offset, length))
+    check(libc.fallocate(fd, mode, offset, length))
 
 
 def name_to_handle(fd: int) -> bytes:
@@ -61,10 +104,10 @@ def name_to_handle(fd: int) -> bytes:
     buf = ctypes.create_string_buffer(8 + MAX_HANDLE_SZ)
     ctypes.c_uint.from_buffer(buf).value = MAX_HANDLE_SZ
     mount_id = ctypes.c_int()
-    _check(_libc.name_to_handle_at(fd, b"", buf, ctypes.byref(mount_id), AT_EMPTY_PATH))
+    check(libc.name_to_handle_at(fd, b"", buf, ctypes.byref(mount_id), AT_EMPTY_PATH))
     return buf.raw[: 8 + ctypes.c_uint.from_buffer(buf).value]
 
 
 def open_by_handle(mount_fd: int, handle: bytes, flags: int) -> int:
     """Open a file by handle (needs CAP_DAC_READ_SEARCH)."""
-    return _check(_libc.open_by_handle_at(mount_fd, handle, flags | os.O_CLOEXEC))
+    return check(libc.open_by_handle_at(mount_fd, handle, flags | os.O_CLOEXEC))

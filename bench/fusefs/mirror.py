@@ -19,8 +19,9 @@ from typing import Callable, Iterator
 
 from bench.fusefs import libc
 from bench.fusefs import protocol as p
+from bench.fusefs.protocol import Opcode
 from bench.fusefs.backing import IO_FLAGS, BackingRegistry
-from bench.fusefs.config import Options
+from bench.fusefs.options import Options
 
 NS = 1_000_000_000
 ROOT_LOOKUPS = 1 << 62
@@ -124,21 +125,21 @@ class Mirror:
 
         self.handlers: list[Handler] = [self._enosys] * p.MAX_OPCODE
         ops: dict[int, Handler] = {
-            p.LOOKUP: self.lookup, p.FORGET: self.forget, p.BATCH_FORGET: self.batch_forget,
-            p.GETATTR: self.getattr, p.SETATTR: self.setattr, p.READLINK: self.readlink,
-            p.SYMLINK: self.symlink, p.MKNOD: self.mknod, p.MKDIR: self.mkdir,
-            p.UNLINK: self.unlink, p.RMDIR: self.rmdir, p.RENAME: self.rename,
-            p.RENAME2: self.rename2, p.LINK: self.link, p.OPEN: self.open, p.CREATE: self.create,
-            p.READ: self.read, p.WRITE: self.write, p.FLUSH: self.flush, p.FSYNC: self.fsync,
-            p.RELEASE: self.release, p.OPENDIR: self.opendir, p.READDIR: self.readdir,
-            p.READDIRPLUS: self.readdirplus, p.RELEASEDIR: self.releasedir,
-            p.FSYNCDIR: self.fsyncdir, p.STATFS: self.statfs, p.ACCESS: self.access,
-            p.FALLOCATE: self.fallocate, p.LSEEK: self.lseek, p.INTERRUPT: self._no_reply,
-            p.DESTROY: self._empty,
+            Opcode.LOOKUP: self.lookup, Opcode.FORGET: self.forget, Opcode.BATCH_FORGET: self.batch_forget,
+            Opcode.GETATTR: self.getattr, Opcode.SETATTR: self.setattr, Opcode.READLINK: self.readlink,
+            Opcode.SYMLINK: self.symlink, Opcode.MKNOD: self.mknod, Opcode.MKDIR: self.mkdir,
+            Opcode.UNLINK: self.unlink, Opcode.RMDIR: self.rmdir, Opcode.RENAME: self.rename,
+            Opcode.RENAME2: self.rename2, Opcode.LINK: self.link, Opcode.OPEN: self.open, Opcode.CREATE: self.create,
+            Opcode.READ: self.read, Opcode.WRITE: self.write, Opcode.FLUSH: self.flush, Opcode.FSYNC: self.fsync,
+            Opcode.RELEASE: self.release, Opcode.OPENDIR: self.opendir, Opcode.READDIR: self.readdir,
+            Opcode.READDIRPLUS: self.readdirplus, Opcode.RELEASEDIR: self.releasedir,
+            Opcode.FSYNCDIR: self.fsyncdir, Opcode.STATFS: self.statfs, Opcode.ACCESS: self.access,
+            Opcode.FALLOCATE: self.fallocate, Opcode.LSEEK: self.lseek, Opcode.INTERRUPT: self._no_reply,
+            Opcode.DESTROY: self._empty,
         }
         if opts.xattr == "on":
-            ops.update({p.GETXATTR: self.getxattr, p.SETXATTR: self.setxattr,
-                        p.LISTXATTR: self.listxattr, p.REMOVEXATTR: self.removexattr})
+            ops.update({Opcode.GETXATTR: self.getxattr, Opcode.SETXATTR: self.setxattr,
+                        Opcode.LISTXATTR: self.listxattr, Opcode.REMOVEXATTR: self.removexattr})
         for opcode, handler in ops.items():
             self.handlers[opcode] = handler
 

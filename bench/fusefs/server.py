@@ -12,13 +12,13 @@ import sys
 import threading
 from typing import Any
 
-from bench import cleanup
-from bench.errors import InputError
-from bench.fusefs import aio, device
+from bench.fusefs import aio, device, mounts
 from bench.fusefs import protocol as p
+from bench.fusefs.protocol import Opcode
 from bench.fusefs.backing import BackingRegistry
 from bench.fusefs.buffers import address, io_buffer
-from bench.fusefs.config import Options
+from bench.fusefs.errors import MountError
+from bench.fusefs.options import Options
 from bench.fusefs.mirror import Mirror
 from bench.fusefs.stats import Counters, StatsWriter, daemon_fds, snapshot
 
@@ -38,10 +38,6 @@ def connection_ended(exc: OSError) -> bool:
     if exc.errno in RETRY_READ:
         return False
     raise exc
-
-
-class MountError(InputError):
-    """The mount could not be made as asked (exit 2, one line)."""
 
 
 def warn(message: str) -> None:
@@ -160,7 +156,7 @@ class Server:
             if self.opts.passthrough:
                 self._probe_passthrough()
             workers = self._start_workers()
-            self.connection = cleanup.connection_id(self.opts.mountpoint)
+            self.connection = mounts.connection_id(self.opts.mountpoint)
             if self.opts.stats_file:
                 stats = StatsWriter(self.opts.stats_file, self.opts.stats_interval, self.stats)
                 stats.start()
@@ -174,7 +170,7 @@ class Server:
 
     def _unmount(self) -> None:
         try:
-            device.unmount(self.opts.mountpoint)
+            mounts.unmount(self.opts.mountpoint)
         except OSError as exc:
             warn(f"cannot unmount {self.opts.mountpoint}: {exc}")
         self._mounted = False
@@ -227,7 +223,7 @@ class Server:
                 if exc.errno not in RETRY_READ:
                     raise MountError(f"reading INIT from /dev/fuse failed: {exc.strerror}") from None
         h = p.InHeader._make(p.IN_HEADER.unpack_from(buf))
-        if h.opcode != p.INIT:
+        if h.opcode != Opcode.INIT:
             raise MountError(f"expected INIT from the kernel, got opcode {h.opcode}")
         major, minor, max_readahead, flags, flags2 = p.INIT_IN.unpack_from(buf, p.IN_HEADER_SIZE)
         if major != p.KERNEL_MAJOR:
@@ -275,7 +271,7 @@ class Server:
     # -- workers -----------------------------------------------------------------------------
 
     def _start_workers(self) -> list[threading.Thread]:
-        fds = [self._session] + [device.clone(self._session) for _ in range(self.opts.threads - 1)]
+        fds = [self._session] + [device.clone(self._session) for _ in range(self.opts.workers - 1)]
         workers = []
         for index, fd in enumerate(fds):
             counters = Counters()
@@ -319,7 +315,7 @@ class Server:
         requests, errors = counters.requests, counters.errors
         fast = not self.opts.passthrough
         readv, unpack_head = os.readv, p.IN_HEADER_HEAD.unpack_from
-        READ, WRITE, MAX = p.READ, p.WRITE, p.MAX_OPCODE
+        READ, WRITE, MAX = int(Opcode.READ), int(Opcode.WRITE), p.MAX_OPCODE  # plain ints on the hot path
         while True:
             try:
                 n = readv(fd, iov)
@@ -396,7 +392,7 @@ class Server:
         poller = select.poll()
         poller.register(nonblocking, select.POLLIN)
         poller.register(batch.eventfd, select.POLLIN)
-        READ, WRITE, MAX = p.READ, p.WRITE, p.MAX_OPCODE
+        READ, WRITE, MAX = int(Opcode.READ), int(Opcode.WRITE), p.MAX_OPCODE  # plain ints on the hot path
         while True:
             if in_flight and free:
                 poller.poll()  # a new request, or a finished read

@@ -11,6 +11,7 @@ import time
 from typing import Any, Callable
 
 from bench.fusefs import protocol as p
+from bench.fusefs.files import atomic_write
 
 
 class Counters:
@@ -49,14 +50,6 @@ def snapshot(counters: list[Counters]) -> dict[str, Any]:
             "errors": errors, "errors_total": sum(errors.values())}
 
 
-def write_atomically(path: str, data: dict[str, Any]) -> None:
-    """Replace `path` with `data` as JSON (write a temp file, then rename)."""
-    tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(data, f)
-    os.replace(tmp, path)
-
-
 class StatsWriter:
     """Writes the stats file every `interval` seconds on a daemon thread, and once at stop()."""
 
@@ -76,7 +69,7 @@ class StatsWriter:
         """Write the current stats."""
         data = self._collect()
         data["time"] = time.time()
-        write_atomically(self._path, data)
+        atomic_write(self._path, json.dumps(data), durable=False)
 
     def stop(self) -> None:
         """Stop the periodic writes and write the final stats."""

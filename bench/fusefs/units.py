@@ -1,4 +1,8 @@
-"""fio-style sizes (4k, 1M, 1G) and durations (500ms, 10s, 2m, 1h)."""
+"""fio-style sizes (4k, 1M, 1G) and durations (500ms, 10s, 2m, 1h).
+
+The server's time options take these durations and fusebench's scenarios take both, so they
+live here, in the stand-alone package, and both read them the same way.
+"""
 
 import math
 import re

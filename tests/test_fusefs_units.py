@@ -1,8 +1,8 @@
-"""bench.units: fio-style sizes and durations."""
+"""bench.fusefs.units: fio-style sizes and durations."""
 
 import pytest
 
-from bench.units import format_size, parse_duration, parse_size
+from bench.fusefs.units import format_size, parse_duration, parse_size
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,46 @@
+"""What the running kernel offers a FUSE server: its version, its build options, and whether
+passthrough can work here (a cheap static check: nothing is mounted)."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import platform
+import re
+from pathlib import Path
+
+PASSTHROUGH_MIN_KERNEL = (6, 9)
+
+
+def kernel_version() -> tuple[int, int]:
+    """(major, minor) of the running kernel."""
+    match = re.match(r"(\d+)\.(\d+)", platform.release())
+    return (int(match.group(1)), int(match.group(2))) if match else (0, 0)
+
+
+def kernel_config(option: str) -> str | None:
+    """The value of a kernel config option ('y', 'm', ...) from /proc/config.gz or /boot; None if unknown."""
+    candidates = [Path("/proc/config.gz"), Path(f"/boot/config-{platform.release()}")]
+    pattern = re.compile(rf"^{re.escape(option)}=(.*)$", re.MULTILINE)
+    for path in candidates:
+        try:
+            raw = path.read_bytes()
+        except OSError:
+            continue
+        text = gzip.decompress(raw).decode() if path.suffix == ".gz" else raw.decode()
+        match = pattern.search(text)
+        return match.group(1) if match else "n"
+    return None
+
+
+def passthrough_unavailable_reason() -> str | None:
+    """Why passthrough cannot work here (kernel, privileges, /dev/fuse), or None."""
+    if kernel_version() < PASSTHROUGH_MIN_KERNEL:
+        return "FUSE passthrough needs Linux >= 6.9 (running %d.%d)" % kernel_version()
+    if kernel_config("CONFIG_FUSE_PASSTHROUGH") == "n":
+        return "the kernel is built without CONFIG_FUSE_PASSTHROUGH"
+    if os.geteuid() != 0:
+        return "FUSE passthrough needs root (CAP_SYS_ADMIN for FUSE_DEV_IOC_BACKING_OPEN)"
+    if not os.access("/dev/fuse", os.R_OK | os.W_OK):
+        return "/dev/fuse is missing or not accessible"
+    return None

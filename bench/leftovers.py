@@ -1,0 +1,168 @@
+"""The leftovers registry: what a run leaves behind if it is killed, and clearing it later.
+
+Every mount, started process and changed system setting is recorded in a state file (JSON,
+replaced atomically, guarded by flock) together with the run that made it (pid +
+create_time). An entry whose run is gone was left by a crash; `clear_leftovers()` aborts and
+unmounts its mount, ends its processes and writes its settings back. A pid is only
+signalled when its create_time still matches, so a reused pid is never killed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+
+import psutil
+
+from bench.errors import BenchError
+from bench.fusefs.files import atomic_write
+from bench.fusefs.mounts import abort_connection, canonical, mount_entry, unmount
+from bench.processes import ProcessId, end_process, live_process
+
+STATE_ENV = "FUSEBENCH_STATE"
+
+
+class CleanupError(BenchError):
+    """The state file cannot be read, or a leftover cannot be cleared."""
+
+
+def state_path() -> Path:
+    """Where live mounts are recorded ($FUSEBENCH_STATE overrides)."""
+    if os.environ.get(STATE_ENV):
+        return Path(os.environ[STATE_ENV])
+    if os.geteuid() == 0:
+        return Path("/run/fusebench/state.json")
+    base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
+    return Path(base) / f"fusebench-{os.geteuid()}" / "state.json"
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _read_entries(path: Path) -> list[dict]:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError) as exc:
+        raise CleanupError(f"{path}: unreadable state file ({exc}); remove it after checking `grep fuse /proc/mounts`") from None
+    return list(data.get("entries", []))
+
+
+@contextlib.contextmanager
+def _state() -> Iterator[list[dict]]:
+    """The recorded entries, locked; changes to the list are written back atomically."""
+    path = state_path()
+    with _file_lock(path.with_name(path.name + ".lock")):
+        entries = _read_entries(path)
+        before = json.dumps(entries)
+        yield entries
+        if json.dumps(entries) != before:
+            atomic_write(path, json.dumps({"entries": entries}, indent=1))
+
+
+def entries() -> list[dict]:
+    """A snapshot of the recorded entries."""
+    with _state() as current:
+        return list(current)
+
+
+def _me() -> ProcessId:
+    me = ProcessId.of(os.getpid())
+    assert me is not None  # this process is running
+    return me
+
+
+def register(label: str, *, mountpoint: Path | None = None, processes: Sequence[ProcessId] = (),
+             settings: Mapping[str, str] | None = None) -> str:
+    """Record a mount, started processes and/or changed settings (path -> the value to write
+    back) owned by this process; returns the entry id."""
+    entry_id = uuid.uuid4().hex
+    with _state() as current:
+        current.append({
+            "id": entry_id,
+            "label": label,
+            "owner": list(_me()),
+            "mountpoint": canonical(mountpoint) if mountpoint else None,
+            "connection": None,
+            "processes": [list(p) for p in processes],
+            "settings": dict(settings or {}),
+            "time": time.time(),
+        })
+    return entry_id
+
+
+def update(entry_id: str, *, connection: int | None = None, add_processes: Sequence[ProcessId] = ()) -> None:
+    """Add what became known later (the started server, its connection id, a daemonized pid)."""
+    with _state() as current:
+        for entry in current:
+            if entry["id"] == entry_id:
+                if connection is not None:
+                    entry["connection"] = connection
+                known = {tuple(p) for p in entry["processes"]}
+                entry["processes"] += [list(p) for p in add_processes if tuple(p) not in known]
+
+
+def unregister(entry_id: str) -> None:
+    """Forget an entry after a clean unmount, stop or restore."""
+    with _state() as current:
+        current[:] = [entry for entry in current if entry["id"] != entry_id]
+
+
+def _clear_entry(entry: dict, timeout: float) -> list[str]:
+    owner = entry["owner"][0]
+    messages = []
+    processes = [ProcessId(*p) for p in entry["processes"]]
+    alive = [p for p in processes if live_process(p) is not None]
+    for proc in processes:
+        if proc not in alive and psutil.pid_exists(proc.pid) and ProcessId.of(proc.pid) not in (None, proc):
+            messages.append(f"left pid {proc.pid} alone: it is a different process now (start time differs)")
+    mountpoint = entry.get("mountpoint")
+    mount = mount_entry(mountpoint) if mountpoint else None
+    connection = mount.connection if mount else None
+    if connection is not None:
+        if entry.get("connection") not in (None, connection):
+            messages.append(f"left mount {mountpoint} alone: it is a newer FUSE connection than the one recorded")
+        else:
+            if not alive:
+                # The daemon is gone: clients with open files would hang in FLUSH until aborted.
+                abort_connection(connection)
+            unmount(mountpoint, timeout, connection=connection)
+            messages.append(f"cleared leftover mount {mountpoint} from pid {owner}")
+    for proc in alive:
+        if end_process(proc, timeout):
+            messages.append(f"ended leftover process {proc.pid} ({entry['label']}) from pid {owner}")
+    for path, value in entry.get("settings", {}).items():
+        Path(path).write_text(f"{value}\n")
+        messages.append(f"restored {path} to {value} ({entry['label']}) from pid {owner}")
+    return messages
+
+
+def clear_leftovers(timeout: float = 5.0) -> list[str]:
+    """Abort, unmount, end and restore what runs that no longer exist left behind; returns what was done."""
+    with _state() as current:
+        orphaned = [entry for entry in current if live_process(ProcessId(*entry["owner"])) is None]
+    messages = []
+    for entry in orphaned:
+        try:
+            messages += _clear_entry(entry, timeout)
+        except OSError as exc:
+            messages.append(f"could not clear leftover {entry['label']} (kept for the next run): {exc}")
+            continue
+        unregister(entry["id"])
+    return messages
