@@ -15,28 +15,8 @@ import psutil
 
 from bench import system
 from bench.errors import BenchError
+from bench.records import MonitorSummary, SampleRecord
 
-SAMPLE_COLUMNS = (
-    "run_id",
-    "t_s",              # seconds since Monitor.start
-    "role",             # fio | daemon | system
-    "pids",             # processes of the role alive at this sample (empty for system)
-    "cpu_user_s",       # CPU seconds since start, summed over the role's processes (system: over CPUs)
-    "cpu_sys_s",
-    "cpu_iowait_s",     # system only
-    "cpu_pct",          # (user + sys) over the window since the previous sample; 100 = one full CPU
-    "num_fds",          # open fds, summed over the role's processes
-    "rss_kib",
-    "ctx_voluntary",    # context switches since start
-    "ctx_involuntary",
-    "file_nr",          # system only: allocated file handles (/proc/sys/fs/file-nr)
-)
-SUMMARY_KEYS = (
-    "fio_cpu_user_s", "fio_cpu_sys_s",
-    "daemon_cpu_user_s", "daemon_cpu_sys_s", "daemon_fds_max", "daemon_rss_max_kib",
-    "system_cpu_user_s", "system_cpu_sys_s", "system_cpu_iowait_s",
-    "file_nr_max", "sampler_cpu_s", "samples",
-)
 CHILD_REFRESH_S = 1.0  # children() scans the whole process table: not on every tick
 
 
@@ -46,10 +26,10 @@ class MonitorError(BenchError):
 
 @dataclass
 class MonitorResult:
-    """Rows for samples.csv (SAMPLE_COLUMNS) and the per-run aggregates (SUMMARY_KEYS)."""
+    """The samples of one run (samples.csv rows) and their aggregates (runs.csv columns)."""
 
-    samples: list[dict]
-    summary: dict
+    samples: list[SampleRecord]
+    summary: MonitorSummary
 
 
 @dataclass
@@ -112,9 +92,9 @@ class _ProcessRole:
         return row
 
 
-def _row(**values: object) -> dict:
-    """A samples.csv row: every column present, None where it does not apply."""
-    return {column: values.get(column) for column in SAMPLE_COLUMNS}
+def _row(**values: object) -> SampleRecord:
+    """A samples.csv row (built from trusted values: not validated on the sampler's path)."""
+    return SampleRecord.model_construct(**{name: values.get(name) for name in SampleRecord.model_fields})
 
 
 def _pct(previous: float | None, current: float, window_s: float) -> float | None:
@@ -134,7 +114,7 @@ class Monitor:
         self.run_id = run_id
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._rows: list[dict] = []
+        self._rows: list[SampleRecord] = []
         self._ticks = 0
         self._sampler_cpu = 0.0
         self._error: BaseException | None = None
@@ -218,32 +198,32 @@ class Monitor:
 
     # ------------------------------------------------------------ summary
 
-    def _summary(self) -> dict:
-        def rows(role: str) -> list[dict]:
-            return [row for row in self._rows if row["role"] == role]
+    def _summary(self) -> MonitorSummary:
+        def rows(role: str) -> list[SampleRecord]:
+            return [row for row in self._rows if row.role == role]
 
         def last(role: str, column: str) -> float | None:
             found = rows(role)
-            return found[-1][column] if found else None
+            return getattr(found[-1], column) if found else None
 
         def peak(role: str, column: str) -> int | None:
-            values = [row[column] for row in rows(role) if row.get(column) is not None]
+            values = [getattr(row, column) for row in rows(role) if getattr(row, column) is not None]
             return max(values) if values else None
 
-        return {
-            "fio_cpu_user_s": last("fio", "cpu_user_s"),
-            "fio_cpu_sys_s": last("fio", "cpu_sys_s"),
-            "daemon_cpu_user_s": last("daemon", "cpu_user_s"),
-            "daemon_cpu_sys_s": last("daemon", "cpu_sys_s"),
-            "daemon_fds_max": peak("daemon", "num_fds"),
-            "daemon_rss_max_kib": peak("daemon", "rss_kib"),
-            "system_cpu_user_s": last("system", "cpu_user_s"),
-            "system_cpu_sys_s": last("system", "cpu_sys_s"),
-            "system_cpu_iowait_s": last("system", "cpu_iowait_s"),
-            "file_nr_max": peak("system", "file_nr"),
-            "sampler_cpu_s": round(self._sampler_cpu, 4),
-            "samples": self._ticks,
-        }
+        return MonitorSummary(
+            fio_cpu_user_s=last("fio", "cpu_user_s"),
+            fio_cpu_sys_s=last("fio", "cpu_sys_s"),
+            daemon_cpu_user_s=last("daemon", "cpu_user_s"),
+            daemon_cpu_sys_s=last("daemon", "cpu_sys_s"),
+            daemon_fds_max=peak("daemon", "num_fds"),
+            daemon_rss_max_kib=peak("daemon", "rss_kib"),
+            system_cpu_user_s=last("system", "cpu_user_s"),
+            system_cpu_sys_s=last("system", "cpu_sys_s"),
+            system_cpu_iowait_s=last("system", "cpu_iowait_s"),
+            file_nr_max=peak("system", "file_nr"),
+            sampler_cpu_s=round(self._sampler_cpu, 4),
+            samples=self._ticks,
+        )
 
 
 def _process(pid: int) -> psutil.Process | None:

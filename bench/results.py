@@ -1,7 +1,9 @@
-"""The results folder (DESIGN.md): write it while a run goes on, read it back to resume.
+"""The results folder: written while a run goes on (ResultsWriter), read back by one reader
+(ResultsFolder) that `--resume`, the analysis and the reports all use.
 
 CSV rows are appended, flushed and fsynced as each run finishes so a killed run loses
-nothing already measured; manifest.json and scenario.yaml are replaced atomically.
+nothing already measured; manifest.json and scenario.yaml are replaced atomically. Columns
+and their types come from bench.records.
 """
 
 from __future__ import annotations
@@ -11,108 +13,44 @@ import io
 import json
 import os
 import shutil
-import tempfile
+import typing
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from bench.columns import FD_PRESSURE_COLUMNS, RUN_COLUMNS
+import pandas as pd
+from pydantic import ValidationError
+
 from bench.errors import InputError
+from bench.fio_output import FioResult, read_fio_output
+from bench.fusefs.files import atomic_write
+from bench.records import (
+    RUN_COLUMNS,
+    RUN_SECTIONS,
+    STATUS_OK,
+    FdPressureRecord,
+    Manifest,
+    Record,
+    RequestRecord,
+    RunRecord,
+    SampleRecord,
+    SnapshotRecord,
+)
 
 MANIFEST = "manifest.json"
 SCENARIO = "scenario.yaml"
 RUNS = "runs.csv"
 SAMPLES = "samples.csv"
+REQUESTS = "requests.csv"
 FD_PRESSURE = "fd_pressure.csv"
+FD_SNAPSHOTS = "fd_pressure_snapshots.csv"
 FIO_DIR = "fio"
-FORMAT_VERSION = 1
-
-# Statuses of a run (runs.csv `status`) and of a whole results folder (manifest `status`).
-STATUS_OK, STATUS_FAILED, STATUS_UNAVAILABLE = "ok", "failed", "unavailable"
-FOLDER_RUNNING, FOLDER_INTERRUPTED, FOLDER_COMPLETE = "running", "interrupted", "complete"
-
-
-@dataclass
-class Manifest:
-    """manifest.json: what was run, where, in which order, and how far it got."""
-
-    scenario: str
-    scenario_hash: str
-    seed: int
-    repeat: int
-    plan: list[dict[str, Any]]  # run_id, cell, target, repetition, in run order
-    target_order: list[list[str]]  # target order of each repetition
-    host: dict[str, Any]
-    fio_version: str | None
-    tool_version: str
-    workdir: str
-    started_at: str
-    ended_at: str | None = None
-    status: str = FOLDER_RUNNING
-    runs: dict[str, str] = field(default_factory=dict)  # run_id -> status
-    skipped_targets: dict[str, str] = field(default_factory=dict)  # target -> why
-    fd_pressure: str | None = None  # status, when the scenario has it
-    notes: list[str] = field(default_factory=list)
-    format_version: int = FORMAT_VERSION
-
-    def cells(self) -> dict[str, dict[str, str]]:
-        """Per cell and target: ok, failed, unavailable, partial or pending."""
-        statuses: dict[str, dict[str, list[str]]] = {}
-        for entry in self.plan:
-            status = self.runs.get(entry["run_id"], "pending")
-            statuses.setdefault(entry["cell"], {}).setdefault(entry["target"], []).append(status)
-        return {
-            cell: {target: seen[0] if len(set(seen)) == 1 else _mixed(seen) for target, seen in targets.items()}
-            for cell, targets in statuses.items()
-        }
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON document, with the derived per-cell status."""
-        return dict(asdict(self), cells=self.cells())
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Manifest:
-        """Parse a manifest written by `to_dict`."""
-        if not isinstance(data, Mapping):
-            raise ResultsError(f"{MANIFEST} is not a JSON object")
-        known = {f.name for f in fields(cls)}
-        try:
-            return cls(**{key: value for key, value in data.items() if key in known})
-        except TypeError as exc:
-            raise ResultsError(f"{MANIFEST} is incomplete: {exc}") from None
-
-
-def _mixed(statuses: list[str]) -> str:
-    return STATUS_FAILED if STATUS_FAILED in statuses else "partial"
+# Files whose rows belong to one run each: a redone run's rows go from all of them.
+PER_RUN_FILES = (RUNS, SAMPLES, REQUESTS)
 
 
 class ResultsError(InputError):
     """A results folder that cannot be written or read as asked."""
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Replace `path` with `text` so a reader sees the old or the new file, never a torn one."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide results from other users
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _cell(value: Any) -> str:
@@ -122,6 +60,21 @@ def _cell(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+def _csv_text(columns: Sequence[str], rows: Iterable[Mapping[str, Any]], *, header: bool) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    if header:
+        writer.writerow(columns)
+    for row in rows:
+        writer.writerow([_cell(row.get(column)) for column in columns])
+    return buffer.getvalue()
+
+
+def _read_header(path: Path) -> list[str]:
+    with path.open(newline="") as handle:
+        return next(csv.reader(handle), [])
 
 
 class ResultsWriter:
@@ -156,108 +109,183 @@ class ResultsWriter:
     def reopen(cls, folder: Path) -> ResultsWriter:
         """An existing results folder, to append the runs a resumed run completes."""
         folder = folder.absolute()
-        load_manifest(folder)
+        ResultsFolder(folder).manifest(required=True)
         (folder / FIO_DIR).mkdir(exist_ok=True)
         return cls(folder)
 
     def write_manifest(self, manifest: Manifest) -> None:
         """Replace manifest.json atomically."""
-        atomic_write_text(self.folder / MANIFEST, json.dumps(manifest.to_dict(), indent=2) + "\n")
+        atomic_write(self.folder / MANIFEST, json.dumps(manifest.to_dict(), indent=2) + "\n")
 
     def write_scenario(self, text: str) -> None:
         """Keep the scenario text exactly as run."""
-        atomic_write_text(self.folder / SCENARIO, text)
+        atomic_write(self.folder / SCENARIO, text)
 
     def fio_output_path(self, run_id: str) -> Path:
         """Where fio writes the raw JSON of a run (kept verbatim)."""
         return self.fio_dir / f"{run_id}.json"
 
-    def append_run(self, row: Mapping[str, Any]) -> None:
-        """Append one runs.csv row (RUN_COLUMNS) and make it durable."""
-        self._append(RUNS, RUN_COLUMNS, [row])
+    def append_run(self, record: RunRecord, samples: Sequence[SampleRecord] = (),
+                   requests: Sequence[RequestRecord] = ()) -> None:
+        """Append one run: its samples and per-opcode requests, then its runs.csv row, which
+        marks the run done (a run killed before it is redone, its other rows dropped)."""
+        self._append(SAMPLES, SampleRecord.columns(), [sample.row() for sample in samples])
+        self._append(REQUESTS, RequestRecord.columns(), [request.row() for request in requests])
+        self._append(RUNS, RUN_COLUMNS, [record.row()])
 
-    def append_samples(self, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> None:
-        """Append monitor samples (bench.monitor.SAMPLE_COLUMNS) of one run."""
-        self._append(SAMPLES, columns, rows)
+    def append_fd_pressure(self, record: FdPressureRecord, snapshots: Sequence[SnapshotRecord] = ()) -> None:
+        """Append one fd-pressure step and the readings it was derived from."""
+        self._append(FD_SNAPSHOTS, SnapshotRecord.columns(), [snapshot.row() for snapshot in snapshots])
+        self._append(FD_PRESSURE, FdPressureRecord.columns(), [record.row()])
 
-    def append_fd_pressure(self, rows: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> None:
-        """Append one or more fd_pressure.csv rows (FD_PRESSURE_COLUMNS)."""
-        self._append(FD_PRESSURE, FD_PRESSURE_COLUMNS, [rows] if isinstance(rows, Mapping) else rows)
+    def set_aside(self, *names: str) -> list[Path]:
+        """Rename partly written files (an unfinished attempt) to NAME.incomplete; their new paths."""
+        moved = []
+        for name in names:
+            path = self.folder / name
+            if path.exists():
+                aside = path.with_name(name + ".incomplete")
+                os.replace(path, aside)
+                moved.append(aside)
+        return moved
 
-    def set_aside(self, name: str) -> Path | None:
-        """Rename a partly written file (an unfinished attempt) to NAME.incomplete; its new path."""
-        path = self.folder / name
-        if not path.exists():
-            return None
-        aside = path.with_name(name + ".incomplete")
-        os.replace(path, aside)
-        return aside
-
-    def drop_runs(self, run_ids: Iterable[str]) -> list[dict[str, str]]:
-        """Remove the rows of runs about to be redone (resume); return the removed rows."""
+    def drop_runs(self, run_ids: Iterable[str]) -> int:
+        """Remove every row of the runs about to be redone (resume); how many runs.csv rows went."""
         wanted = set(run_ids)
-        rows = load_runs(self.folder)
-        removed = [row for row in rows if row["run_id"] in wanted]
-        if removed:
-            kept = [row for row in rows if row["run_id"] not in wanted]
-            atomic_write_text(self.folder / RUNS, _csv_text(RUN_COLUMNS, kept, header=True))
-        return removed
+        dropped = 0
+        for name in PER_RUN_FILES:
+            path = self.folder / name
+            if not path.exists() or path.stat().st_size == 0:
+                continue
+            with path.open(newline="") as handle:
+                reader = csv.DictReader(handle)
+                columns, rows = reader.fieldnames or [], list(reader)
+            kept = [row for row in rows if row.get("run_id") not in wanted]
+            if len(kept) != len(rows):
+                atomic_write(path, _csv_text(columns, kept, header=True))
+            if name == RUNS:
+                dropped = len(rows) - len(kept)
+        return dropped
 
-    def _append(self, name: str, columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> None:
+    def _append(self, name: str, columns: Sequence[str], rows: list[Mapping[str, Any]]) -> None:
         path = self.folder / name
-        rows = list(rows)
-        unknown = {key for row in rows for key in row} - set(columns)
-        if unknown:
-            raise ValueError(f"{name}: columns {sorted(unknown)} are not in the column contract")
         new = not path.exists() or path.stat().st_size == 0
-        if not new:
-            header = _read_header(path)
-            if header != list(columns):
-                raise ResultsError(
-                    f"{path} has different columns than this version writes; finish it with the "
-                    "version that started it, or start a new results folder"
-                )
+        if not rows and not (new and name == RUNS):
+            return
+        if not new and _read_header(path) != list(columns):
+            raise ResultsError(
+                f"{path} has different columns than this version writes; finish it with the "
+                "version that started it, or start a new results folder"
+            )
         with path.open("a", newline="") as handle:
             handle.write(_csv_text(columns, rows, header=new))
             handle.flush()
             os.fsync(handle.fileno())
 
 
-def _csv_text(columns: Sequence[str], rows: Iterable[Mapping[str, Any]], *, header: bool) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    if header:
-        writer.writerow(columns)
-    for row in rows:
-        writer.writerow([_cell(row.get(column)) for column in columns])
-    return buffer.getvalue()
+# ---------------------------------------------------------------- reading
 
 
-def _read_header(path: Path) -> list[str]:
-    with path.open(newline="") as handle:
-        return next(csv.reader(handle), [])
+def _dtype(annotation: Any) -> str:
+    """The pandas dtype of a record field's annotation."""
+    kinds = {arg for arg in typing.get_args(annotation) if arg is not type(None)} or {annotation}
+    if kinds <= {bool}:
+        return "boolean"
+    if kinds <= {int}:
+        return "Int64"
+    if kinds <= {int, float}:
+        return "float64"
+    return "string"
 
 
-def load_manifest(folder: Path) -> Manifest:
-    """manifest.json of a results folder."""
-    path = Path(folder) / MANIFEST
-    try:
-        return Manifest.from_dict(json.loads(path.read_text()))
-    except FileNotFoundError:
-        raise ResultsError(f"{folder} is not a results folder: {MANIFEST} is missing") from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ResultsError(f"{path}: cannot read the manifest: {exc}") from None
+def dtypes(*records: type[Record]) -> dict[str, str]:
+    """column -> pandas dtype for the columns of `records`."""
+    return {name: _dtype(field.annotation) for record in records for name, field in record.model_fields.items()}
 
 
-def load_runs(folder: Path) -> list[dict[str, str]]:
-    """runs.csv rows as strings (empty list when no run finished yet)."""
-    path = Path(folder) / RUNS
-    if not path.exists():
-        return []
-    with path.open(newline="") as handle:
-        return list(csv.DictReader(handle))
+class ResultsFolder:
+    """A results folder as written by any version: the manifest, scenario, every CSV file as a
+    typed DataFrame, and each run's fio result (parsed by the one parser)."""
 
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        if not self.path.is_dir():
+            raise ResultsError(f"{self.path} is not a directory; give a results folder made by `fusebench run`")
+        if not (self.path / MANIFEST).is_file() and not (self.path / RUNS).is_file():
+            raise ResultsError(f"{self.path} is not a results folder: it has neither {MANIFEST} nor {RUNS}")
 
-def completed_run_ids(folder: Path) -> set[str]:
-    """Run ids with status ok: what a resumed run must not repeat."""
-    return {row["run_id"] for row in load_runs(folder) if row["status"] == STATUS_OK}
+    def manifest(self, *, required: bool = False) -> Manifest | None:
+        """manifest.json (None when absent, unless `required`)."""
+        path = self.path / MANIFEST
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            if required:
+                raise ResultsError(f"{self.path} is not a results folder: {MANIFEST} is missing") from None
+            return None
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ResultsError(f"{path}: cannot read the manifest: {exc}") from None
+        if not isinstance(data, dict):
+            raise ResultsError(f"{path}: the manifest is not a JSON object")
+        try:
+            return Manifest.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            where = ".".join(str(part) for part in first["loc"])
+            raise ResultsError(f"{path}: the manifest is incomplete or damaged: {where}: {first['msg']}") from None
+
+    def scenario_text(self) -> str | None:
+        """The scenario as run, or None when the folder has none."""
+        path = self.path / SCENARIO
+        return path.read_text() if path.is_file() else None
+
+    def _frame(self, name: str, *records: type[Record]) -> pd.DataFrame | None:
+        path = self.path / name
+        if not path.is_file() or path.stat().st_size == 0:
+            return None
+        types = dtypes(*records)
+        try:
+            frame = pd.read_csv(path, dtype=types, keep_default_na=False, na_values=[""])
+        except (pd.errors.ParserError, UnicodeDecodeError, ValueError, TypeError) as exc:
+            raise ResultsError(f"{path}: not a readable {name} file: {exc}") from None
+        for column, dtype in types.items():  # columns an older version did not write
+            if column not in frame:
+                frame[column] = pd.Series([None] * len(frame), index=frame.index, dtype=dtype)
+        return frame
+
+    def runs(self) -> pd.DataFrame:
+        """runs.csv, one row per run, typed (empty, with every column, before the first run ends)."""
+        frame = self._frame(RUNS, *RUN_SECTIONS)
+        if frame is None:
+            frame = pd.DataFrame({column: pd.Series(dtype=dtype) for column, dtype in dtypes(*RUN_SECTIONS).items()})
+        return frame
+
+    def completed_run_ids(self) -> set[str]:
+        """Run ids with status ok: what a resumed run must not repeat."""
+        runs = self.runs()
+        return set(runs.loc[runs["status"] == STATUS_OK, "run_id"])
+
+    def samples(self) -> pd.DataFrame | None:
+        """samples.csv, or None when no run was sampled."""
+        return self._frame(SAMPLES, SampleRecord)
+
+    def requests(self) -> pd.DataFrame | None:
+        """requests.csv (per run and opcode), or None (format 1 folders, or nothing counted)."""
+        return self._frame(REQUESTS, RequestRecord)
+
+    def fd_pressure(self) -> pd.DataFrame | None:
+        """fd_pressure.csv, or None when the scenario had no fd pressure."""
+        return self._frame(FD_PRESSURE, FdPressureRecord)
+
+    def fd_snapshots(self) -> pd.DataFrame | None:
+        """fd_pressure_snapshots.csv, or None (format 1 folders, or no fd pressure)."""
+        return self._frame(FD_SNAPSHOTS, SnapshotRecord)
+
+    def fio_output_path(self, run_id: str) -> Path:
+        """Where the raw fio output of a run is kept."""
+        return self.path / FIO_DIR / f"{run_id}.json"
+
+    def fio_result(self, run_id: str) -> FioResult | None:
+        """A run's fio result, or None when its output was not kept; FioError when it is unreadable."""
+        path = self.fio_output_path(run_id)
+        return read_fio_output(path) if path.exists() else None

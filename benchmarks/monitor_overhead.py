@@ -39,11 +39,11 @@ def measure(hz: float, runtime_s: int, directory: Path) -> dict:
     return {
         "hz": hz,
         "elapsed_s": elapsed,
-        "samples": summary["samples"],
-        "sampler_cpu_s": summary["sampler_cpu_s"],
-        "sampler_cpu_pct": 100.0 * summary["sampler_cpu_s"] / elapsed,
-        "per_sample_ms": 1000.0 * summary["sampler_cpu_s"] / max(summary["samples"], 1),
-        "fio_cpu_s": summary["fio_cpu_user_s"] + summary["fio_cpu_sys_s"],
+        "samples": summary.samples,
+        "sampler_cpu_s": summary.sampler_cpu_s,
+        "sampler_cpu_pct": 100.0 * summary.sampler_cpu_s / elapsed,
+        "per_sample_ms": 1000.0 * summary.sampler_cpu_s / max(summary.samples, 1),
+        "fio_cpu_s": summary.fio_cpu_user_s + summary.fio_cpu_sys_s,
     }
 
 

@@ -22,8 +22,12 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import analysis, report  # noqa: E402
-from bench.columns import FD_PRESSURE_COLUMNS, RUN_COLUMNS  # noqa: E402
-from bench.results import Manifest  # noqa: E402
+from bench.records import RUN_COLUMNS, FdPressureRecord, Manifest, PlanEntry  # noqa: E402
+
+# Real fio 3.33 json+ outputs whose latency bins are replaced per run (the one parser reads them whole).
+FIO_TEMPLATES = {direction: json.loads((Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "fio" / name)
+                                       .read_text()) for direction, name in (("read", "seq-read.json"),
+                                                                             ("write", "seq-write.json"))}
 
 TARGETS = [("native", "native"), ("fuse", "fuse"), ("passthrough", "passthrough"), ("hp", "external")]
 SPEED = {"native": 1.0, "fuse": 0.45, "passthrough": 0.98, "hp": 0.97}
@@ -47,8 +51,9 @@ def scenario_yaml(cells: list[tuple[str, str, str]]) -> str:
 def fio_json(rng: np.random.Generator, direction: str, median_ns: float) -> str:
     values = np.unique(np.round(rng.lognormal(np.log(median_ns), 0.4, 60), -1).astype(int))
     bins = {str(v): int(c) for v, c in zip(values, rng.integers(1, 500, len(values)))}
-    job = {"jobname": "j", "error": 0, direction: {"clat_ns": {"N": sum(bins.values()), "bins": bins}}}
-    return json.dumps({"fio version": "fio-3.33", "jobs": [job]})
+    output = json.loads(json.dumps(FIO_TEMPLATES[direction]))
+    output["jobs"][0][direction]["clat_ns"].update(N=sum(bins.values()), bins=bins)
+    return json.dumps(output)
 
 
 def build(folder: Path) -> None:
@@ -61,7 +66,7 @@ def build(folder: Path) -> None:
         for name, rw, bs in cells:
             for target, kind in TARGETS:
                 run_id = f"{name}--{target}--r{rep}"
-                plan.append({"run_id": run_id, "cell": name, "target": target, "repetition": rep})
+                plan.append(PlanEntry(run_id=run_id, cell=name, target=target, repetition=rep))
                 value = 1000 * SPEED[target] * rng.normal(1, 0.03)
                 direction = "write" if "write" in rw else "read"
                 runs.append({
@@ -91,13 +96,13 @@ def build(folder: Path) -> None:
           for target, kind, policy in (("fuse", "fuse", ""), ("passthrough", "passthrough", "keep"),
                                        ("passthrough", "passthrough", "close"))
           for n in (10, 100, 1000, 4000, 10000, 50000)]
-    pd.DataFrame(fd, columns=FD_PRESSURE_COLUMNS).to_csv(folder / "fd_pressure.csv", index=False)
+    pd.DataFrame(fd, columns=FdPressureRecord.columns()).to_csv(folder / "fd_pressure.csv", index=False)
     (folder / "scenario.yaml").write_text(scenario_yaml(cells))
     manifest = Manifest(scenario="perf-synthetic", scenario_hash="0" * 16, seed=1, repeat=REPEAT, plan=plan,
                         target_order=[[t for t, _ in TARGETS]] * REPEAT,
                         host={"kernel": "6.18.0", "arch": "x86_64", "cpu_model": "synthetic", "cpu_cores": 2},
                         fio_version="fio-3.33", tool_version="0.1.0", workdir="/tmp", started_at="2026-11-25T00:00:00Z",
-                        status="complete", runs={p["run_id"]: "ok" for p in plan})
+                        status="complete", runs={p.run_id: "ok" for p in plan})
     (folder / "manifest.json").write_text(json.dumps(manifest.to_dict()))
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import collections
 import json
 import shutil
 from pathlib import Path
@@ -12,6 +13,10 @@ import pytest
 
 from bench import analysis
 from bench.analysis import Settings
+from bench.analysis.compare import compare_folders
+from bench.analysis.findings import missing_runs
+from bench.fio_output import read_fio_output
+from bench.percentile import percentiles
 from bench.errors import InputError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "results"
@@ -83,7 +88,7 @@ def test_not_engaged_and_failed_runs_are_left_out(basic: analysis.Analysis) -> N
 
 
 def test_missing_runs_of_an_interrupted_run(basic: analysis.Analysis) -> None:
-    missing = analysis.missing_runs(basic.results)
+    missing = missing_runs(basic.results)
     got = sorted(zip(missing["cell"], missing["target"], missing["repetition"]))
     assert got == [("randwrite-4k", "fuse", 2), ("randwrite-4k", "fuse", 3),
                    ("randwrite-4k", "passthrough", 1), ("randwrite-4k", "passthrough", 2),
@@ -127,35 +132,32 @@ def test_cpu_per_gib_and_per_kio(basic: analysis.Analysis) -> None:
     assert native["daemon_user_s_per_gib"] == 0
 
 
-def test_percentiles_from_bins_use_the_nearest_rank() -> None:
-    bins = {1000: 1, 2000: 1, 3000: 2}
-    assert list(analysis.percentiles_from_bins(bins, (25, 50, 51, 99, 100))) == [1000, 2000, 3000, 3000, 3000]
-
-
 def test_latency_bins_are_summed_over_repetitions(basic: analysis.Analysis) -> None:
     runs = [json.loads((BASIC / "fio" / f"seqread-1m--native--r{rep}.json").read_text()) for rep in (1, 2, 3)]
     total = sum(job["read"]["clat_ns"]["N"] for fio in runs for job in fio["jobs"])
     frame = basic.latency
     native = frame[(frame["cell"] == "seqread-1m") & (frame["target"] == "native") & (frame["direction"] == "read")]
     assert set(native["ios"]) == {total}
-    merged: dict[int, int] = {}
-    for fio in runs:
-        for ns, count in analysis.clat_bins(fio, "read").items():
-            merged[ns] = merged.get(ns, 0) + count
+    merged: collections.Counter[int] = collections.Counter()
+    for rep in (1, 2, 3):
+        merged.update(read_fio_output(BASIC / "fio" / f"seqread-1m--native--r{rep}.json").read.clat_bins)
     p50 = native.set_index("percentile").loc[50.0, "latency_us"]
-    assert p50 == analysis.percentiles_from_bins(merged, (50,))[0] / 1000
+    assert p50 == percentiles(merged, [50])[0] / 1000
     # a summed percentile lies between the runs' own ones, never outside
     own = [fio["jobs"][0]["read"]["clat_ns"]["percentile"]["50.000000"] / 1000 for fio in runs]
     assert min(own) * 0.9 <= p50 <= max(own) * 1.1
     assert set(frame[frame["cell"] == "seqwrite-1m"]["direction"]) == {"write"}
 
 
-def test_fio_json_after_warnings(tmp_path: Path) -> None:
-    path = tmp_path / "run.json"
-    path.write_text('fio: this platform does not support process shared mutexes\n{"jobs": []}\ntrailing')
-    assert analysis.read_fio_json(path) == {"jobs": []}
-    path.write_text("no json here")
-    assert analysis.read_fio_json(path) is None
+def test_an_unreadable_fio_output_is_a_finding_not_a_silent_gap(tmp_path: Path) -> None:
+    folder = tmp_path / "basic"
+    shutil.copytree(BASIC, folder)
+    (folder / "fio" / "seqread-1m--native--r1.json").write_text("fio: killed {before writing}\n")
+    result = analysis.analyse(analysis.load(folder))
+    notes = [f.message for f in result.findings if "latency percentiles" in f.message]
+    assert len(notes) == 1 and notes[0].startswith("seqread-1m--native--r1: fio output holds no JSON")
+    native = result.latency[(result.latency["cell"] == "seqread-1m") & (result.latency["target"] == "native")]
+    assert not native.empty  # the other two repetitions still count
 
 
 def test_fd_limits(basic: analysis.Analysis) -> None:
@@ -188,7 +190,7 @@ def test_request_counts(basic: analysis.Analysis) -> None:
 def test_compare_folders() -> None:
     a = analysis.analyse(analysis.load(BASIC))
     b = analysis.analyse(analysis.load(BASIC_B))
-    changes, only = analysis.compare_folders(a, b)
+    changes, only = compare_folders(a, b)
     by_key = changes.set_index(["cell", "target"])
     better = by_key.loc[("seqread-1m", "passthrough")]
     assert better["ratio"] == pytest.approx(1.1) and better["significant"]
@@ -208,7 +210,7 @@ def test_partial_folder_without_runs(tmp_path: Path) -> None:
         shutil.copy(BASIC / name, folder / name)
     result = analysis.analyse(analysis.load(folder))
     assert result.summary.empty
-    assert len(analysis.missing_runs(result.results)) == 4 * 3 * 3
+    assert len(missing_runs(result.results)) == 4 * 3 * 3
 
 
 def test_unavailable_target_is_counted_apart_and_reported_once(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.monitor import SAMPLE_COLUMNS, SUMMARY_KEYS, Monitor, MonitorResult
+from bench.monitor import Monitor, MonitorResult
 
 
 def run_fio(directory: Path, *, runtime_s: float = 1.5, numjobs: int = 2) -> subprocess.Popen:
@@ -30,24 +30,23 @@ def monitored(monitor: Monitor, fio: subprocess.Popen) -> tuple[MonitorResult, f
 
 
 def role(result: MonitorResult, name: str) -> list[dict]:
-    return [row for row in result.samples if row["role"] == name]
+    return [row for row in result.samples if row.role == name]
 
 
 @pytest.mark.integration
 def test_samples_fio_and_its_jobs_at_about_the_requested_rate(require_fio, tmp_path: Path) -> None:
     result, elapsed = monitored(Monitor(hz=10, run_id="r1"), run_fio(tmp_path))
 
-    assert tuple(result.summary) == SUMMARY_KEYS
-    assert all(tuple(row) == SAMPLE_COLUMNS and row["run_id"] == "r1" for row in result.samples)
-    assert 0.5 * elapsed * 10 <= result.summary["samples"] <= 1.5 * elapsed * 10 + 2
-    assert result.summary["fio_cpu_user_s"] + result.summary["fio_cpu_sys_s"] > 0
+    assert all(row.run_id == "r1" for row in result.samples)
+    assert 0.5 * elapsed * 10 <= result.summary.samples <= 1.5 * elapsed * 10 + 2
+    assert result.summary.fio_cpu_user_s + result.summary.fio_cpu_sys_s > 0
     fio_rows = role(result, "fio")
-    assert max(row["pids"] for row in fio_rows) >= 3  # the fio parent and both job processes
-    assert [row["cpu_user_s"] for row in fio_rows] == sorted(row["cpu_user_s"] for row in fio_rows)
-    assert {row["role"] for row in result.samples} == {"fio", "system"}
-    assert result.summary["daemon_cpu_user_s"] is None and result.summary["daemon_fds_max"] is None
-    assert result.summary["system_cpu_sys_s"] > 0 and result.summary["file_nr_max"] > 0
-    assert 0 < result.summary["sampler_cpu_s"] < 0.5 * elapsed
+    assert max(row.pids for row in fio_rows) >= 3  # the fio parent and both job processes
+    assert [row.cpu_user_s for row in fio_rows] == sorted(row.cpu_user_s for row in fio_rows)
+    assert {row.role for row in result.samples} == {"fio", "system"}
+    assert result.summary.daemon_cpu_user_s is None and result.summary.daemon_fds_max is None
+    assert result.summary.system_cpu_sys_s > 0 and result.summary.file_nr_max > 0
+    assert 0 < result.summary.sampler_cpu_s < 0.5 * elapsed
 
 
 @pytest.mark.integration
@@ -56,11 +55,11 @@ def test_daemon_role_samples_the_fuse_server(require_fio, bindfs_mount, tmp_path
     result, _ = monitored(Monitor(hz=20, daemon_pid=bindfs_mount.daemon_pid), fio)
 
     daemon_rows = role(result, "daemon")
-    assert len(daemon_rows) == result.summary["samples"]
-    assert all(row["pids"] == 1 for row in daemon_rows)
-    assert result.summary["daemon_cpu_user_s"] + result.summary["daemon_cpu_sys_s"] > 0
-    assert result.summary["daemon_fds_max"] >= 4  # stdio, /dev/fuse and the file fio has open
-    assert result.summary["daemon_rss_max_kib"] > 0
+    assert len(daemon_rows) == result.summary.samples
+    assert all(row.pids == 1 for row in daemon_rows)
+    assert result.summary.daemon_cpu_user_s + result.summary.daemon_cpu_sys_s > 0
+    assert result.summary.daemon_fds_max >= 4  # stdio, /dev/fuse and the file fio has open
+    assert result.summary.daemon_rss_max_kib > 0
 
 
 def test_a_missing_fio_pid_gives_empty_figures_not_an_error() -> None:
@@ -70,5 +69,5 @@ def test_a_missing_fio_pid_gives_empty_figures_not_an_error() -> None:
     monitor.start(finished.pid)
     time.sleep(0.1)
     result = monitor.stop()
-    assert result.summary["fio_cpu_user_s"] == 0 and result.summary["samples"] >= 2
-    assert all(row["pids"] == 0 for row in role(result, "fio"))
+    assert result.summary.fio_cpu_user_s == 0 and result.summary.samples >= 2
+    assert all(row.pids == 0 for row in role(result, "fio"))

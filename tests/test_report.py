@@ -179,3 +179,14 @@ def test_runs_csv_alone_is_enough(tmp_path: Path) -> None:
     assert "4.00x [3.88-4.12] *" in text
     assert "never run" not in text  # without a plan or scenario nothing is known to be missing
     assert text.splitlines()[1] == "kernel unknown; unknown CPU, memory unknown; fio version unknown; fusebench"
+
+
+@pytest.mark.parametrize("fmt", ["html", "text", "markdown", "csv"])
+def test_a_folder_of_the_previous_format_still_reports(tmp_path: Path, fmt: str) -> None:
+    """tests/fixtures/results/v1-format was written by fusebench 0.1.0 (format 1) on this VM."""
+    out = report.write_report(FIXTURES / "v1-format", tmp_path / f"v1.{fmt}", fmt)
+    text = out.read_text()
+    for cell in ("randread-4k", "seqwrite-1m"):
+        assert cell in text
+    if fmt == "text":
+        assert "fd pressure" in text and "passthrough" in text

@@ -1,27 +1,38 @@
-"""The results folder writer and reader: atomic manifest, durable appends, no silent overwrite."""
+"""The results folder: one writer (atomic manifest, durable appends, no silent overwrite) and
+one reader (typed frames, the manifest, fio results), for this format and the previous one."""
 
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
-from bench.columns import FD_PRESSURE_COLUMNS, RUN_COLUMNS
+from bench.records import (
+    RUN_COLUMNS,
+    FdPressureRecord,
+    Manifest,
+    PlanEntry,
+    RequestRecord,
+    RunInfo,
+    RunRecord,
+    SampleRecord,
+    SnapshotRecord,
+)
 from bench.results import (
     FD_PRESSURE,
+    FD_SNAPSHOTS,
     MANIFEST,
     RUNS,
     SAMPLES,
-    Manifest,
     ResultsError,
+    ResultsFolder,
     ResultsWriter,
-    completed_run_ids,
-    load_manifest,
-    load_runs,
 )
+
+V1 = Path(__file__).parent / "fixtures" / "results" / "v1-format"
 
 
 def _manifest(**changes) -> Manifest:
@@ -30,11 +41,7 @@ def _manifest(**changes) -> Manifest:
         scenario_hash="abc",
         seed=7,
         repeat=2,
-        plan=[
-            {"run_id": f"c--{t}--r{r}", "cell": "c", "target": t, "repetition": r}
-            for r in (1, 2)
-            for t in ("native", "fuse")
-        ],
+        plan=[PlanEntry(run_id=f"c--{t}--r{r}", cell="c", target=t, repetition=r) for r in (1, 2) for t in ("native", "fuse")],
         target_order=[["native", "fuse"], ["fuse", "native"]],
         host={"kernel": "6.18"},
         fio_version="fio-3.33",
@@ -46,8 +53,8 @@ def _manifest(**changes) -> Manifest:
     return Manifest(**fields)
 
 
-def _row(run_id: str, status: str = "ok", **values) -> dict:
-    return {"run_id": run_id, "status": status, **values}
+def _run(run_id: str, status: str = "ok", **info) -> RunRecord:
+    return RunRecord(info=RunInfo(run_id=run_id, status=status, **info))
 
 
 def test_new_folder_layout(tmp_path: Path) -> None:
@@ -57,12 +64,22 @@ def test_new_folder_layout(tmp_path: Path) -> None:
     assert (tmp_path / "r" / "fio").is_dir()
     assert (tmp_path / "r" / "scenario.yaml").read_text() == "name: tiny\n"
     assert writer.fio_output_path("c--native--r1") == tmp_path / "r" / "fio" / "c--native--r1.json"
-    assert load_manifest(tmp_path / "r").seed == 7
+    folder = ResultsFolder(tmp_path / "r")
+    assert folder.manifest().seed == 7 and folder.scenario_text() == "name: tiny\n"
     assert (tmp_path / "r" / RUNS).read_text() == ",".join(RUN_COLUMNS) + "\n"
-    assert load_runs(tmp_path / "r") == []
+    assert folder.runs().empty and list(folder.runs().columns) == list(RUN_COLUMNS)
+    assert folder.samples() is None and folder.requests() is None and folder.fd_pressure() is None
 
 
-def test_manifest_is_replaced_atomically(tmp_path: Path) -> None:
+def test_runs_csv_columns_are_those_of_format_1() -> None:
+    with open(V1 / RUNS, newline="") as handle:
+        assert next(csv.reader(handle)) == list(RUN_COLUMNS)
+    for name, record in ((SAMPLES, SampleRecord), (FD_PRESSURE, FdPressureRecord)):
+        with open(V1 / name, newline="") as handle:
+            assert next(csv.reader(handle)) == list(record.columns()), name
+
+
+def test_manifest_is_replaced_atomically_with_the_derived_cell_status(tmp_path: Path) -> None:
     writer = ResultsWriter.create(tmp_path / "r")
     writer.write_manifest(_manifest())
     first_inode = (tmp_path / "r" / MANIFEST).stat().st_ino
@@ -73,57 +90,52 @@ def test_manifest_is_replaced_atomically(tmp_path: Path) -> None:
     assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["fio", MANIFEST, RUNS]
     data = json.loads((tmp_path / "r" / MANIFEST).read_text())
     assert data["cells"] == {"c": {"native": "partial", "fuse": "failed"}}
-    assert load_manifest(tmp_path / "r").runs == manifest.runs
+    assert data["format_version"] == 2
+    assert ResultsFolder(tmp_path / "r").manifest().runs == manifest.runs
 
 
-def test_rows_are_appended_under_one_header(tmp_path: Path) -> None:
+def test_a_run_is_appended_with_its_samples_and_requests_and_read_back_typed(tmp_path: Path) -> None:
     writer = ResultsWriter.create(tmp_path / "r")
-    writer.append_run(_row("c--native--r1", read_iops=1.5, passthrough_engaged=None, direct=True))
-    writer.append_run(_row("c--fuse--r1", "failed", error="fio exited with status 1"))
+    samples = [SampleRecord(run_id="c--fuse--r1", t_s=0.1, role="daemon", num_fds=5),
+               SampleRecord(run_id="c--fuse--r1", t_s=0.2, role="system", file_nr=900)]
+    requests = [RequestRecord(run_id="c--fuse--r1", source="server", opcode=op, requests=n)
+                for op, n in (("LOOKUP", 2), ("READ", 1000))]
+    writer.append_run(_run("c--fuse--r1", repetition=1, target="fuse"), samples, requests)
+    writer.append_run(_run("c--native--r1", "failed", error="fio exited with status 1"))
     with open(tmp_path / "r" / RUNS, newline="") as handle:
         lines = list(csv.reader(handle))
-    assert lines[0] == list(RUN_COLUMNS)
-    assert len(lines) == 3
-    rows = load_runs(tmp_path / "r")
-    assert rows[0]["read_iops"] == "1.5" and rows[0]["direct"] == "true" and rows[0]["passthrough_engaged"] == ""
-    assert rows[1]["error"] == "fio exited with status 1"
-    assert completed_run_ids(tmp_path / "r") == {"c--native--r1"}
+    assert lines[0] == list(RUN_COLUMNS) and len(lines) == 3
+    folder = ResultsFolder(tmp_path / "r")
+    runs = folder.runs()
+    assert list(runs["run_id"]) == ["c--fuse--r1", "c--native--r1"]
+    assert str(runs["repetition"].dtype) == "Int64" and str(runs["direct"].dtype) == "boolean"
+    assert runs["error"].iloc[1] == "fio exited with status 1" and runs["error"].isna().iloc[0]
+    assert folder.completed_run_ids() == {"c--fuse--r1"}
+    assert list(folder.samples()["num_fds"].astype("Int64")[:1]) == [5]
+    assert dict(zip(folder.requests()["opcode"], folder.requests()["requests"])) == {"LOOKUP": 2, "READ": 1000}
 
 
-def test_samples_and_fd_pressure_rows(tmp_path: Path) -> None:
-    writer = ResultsWriter.create(tmp_path / "r")
-    writer.append_samples([{"run_id": "a", "t_s": 0.1}, {"run_id": "a", "t_s": 0.2}], ("run_id", "t_s"))
-    writer.append_fd_pressure({"target": "fuse", "open_files": 10})
-    writer.append_fd_pressure([{"target": "fuse", "open_files": 100}])
-    assert (tmp_path / "r" / SAMPLES).read_text() == "run_id,t_s\na,0.1\na,0.2\n"
-    with open(tmp_path / "r" / FD_PRESSURE, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    assert list(rows[0]) == list(FD_PRESSURE_COLUMNS)
-    assert [row["open_files"] for row in rows] == ["10", "100"]
-
-
-def test_unknown_column_is_a_bug_not_a_silent_drop(tmp_path: Path) -> None:
-    writer = ResultsWriter.create(tmp_path / "r")
-    with pytest.raises(ValueError, match="not_a_column"):
-        writer.append_run(_row("x", not_a_column=1))
+def test_a_column_outside_the_records_is_a_bug_not_a_silent_drop() -> None:
+    with pytest.raises(ValidationError, match="not_a_column"):
+        RunInfo(run_id="x", not_a_column=1)
 
 
 def test_appending_to_a_file_with_other_columns_is_refused(tmp_path: Path) -> None:
     writer = ResultsWriter.create(tmp_path / "r")
     (tmp_path / "r" / RUNS).write_text("run_id,status\nold,ok\n")
     with pytest.raises(ResultsError, match="different columns"):
-        writer.append_run(_row("new"))
+        writer.append_run(_run("new"))
 
 
 def test_existing_folder_is_not_overwritten_without_force(tmp_path: Path) -> None:
     writer = ResultsWriter.create(tmp_path / "r")
     writer.write_manifest(_manifest())
-    writer.append_run(_row("c--native--r1"))
+    writer.append_run(_run("c--native--r1"))
     with pytest.raises(ResultsError, match="--resume.*--force"):
         ResultsWriter.create(tmp_path / "r")
-    assert load_runs(tmp_path / "r")
+    assert not ResultsFolder(tmp_path / "r").runs().empty
     ResultsWriter.create(tmp_path / "r", force=True)
-    assert load_runs(tmp_path / "r") == []
+    assert ResultsFolder(tmp_path / "r").runs().empty
 
 
 def test_force_only_replaces_results_folders(tmp_path: Path) -> None:
@@ -141,45 +153,50 @@ def test_empty_existing_directory_is_used(tmp_path: Path) -> None:
     assert (tmp_path / "r" / "fio").is_dir()
 
 
-def test_resume_drops_rows_to_redo_and_sets_aside_partial_files(tmp_path: Path) -> None:
+def test_resume_drops_every_row_of_the_runs_to_redo_and_sets_aside_partial_files(tmp_path: Path) -> None:
     writer = ResultsWriter.create(tmp_path / "r")
     writer.write_manifest(_manifest())
-    writer.append_run(_row("a"))
-    writer.append_run(_row("b", "failed", error="boom"))
-    writer.append_fd_pressure({"target": "fuse"})
+    writer.append_run(_run("a"), [SampleRecord(run_id="a", t_s=0.1)], [RequestRecord(run_id="a", opcode="READ")])
+    writer.append_run(_run("b", "failed", error="boom"))
+    # A run killed after its samples and requests were written but before its runs.csv row:
+    writer._append(SAMPLES, SampleRecord.columns(), [SampleRecord(run_id="c", t_s=0.1).row()])
+    writer.append_fd_pressure(FdPressureRecord(target="fuse", open_files=10),
+                              [SnapshotRecord(target="fuse", open_files=10, file_nr=7)])
     reopened = ResultsWriter.reopen(tmp_path / "r")
-    removed = reopened.drop_runs(["b"])
-    assert [row["error"] for row in removed] == ["boom"]
-    assert [row["run_id"] for row in load_runs(tmp_path / "r")] == ["a"]
-    aside = reopened.set_aside(FD_PRESSURE)
-    assert aside is not None and aside.name == "fd_pressure.csv.incomplete"
-    assert not (tmp_path / "r" / FD_PRESSURE).exists()
-    assert reopened.set_aside(FD_PRESSURE) is None
+    assert reopened.drop_runs(["b", "c"]) == 1
+    folder = ResultsFolder(tmp_path / "r")
+    assert list(folder.runs()["run_id"]) == ["a"] and list(folder.samples()["run_id"]) == ["a"]
+    assert list(folder.requests()["run_id"]) == ["a"]
+    aside = reopened.set_aside(FD_PRESSURE, FD_SNAPSHOTS)
+    assert [path.name for path in aside] == ["fd_pressure.csv.incomplete", "fd_pressure_snapshots.csv.incomplete"]
+    assert folder.fd_pressure() is None and reopened.set_aside(FD_PRESSURE) == []
 
 
 def test_reading_a_folder_without_manifest_says_so(tmp_path: Path) -> None:
+    with pytest.raises(ResultsError, match="not a results folder"):
+        ResultsFolder(tmp_path)
+    (tmp_path / RUNS).write_text(",".join(RUN_COLUMNS) + "\n")
+    assert ResultsFolder(tmp_path).manifest() is None
     with pytest.raises(ResultsError, match="manifest.json is missing"):
-        load_manifest(tmp_path)
+        ResultsFolder(tmp_path).manifest(required=True)
     (tmp_path / MANIFEST).write_text("[1, 2]")
     with pytest.raises(ResultsError, match="not a JSON object"):
-        load_manifest(tmp_path)
+        ResultsFolder(tmp_path).manifest()
+    (tmp_path / MANIFEST).write_text('{"scenario": "x"}')
+    with pytest.raises(ResultsError, match="incomplete or damaged: scenario_hash"):
+        ResultsFolder(tmp_path).manifest()
 
 
-def test_readme_documents_every_column_and_scenario_key() -> None:
-    from bench.monitor import SAMPLE_COLUMNS
-    from bench.scenario import (
-        ExternalTarget,
-        FdPressure,
-        FuseTarget,
-        PassthroughTarget,
-        Scenario,
-        Workload,
-    )
+def test_a_format_1_folder_reads_through_the_same_reader() -> None:
+    folder = ResultsFolder(V1)
+    manifest = folder.manifest()
+    assert manifest.format_version == 1 and manifest.status == "complete" and len(manifest.plan) == 12
+    runs = folder.runs()
+    assert len(runs) == 12 and set(runs["status"]) == {"ok"}
+    assert runs.loc[runs["target"] == "passthrough", "passthrough_engaged"].all()
+    assert folder.requests() is None and folder.fd_snapshots() is None
+    assert len(folder.fd_pressure()) == 4
+    result = folder.fio_result(runs["run_id"].iloc[0])
+    assert result.read.total_ios + result.write.total_ios > 0
+    assert folder.fio_result("no-such-run") is None
 
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    names = set(RUN_COLUMNS) | set(FD_PRESSURE_COLUMNS) | set(SAMPLE_COLUMNS)
-    for model in (Scenario, FuseTarget, PassthroughTarget, ExternalTarget, Workload, FdPressure):
-        names |= set(model.model_fields)
-    names |= {field.name for field in dataclasses.fields(Manifest)}
-    undocumented = sorted(name for name in names if f"`{name}`" not in readme)
-    assert not undocumented, f"README.md does not document {undocumented}"

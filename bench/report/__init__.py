@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.analysis import Analysis, Settings, analyse, compare_folders, load
+from bench.analysis import Analysis, Settings, analyse, load
+from bench.analysis.compare import compare_folders
 from bench.errors import InputError
 from bench.report import csvout, html, markdown, text
 

@@ -14,11 +14,17 @@ from bench.analysis import (
     count_by_kind,
     environment,
     fd_config_label,
-    format_number,
     in_order,
 )
 from bench.report import charts
-from bench.report.rows import SIGNIFICANT, comparison_rows, environment_line, headline_rows, method_lines
+from bench.report.rows import (
+    SIGNIFICANT,
+    comparison_rows,
+    environment_line,
+    format_number,
+    headline_rows,
+    method_lines,
+)
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("bench.report", "templates"),
@@ -41,9 +47,9 @@ def _cell(value) -> str:
 def _environment(analysis: Analysis) -> list[tuple[str, str]]:
     manifest = analysis.results.manifest
     env = environment(analysis.results)
-    host = manifest.get("host") or {}
+    host = manifest.host if manifest else {}
     pairs = [("scenario", env["scenario"]), ("results folder", str(analysis.results.path)),
-             ("run status", str(manifest.get("status", ""))), ("started", env["started"]), ("ended", env["ended"]),
+             ("run status", manifest.status if manifest else ""), ("started", env["started"]), ("ended", env["ended"]),
              ("seed", env["seed"]), ("kernel", env["kernel"]), ("kernel build", str(host.get("kernel_build", ""))),
              ("CPU", env["cpu"]), ("memory", env["memory"]), ("fio", env["fio"]), ("fusebench", env["tool"]),
              ("python", str(host.get("python", "")))]
@@ -99,7 +105,7 @@ def render_report(analysis: Analysis) -> str:
     return _ENV.get_template("report.html.j2").render(
         name=analysis.results.path.name,
         env_line=environment_line(environment(analysis.results)),
-        status=str(analysis.results.manifest.get("status", "")),
+        status=analysis.results.manifest.status if analysis.results.manifest else "",
         native=analysis.native,
         plain=analysis.plain,
         findings=analysis.findings,

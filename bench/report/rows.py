@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from bench.analysis import Analysis, format_number
+from bench.analysis import Analysis
 
 SIGNIFICANT = "*"
 
@@ -29,6 +29,20 @@ class HeadlineRow:
     vs_plain_significant: bool
     vs_plain_better: bool | None   # None when not significant
     note: str               # "3 missing", "1 failed", "1 not engaged" ...
+
+
+def format_number(value: float) -> str:
+    """A figure with the precision a reader needs: whole numbers from 100 up, else 2-3 significant digits."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    magnitude = abs(value)
+    if magnitude >= 100 or float(value).is_integer():
+        return f"{value:.0f}"
+    if magnitude >= 10:
+        return f"{value:.1f}"
+    if magnitude >= 1:
+        return f"{value:.2f}"
+    return f"{value:.2g}"
 
 
 def _is_number(value: float) -> bool:

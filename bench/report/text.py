@@ -6,8 +6,15 @@ import textwrap
 
 import pandas as pd
 
-from bench.analysis import CPU_PARTS, Analysis, environment, format_number
-from bench.report.rows import SIGNIFICANT, comparison_rows, environment_line, headline_rows, method_lines
+from bench.analysis import CPU_PARTS, Analysis, environment
+from bench.report.rows import (
+    SIGNIFICANT,
+    comparison_rows,
+    environment_line,
+    format_number,
+    headline_rows,
+    method_lines,
+)
 
 WIDTH = 80
 # target, n, median, CI, % native, vs plain

@@ -1,0 +1,94 @@
+"""Results folder -> tidy pandas frames -> statistics; every summary is derived here, never stored.
+
+Statistics used (docs in the report's "Method" section say the same):
+- Primary metric per cell: bandwidth (MiB/s) for sequential patterns or bs >= 64k, IOPS for
+  random small-block patterns; read + write summed, so mixed patterns have one figure.
+- Per cell x target: n, median, mean, stdev, CoV, min, max and a 95% percentile-bootstrap CI
+  of the MEDIAN (seeded, so reports are reproducible).
+- Speedup: ratio of medians (target / baseline) with a percentile-bootstrap CI, each side
+  resampled independently. Significant only when Welch's t-test gives p < alpha AND the
+  ratio is at least `threshold` away from 1. (Welch rather than Mann-Whitney U: with the
+  usual 3 repetitions per side Mann-Whitney cannot go below p = 0.1.)
+- Latency percentiles come from fio json+ clat bins summed over repetitions and jobs.
+- CPU efficiency pools the runs: sum of CPU seconds / sum of GiB (or of 1,000 I/Os).
+
+Modules: `load` (the folder as frames), `statistics`, `metrics` (what is derived),
+`findings` (what the reader must be told), `compare` (two folders).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from bench.analysis.findings import Finding, count_by_kind, findings_of
+from bench.analysis.load import Results, environment, load, primary_metric
+from bench.analysis.metrics import (
+    CPU_PARTS,
+    SECONDARY_METRICS,
+    cpu_efficiency,
+    fd_config_label,
+    fd_limits,
+    fd_steps,
+    first_of_type,
+    in_order,
+    latency_percentiles,
+    request_counts,
+    secondary,
+    summary,
+    usable_runs,
+)
+from bench.analysis.statistics import Settings
+
+__all__ = [
+    "CPU_PARTS", "SECONDARY_METRICS", "Analysis", "Finding", "Results", "Settings", "analyse", "count_by_kind",
+    "environment", "fd_config_label", "in_order", "load", "primary_metric",
+]
+
+
+@dataclass
+class Analysis:
+    """Everything a report shows, derived from one Results."""
+
+    results: Results
+    settings: Settings
+    summary: pd.DataFrame       # cell x target: stats of the primary metric and speedups
+    secondary: pd.DataFrame     # cell x target x metric: stats of SECONDARY_METRICS
+    cpu: pd.DataFrame           # cell x target: CPU seconds per GiB and per 1,000 I/Os by part
+    latency: pd.DataFrame       # cell x target x direction x percentile -> latency_us
+    requests: pd.DataFrame      # cell x target (FUSE targets): median FUSE requests per run
+    fd_steps: pd.DataFrame      # fd-pressure steps that were measured (status ok), with `config`
+    fd_limits: pd.DataFrame     # per fd-pressure configuration: first N that failed, and how
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def native(self) -> str | None:
+        """The target every other one is compared with."""
+        return first_of_type(self.results, "native")
+
+    @property
+    def plain(self) -> str | None:
+        """The plain-FUSE target passthrough is compared with."""
+        return first_of_type(self.results, "fuse")
+
+
+def analyse(results: Results, settings: Settings = Settings()) -> Analysis:
+    """All statistics and findings of one results folder."""
+    used = usable_runs(results.runs)
+    groups = dict(iter(used.groupby(["cell", "target"], sort=False)))
+    order = (results.cells, results.targets)
+    latency, unreadable = latency_percentiles(results, used)
+    analysis = Analysis(
+        results=results,
+        settings=settings,
+        summary=summary(results, groups, settings),
+        secondary=secondary(groups, settings),
+        cpu=cpu_efficiency(used, order),
+        latency=in_order(latency, *order),
+        requests=request_counts(used, order),
+        fd_steps=(steps := fd_steps(results.fd_pressure)),
+        fd_limits=fd_limits(steps),
+    )
+    analysis.findings = findings_of(analysis, unreadable)
+    return analysis

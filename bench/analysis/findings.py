@@ -1,0 +1,123 @@
+"""What a reader must be told next to the numbers: missing, failed, unavailable and
+not-engaged runs, noisy cells, likely artifacts, too few repetitions, fd-pressure steps that
+did not return to their baseline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from bench.analysis.load import Results
+from bench.analysis.metrics import fd_config_label
+from bench.records import FOLDER_COMPLETE
+
+if TYPE_CHECKING:
+    from bench.analysis import Analysis
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One warning for the reader: what kind, where, and in words."""
+
+    kind: str      # missing | failed | unavailable | not_engaged | noisy | cache_artifact | few_repetitions
+                   # | not_back_to_baseline | note
+    cell: str
+    target: str
+    message: str
+
+
+def missing_runs(results: Results) -> pd.DataFrame:
+    """Expected (cell, target, repetition) rows with no runs.csv row at all."""
+    present = results.runs.loc[:, ["cell", "target", "repetition"]].dropna().astype({"repetition": "int64"})
+    expected = results.expected.astype({"repetition": "int64"})
+    merged = expected.merge(present.drop_duplicates(), how="left", indicator=True)
+    return merged[merged["_merge"] == "left_only"].drop(columns="_merge").reset_index(drop=True)
+
+
+def findings_of(analysis: Analysis, unreadable: list[str]) -> list[Finding]:
+    """Every finding of an analysis; `unreadable`: runs whose fio output could not be read."""
+    results, settings = analysis.results, analysis.settings
+    runs = results.runs
+    findings: list[Finding] = []
+    manifest = results.manifest
+    if manifest is not None and manifest.status != FOLDER_COMPLETE:
+        findings.append(Finding("note", "", "", f"the run's status is {manifest.status!r}: results are partial"))
+    for note in manifest.notes if manifest else []:
+        findings.append(Finding("note", "", "", note))
+    skipped = manifest.skipped_targets if manifest else {}
+    for target, why in skipped.items():
+        findings.append(Finding("unavailable", "", target, f"target {target} was skipped: {why}"))
+    for problem in unreadable:
+        findings.append(Finding("note", "", "", f"{problem}; left out of the latency percentiles"))
+
+    missing = missing_runs(results)
+    for (cell, target), frame in missing.groupby(["cell", "target"], sort=False):  # plan order
+        reps = ", ".join(f"r{r}" for r in frame["repetition"])
+        findings.append(Finding("missing", cell, target, f"{cell} / {target}: no result for {reps} (never run)"))
+
+    reasons = runs["error"].where(runs["error"].notna() & (runs["error"] != ""), "no reason recorded")
+    for row, reason in zip(runs[runs["status"] == "failed"].itertuples(), reasons[runs["status"] == "failed"]):
+        findings.append(Finding("failed", row.cell, row.target, f"{row.run_id}: failed: {reason}"))
+    # A target that cannot run here is one fact, not one per planned run.
+    unavailable = runs["status"] == "unavailable"
+    for target, why in reasons[unavailable].groupby(runs.loc[unavailable, "target"], sort=False):
+        if str(target) not in skipped:
+            findings.append(Finding("unavailable", "", str(target),
+                                    f"target {target} was unavailable ({len(why)} runs): {'; '.join(why.unique())}"))
+
+    not_engaged = runs[(runs["target_type"] == "passthrough") & (runs["passthrough_engaged"] == False)]  # noqa: E712
+    for row in not_engaged.itertuples():
+        findings.append(Finding("not_engaged", row.cell, row.target,
+                                f"{row.run_id}: passthrough did not engage (the daemon served READ/WRITE); "
+                                "left out of the statistics"))
+
+    findings += _fd_findings(results.fd_pressure)
+    summary = analysis.summary
+    for row in summary[summary["cov"] > settings.noisy_cov].itertuples():
+        findings.append(Finding("noisy", row.cell, row.target,
+                                f"{row.cell} / {row.target}: noisy, CoV {row.cov:.1%} > {settings.noisy_cov:.0%}"))
+    beats = summary[(summary["target_type"] != "native") & summary["vs_native_significant"] & (summary["vs_native_ratio"] > 1)]
+    direct_cells = set(runs.loc[runs["direct"] == True, "cell"]) if "direct" in runs else set()  # noqa: E712
+    for row in beats.itertuples():
+        why = ("no page cache with O_DIRECT: likely the requests reaching the disk differ (a daemon "
+               "buffer on huge pages makes fewer, larger ones than fio's own buffer)"
+               if row.cell in direct_cells else
+               "likely a cache artifact (check cache state is the same for every target)")
+        findings.append(Finding("cache_artifact", row.cell, row.target,
+                                f"{row.cell} / {row.target}: {row.vs_native_ratio:.2f}x native, beyond the noise; {why}"))
+    few = summary[(summary["n"] > 0) & (summary["n"] < 5)]
+    if not few.empty:
+        findings.append(Finding("few_repetitions", "", "",
+                                f"{len(few)} of {len(summary)} cell/target pairs have fewer than 5 good runs "
+                                f"(lowest n = {int(few['n'].min())}); treat differences as indicative"))
+    return findings
+
+
+def _fd_findings(frame: pd.DataFrame | None) -> list[Finding]:
+    if frame is None or frame.empty or "target" not in frame:
+        return []
+    findings = []
+    policy = frame["fd_policy"] if "fd_policy" in frame else [None] * len(frame)
+    for (_, step), pol in zip(frame.iterrows(), policy):
+        config, n = fd_config_label(step["target"], pol), step.get("open_files")
+        status = step.get("status")
+        if pd.notna(status) and status != "ok":
+            error = step.get("error") if pd.notna(step.get("error")) else "no reason recorded"
+            kind = "unavailable" if status == "unavailable" else "failed"
+            findings.append(Finding(kind, "fd_pressure", config, f"fd pressure {config} N={n}: {status}: {error}"))
+        elif pd.notna(returned := step.get("returned_to_baseline")) and not returned:
+            detail = step.get("baseline_detail") if pd.notna(step.get("baseline_detail")) else ""
+            findings.append(Finding("not_back_to_baseline", "fd_pressure", config,
+                                    f"fd pressure {config} N={n}: fds did not return to baseline after close"
+                                    + (f" ({detail})" if detail else "")))
+    return findings
+
+
+def count_by_kind(findings: list[Finding]) -> dict[str, int]:
+    """How many findings of each kind (for report headers)."""
+    counts: dict[str, int] = {}
+    for finding in findings:
+        counts[finding.kind] = counts.get(finding.kind, 0) + 1
+    return counts

@@ -1,0 +1,156 @@
+"""A results folder as tidy frames for the analysis, read through bench.results.ResultsFolder
+(the one reader): the runs with their primary metric, the plan they belong to, and the
+environment they were measured in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bench.fusefs.units import parse_size
+from bench.records import Manifest
+from bench.results import ResultsFolder
+from bench.scenario import Scenario, ScenarioError, cell_key, parse_scenario
+from bench.vocabulary import PATTERNS
+
+LARGE_BS = 64 << 10
+METRIC_UNITS = {"bw_mib_s": "MiB/s", "iops": "IOPS"}
+GIB = float(1 << 30)
+PLAN_COLUMNS = ["cell", "target", "repetition"]
+
+
+@dataclass
+class Results:
+    """A results folder as tidy frames."""
+
+    folder: ResultsFolder
+    manifest: Manifest | None
+    runs: pd.DataFrame          # runs.csv, typed, plus `metric`, `unit`, `value` (primary metric)
+    samples: pd.DataFrame       # samples.csv (empty frame when absent)
+    fd_pressure: pd.DataFrame | None
+    expected: pd.DataFrame      # cell, target, repetition the scenario asked for
+    targets: list[str]          # scenario order
+    target_types: dict[str, str]
+    cells: list[str]            # scenario order
+
+    @property
+    def path(self) -> Path:
+        """The folder's path."""
+        return self.folder.path
+
+
+def load(results_dir: Path) -> Results:
+    """Read a results folder; raise InputError when `results_dir` is not one."""
+    folder = ResultsFolder(Path(results_dir))
+    manifest = folder.manifest()
+    runs = with_primary_metric(folder.runs())
+    targets, target_types, cells, expected = _plan(_scenario(folder), manifest, runs)
+    samples = folder.samples()
+    return Results(
+        folder=folder,
+        manifest=manifest,
+        runs=runs,
+        samples=pd.DataFrame() if samples is None else samples,
+        fd_pressure=folder.fd_pressure(),
+        expected=expected,
+        targets=targets,
+        target_types=target_types,
+        cells=cells,
+    )
+
+
+def with_primary_metric(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs with `metric`, `unit` and `value`: each run's primary figure."""
+    runs = runs.copy()
+    runs["cell"] = runs["cell"].fillna(runs["workload"])
+    metric = [primary_metric(rw, bs) for rw, bs in zip(runs["rw"], runs["bs"])]
+    runs["metric"] = pd.Series(metric, index=runs.index, dtype="string")
+    runs["unit"] = runs["metric"].map(METRIC_UNITS)
+    runs["value"] = directions_sum(runs, "bw_mib_s").where(runs["metric"] == "bw_mib_s", directions_sum(runs, "iops"))
+    return runs
+
+
+def primary_metric(rw: Any, bs: Any) -> str:
+    """'bw_mib_s' for sequential patterns or blocks of 64k and more, else 'iops'."""
+    try:
+        size = parse_size(str(bs)) if pd.notna(bs) else 0
+    except ValueError:
+        size = 0
+    pattern = PATTERNS.get(str(rw)) if pd.notna(rw) else None
+    if (pattern is not None and pattern.sequential) or size >= LARGE_BS:
+        return "bw_mib_s"
+    return "iops"
+
+
+def numeric(frame: pd.DataFrame, name: str) -> pd.Series:
+    """A column as floats (NaN where empty); all NaN when the frame lacks it."""
+    if name in frame:
+        return pd.to_numeric(frame[name], errors="coerce").astype("float64")
+    return pd.Series(np.nan, index=frame.index, dtype="float64")
+
+
+def directions_sum(frame: pd.DataFrame, metric: str) -> pd.Series:
+    """read_<metric> + write_<metric>; NaN only when neither direction has a value."""
+    read, write = numeric(frame, f"read_{metric}"), numeric(frame, f"write_{metric}")
+    return read.fillna(0.0).add(write.fillna(0.0)).where(read.notna() | write.notna())
+
+
+def _scenario(folder: ResultsFolder) -> Scenario | None:
+    text = folder.scenario_text()
+    if text is None:
+        return None
+    try:
+        return parse_scenario(text, str(folder.path / "scenario.yaml"))
+    except ScenarioError:
+        return None  # a report still works from runs.csv; the expected-runs check is skipped
+
+
+def _plan(scenario: Scenario | None, manifest: Manifest | None,
+          runs: pd.DataFrame) -> tuple[list[str], dict[str, str], list[str], pd.DataFrame]:
+    """Targets, their types, cells (scenario order) and the expected (cell, target, repetition) rows."""
+    present_targets = list(dict.fromkeys(runs["target"].dropna()))
+    present_cells = list(dict.fromkeys(runs["cell"].dropna()))
+    types = dict(zip(runs["target"].dropna(), runs["target_type"].fillna("")))
+    if scenario is not None:
+        cells = [cell_key(c) for c in scenario.cells()]
+        targets = [t.name for t in scenario.targets]
+        types.update({t.name: t.type for t in scenario.targets})
+        repeat = manifest.repeat if manifest else scenario.repeat
+        expected = pd.DataFrame([(c, t, r) for c in cells for t in targets for r in range(1, repeat + 1)],
+                                columns=PLAN_COLUMNS)
+    else:
+        cells, targets = [], []
+        expected = runs.loc[:, PLAN_COLUMNS].dropna().reset_index(drop=True)
+    if manifest is not None and manifest.plan:
+        # The runner's plan is the truth: it knows --repeat and skipped targets.
+        expected = pd.DataFrame([entry.model_dump() for entry in manifest.plan], columns=PLAN_COLUMNS)
+        cells = list(dict.fromkeys([*cells, *expected["cell"]]))
+        targets = list(dict.fromkeys([*targets, *expected["target"]]))
+    extra_targets = [t for t in present_targets if t not in targets]
+    extra_cells = [c for c in present_cells if c not in cells]
+    return targets + extra_targets, types, cells + extra_cells, expected
+
+
+def environment(results: Results) -> dict[str, str]:
+    """The facts a number needs next to it: kernel, CPU, fio, tool, scenario."""
+    manifest = results.manifest
+    if manifest is None:
+        return {"kernel": "unknown", "cpu": "unknown CPU", "memory": "memory unknown", "fio": "fio version unknown",
+                "tool": "unknown", "scenario": "unknown", "started": "", "ended": "", "seed": ""}
+    host = manifest.host
+    memory, cores = host.get("memory_bytes"), host.get("cpu_cores")
+    return {
+        "kernel": " ".join(str(v) for v in (host.get("kernel"), host.get("arch")) if v) or "unknown",
+        "cpu": f"{host.get('cpu_model') or 'unknown CPU'}" + (f" ({cores} cores)" if cores else ""),
+        "memory": f"{memory / GIB:.1f} GiB" if isinstance(memory, (int, float)) else "memory unknown",
+        "fio": manifest.fio_version or "fio version unknown",
+        "tool": manifest.tool_version,
+        "scenario": f"{manifest.scenario} ({manifest.scenario_hash})",
+        "started": manifest.started_at,
+        "ended": manifest.ended_at or "",
+        "seed": str(manifest.seed),
+    }

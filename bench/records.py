@@ -1,0 +1,355 @@
+"""The record types of the results folder, each field declared once with its type and meaning.
+
+A record's fields are its file's columns, in order: runs.csv (RunRecord, in sections that
+each producer fills: the runner, the workload, fio, the monitor, the request counter),
+samples.csv (SampleRecord), requests.csv (RequestRecord), fd_pressure.csv
+(FdPressureRecord) and fd_pressure_snapshots.csv (SnapshotRecord). The readers in
+bench.results derive column types from them, and the README's tables are generated from
+their descriptions (bench.docs). Empty CSV cells mean "does not apply".
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from bench.fio_output import FioResult
+from bench.fusefs.units import format_size
+from bench.vocabulary import PATTERNS
+
+FORMAT_VERSION = 2  # 2: requests.csv and fd_pressure_snapshots.csv added
+
+# Statuses of a run (runs.csv `status`), an fd-pressure step, and of a whole results folder.
+STATUS_OK, STATUS_FAILED, STATUS_UNAVAILABLE = "ok", "failed", "unavailable"
+Status = Literal["ok", "failed", "unavailable"]
+FOLDER_RUNNING, FOLDER_INTERRUPTED, FOLDER_COMPLETE = "running", "interrupted", "complete"
+
+
+def column(doc: str, default: Any = None) -> Any:
+    """A field that is a column: its default (None: empty cell) and what it means."""
+    return Field(default=default, description=doc)
+
+
+class Record(BaseModel):
+    """A row of one results file; its fields are the file's columns, in order."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @classmethod
+    def columns(cls) -> tuple[str, ...]:
+        """The file's columns."""
+        return tuple(cls.model_fields)
+
+    def row(self) -> dict[str, Any]:
+        """The record as a column -> value mapping."""
+        return self.model_dump()
+
+
+# ---------------------------------------------------------------- runs.csv, in sections
+
+
+class RunInfo(Record):
+    """Which run this is and how it ended (the runner)."""
+
+    run_id: str = column("`<cell>--<target>--r<repetition>`", "")
+    workload: str = column("workload name as written in the scenario", "")
+    cell: str = column("workload plus sweep values, e.g. `randread-4k_iodepth-32`", "")
+    sweep: str = column("JSON object of this cell's swept values (`{}` when none)", "{}")
+    target: str = column("target name", "")
+    target_type: str = column("`native`, `fuse`, `passthrough` or `external`", "")
+    repetition: int | None = column("1..repeat")
+    order: int | None = column("position of the run in the whole plan (0-based), for drift analysis")
+    started_at: str | None = column("UTC, ISO 8601")
+    duration_s: float | None = column("wall time of the measured fio run (without cache preparation)")
+    status: Status = column("`ok`, `failed` or `unavailable`", STATUS_OK)
+    error: str | None = column("why, when status is not `ok`")
+
+
+class WorkloadAsRun(Record):
+    """The workload as run, so that reports need not re-read the scenario."""
+
+    rw: str | None = column("fio's `rw` pattern")
+    bs: str | None = column("block size, as a fio size (`4k`, `1M`)")
+    iodepth: int | None = column("queue depth")
+    ioengine: str | None = column("fio ioengine")
+    direct: bool | None = column("O_DIRECT")
+    numjobs: int | None = column("fio jobs")
+    nrfiles: int | None = column("data files")
+    cache: str | None = column("`cold` or `warm`")
+
+    @classmethod
+    def of(cls, cell: Any) -> WorkloadAsRun:
+        """The columns of a workload cell (bench.scenario.WorkloadCell)."""
+        return cls(rw=cell.rw, bs=format_size(cell.bs), iodepth=cell.iodepth, ioengine=cell.ioengine,
+                   direct=cell.direct, numjobs=cell.numjobs, nrfiles=cell.nrfiles, cache=cell.cache)
+
+
+_DIRECTION_FIGURES = {  # suffix -> what it means (read_... and write_... columns)
+    "bw_mib_s": "bandwidth, MiB/s",
+    "iops": "I/O operations per second",
+    "io_bytes": "bytes moved in the measured time",
+    "clat_mean_us": "completion latency, mean, microseconds",
+    "clat_p50_us": "completion latency, median, microseconds",
+    "clat_p99_us": "completion latency, 99th percentile, microseconds",
+    "clat_p999_us": "completion latency, 99.9th percentile, microseconds",
+    "lat_mean_us": "total latency (submission + completion), mean, microseconds",
+}
+
+
+class FioFigures(Record):
+    """fio's own figures of the run (from its json+ output)."""
+
+    read_bw_mib_s: float | None = column("reads: " + _DIRECTION_FIGURES["bw_mib_s"])
+    read_iops: float | None = column("reads: " + _DIRECTION_FIGURES["iops"])
+    read_io_bytes: int | None = column("reads: " + _DIRECTION_FIGURES["io_bytes"])
+    read_clat_mean_us: float | None = column("reads: " + _DIRECTION_FIGURES["clat_mean_us"])
+    read_clat_p50_us: float | None = column("reads: " + _DIRECTION_FIGURES["clat_p50_us"])
+    read_clat_p99_us: float | None = column("reads: " + _DIRECTION_FIGURES["clat_p99_us"])
+    read_clat_p999_us: float | None = column("reads: " + _DIRECTION_FIGURES["clat_p999_us"])
+    read_lat_mean_us: float | None = column("reads: " + _DIRECTION_FIGURES["lat_mean_us"])
+    write_bw_mib_s: float | None = column("writes: " + _DIRECTION_FIGURES["bw_mib_s"])
+    write_iops: float | None = column("writes: " + _DIRECTION_FIGURES["iops"])
+    write_io_bytes: int | None = column("writes: " + _DIRECTION_FIGURES["io_bytes"])
+    write_clat_mean_us: float | None = column("writes: " + _DIRECTION_FIGURES["clat_mean_us"])
+    write_clat_p50_us: float | None = column("writes: " + _DIRECTION_FIGURES["clat_p50_us"])
+    write_clat_p99_us: float | None = column("writes: " + _DIRECTION_FIGURES["clat_p99_us"])
+    write_clat_p999_us: float | None = column("writes: " + _DIRECTION_FIGURES["clat_p999_us"])
+    write_lat_mean_us: float | None = column("writes: " + _DIRECTION_FIGURES["lat_mean_us"])
+    fio_usr_cpu_pct: float | None = column("fio's own user CPU, percent of its runtime (the daemon is not in it)")
+    fio_sys_cpu_pct: float | None = column("fio's own system CPU, percent of its runtime")
+    fio_ctx: int | None = column("fio's context switches")
+    fio_runtime_s: float | None = column("fio's measured runtime")
+
+    @classmethod
+    def of(cls, result: FioResult, rw: str) -> FioFigures:
+        """The figures of `result`; a direction the pattern does not use stays empty."""
+        pattern = PATTERNS[rw]
+        values: dict[str, Any] = {}
+        for prefix, direction, used in (("read", result.read, pattern.reads),
+                                        ("write", result.write, pattern.writes)):
+            if used:
+                values.update({f"{prefix}_{name}": getattr(direction, name) for name in _DIRECTION_FIGURES})
+        return cls(**values, fio_usr_cpu_pct=result.usr_cpu, fio_sys_cpu_pct=result.sys_cpu,
+                   fio_ctx=result.ctx, fio_runtime_s=result.runtime_s)
+
+
+class MonitorSummary(Record):
+    """What the monitor saw over the fio run (aggregates of samples.csv)."""
+
+    fio_cpu_user_s: float | None = column("user CPU seconds of fio's processes")
+    fio_cpu_sys_s: float | None = column("system CPU seconds of fio's processes")
+    daemon_cpu_user_s: float | None = column("user CPU seconds of the FUSE daemon during the run")
+    daemon_cpu_sys_s: float | None = column("system CPU seconds of the FUSE daemon during the run")
+    daemon_fds_max: int | None = column("most open fds the daemon had during the run")
+    daemon_rss_max_kib: int | None = column("the daemon's peak resident memory, KiB")
+    system_cpu_user_s: float | None = column("user CPU seconds of the whole machine, summed over CPUs")
+    system_cpu_sys_s: float | None = column("system CPU seconds of the whole machine, summed over CPUs")
+    system_cpu_iowait_s: float | None = column("iowait seconds of the whole machine, summed over CPUs")
+    file_nr_max: int | None = column("most allocated file handles system-wide (`/proc/sys/fs/file-nr`)")
+    sampler_cpu_s: float | None = column("CPU the monitor itself used")
+    samples: int | None = column("number of monitor samples taken")
+
+
+class RequestTotals(Record):
+    """FUSE requests the daemon received during the measured run (per opcode: requests.csv)."""
+
+    fuse_read_requests: int | None = column("READ requests")
+    fuse_write_requests: int | None = column("WRITE requests")
+    fuse_other_requests: int | None = column("every other request (LOOKUP, GETATTR, OPEN, FLUSH, ...)")
+    fuse_requests_source: str | None = column(
+        "`server` (the built-in server's own counters), `tracepoint` (kernel `fuse:fuse_request_send` "
+        "counts, for external servers) or empty (not counted)")
+    passthrough_engaged: bool | None = column("passthrough targets only: `true` when no READ or WRITE reached the daemon")
+
+    @classmethod
+    def of(cls, deltas: dict[str, int], source: str, target_type: str) -> RequestTotals:
+        """Totals of per-opcode request counts of one run."""
+        reads, writes = deltas.get("READ", 0), deltas.get("WRITE", 0)
+        return cls(fuse_read_requests=reads, fuse_write_requests=writes,
+                   fuse_other_requests=sum(deltas.values()) - reads - writes, fuse_requests_source=source,
+                   passthrough_engaged=(reads + writes == 0) if target_type == "passthrough" else None)
+
+
+class TargetSettings(Record):
+    """Built-in server settings of the target."""
+
+    fd_policy: str | None = column("`keep`, `close` or `cache` (passthrough targets)")
+    xattr: str | None = column("`on` or `off` (built-in targets)")
+
+
+RUN_SECTIONS: tuple[type[Record], ...] = (RunInfo, WorkloadAsRun, FioFigures, MonitorSummary, RequestTotals,
+                                          TargetSettings)
+
+
+class RunRecord(BaseModel):
+    """One row of runs.csv: one measured run, its sections filled by the parts that know them."""
+
+    model_config = ConfigDict(frozen=True)
+
+    info: RunInfo
+    workload: WorkloadAsRun = WorkloadAsRun()
+    fio: FioFigures = FioFigures()
+    monitor: MonitorSummary = MonitorSummary()
+    requests: RequestTotals = RequestTotals()
+    target: TargetSettings = TargetSettings()
+
+    def row(self) -> dict[str, Any]:
+        """The runs.csv row."""
+        return {column: value for section in (self.info, self.workload, self.fio, self.monitor, self.requests,
+                                              self.target) for column, value in section.row().items()}
+
+
+RUN_COLUMNS: tuple[str, ...] = tuple(column for section in RUN_SECTIONS for column in section.columns())
+
+
+def sweep_text(sweep: dict[str, Any]) -> str:
+    """The `sweep` column of a cell's swept values."""
+    return json.dumps(sweep, sort_keys=True)
+
+
+# ---------------------------------------------------------------- the other files
+
+
+class SampleRecord(Record):
+    """One row of samples.csv: one role at one instant of a run, `sample_hz` times a second."""
+
+    run_id: str = column("the run this sample belongs to", "")
+    t_s: float = column("seconds since fio started", 0.0)
+    role: Literal["fio", "daemon", "system"] = column(
+        "`fio` (fio and its job processes), `daemon` (the FUSE server) or `system`", "system")
+    pids: int | None = column("processes of the role alive at this sample (empty for system)")
+    cpu_user_s: float | None = column("user CPU seconds since the run started (system: summed over CPUs)")
+    cpu_sys_s: float | None = column("system CPU seconds since the run started")
+    cpu_iowait_s: float | None = column("system only: iowait seconds since the run started")
+    cpu_pct: float | None = column("user + sys over the window since the previous sample; 100 = one full CPU")
+    num_fds: int | None = column("open fds, summed over the role's processes")
+    rss_kib: int | None = column("resident memory, KiB")
+    ctx_voluntary: int | None = column("voluntary context switches since the run started")
+    ctx_involuntary: int | None = column("involuntary context switches since the run started")
+    file_nr: int | None = column("system only: allocated file handles")
+
+
+class RequestRecord(Record):
+    """One row of requests.csv: FUSE requests of one opcode during one run (non-zero counts only)."""
+
+    run_id: str = column("the run", "")
+    source: str = column("`server` or `tracepoint`, as `fuse_requests_source` in runs.csv", "")
+    opcode: str = column("FUSE opcode name (`LOOKUP`, `READ`, ...; `OTHER`: opcodes the tracepoint "
+                         "counter could not name)", "")
+    requests: int = column("requests of this opcode during the measured run", 0)
+
+
+class FdPressureRecord(Record):
+    """One row of fd_pressure.csv: one fd-pressure step (a target, a fresh mount, N opens)."""
+
+    target: str = column("target name", "")
+    target_type: str = column("target type", "")
+    fd_policy: str | None = column("the target's fd policy (passthrough)")
+    daemon_nofile: int | None = column("the daemon's RLIMIT_NOFILE as applied")
+    open_files: int = column("N the client tried to open", 0)
+    opened: int | None = column("how many opens succeeded")
+    failed: int | None = column("how many opens failed")
+    errno: str | None = column("the first error")
+    daemon_fds_before: int | None = column("daemon fds before the opens")
+    daemon_fds_delta: int | None = column("growth of the daemon's fds while the files are held")
+    client_fds_delta: int | None = column("growth of the client's fds")
+    file_nr_delta: int | None = column("growth of allocated files system-wide")
+    hidden_files: int | None = column("files allocated but in no process's fd table: file_nr - daemon - client deltas")
+    backing_file_objects: int | None = column("growth of the kernel's `bfilp` slab (struct backing_file)")
+    backing_ids: int | None = column("growth of the built-in server's registered backing ids")
+    open_p50_us: float | None = column("open latency through the mount, median, microseconds")
+    open_p99_us: float | None = column("open latency through the mount, 99th percentile, microseconds")
+    opens_per_s: float | None = column("open attempts per second over the whole open phase")
+    daemon_rss_delta_kib: int | None = column("daemon memory growth, KiB")
+    kernel_bytes_per_file: float | None = column("backing-file slab bytes per opened file")
+    close_s: float | None = column("time to close all files")
+    returned_to_baseline: bool | None = column("whether every count came back after closing")
+    baseline_detail: str | None = column("what did not come back, and notes")
+    status: Status = column("`ok`, `failed` or `unavailable` (as in runs.csv)", STATUS_OK)
+    error: str | None = column("why, when status is not `ok`")
+    file_nr_noise: int | None = column("spread of file-nr while nothing of ours changed: other activity on the host")
+
+
+class SnapshotRecord(Record):
+    """One row of fd_pressure_snapshots.csv: one reading of every count during an fd-pressure step."""
+
+    target: str = column("target name", "")
+    fd_policy: str | None = column("the target's fd policy (passthrough)")
+    open_files: int = column("N of the step", 0)
+    phase: Literal["baseline", "before", "held", "after"] = column(
+        "`baseline` (fresh mount), `before` (client started), `held` (N files open), `after` (closed, settled)",
+        "baseline")
+    file_nr: int = column("allocated files system-wide", 0)
+    daemon_fds: int | None = column("the daemon's fds")
+    daemon_rss_kib: int | None = column("the daemon's resident memory, KiB")
+    client_fds: int | None = column("the client's fds")
+    bfilp_active: int | None = column("active objects of the `bfilp` slab")
+    bfilp_objsize: int | None = column("object size of the `bfilp` slab, bytes")
+    backing_ids: int | None = column("live backing ids of the built-in server")
+
+
+# ---------------------------------------------------------------- manifest.json
+
+
+class PlanEntry(BaseModel):
+    """One planned run, in execution order."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    run_id: str
+    cell: str
+    target: str
+    repetition: int
+
+
+class Manifest(BaseModel):
+    """manifest.json: what was run, where, in which order, and how far it got."""
+
+    model_config = ConfigDict(extra="ignore", validate_assignment=True)
+
+    format_version: int = Field(FORMAT_VERSION, description="version of this layout (1 or 2; 2 added "
+                                "requests.csv and fd_pressure_snapshots.csv)")
+    scenario: str = Field(description="scenario name (`scenario_hash`: a hash of its text, which `--resume` checks)")
+    scenario_hash: str = Field(description="a hash of the scenario text (`--resume` checks it)")
+    seed: int = Field(description="seed of the target order")
+    repeat: int = Field(description="repetitions the plan was built with")
+    plan: list[PlanEntry] = Field(description="every run in execution order: `run_id`, `cell`, `target`, `repetition`")
+    target_order: list[list[str]] = Field(description="the target order of each repetition")
+    host: dict[str, Any] = Field(description="hostname, kernel and build, arch, CPU model, cores, memory, Python")
+    fio_version: str | None = Field(description="fio's version")
+    tool_version: str = Field(description="fusebench's version")
+    workdir: str = Field(description="where data files and mounts were")
+    started_at: str = Field(description="UTC, ISO 8601")
+    ended_at: str | None = Field(None, description="UTC, ISO 8601; empty while running")
+    status: str = Field(FOLDER_RUNNING, description="`running` (or killed), `interrupted` (Ctrl-C), `complete` "
+                        "(every run attempted)")
+    runs: dict[str, str] = Field(default_factory=dict, description="run id -> `ok`, `failed` or `unavailable`")
+    skipped_targets: dict[str, str] = Field(default_factory=dict, description="target -> why it could not run here")
+    fd_pressure: str | None = Field(None, description="`pending`, `ok`, `failed` or `unavailable` (none without "
+                                    "fd_pressure)")
+    notes: list[str] = Field(default_factory=list, description="resumptions and anything else worth knowing "
+                             "about how the folder was made")
+
+    def cells(self) -> dict[str, dict[str, str]]:
+        """Per cell and target: ok, failed, unavailable, partial or pending."""
+        statuses: dict[str, dict[str, list[str]]] = {}
+        for entry in self.plan:
+            status = self.runs.get(entry.run_id, "pending")
+            statuses.setdefault(entry.cell, {}).setdefault(entry.target, []).append(status)
+        return {
+            cell: {target: seen[0] if len(set(seen)) == 1 else _mixed(seen) for target, seen in targets.items()}
+            for cell, targets in statuses.items()
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document, with the derived per-cell status."""
+        return dict(self.model_dump(), cells=self.cells())
+
+
+MANIFEST_DERIVED = {"cells": "cell -> target -> `ok`, `failed`, `unavailable`, `partial` or `pending`"}
+
+
+def _mixed(statuses: list[str]) -> str:
+    return STATUS_FAILED if STATUS_FAILED in statuses else "partial"
