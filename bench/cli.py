@@ -41,8 +41,12 @@ def _require(module: str, command: str) -> ModuleType:
         ) from None
 
 
+def _host():
+    return _require("bench.host", "run").Host()
+
+
 def _doctor(args: argparse.Namespace) -> int:
-    return _require("bench.doctor", "doctor").run_doctor()
+    return _require("bench.doctor", "doctor").run_doctor(_host())
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -68,7 +72,7 @@ def _run(args: argparse.Namespace) -> int:
         seed=args.seed,
         workdir=args.workdir,
     )
-    return runner.run(options)
+    return runner.run(options, _host())
 
 
 def _report(args: argparse.Namespace) -> int:

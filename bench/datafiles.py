@@ -20,7 +20,9 @@ from pathlib import Path
 
 from bench.errors import BenchError
 from bench.scenario import WorkloadCell, cell_key
+from bench.fusefs.files import atomic_write
 from bench.fusefs.units import format_size
+from bench.stop import StopToken
 from bench.vocabulary import PATTERNS
 
 DATA_DIR = "fusebench-data"
@@ -55,8 +57,11 @@ def data_dir(cell: WorkloadCell) -> Path:
     return Path(DATA_DIR) / name
 
 
-def prepare_files(cell: WorkloadCell, source: Path) -> list[Path]:
-    """The cell's data files (relative to `source`), created and prefilled unless already there."""
+def prepare_files(cell: WorkloadCell, source: Path, stop: StopToken | None = None) -> list[Path]:
+    """The cell's data files (relative to `source`), created and prefilled unless already there.
+
+    A fill abandoned through `stop` (Interrupted) is never reused: its marker is written last.
+    """
     try:
         root = Path(source).resolve(strict=True)
     except OSError as exc:
@@ -68,7 +73,7 @@ def prepare_files(cell: WorkloadCell, source: Path) -> list[Path]:
     names = [f"{FILE_PREFIX}{i}" for i in range(cell.nrfiles)]
     expected = {"version": CONTENT_VERSION, "file_size": file_size(cell), "files": names}
     if not _reusable(directory, expected):
-        _fill(directory, expected)
+        _fill(directory, expected, stop)
     return [directory.relative_to(root) / name for name in names]
 
 
@@ -105,7 +110,7 @@ def _reusable(directory: Path, expected: dict) -> bool:
     return True
 
 
-def _fill(directory: Path, expected: dict) -> None:
+def _fill(directory: Path, expected: dict, stop: StopToken | None) -> None:
     """Write every file, fsync it, then the marker: an interrupted fill is never reused."""
     (directory / MARKER).unlink(missing_ok=True)
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -117,16 +122,11 @@ def _fill(directory: Path, expected: dict) -> None:
         try:
             with open(os.open(path, flags, 0o644), "wb") as out:
                 for offset in range(0, size, CHUNK):
+                    if stop is not None:
+                        stop.check()
                     out.write(stream.randbytes(min(CHUNK, size - offset)))
                 out.flush()
                 os.fsync(out.fileno())
         except OSError as exc:
             raise DataFileError(f"cannot write data file {path}: {exc.strerror}") from None
-    marker = directory / (MARKER + ".tmp")
-    marker.write_text(json.dumps(expected))
-    os.replace(marker, directory / MARKER)
-    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    atomic_write(directory / MARKER, json.dumps(expected))

@@ -1,32 +1,28 @@
 """`fusebench doctor`: what this machine supports, and how to fix what it does not.
 
-Each check prints `ok`, `missing` (the default scenario needs it) or `warn` (optional),
-with how to fix it. Exit 0 when everything the default scenario needs is there, else 2.
+Each check is a function of the Host: it prints `ok`, `missing` (the default scenario needs
+it) or `warn` (optional), with how to fix it. Exit 0 when everything the default scenario
+needs is there, else 2.
 """
 
 from __future__ import annotations
 
 import os
-import resource
 import shutil
-import stat
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench import system
-from bench.fusefs import kernel, mounts
 from bench.errors import EXIT_BAD_INPUT, EXIT_OK, BenchError
-from bench.fio import fio_version
+from bench.fusefs import mounts
+from bench.fusefs.kernel import PASSTHROUGH_MIN_KERNEL
+from bench.host import Host
 from bench.scenario import PassthroughTarget
-from bench.targets import open_target, target_unavailable_reason
-from bench.tracing import tracing_unavailable_reason
 
 OK, MISSING, WARN = "ok", "missing", "warn"
 ENABLE_URING = Path("/sys/module/fuse/parameters/enable_uring")
-CAP_SYS_ADMIN = 21
 NOFILE_WANTED = 65536  # fd_pressure scenarios open tens of thousands of files
 PROBE_BYTES = 1 << 20
 
@@ -45,86 +41,66 @@ def _needed(ok: bool, name: str, detail: str, fix: str) -> Check:
     return Check(name, OK if ok else MISSING, detail, "" if ok else fix)
 
 
-def check_fio() -> Check:
-    path = shutil.which("fio")
+def check_fio(host: Host) -> Check:
+    """fio is installed and runs."""
+    path = host.which("fio")
     if path is None:
         return Check("fio", MISSING, "not found on PATH", "apt-get install fio (or `make setup`)")
-    version = fio_version()
-    return _needed(
-        version is not None,
-        "fio",
-        f"{path} ({version or 'does not run'})",
-        "reinstall fio: apt-get install --reinstall fio",
-    )
+    version = host.fio_version()
+    return _needed(version is not None, "fio", f"{path} ({version or 'does not run'})",
+                   "reinstall fio: apt-get install --reinstall fio")
 
 
-def check_dev_fuse() -> Check:
-    try:
-        is_char = stat.S_ISCHR(os.stat("/dev/fuse").st_mode)
-    except OSError:
-        is_char = False
-    return _needed(
-        is_char, "/dev/fuse", "present" if is_char else "absent", "modprobe fuse (and apt-get install fuse3)"
-    )
+def check_dev_fuse(host: Host) -> Check:
+    """/dev/fuse is a character device."""
+    present = host.is_char_device("/dev/fuse")
+    return _needed(present, "/dev/fuse", "present" if present else "absent",
+                   "modprobe fuse (and apt-get install fuse3)")
 
 
-def _has_cap_sys_admin() -> bool:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("CapEff:"):
-            return bool(int(line.split()[1], 16) >> CAP_SYS_ADMIN & 1)
-    return False
-
-
-def check_privileges() -> Check:
-    if system.is_root():
+def check_privileges(host: Host) -> Check:
+    """Root, or at least CAP_SYS_ADMIN."""
+    if host.is_root() and host.has_cap_sys_admin():
         return Check("privileges", OK, "root")
-    capable = _has_cap_sys_admin()
-    return _needed(
-        capable,
-        "privileges",
-        "CAP_SYS_ADMIN" if capable else f"uid {os.geteuid()} without CAP_SYS_ADMIN",
-        "run as root (sudo): mounting, passthrough and dropping caches need it",
-    )
+    capable = host.has_cap_sys_admin()
+    who = "root" if host.is_root() else f"uid {os.geteuid()}"
+    return _needed(capable, "privileges", "CAP_SYS_ADMIN" if capable else f"{who} without CAP_SYS_ADMIN",
+                   "run as root (sudo): mounting, passthrough and dropping caches need it")
 
 
-def check_kernel() -> Check:
-    version = kernel.kernel_version()
-    shown = f"{version[0]}.{version[1]}"
-    ok = version >= kernel.PASSTHROUGH_MIN_KERNEL
-    return _needed(
-        ok, "kernel", f"{shown} (passthrough needs 6.9+)", "boot a 6.9 or newer kernel for the passthrough target"
-    )
+def check_kernel(host: Host) -> Check:
+    """A kernel new enough for passthrough."""
+    version = host.kernel_version()
+    return _needed(version >= PASSTHROUGH_MIN_KERNEL, "kernel",
+                   f"{version[0]}.{version[1]} (passthrough needs {'.'.join(map(str, PASSTHROUGH_MIN_KERNEL))}+)",
+                   "boot a 6.9 or newer kernel for the passthrough target")
 
 
-def check_passthrough_config() -> Check:
-    value = kernel.kernel_config("CONFIG_FUSE_PASSTHROUGH")
+def check_passthrough_config(host: Host) -> Check:
+    """CONFIG_FUSE_PASSTHROUGH, when the kernel's config can be read."""
+    value = host.kernel_config("CONFIG_FUSE_PASSTHROUGH")
     if value is None:
-        return Check(
-            "CONFIG_FUSE_PASSTHROUGH",
-            WARN,
-            "unknown (no /proc/config.gz or /boot/config-*)",
-            "the live passthrough check below is what counts",
-        )
+        return Check("CONFIG_FUSE_PASSTHROUGH", WARN, "unknown (no /proc/config.gz or /boot/config-*)",
+                     "the live passthrough check below is what counts")
     return _needed(value == "y", "CONFIG_FUSE_PASSTHROUGH", value, "build the kernel with CONFIG_FUSE_PASSTHROUGH=y")
 
 
-def check_passthrough_live() -> Check:
+def check_passthrough_live(host: Host) -> Check:
     """Mount the built-in server in passthrough mode, read a file through it, and confirm no READ reached it."""
     name = "passthrough works"
     target = PassthroughTarget(name="doctor", type="passthrough")
-    reason = target_unavailable_reason(target)
+    reason = host.target_unavailable_reason(target)
     if reason:
-        return Check(
-            name, MISSING, f"not checked: {reason}", "resolve that reason (root, /dev/fuse, kernel 6.9+, bench.fusefs)"
-        )
+        return Check(name, MISSING, f"not checked: {reason}",
+                     "resolve that reason (root, /dev/fuse, kernel 6.9+, bench.fusefs)")
     workdir = Path(tempfile.mkdtemp(prefix="fusebench-doctor-"))
     try:
         source = workdir / "source"
         source.mkdir()
         (source / "probe").write_bytes(os.urandom(PROBE_BYTES))
-        with open_target(target, source, workdir) as mounted:
+        with host.mount(target, source, workdir) as mounted:
             data = (Path(mounted.path) / "probe").read_bytes()
-            stats = mounted.read_stats(newer_than=time.time())
+            stats = mounted.read_stats(newer_than=host.now().timestamp())
         requests = (stats or {}).get("requests", {})
     except (BenchError, OSError) as exc:
         return Check(name, MISSING, f"the built-in server failed: {exc}", "see `fusebench mount --help`")
@@ -135,12 +111,8 @@ def check_passthrough_live() -> Check:
     if stats is None:
         return Check(name, WARN, "read through the mount, but the server wrote no stats file", "")
     reads = requests.get("READ", 0)
-    return _needed(
-        reads == 0,
-        name,
-        f"read 1 MiB, the server saw {requests.get('OPEN', 0)} OPEN and {reads} READ",
-        "READ requests reached the daemon: the kernel did not engage passthrough",
-    )
+    return _needed(reads == 0, name, f"read 1 MiB, the server saw {requests.get('OPEN', 0)} OPEN and {reads} READ",
+                   "READ requests reached the daemon: the kernel did not engage passthrough")
 
 
 def _remove_unmounted(workdir: Path) -> None:
@@ -149,53 +121,47 @@ def _remove_unmounted(workdir: Path) -> None:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def check_uring() -> Check:
-    try:
-        value = ENABLE_URING.read_text().strip()
-    except OSError:
+def check_uring(host: Host) -> Check:
+    """Whether FUSE over io_uring is enabled (not needed yet)."""
+    value = host.read_text(ENABLE_URING)
+    if value is None:
         return Check("fuse enable_uring", WARN, f"{ENABLE_URING} absent (kernel without FUSE-over-io_uring)", "")
+    value = value.strip()
     return Check("fuse enable_uring", OK, f"{value} (FUSE-over-io_uring {'on' if value == 'Y' else 'off'}; not needed)")
 
 
-def check_nofile() -> Check:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+def check_nofile(host: Host) -> Check:
+    """An RLIMIT_NOFILE large enough for big fd-pressure steps."""
+    soft, hard = host.nofile_limits()
     detail = f"soft {soft}, hard {hard}"
     if hard < NOFILE_WANTED:
         return Check("RLIMIT_NOFILE", WARN, detail, f"large fd_pressure steps need more: ulimit -Hn {NOFILE_WANTED}")
     return Check("RLIMIT_NOFILE", OK, detail)
 
 
-def check_drop_caches() -> Check:
-    writable = os.access(system.DROP_CACHES, os.W_OK) and system.is_root()
-    return _needed(
-        writable,
-        "drop_caches",
-        f"{system.DROP_CACHES} {'writable' if writable else 'not writable'}",
-        "run as root: cold-cache runs drop the page cache",
-    )
+def check_drop_caches(host: Host) -> Check:
+    """The page cache can be dropped (cold-cache runs)."""
+    writable = host.is_root() and host.has_cap_sys_admin() and host.writable(system.DROP_CACHES)
+    return _needed(writable, "drop_caches", f"{system.DROP_CACHES} {'writable' if writable else 'not writable'}",
+                   "run as root: cold-cache runs drop the page cache")
 
 
-def check_bindfs() -> Check:
-    path = shutil.which("bindfs")
-    return Check(
-        "bindfs",
-        OK if path else WARN,
-        path or "not found (only for external targets and tests)",
-        "" if path else "apt-get install bindfs",
-    )
+def check_bindfs(host: Host) -> Check:
+    """bindfs, for external targets and the tests."""
+    path = host.which("bindfs")
+    return Check("bindfs", OK if path else WARN, path or "not found (only for external targets and tests)",
+                 "" if path else "apt-get install bindfs")
 
 
-def check_tracing() -> Check:
-    reason = tracing_unavailable_reason()
-    return Check(
-        "request tracepoint",
-        WARN if reason else OK,
-        reason or "fuse:fuse_request_send countable",
-        "run as root (CAP_BPF, CAP_PERFMON); until then external targets get no FUSE request counts" if reason else "",
-    )
+def check_tracing(host: Host) -> Check:
+    """The fuse:fuse_request_send tracepoint can be counted (external targets' requests)."""
+    reason = host.tracing_unavailable_reason()
+    return Check("request tracepoint", WARN if reason else OK, reason or "fuse:fuse_request_send countable",
+                 "run as root (CAP_BPF, CAP_PERFMON); until then external targets get no FUSE request counts"
+                 if reason else "")
 
 
-CHECKS: tuple[Callable[[], Check], ...] = (
+CHECKS: tuple[Callable[[Host], Check], ...] = (
     check_fio,
     check_dev_fuse,
     check_privileges,
@@ -210,17 +176,17 @@ CHECKS: tuple[Callable[[], Check], ...] = (
 )
 
 
-def run_doctor(say: Callable[[str], None] = print) -> int:
+def run_doctor(host: Host) -> int:
     """Run every check, print one line each; 0 when the default scenario can run, else 2."""
     missing = 0
     for check_fn in CHECKS:
-        check = check_fn()
-        say(f"{check.status:<8} {check.name:<24} {check.detail}")
+        check = check_fn(host)
+        host.say(f"{check.status:<8} {check.name:<24} {check.detail}")
         if check.fix:
-            say(f"{'':<8} {'':<24} fix: {check.fix}")
+            host.say(f"{'':<8} {'':<24} fix: {check.fix}")
         missing += check.status == MISSING
     if missing:
-        say(f"{missing} thing(s) the default scenario needs are missing (exit 2)")
+        host.say(f"{missing} thing(s) the default scenario needs are missing (exit 2)")
         return EXIT_BAD_INPUT
-    say("everything the default scenario needs is here")
+    host.say("everything the default scenario needs is here")
     return EXIT_OK

@@ -11,11 +11,13 @@ import re
 import signal
 import stat
 import subprocess
+import time
 from pathlib import Path
 
 from bench.datafiles import FILE_PREFIX, file_size
 from bench.fio_output import FioError, FioResult, parse_fio_output
 from bench.scenario import WorkloadCell
+from bench.stop import POLL_S, StopToken
 from bench.vocabulary import IOENGINES
 
 FIO = "fio"
@@ -164,73 +166,95 @@ def check_argv(argv: list[str]) -> None:
 # ---------------------------------------------------------------- running
 
 
-def start_fio(argv: list[str]) -> subprocess.Popen[str]:
-    """Start fio (checked argv, no shell) in its own process group; stdout and stderr are pipes."""
-    check_argv(argv)
-    try:
-        return subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            errors="replace",
-            process_group=0,  # so stop_fio reaches the job processes fio forks
-        )
-    except OSError as exc:
-        raise FioError(f"cannot start fio: {exc.strerror}; install it (Debian: apt install fio)") from None
+class FioProcess:
+    """A started fio (checked argv, no shell) in its own process group, so that stopping it
+    reaches the job processes it forks; stdout and stderr are pipes."""
 
-
-def stop_fio(process: subprocess.Popen, grace: float = 5.0) -> None:
-    """End a started fio and its job processes: SIGTERM to its group, SIGKILL after `grace` s."""
-    if process.poll() is not None:
-        return
-    for sig in (signal.SIGTERM, signal.SIGKILL):
+    def __init__(self, argv: list[str]) -> None:
+        check_argv(argv)
+        self.output = Path(next(arg.partition("=")[2] for arg in argv if arg.startswith("--output=")))
         try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(grace)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+            self._popen = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                errors="replace",
+                process_group=0,
+            )
+        except OSError as exc:
+            raise FioError(f"cannot start fio: {exc.strerror}; install it (Debian: apt install fio)") from None
 
+    @property
+    def pid(self) -> int:
+        """fio's pid (its process group id too)."""
+        return self._popen.pid
 
-def wait_fio(process: subprocess.Popen, output: Path, timeout: float) -> FioResult:
-    """Wait for a started fio, then parse `output`; on timeout stop it and raise FioError."""
-    try:
-        _, stderr = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        stop_fio(process)
+    def wait(self, timeout: float, stop: StopToken | None = None) -> FioResult:
+        """Wait for fio, then parse its output. Past `timeout` it is stopped (FioError); when
+        `stop` abandons the run meanwhile, it is stopped too (Interrupted)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                _, stderr = self._popen.communicate(timeout=min(POLL_S, max(deadline - time.monotonic(), 0)))
+                break
+            except subprocess.TimeoutExpired:
+                if stop is not None and stop.abandoned:
+                    self._give_up()
+                    stop.check()
+                if time.monotonic() >= deadline:
+                    self._give_up()
+                    raise FioError(f"fio did not finish within {timeout:g} s; stopped it") from None
+        said = _tail(stderr)
         try:
-            process.communicate(timeout=5.0)
+            text = self.output.read_text(errors="replace")
+        except OSError as exc:
+            raise FioError(f"fio (exit {self._popen.returncode}) wrote no output {self.output}: "
+                           f"{exc.strerror}{said}") from None
+        try:
+            result = parse_fio_output(text)
+        except FioError as exc:
+            raise FioError(f"{exc} (exit {self._popen.returncode}){said}") from None
+        if self._popen.returncode != 0:
+            raise FioError(f"fio exited with status {self._popen.returncode}{said}")
+        return result
+
+    def _give_up(self) -> None:
+        self.stop()
+        try:
+            self._popen.communicate(timeout=5.0)
         except subprocess.TimeoutExpired:
             # Job processes setsid() away from fio's group; one blocked in FUSE keeps the pipes
             # open until the caller aborts the connection, so stop waiting for them here.
-            for pipe in (process.stdout, process.stderr):
+            for pipe in (self._popen.stdout, self._popen.stderr):
                 pipe.close()
-        raise FioError(f"fio did not finish within {timeout:g} s; stopped it") from None
-    said = _tail(stderr)
-    try:
-        text = Path(output).read_text(errors="replace")
-    except OSError as exc:
-        raise FioError(f"fio (exit {process.returncode}) wrote no output {output}: {exc.strerror}{said}") from None
-    try:
-        result = parse_fio_output(text)
-    except FioError as exc:
-        raise FioError(f"{exc} (exit {process.returncode}){said}") from None
-    if process.returncode != 0:
-        raise FioError(f"fio exited with status {process.returncode}{said}")
-    return result
+
+    def stop(self, grace: float = 5.0) -> None:
+        """End fio and its job processes: SIGTERM to its group, SIGKILL after `grace` s."""
+        if self._popen.poll() is not None:
+            return
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(self._popen.pid, sig)
+            except ProcessLookupError:
+                return
+            try:
+                self._popen.wait(grace)
+                return
+            except subprocess.TimeoutExpired:
+                continue
 
 
 def run_fio(argv: list[str], timeout: float) -> FioResult:
     """Run fio to the end and parse the json+ file named by its --output."""
-    output = next((a.partition("=")[2] for a in argv if a.startswith("--output=")), None)
-    if output is None:
+    if not any(arg.startswith("--output=") for arg in argv):
         raise FioError("fio argv has no --output=FILE to read the results from")
-    return wait_fio(start_fio(argv), Path(output), timeout)
+    process = FioProcess(argv)
+    try:
+        return process.wait(timeout)
+    finally:
+        process.stop()
 
 
 def _tail(stderr: str, lines: int = 3) -> str:

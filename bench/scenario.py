@@ -140,10 +140,8 @@ class ExternalTarget(_Strict):
         ]
 
 
-Target = Annotated[
-    Union[NativeTarget, FuseTarget, PassthroughTarget, ExternalTarget],
-    Field(discriminator="type"),
-]
+AnyTarget = Union[NativeTarget, FuseTarget, PassthroughTarget, ExternalTarget]
+Target = Annotated[AnyTarget, Field(discriminator="type")]
 BUILTIN_TYPES = ("fuse", "passthrough")
 
 # ---------------------------------------------------------------- workloads

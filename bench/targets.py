@@ -26,11 +26,9 @@ from bench.fusefs import mounts
 from bench.fusefs.kernel import passthrough_unavailable_reason
 from bench.fusefs.options import server_argv
 from bench.processes import ProcessId, end_process, live_process
-from bench.scenario import ExternalTarget, FuseTarget, NativeTarget, PassthroughTarget, builtin_options
+from bench.scenario import AnyTarget, ExternalTarget, FuseTarget, NativeTarget, PassthroughTarget, builtin_options
 
 log = logging.getLogger(__name__)
-
-AnyTarget = NativeTarget | FuseTarget | PassthroughTarget | ExternalTarget
 
 BUILTIN_MODULE = "bench.fusefs"
 BUILTIN_READY_TIMEOUT_S = 10.0

@@ -1,4 +1,4 @@
-"""`fusebench doctor` runs every check for real and says ok / missing / warn for each."""
+"""`fusebench doctor`: its verdicts on a fake host (unit), and every check for real (integration)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from fake_host import FakeHost
 
-from bench.fusefs import mounts
 from bench.doctor import CHECKS, MISSING, OK, WARN, run_doctor
-
-# The live passthrough check mounts the built-in server (as root; without root it says why not).
-pytestmark = pytest.mark.integration
+from bench.fusefs import mounts
+from bench.host import Host
 
 NAMES = (
     "fio",
@@ -29,24 +28,119 @@ NAMES = (
 )
 
 
-def test_every_check_gives_a_status_and_a_fix_when_missing() -> None:
-    for check_fn in CHECKS:
-        check = check_fn()
-        assert check.status in (OK, MISSING, WARN)
-        assert check.detail
-        if check.status == MISSING:
-            assert check.fix, f"{check.name} is missing but says no fix"
+class Machine(FakeHost):
+    """A machine described by its facts; by default one where everything works."""
+
+    def __init__(self, **facts) -> None:
+        super().__init__()
+        self.facts = dict(root=True, cap=True, fio="/usr/bin/fio", fio_version="fio-3.33", dev_fuse=True,
+                          kernel=(6, 18), config="y", uring="N\n", nofile=(1024, 1048576), bindfs="/usr/bin/bindfs",
+                          tracing=None, unavailable=None, reads_seen=0)
+        self.facts.update(facts)
+        # The built-in server's stats, as they read after the probe file went through the mount.
+        self.stats = {"pid": None, "time": 4e9, "requests": {"OPEN": 1, "READ": self.facts["reads_seen"]}}
+
+    def is_root(self) -> bool:
+        return self.facts["root"]
+
+    def has_cap_sys_admin(self) -> bool:
+        return self.facts["cap"]
+
+    def which(self, command: str) -> str | None:
+        return self.facts["fio"] if command == "fio" else self.facts["bindfs"]
+
+    def fio_version(self) -> str | None:
+        return self.facts["fio_version"]
+
+    def is_char_device(self, path: str) -> bool:
+        return self.facts["dev_fuse"]
+
+    def kernel_version(self) -> tuple[int, int]:
+        return self.facts["kernel"]
+
+    def kernel_config(self, option: str) -> str | None:
+        return self.facts["config"]
+
+    def read_text(self, path: Path) -> str | None:
+        return self.facts["uring"]
+
+    def nofile_limits(self) -> tuple[int, int]:
+        return self.facts["nofile"]
+
+    def writable(self, path: Path) -> bool:
+        return True
+
+    def tracing_unavailable_reason(self) -> str | None:
+        return self.facts["tracing"]
+
+    def target_unavailable_reason(self, target) -> str | None:
+        return self.facts["unavailable"]
 
 
-def test_exit_status_follows_missing_checks() -> None:
+def verdicts(host: Machine) -> dict[str, str]:
+    return {check.name: check.status for check in (check_fn(host) for check_fn in CHECKS)}
+
+
+def test_a_machine_with_everything_passes() -> None:
+    host = Machine()
+    assert set(verdicts(host).values()) == {OK}
+    assert run_doctor(host) == 0
+    assert host.said[-1] == "everything the default scenario needs is here"
+    assert any("passthrough works" in line and "1 OPEN and 0 READ" in line for line in host.said)
+
+
+@pytest.mark.parametrize(("facts", "name", "status", "fix"), [
+    ({"fio": None}, "fio", MISSING, "apt-get install fio"),
+    ({"fio_version": None}, "fio", MISSING, "reinstall fio"),
+    ({"dev_fuse": False}, "/dev/fuse", MISSING, "modprobe fuse"),
+    ({"root": False, "cap": False}, "privileges", MISSING, "run as root"),
+    ({"cap": False}, "privileges", MISSING, "run as root"),  # uid 0 without capabilities
+    ({"kernel": (6, 8)}, "kernel", MISSING, "6.9 or newer"),
+    ({"config": "n"}, "CONFIG_FUSE_PASSTHROUGH", MISSING, "CONFIG_FUSE_PASSTHROUGH=y"),
+    ({"config": None}, "CONFIG_FUSE_PASSTHROUGH", WARN, "live passthrough check"),
+    ({"unavailable": "FUSE targets need root"}, "passthrough works", MISSING, "resolve that reason"),
+    ({"reads_seen": 3}, "passthrough works", MISSING, "did not engage passthrough"),
+    ({"uring": None}, "fuse enable_uring", WARN, ""),
+    ({"nofile": (1024, 4096)}, "RLIMIT_NOFILE", WARN, "ulimit -Hn 65536"),
+    ({"root": False}, "drop_caches", MISSING, "run as root"),
+    ({"bindfs": None}, "bindfs", WARN, "apt-get install bindfs"),
+    ({"tracing": "needs root"}, "request tracepoint", WARN, "CAP_BPF"),
+])
+def test_each_problem_gets_its_verdict_and_fix(facts: dict, name: str, status: str, fix: str) -> None:
+    host = Machine(**facts)
+    check = next(c for c in (check_fn(host) for check_fn in CHECKS) if c.name == name)
+    assert check.status == status and fix in check.fix
+    assert run_doctor(Machine(**facts)) == (2 if status == MISSING else 0)
+
+
+def test_the_report_has_one_line_per_check_and_a_fix_under_what_is_missing() -> None:
+    host = Machine(fio=None, bindfs=None)
+    assert run_doctor(host) == 2
+    statuses = [line.split(None, 1)[0] for line in host.said if not line.startswith(" ")]
+    assert statuses[:-1] == [MISSING, OK, OK, OK, OK, OK, OK, OK, OK, WARN, OK]
+    assert host.said[1].strip() == "fix: apt-get install fio (or `make setup`)"
+    assert host.said[-1] == "1 thing(s) the default scenario needs are missing (exit 2)"
+
+
+@pytest.mark.integration
+def test_every_real_check_gives_a_status_and_a_fix_when_missing() -> None:
     lines: list[str] = []
-    status = run_doctor(lines.append)
+
+    class Here(Host):
+        def say(self, text: str) -> None:
+            lines.append(text)
+
+    status = run_doctor(Here())
     missing = [line for line in lines if line.startswith(MISSING)]
     assert status == (2 if missing else 0)
     for name in NAMES:
         assert any(line.split(None, 1)[0] in (OK, MISSING, WARN) and name in line for line in lines), name
+    for line, following in zip(lines, lines[1:] + [""]):
+        if line.startswith(MISSING):
+            assert following.strip().startswith("fix: "), line
 
 
+@pytest.mark.integration
 def test_doctor_command_leaves_no_mount(tmp_path: Path) -> None:
     before = {m.mountpoint for m in mounts.mounts() if m.is_fuse}
     done = subprocess.run(

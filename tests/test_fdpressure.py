@@ -13,21 +13,17 @@ import psutil
 import pytest
 import yaml
 
-from bench.columns import FD_PRESSURE_COLUMNS
-from bench.fdpressure import (
+from bench.fdpressure.client import file_name
+from bench.fdpressure.counts import Counts, FdPressureError
+from bench.fdpressure.derive import (
     DAEMON_FDS_TOLERANCE,
-    FILE_CONTENT,
     FILE_NR_TOLERANCE,
     SLAB_TOLERANCE,
-    Counts,
-    FdPressureError,
     baseline_differences,
-    file_name,
-    measure_step,
-    percentile,
-    prepare_files,
-    run_fd_pressure,
+    step_figures,
 )
+from bench.fdpressure.steps import FILE_CONTENT, measure_step, prepare_files, run_fd_pressure
+from bench.records import FdPressureRecord, SnapshotRecord
 from bench.scenario import Scenario, load_scenario, parse_scenario
 from bench.targets import open_target
 
@@ -44,12 +40,23 @@ def test_prepare_files_creates_once_and_reuses(tmp_path: Path) -> None:
     assert (directory / file_name(4)).read_bytes() == FILE_CONTENT
 
 
-def test_percentile_is_nearest_rank() -> None:
-    values = list(range(1, 101))
-    assert percentile(values, 50) == 50
-    assert percentile(values, 99) == 99
-    assert percentile([7], 99) == 7
-    assert percentile([], 50) is None
+def test_step_figures_account_for_every_file() -> None:
+    before = Counts(file_nr=1000, daemon_fds=8, daemon_rss_kib=100, client_fds=4, bfilp_active=10,
+                    bfilp_objsize=256, backing_ids=0)
+    # A passthrough daemon with fd policy close: 50 files held by the client, none by the daemon.
+    held = dataclasses.replace(before, file_nr=1100, client_fds=54, bfilp_active=60, backing_ids=50,
+                               daemon_rss_kib=120)
+    opened = {"opened": 50, "failed": 0, "errno": None, "open_ns": [2000 * i for i in range(1, 51)], "wall_s": 0.5}
+    figures = step_figures(50, before, held, opened, close_s=0.01234567, noise=3, daemon_counted=True)
+    assert (figures["daemon_fds_delta"], figures["client_fds_delta"], figures["file_nr_delta"]) == (0, 50, 100)
+    assert figures["hidden_files"] == 50  # allocated, yet in no process's fd table
+    assert (figures["backing_file_objects"], figures["backing_ids"]) == (50, 50)
+    assert figures["kernel_bytes_per_file"] == 256.0
+    assert (figures["open_p50_us"], figures["open_p99_us"], figures["opens_per_s"]) == (50.0, 100.0, 100.0)
+    assert (figures["daemon_rss_delta_kib"], figures["close_s"], figures["file_nr_noise"]) == (20, 0.0123, 3)
+    unknown_daemon = step_figures(50, before, held, opened, close_s=0.0, noise=0, daemon_counted=False)
+    assert unknown_daemon["hidden_files"] is None
+    FdPressureRecord(target="t", **figures)  # every figure is a column
 
 
 def fd_scenario(targets: list[str], open_files: list[int], daemon_nofile: int) -> Scenario:
@@ -68,13 +75,15 @@ def fd_scenario(targets: list[str], open_files: list[int], daemon_nofile: int) -
 def run_steps(tmp_path: Path):
     """Run fd pressure for a scenario and check the rows it wrote (conftest checks for leftover mounts)."""
     def run(scenario: Scenario) -> list[dict]:
-        written: list[dict] = []
-        rows = run_fd_pressure(scenario, tmp_path / "source", tmp_path / "work", written.append, progress=lambda _: None)
-        assert rows == written
-        for row in rows:
-            assert tuple(row) == FD_PRESSURE_COLUMNS
-            assert row["status"] == "ok", row["error"]
-        return rows
+        written: list[tuple[FdPressureRecord, list[SnapshotRecord]]] = []
+        records = run_fd_pressure(scenario, tmp_path / "source", tmp_path / "work",
+                                  lambda record, snapshots: written.append((record, snapshots)), progress=lambda _: None)
+        assert records == [record for record, _ in written]
+        for record, snapshots in written:
+            assert record.status == "ok", record.error
+            assert [s.phase for s in snapshots] == ["baseline", "before", "held", "after"]
+            assert snapshots[2].file_nr - snapshots[1].file_nr == record.file_nr_delta
+        return [record.row() for record in records]
 
     (tmp_path / "source").mkdir()
     return run
@@ -129,7 +138,7 @@ def test_failed_opens_are_counted_with_the_first_errno(tmp_path: Path) -> None:
     target = fd_scenario([BINDFS], [count], daemon_nofile=4096).target("bindfs")
     with open_target(target, tmp_path, tmp_path / "work") as mounted:
         # Five names past the prepared files: the client opens names, it never lists the mount.
-        row = measure_step(mounted, count + 5, CLIENT_NOFILE)
+        row, _ = measure_step(mounted, count + 5, CLIENT_NOFILE)
     assert (row["opened"], row["failed"], row["errno"]) == (count, 5, "ENOENT")
     assert row["client_fds_delta"] == count
     assert row["returned_to_baseline"] is True, row["baseline_detail"]

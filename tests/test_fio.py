@@ -15,8 +15,8 @@ from bench.fio import (
     check_argv,
     fio_version,
     hugepages_needed,
+    FioProcess,
     run_fio,
-    start_fio,
 )
 from bench.scenario import ScenarioError, WorkloadCell, parse_scenario
 from bench.vocabulary import IOENGINES
@@ -170,11 +170,11 @@ def test_relative_missing_and_non_regular_files_are_refused(tmp_path):
     ids=["shell", "exec_prerun", "external-engine", "newline", "equals", "dollar", "format-path", "filename",
          "job-file", "space", "device-engine", "device", "device-output", "relative", "no-directory", "no-output"],
 )
-def test_check_argv_and_start_fio_refuse_anything_off_the_list(argv):
+def test_check_argv_and_starting_fio_refuse_anything_off_the_list(argv):
     with pytest.raises(FioError, match="^refusing"):
         check_argv(argv)
     with pytest.raises(FioError):
-        start_fio(argv)  # refused before any process starts
+        FioProcess(argv)  # refused before any process starts
 
 
 FORBIDDEN_KEYS = [

@@ -1,8 +1,10 @@
-"""The planner (unit) and real runs into a results folder (integration: root, fio, bindfs)."""
+"""Real runs into a results folder (integration: root, fio, bindfs, real signals); the session's
+logic on a fake host is in test_session.py."""
 
 from __future__ import annotations
 
 import collections
+import csv
 import json
 import shutil
 import signal
@@ -14,9 +16,12 @@ from pathlib import Path
 import pytest
 
 from bench.fusefs import mounts
-from bench.results import completed_run_ids, load_manifest, load_runs
-from bench.runner import RunOptions, describe_plan, estimate_s, make_plan, run
-from bench.scenario import PassthroughTarget, cell_key, parse_scenario
+from bench.host import Host
+from bench.plan import make_plan
+from bench.records import Manifest
+from bench.results import RUNS, ResultsFolder
+from bench.runner import RunOptions, run
+from bench.scenario import PassthroughTarget, parse_scenario
 from bench.targets import target_unavailable_reason
 from bench.tracing import tracing_unavailable_reason
 
@@ -32,82 +37,29 @@ def scenario_text(*, targets: list[str], repeat: int = 2, workloads: list[str] |
     return "\n".join(lines) + "\n"
 
 
-PLAN_SCENARIO = parse_scenario(
-    scenario_text(
-        targets=["{name: a, type: native}", "{name: b, type: fuse}", "{name: c, type: passthrough}", BINDFS],
-        repeat=6,
-        workloads=[
-            "{name: seq, rw: read, bs: 1M, size: 8M, runtime: 2s}",
-            "{name: rand, rw: randread, bs: 4k, size: 8M, runtime: 1s, iodepth: [1, 8], ioengine: libaio, cache: warm}",
-        ],
-    )
-)
-
-
-# ---------------------------------------------------------------- planner (unit)
-
-
-def test_every_cell_target_repetition_runs_exactly_once() -> None:
-    plan = make_plan(PLAN_SCENARIO, repeat=6, seed=1)
-    keys = [(run.cell_key, run.target.name, run.repetition) for run in plan.runs]
-    cells = [cell_key(cell) for cell in PLAN_SCENARIO.cells()]
-    expected = {(c, t.name, r) for c in cells for t in PLAN_SCENARIO.targets for r in range(1, 7)}
-    assert len(keys) == len(expected) == 3 * 4 * 6
-    assert set(keys) == expected
-    assert len({run.run_id for run in plan.runs}) == len(keys)
-    assert [run.order for run in plan.runs] == list(range(len(keys)))
-
-
-def test_targets_are_interleaved_within_each_repetition() -> None:
-    plan = make_plan(PLAN_SCENARIO, repeat=6, seed=1)
-    targets = len(PLAN_SCENARIO.targets)
-    # Repetitions run one after the other ...
-    assert [run.repetition for run in plan.runs] == sorted(run.repetition for run in plan.runs)
-    # ... and inside one, each cell runs on every target back to back, in that repetition's order.
-    for start in range(0, len(plan.runs), targets):
-        group = plan.runs[start : start + targets]
-        assert len({run.cell_key for run in group}) == 1
-        assert [run.target.name for run in group] == plan.target_order[group[0].repetition - 1]
-
-
-def test_order_is_reproducible_from_the_seed_and_varies_across_repetitions() -> None:
-    first = make_plan(PLAN_SCENARIO, repeat=6, seed=42)
-    again = make_plan(PLAN_SCENARIO, repeat=6, seed=42)
-    other = make_plan(PLAN_SCENARIO, repeat=6, seed=43)
-    assert [r.run_id for r in first.runs] == [r.run_id for r in again.runs]
-    assert first.target_order != other.target_order
-    assert len({tuple(order) for order in first.target_order}) > 1
-
-
-def test_each_target_takes_each_position_once_per_block_of_repetitions() -> None:
-    plan = make_plan(PLAN_SCENARIO, repeat=8, seed=5)  # 4 targets: two blocks of 4
-    names = sorted(t.name for t in PLAN_SCENARIO.targets)
-    for block in (plan.target_order[:4], plan.target_order[4:]):
-        for position in range(4):
-            assert sorted(order[position] for order in block) == names
-
-
-def test_estimate_counts_runtime_and_overheads() -> None:
-    plan = make_plan(PLAN_SCENARIO, repeat=1, seed=1)
-    fio_only = sum(run.cell.runtime * (2 if run.cell.cache == "warm" else 1) for run in plan.runs)
-    assert estimate_s(plan) > fio_only
-    lines = describe_plan(plan, PLAN_SCENARIO)
-    assert lines[0].startswith("scenario tiny: 3 cells x 4 targets x 1 repetitions = 12 runs, seed 1")
-    assert "estimated duration" in lines[1]
-    assert sum("--" in line for line in lines) == 12
-
-
-def test_dry_run_writes_nothing(tmp_path: Path) -> None:
-    path = tmp_path / "s.yaml"
-    path.write_text(scenario_text(targets=["{name: n, type: native}"]))
-    said: list[str] = []
-    status = run(RunOptions(path, out=tmp_path / "out", dry_run=True, seed=5), say=said.append)
-    assert status == 0
-    assert "seed 5" in said[0]
-    assert not (tmp_path / "out").exists()
-
-
 # ---------------------------------------------------------------- real runs (integration)
+
+
+class Quiet(Host):
+    """This machine, with what the runner says kept instead of printed."""
+
+    def __init__(self) -> None:
+        self.said: list[str] = []
+
+    def say(self, text: str) -> None:
+        self.said.append(text)
+
+
+def load_runs(out: Path) -> list[dict[str, str]]:
+    """runs.csv rows exactly as written (strings); none before the folder exists."""
+    if not (out / RUNS).exists():
+        return []
+    with open(out / RUNS, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def load_manifest(out: Path) -> Manifest:
+    return ResultsFolder(out).manifest(required=True)
 
 
 def _run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -187,7 +139,7 @@ def test_builtin_targets_count_requests_and_show_passthrough_engaged(
         )
     )
     out = tmp_path / "results"
-    assert run(RunOptions(path, out=out, workdir=tmp_path / "work"), say=lambda _: None) == 0
+    assert run(RunOptions(path, out=out, workdir=tmp_path / "work"), Quiet()) == 0
     rows = {row["target"]: row for row in load_runs(out)}
     assert rows["fuse"]["fuse_requests_source"] == rows["passthrough"]["fuse_requests_source"] == "server"
     assert int(rows["fuse"]["fuse_read_requests"]) > 0 and rows["fuse"]["passthrough_engaged"] == ""
@@ -202,8 +154,7 @@ def test_a_failing_target_is_recorded_and_the_run_goes_on(tmp_path: Path, bindfs
     broken = '{name: broken, type: external, command: ["false", "{mountpoint}"], ready_timeout: 2s}'
     path.write_text(scenario_text(targets=["{name: native, type: native}", broken], repeat=2))
     out = tmp_path / "results"
-    said: list[str] = []
-    status = run(RunOptions(path, out=out, workdir=tmp_path / "work", seed=1), say=said.append)
+    status = run(RunOptions(path, out=out, workdir=tmp_path / "work", seed=1), Quiet())
     assert status == 1
     rows = {row["run_id"]: row for row in load_runs(out)}
     assert rows["seqread--native--r1"]["status"] == rows["seqread--native--r2"]["status"] == "ok"
@@ -219,7 +170,7 @@ def test_existing_results_are_kept_without_force(tmp_path: Path, require_root: N
     path = tmp_path / "s.yaml"
     path.write_text(scenario_text(targets=["{name: native, type: native}"], repeat=1))
     out = tmp_path / "results"
-    assert run(RunOptions(path, out=out, workdir=tmp_path / "work"), say=lambda _: None) == 0
+    assert run(RunOptions(path, out=out, workdir=tmp_path / "work"), Quiet()) == 0
     first = load_runs(out)
     again = _run_cli("run", str(path), "--out", str(out), "--workdir", str(tmp_path / "work"), cwd=tmp_path)
     assert again.returncode == 2
@@ -285,7 +236,7 @@ def test_sigint_stops_cleanly_and_resume_completes(tmp_path: Path, bindfs: None)
     assert all(row["status"] == "ok" for row in rows)
     for run_id, row in kept.items():  # what was measured before the stop was not redone
         assert next(r for r in rows if r["run_id"] == run_id)["started_at"] == row["started_at"]
-    assert completed_run_ids(out) == {run.run_id for run in make_plan(parse_scenario(path.read_text()), 3, 3).runs}
+    assert ResultsFolder(out).completed_run_ids() == {run.run_id for run in make_plan(parse_scenario(path.read_text()), 3, 3).runs}
     assert load_manifest(out).status == "complete"
     assert not _fuse_mounts_under(tmp_path)
 
@@ -336,21 +287,3 @@ def test_a_killed_run_leaves_a_mount_that_the_next_run_clears(tmp_path: Path, bi
     assert "cleared leftover" in done.stdout
     assert [row["status"] for row in load_runs(tmp_path / "next")] == ["ok"]
     assert not _fuse_mounts_under(tmp_path)
-
-
-@pytest.mark.integration
-def test_resume_refuses_a_changed_scenario(tmp_path: Path, require_root: None, require_fio: None) -> None:
-    path = tmp_path / "s.yaml"
-    path.write_text(scenario_text(targets=["{name: native, type: native}"], repeat=1))
-    out = tmp_path / "results"
-    assert run(RunOptions(path, out=out, workdir=tmp_path / "work"), say=lambda _: None) == 0
-    path.write_text(path.read_text().replace("runtime: 1s", "runtime: 2s"))
-    done = _run_cli("run", str(path), "--out", str(out), "--resume", cwd=tmp_path)
-    assert done.returncode == 2
-    assert "changed since" in done.stderr
-
-
-def test_durations_read_well() -> None:
-    from bench.progress import format_duration
-
-    assert [format_duration(s) for s in (0.4, 45, 185, 3720)] == ["0s", "45s", "3m05s", "1h02m"]

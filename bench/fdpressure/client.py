@@ -1,0 +1,79 @@
+"""The fd-pressure client: `python -m bench.fdpressure.client DIR N NOFILE` opens N known files
+of DIR one by one, holds them, and closes them, driven over stdin/stdout. It only opens known
+paths: it never lists the mount or scans fd tables.
+
+Protocol (one JSON line per message): client {"ready"}; parent "open"; client {"opened",
+"failed", "errno", "open_ns", "wall_s"} while holding the files; parent "close"; client
+{"close_s"} and exits 0.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+
+def file_name(index: int) -> str:
+    """Name of the index-th fd-pressure file."""
+    return f"f{index:06d}"
+
+
+def main(directory: Path, count: int, nofile: int) -> int:
+    """Open `count` files one by one, hold them, close them (protocol above)."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, hard))
+    out = sys.stdout
+
+    def say(message: dict) -> None:
+        out.write(json.dumps(message) + "\n")
+        out.flush()
+
+    say({"ready": True})
+    if sys.stdin.readline().strip() != "open":
+        return 2
+    fds: list[int] = []
+    open_ns: list[int] = []
+    first_error = None
+    started = time.perf_counter()
+    for index in range(count):
+        path = directory / file_name(index)
+        t0 = time.perf_counter_ns()
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            first_error = first_error or errno.errorcode.get(exc.errno, str(exc.errno))
+            continue
+        elapsed = time.perf_counter_ns() - t0
+        try:
+            os.read(fd, 1)  # proves the open file works (in passthrough, the read goes to the backing file)
+        except OSError as exc:
+            os.close(fd)
+            first_error = first_error or f"{errno.errorcode.get(exc.errno, str(exc.errno))} (read)"
+            continue
+        fds.append(fd)
+        open_ns.append(elapsed)
+    say({
+        "opened": len(fds),
+        "failed": count - len(fds),
+        "errno": first_error,
+        "open_ns": open_ns,
+        "wall_s": time.perf_counter() - started,
+    })
+    if sys.stdin.readline().strip() != "close":
+        return 2
+    started = time.perf_counter()
+    for fd in fds:
+        os.close(fd)
+    say({"close_s": time.perf_counter() - started})
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 4:
+        sys.exit("usage: python -m bench.fdpressure.client DIR COUNT NOFILE")
+    sys.exit(main(Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])))

@@ -1,0 +1,118 @@
+"""From readings to a step's figures: deltas, hidden files, kernel bytes per file, open
+latency percentiles, and whether every count came back to its baseline. Pure functions:
+the readings themselves are kept as snapshots, so figures can be derived again later."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict
+from typing import Any
+
+from bench.fdpressure.counts import Counts
+from bench.percentile import percentile
+from bench.records import STATUS_OK, FdPressureRecord, SnapshotRecord
+from bench.system import BACKING_FILE_SLAB
+
+
+def _file_nr_error() -> int:
+    # The kernel counts files per CPU and folds each CPU's count into the total in batches
+    # of max(32, 2 x CPUs): each reading may be off by up to a batch per CPU.
+    cpus = os.cpu_count() or 1
+    return 2 * max(32, 2 * cpus) * cpus
+
+
+# How far a count may be off its baseline and still count as returned: the built-in
+# daemon briefly holds its stats file open; file-nr is a per-CPU approximation (plus what
+# other processes do meanwhile, measured per step); the slab count is exact after a shrink
+# but system-wide.
+DAEMON_FDS_TOLERANCE = 2
+FILE_NR_TOLERANCE = _file_nr_error()
+SLAB_TOLERANCE = 16
+
+
+def delta(after: int | None, before: int | None) -> int | None:
+    """after - before, None when either is unknown."""
+    return None if after is None or before is None else after - before
+
+
+def baseline_differences(baseline: Counts, now: Counts, file_nr_noise: int = 0) -> list[str]:
+    """What has not returned to its baseline (within tolerance); empty when everything has.
+
+    The daemon's fds and backing ids are ours alone: any change counts. file-nr and the
+    slab are system-wide: only an excess can be ours (a leak); a drop is other processes
+    closing files.
+    """
+    checks = (
+        ("daemon fds", baseline.daemon_fds, now.daemon_fds, DAEMON_FDS_TOLERANCE, True),
+        ("file-nr", baseline.file_nr, now.file_nr, FILE_NR_TOLERANCE + file_nr_noise, False),
+        (BACKING_FILE_SLAB, baseline.bfilp_active, now.bfilp_active, SLAB_TOLERANCE, False),
+        ("backing ids", baseline.backing_ids, now.backing_ids, 0, True),
+    )
+    return [
+        f"{name} {before} -> {after}"
+        for name, before, after, tolerance, both_ways in checks
+        if before is not None
+        and after is not None
+        and (abs(after - before) if both_ways else after - before) > tolerance
+    ]
+
+
+def step_figures(count: int, before: Counts, held: Counts, opened: dict[str, Any], close_s: float,
+                 noise: int, daemon_counted: bool) -> dict[str, Any]:
+    """The measured columns of a step, from the readings before and while the files are held
+    and the client's report (`opened`: opened, failed, errno, open_ns, wall_s)."""
+    daemon_fds_delta = delta(held.daemon_fds, before.daemon_fds)
+    client_fds_delta = delta(held.client_fds, before.client_fds)
+    file_nr_delta = held.file_nr - before.file_nr
+    bfilp_delta = delta(held.bfilp_active, before.bfilp_active)
+    p50, p99 = (percentile(opened["open_ns"], p) for p in (50, 99))
+    return {
+        "open_files": count,
+        "opened": opened["opened"],
+        "failed": opened["failed"],
+        "errno": opened["errno"],
+        "daemon_fds_before": before.daemon_fds,
+        "daemon_fds_delta": daemon_fds_delta,
+        "client_fds_delta": client_fds_delta,
+        "file_nr_delta": file_nr_delta,
+        # A FUSE target whose daemon could not be found: its fds would pass for hidden files.
+        "hidden_files": file_nr_delta - (daemon_fds_delta or 0) - client_fds_delta if daemon_counted else None,
+        "backing_file_objects": bfilp_delta,
+        "backing_ids": delta(held.backing_ids, before.backing_ids),
+        "open_p50_us": None if p50 is None else round(p50 / 1000, 1),
+        "open_p99_us": None if p99 is None else round(p99 / 1000, 1),
+        "opens_per_s": round(count / opened["wall_s"], 1) if opened["wall_s"] > 0 else None,
+        "daemon_rss_delta_kib": delta(held.daemon_rss_kib, before.daemon_rss_kib),
+        "kernel_bytes_per_file": (
+            round(bfilp_delta * held.bfilp_objsize / opened["opened"], 1)
+            if bfilp_delta is not None and opened["opened"]
+            else None
+        ),
+        "close_s": round(close_s, 4),
+        "file_nr_noise": noise,
+    }
+
+
+def snapshot(record: FdPressureRecord, phase: str, counts: Counts) -> SnapshotRecord:
+    """A reading of a step as a fd_pressure_snapshots.csv row."""
+    return SnapshotRecord(target=record.target, fd_policy=record.fd_policy, open_files=record.open_files,
+                          phase=phase, **asdict(counts))
+
+
+def _signed(value: int | None) -> str:
+    return "n/a" if value is None else f"{value:+d}"
+
+
+def describe(record: FdPressureRecord) -> str:
+    """One progress line for a measured (or failed) step."""
+    head = f"fd pressure: {record.target} N={record.open_files}"
+    if record.status != STATUS_OK:
+        return f"{head}: {record.status}: {record.error}"
+    baseline = ("back to baseline" if record.returned_to_baseline
+                else f"NOT back to baseline ({record.baseline_detail})")
+    failed = f", {record.failed} failed ({record.errno})" if record.failed else ""
+    return (
+        f"{head}: opened {record.opened}{failed}; daemon fds {_signed(record.daemon_fds_delta)}, "
+        f"hidden {_signed(record.hidden_files)}, {BACKING_FILE_SLAB} {_signed(record.backing_file_objects)}, "
+        f"open p50 {record.open_p50_us} us; {baseline}"
+    )

@@ -1,0 +1,183 @@
+"""The machine a run or a check acts on, given to the runner and the doctor instead of being
+reached for (as httpie passes its Environment): printing, clocks, privileges, cache
+dropping, huge pages, mounting targets, data files, fio, the monitor, request tracing, the
+leftovers registry, fd pressure and stop signals.
+
+`Host` is this machine. Tests pass a subclass that overrides what they need to fake, so the
+runner's session logic (resume, interrupts, failed runs, remounts) and the doctor's verdicts
+are checked in milliseconds, without root.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import resource
+import shutil
+import signal
+import stat
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from bench import datafiles, fio, leftovers, system
+from bench.fdpressure.steps import run_fd_pressure
+from bench.fusefs import kernel, mounts
+from bench.monitor import Monitor
+from bench.progress import RunProgress
+from bench.records import FdPressureRecord, SnapshotRecord
+from bench.scenario import AnyTarget, Scenario, WorkloadCell
+from bench.stop import StopToken
+from bench.targets import MountedTarget, open_target, target_unavailable_reason
+from bench.tracing import OPCODES, RequestTracer, tracing_unavailable_reason
+
+CAP_SYS_ADMIN = 21
+
+
+class Host:
+    """This machine, as the runner and the doctor use it."""
+
+    # -- the terminal and clocks
+
+    def say(self, text: str) -> None:
+        """A line for the user."""
+        print(text, flush=True)
+
+    def progress(self, total: int, estimate_s: float) -> RunProgress:
+        """A progress display for `total` runs expected to take `estimate_s`."""
+        return RunProgress(total, estimate_s)
+
+    def now(self) -> datetime:
+        """The wall clock, in UTC."""
+        return datetime.now(timezone.utc)
+
+    def monotonic(self) -> float:
+        """A clock for durations."""
+        return time.monotonic()
+
+    @contextlib.contextmanager
+    def stop_signals(self, stop: StopToken, on_first: Callable[[str], None]) -> Iterator[None]:
+        """While inside, SIGINT and SIGTERM feed `stop`; the first also calls `on_first(signal name)`."""
+
+        def handler(signum: int, frame: Any) -> None:
+            if stop.signal() == 1:
+                on_first(signal.Signals(signum).name)
+
+        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+    # -- privileges and facts
+
+    def is_root(self) -> bool:
+        """Running with uid 0."""
+        return system.is_root()
+
+    def has_cap_sys_admin(self) -> bool:
+        """CAP_SYS_ADMIN in the effective set (mounting, passthrough, dropping caches)."""
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("CapEff:"):
+                return bool(int(line.split()[1], 16) >> CAP_SYS_ADMIN & 1)
+        return False
+
+    def which(self, command: str) -> str | None:
+        """Where `command` is on PATH."""
+        return shutil.which(command)
+
+    def is_char_device(self, path: str) -> bool:
+        """`path` exists and is a character device."""
+        try:
+            return stat.S_ISCHR(os.stat(path).st_mode)
+        except OSError:
+            return False
+
+    def writable(self, path: Path) -> bool:
+        """This process may write `path`."""
+        return os.access(path, os.W_OK)
+
+    def read_text(self, path: Path) -> str | None:
+        """A small system file's text, or None when it cannot be read."""
+        try:
+            return path.read_text()
+        except OSError:
+            return None
+
+    def kernel_version(self) -> tuple[int, int]:
+        """(major, minor) of the running kernel."""
+        return kernel.kernel_version()
+
+    def kernel_config(self, option: str) -> str | None:
+        """A kernel build option's value, None when unknown."""
+        return kernel.kernel_config(option)
+
+    def nofile_limits(self) -> tuple[int, int]:
+        """(soft, hard) RLIMIT_NOFILE of this process."""
+        return resource.getrlimit(resource.RLIMIT_NOFILE)
+
+    def fio_version(self) -> str | None:
+        """fio's version, None when fio is missing or broken."""
+        return fio.fio_version()
+
+    def host_info(self) -> dict[str, Any]:
+        """The environment a result is measured in (for the manifest)."""
+        return system.host_info()
+
+    def tracing_unavailable_reason(self) -> str | None:
+        """Why FUSE requests cannot be counted at the kernel tracepoint here, or None."""
+        return tracing_unavailable_reason()
+
+    # -- system knobs
+
+    def drop_caches(self) -> None:
+        """Drop the page cache, dentries and inodes (after writing dirty pages back)."""
+        system.drop_caches()
+
+    def hugepages(self, count: int) -> AbstractContextManager[None]:
+        """At least `count` free huge pages while inside (given back after)."""
+        return system.hugepages(count)
+
+    def clear_leftovers(self) -> list[str]:
+        """Clear what crashed runs left behind; what was done."""
+        return leftovers.clear_leftovers()
+
+    # -- targets, data and measurement
+
+    def target_unavailable_reason(self, target: AnyTarget) -> str | None:
+        """Why `target` cannot run here, or None."""
+        return target_unavailable_reason(target)
+
+    def mount(self, target: AnyTarget, source: Path, workdir: Path) -> AbstractContextManager[MountedTarget]:
+        """`source` mounted as `target` while inside (unmounted on every exit path)."""
+        return open_target(target, source, workdir)
+
+    def abort_connection(self, connection: int) -> bool:
+        """Abort a FUSE connection (a daemon that stopped answering)."""
+        return mounts.abort_connection(connection)
+
+    def prepare_files(self, cell: WorkloadCell, source: Path, stop: StopToken) -> list[Path]:
+        """The cell's data files relative to `source`, created and filled if needed."""
+        return datafiles.prepare_files(cell, source, stop)
+
+    def start_fio(self, argv: list[str]) -> fio.FioProcess:
+        """fio started on a checked argv."""
+        return fio.FioProcess(argv)
+
+    def monitor(self, hz: float, daemon_pid: int | None, run_id: str) -> Monitor:
+        """A sampler for one run (started with fio's pid)."""
+        return Monitor(hz=hz, daemon_pid=daemon_pid, run_id=run_id)
+
+    def tracer(self, connection: int | None) -> RequestTracer:
+        """A started counter of every FUSE opcode on `connection` (TracingUnavailable when refused)."""
+        return RequestTracer(connection, opcodes=OPCODES).start()
+
+    def fd_pressure(self, scenario: Scenario, source: Path, workdir: Path,
+                    write: Callable[[FdPressureRecord, list[SnapshotRecord]], None],
+                    stop: StopToken) -> list[FdPressureRecord]:
+        """The scenario's fd-pressure steps (bench.fdpressure), each written as it is measured."""
+        return run_fd_pressure(scenario, source, workdir, write=write, progress=self.say, stop=stop)

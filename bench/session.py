@@ -1,0 +1,332 @@
+"""One invocation of `fusebench run`: executing (or resuming) a plan into a results folder on a
+Host, with targets mounted once and remounted after a failure, failures recorded as rows,
+fd pressure after the runs, and stop signals taken through a StopToken."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+from collections.abc import Iterator
+from pathlib import Path
+
+import bench
+from bench.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, BenchError, InputError
+from bench.fusefs.units import format_size
+from bench.host import Host
+from bench.measure import measure
+from bench.plan import Plan, PlannedRun, estimate_s, run_estimate_s
+from bench.records import (
+    FOLDER_COMPLETE,
+    FOLDER_INTERRUPTED,
+    FOLDER_RUNNING,
+    STATUS_FAILED,
+    STATUS_OK,
+    STATUS_UNAVAILABLE,
+    FdPressureRecord,
+    FioFigures,
+    Manifest,
+    PlanEntry,
+    RunInfo,
+    RunRecord,
+    SnapshotRecord,
+    TargetSettings,
+    WorkloadAsRun,
+    sweep_text,
+)
+from bench.results import FD_PRESSURE, FD_SNAPSHOTS, SCENARIO, ResultsFolder, ResultsWriter
+from bench.scenario import MODE_OF_TYPE, AnyTarget, Scenario, scenario_hash
+from bench.stop import Interrupted, StopToken
+from bench.targets import MountedTarget, TargetError
+
+
+class Mounts:
+    """Targets mounted once for the whole run and unmounted on every exit path."""
+
+    def __init__(self, host: Host, source: Path, workdir: Path) -> None:
+        self._host = host
+        self._source = source
+        self._workdir = workdir
+        self._stacks: dict[str, contextlib.ExitStack] = {}
+        self._mounted: dict[str, MountedTarget] = {}
+        self._failed: dict[str, str] = {}
+
+    def get(self, target: AnyTarget) -> MountedTarget:
+        """The mounted target, mounting it on first use; a mount that failed once is not retried."""
+        if target.name in self._failed:
+            raise TargetError(f"mount failed earlier: {self._failed[target.name]}")
+        if target.name not in self._mounted:
+            stack = contextlib.ExitStack()
+            try:
+                self._mounted[target.name] = stack.enter_context(self._host.mount(target, self._source, self._workdir))
+            except TargetError as exc:
+                stack.close()
+                self._failed[target.name] = str(exc)
+                raise
+            self._stacks[target.name] = stack
+        return self._mounted[target.name]
+
+    def release(self, name: str) -> None:
+        """Unmount one target (after a failed run: the next run gets a fresh daemon)."""
+        self._mounted.pop(name, None)
+        stack = self._stacks.pop(name, None)
+        if stack:
+            stack.close()
+
+    def close(self) -> None:
+        """Unmount everything still mounted."""
+        for name in list(self._stacks):
+            self.release(name)
+
+
+class Session:
+    """Writes (or completes, with `previous`) one results folder from a plan."""
+
+    def __init__(self, host: Host, scenario: Scenario, text: str, plan: Plan, out: Path, workdir: Path,
+                 previous: Manifest | None, force: bool) -> None:
+        self.host = host
+        self.scenario = scenario
+        self.text = text
+        self.plan = plan
+        self.out = out
+        self.workdir = workdir
+        self.source = workdir / "source"
+        self.previous = previous
+        self.force = force
+        self.stop = StopToken()
+        self.say = host.say
+        self._tracing = False
+        self._files: dict[str, list[Path]] = {}
+
+    # -- orchestration
+
+    def execute(self) -> int:
+        """Run what is pending; the exit status of `fusebench run`."""
+        self._preflight()
+        with self._lock_workdir():
+            for message in self.host.clear_leftovers():
+                self.say(f"cleared leftover of an earlier run: {message}")
+            unavailable = self._check_targets()
+            writer, manifest, pending = self._open_results()
+            manifest.skipped_targets = {name: reason for name, reason in unavailable.items() if reason}
+            self._tracing = self._tracing_usable()
+            outcome = self._run_all(pending, unavailable, manifest, writer)
+        return self._finish(manifest, outcome)
+
+    def _run_all(self, pending: list[PlannedRun], unavailable: dict[str, str | None], manifest: Manifest,
+                 writer: ResultsWriter) -> str:
+        """Every pending run, then fd pressure; the folder status to record. Mounts come down on every path."""
+        measured = {run.run_id for run in pending if not unavailable[run.target.name]}
+        progress = self.host.progress(len(pending), estimate_s(self.plan, [r for r in pending if r.run_id in measured]))
+        say, self.say = self.say, progress.message
+        mounts = Mounts(self.host, self.source, self.workdir)
+        outcome = manifest.status  # stays "running" if an unexpected error escapes: --resume completes it
+        try:
+            with self.host.stop_signals(self.stop, self._on_first_signal):
+                for run in pending:
+                    if self.stop.requested:
+                        break
+                    progress.start_run(f"{run.cell_key} on {run.target.name} (r{run.repetition})")
+                    record, samples, requests = self._one_run(run, unavailable, mounts, writer)
+                    writer.append_run(record, samples, requests)
+                    manifest.runs[run.run_id] = record.info.status
+                    writer.write_manifest(manifest)
+                    progress.finish_run(_summary(run, record), run_estimate_s(run) if run.run_id in measured else 0.0)
+                mounts.close()  # fd pressure mounts its targets afresh for every step
+                if not self.stop.requested:
+                    self._fd_pressure(manifest, writer)
+                outcome = FOLDER_INTERRUPTED if self.stop.requested else FOLDER_COMPLETE
+        except Interrupted:
+            outcome = FOLDER_INTERRUPTED
+        finally:
+            mounts.close()
+            progress.close()
+            self.say = say
+            manifest.status = outcome
+            manifest.ended_at = self._now()
+            writer.write_manifest(manifest)
+        return outcome
+
+    def _on_first_signal(self, name: str) -> None:
+        self.say(f"{name}: stopping after the current run; press Ctrl-C again to abort it now")
+
+    def _now(self) -> str:
+        return self.host.now().isoformat(timespec="seconds")
+
+    def _preflight(self) -> None:
+        if self.host.fio_version() is None:
+            raise InputError("fio was not found on PATH; install it (apt-get install fio, or `make setup`)")
+        if any(cell.cache == "cold" for cell in self.scenario.cells()) and not self.host.is_root():
+            raise InputError("cold-cache runs drop the page cache, which needs root; run as root or set cache: warm")
+
+    def _open_results(self) -> tuple[ResultsWriter, Manifest, list[PlannedRun]]:
+        if self.previous:
+            writer = ResultsWriter.reopen(self.out)
+            manifest = self.previous
+            done = ResultsFolder(self.out).completed_run_ids()
+            pending = [run for run in self.plan.runs if run.run_id not in done]
+            writer.drop_runs(run.run_id for run in pending)
+            manifest.runs = {run_id: status for run_id, status in manifest.runs.items() if run_id in done}
+            manifest.notes.append(f"{self._now()}: resumed; {len(done)} runs kept, {len(pending)} to run")
+            self.say(f"resuming {self.out}: {len(done)} runs already ok, {len(pending)} to run")
+        else:
+            writer = ResultsWriter.create(self.out, force=self.force)
+            writer.write_scenario(self.text)
+            manifest = Manifest(
+                scenario=self.scenario.name,
+                scenario_hash=scenario_hash(self.text),
+                seed=self.plan.seed,
+                repeat=self.plan.repeat,
+                plan=[PlanEntry(run_id=r.run_id, cell=r.cell_key, target=r.target.name, repetition=r.repetition)
+                      for r in self.plan.runs],
+                target_order=self.plan.target_order,
+                host=self.host.host_info(),
+                fio_version=self.host.fio_version(),
+                tool_version=bench.__version__,
+                workdir=str(self.workdir),
+                started_at=self._now(),
+                fd_pressure="pending" if self.scenario.fd_pressure else None,
+            )
+            pending = list(self.plan.runs)
+        manifest.status = FOLDER_RUNNING
+        manifest.ended_at = None
+        writer.write_manifest(manifest)
+        self.say(f"writing {writer.folder} (seed {self.plan.seed}, {len(pending)} runs)")
+        return writer, manifest, pending
+
+    def _check_targets(self) -> dict[str, str | None]:
+        """target name -> why it cannot run here (None: it can); each skip is said once."""
+        reasons = {target.name: self.host.target_unavailable_reason(target) for target in self.scenario.targets}
+        for name, reason in reasons.items():
+            if reason:
+                self.say(f"{name}: skipped: {reason}")
+        if self.scenario.workloads and all(reasons.values()):
+            raise InputError(
+                "no target of this scenario can run here (see above); `fusebench doctor` says what is missing"
+            )
+        return reasons
+
+    def _tracing_usable(self) -> bool:
+        """Whether external targets' FUSE requests can be counted at the tracepoint; says why not."""
+        if not any(target.type == "external" for target in self.scenario.targets):
+            return False
+        reason = self.host.tracing_unavailable_reason()
+        if reason:
+            self.say(f"FUSE requests of external targets will not be counted: {reason}")
+        return reason is None
+
+    def _finish(self, manifest: Manifest, outcome: str) -> int:
+        statuses = list(manifest.runs.values())
+        counts = {status: statuses.count(status) for status in (STATUS_OK, STATUS_FAILED, STATUS_UNAVAILABLE)}
+        summary = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
+        if outcome == FOLDER_INTERRUPTED:
+            self.say(
+                f"interrupted: {self.out} keeps {summary or 'no runs'} of {len(self.plan.runs)} planned; "
+                f"complete it with: fusebench run {self.out / SCENARIO} --out {self.out} --resume"
+            )
+            return EXIT_INTERRUPTED
+        fd_pressure = f", fd pressure {manifest.fd_pressure}" if manifest.fd_pressure else ""
+        self.say(f"done: {summary or 'no runs'}{fd_pressure} in {self.out}")
+        if counts[STATUS_FAILED] or manifest.fd_pressure == STATUS_FAILED:
+            self.say(f"some runs failed; their `error` column in {self.out / 'runs.csv'} says why")
+            return EXIT_FAILED
+        return EXIT_OK
+
+    # -- one run
+
+    def _one_run(self, run: PlannedRun, unavailable: dict[str, str | None], mounts: Mounts,
+                 writer: ResultsWriter) -> tuple[RunRecord, list, list]:
+        """Execute one run: its runs.csv record, samples and per-opcode requests; a failure is a
+        record, not an exception."""
+        info = RunInfo(run_id=run.run_id, workload=run.cell.name, cell=run.cell_key, sweep=sweep_text(run.cell.sweep),
+                       target=run.target.name, target_type=run.target.type, repetition=run.repetition,
+                       order=run.order, started_at=self._now())
+        head = {"workload": WorkloadAsRun.of(run.cell), "target": _settings(run.target)}
+        reason = unavailable[run.target.name]
+        if reason:
+            info = info.model_copy(update={"status": STATUS_UNAVAILABLE, "error": reason})
+            return RunRecord(info=info, **head), [], []
+        try:
+            files = self._prepare(run)
+            mounted = mounts.get(run.target)
+            measured = measure(self.host, run, mounted, files, writer.fio_output_path(run.run_id),
+                               self.workdir / "scratch", self.scenario.sample_hz, self._tracing, self.stop)
+        except (BenchError, OSError) as exc:
+            if run.target.type != "native":
+                mounts.release(run.target.name)  # the next run of this target gets a fresh daemon
+            info = info.model_copy(update={"status": STATUS_FAILED, "error": _one_line(exc)})
+            return RunRecord(info=info, **head), [], []
+        info = info.model_copy(update={"duration_s": round(measured.duration_s, 3)})
+        record = RunRecord(info=info, fio=FioFigures.of(measured.fio, run.cell.rw), monitor=measured.monitor.summary,
+                           requests=measured.requests.totals(), **head)
+        return record, measured.monitor.samples, measured.requests.records(run.run_id)
+
+    def _prepare(self, run: PlannedRun) -> list[Path]:
+        """The cell's data files (relative to the source directory), created on first use."""
+        if run.cell_key not in self._files:
+            self.source.mkdir(parents=True, exist_ok=True)
+            self.say(f"preparing data files for {run.cell_key} ({format_size(run.cell.size)}) in {self.source}")
+            self._files[run.cell_key] = list(self.host.prepare_files(run.cell, self.source, self.stop))
+        return self._files[run.cell_key]
+
+    # -- fd pressure
+
+    def _fd_pressure(self, manifest: Manifest, writer: ResultsWriter) -> None:
+        """The scenario's fd-limit experiments, unless a previous attempt completed them."""
+        if not self.scenario.fd_pressure or manifest.fd_pressure == STATUS_OK:
+            return
+        for aside in writer.set_aside(FD_PRESSURE, FD_SNAPSHOTS):
+            manifest.notes.append(f"fd_pressure: rows of an unfinished attempt moved to {aside.name}")
+
+        def write(record: FdPressureRecord, snapshots: list[SnapshotRecord]) -> None:
+            writer.append_fd_pressure(record, snapshots)
+
+        records = self.host.fd_pressure(self.scenario, self.source, self.workdir, write, self.stop)
+        if self.stop.requested:
+            return  # an unfinished attempt: --resume runs fd pressure again
+        failed = [record for record in records if record.status == STATUS_FAILED]
+        manifest.fd_pressure = STATUS_FAILED if failed else STATUS_OK
+        if failed:
+            manifest.notes.append(f"fd_pressure: {len(failed)} of {len(records)} steps failed (see fd_pressure.csv)")
+
+    @contextlib.contextmanager
+    def _lock_workdir(self) -> Iterator[None]:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        with open(self.workdir / ".lock", "w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise InputError(
+                    f"another fusebench run is using {self.workdir}; wait for it or pass --workdir"
+                ) from None
+            yield
+
+
+def _settings(target: AnyTarget) -> TargetSettings:
+    return TargetSettings(fd_policy=getattr(target, "fd_policy", None),
+                          xattr=getattr(target, "xattr", None) if target.type in MODE_OF_TYPE else None)
+
+
+def _summary(run: PlannedRun, record: RunRecord) -> str:
+    """One progress line: what ran and its headline figures."""
+    info, figures = record.info, record.fio
+    head = f"{run.cell_key} on {run.target.name} r{run.repetition}: {info.status}"
+    if info.status == STATUS_UNAVAILABLE:
+        return head  # the reason was said once, before the first run
+    if info.status == STATUS_FAILED:
+        return f"{head}: {info.error}"
+    parts = [
+        f"{prefix} {bw:.0f} MiB/s {iops:.0f} IOPS"
+        for prefix, bw, iops in (("read", figures.read_bw_mib_s, figures.read_iops),
+                                 ("write", figures.write_bw_mib_s, figures.write_iops))
+        if bw is not None
+    ]
+    engaged = record.requests.passthrough_engaged
+    if engaged is not None:
+        parts.append(f"passthrough {'engaged' if engaged else 'NOT engaged'}")
+    return f"{head}, {', '.join(parts)}"
+
+
+def _one_line(exc: BaseException | str) -> str:
+    text = str(exc).strip()
+    lines = [line for line in text.splitlines() if line.strip()]
+    return " | ".join(lines[-3:]) if lines else type(exc).__name__

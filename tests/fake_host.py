@@ -1,0 +1,200 @@
+"""A Host for unit tests: no root, no mounts, no fio. Mounts are recorded, fio writes a real
+fio 3.33 json+ fixture, and a test decides per run what fio does (fail, hang, or have Ctrl-C
+pressed meanwhile)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from bench.fio_output import FioError, FioResult, parse_fio_output
+from bench.host import Host
+from bench.monitor import MonitorResult
+from bench.records import MonitorSummary, SampleRecord
+from bench.stop import StopToken
+from bench.targets import MountedTarget, TargetError
+
+FIO_OUTPUT = Path(__file__).parent / "fixtures" / "fio" / "seq-read.json"
+
+
+class FakeProgress:
+    """RunProgress's interface, keeping every line."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+
+    def message(self, text: str) -> None:
+        self.lines.append(text)
+
+    def start_run(self, label: str) -> None:
+        pass
+
+    def finish_run(self, line: str, estimate_s: float) -> None:
+        self.lines.append(line)
+
+    def close(self) -> None:
+        pass
+
+
+class FakeMonitor:
+    """A monitor that sampled one instant."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+
+    def start(self, fio_pid: int) -> None:
+        pass
+
+    def stop(self) -> MonitorResult:
+        sample = SampleRecord(run_id=self.run_id, t_s=0.0, role="system", file_nr=100)
+        return MonitorResult([sample], MonitorSummary(samples=1, sampler_cpu_s=0.001))
+
+
+class FakeFio:
+    """fio that 'ran' at once: it copies a real json+ output to --output (unless told otherwise)."""
+
+    def __init__(self, host: FakeHost, argv: list[str]) -> None:
+        self.host = host
+        self.argv = argv
+        self.output = Path(next(arg.partition("=")[2] for arg in argv if arg.startswith("--output=")))
+        self.pid = 4242
+
+    def wait(self, timeout: float, stop: StopToken | None = None) -> FioResult:
+        self.host.fio_runs += 1
+        behaviour = self.host.fio_behaviour.get(self.host.fio_runs)
+        if behaviour is not None:
+            behaviour(self.host, stop)
+        shutil.copy(FIO_OUTPUT, self.output)
+        return parse_fio_output(self.output.read_text())
+
+    def stop(self) -> None:
+        pass
+
+
+class FakeHost(Host):
+    """A host whose every effect is recorded in `events` and `said`."""
+
+    def __init__(self, unavailable: dict[str, str] | None = None, failing_mounts: set[str] = frozenset()) -> None:
+        self.said: list[str] = []
+        self.events: list[str] = []
+        self.unavailable = unavailable or {}
+        self.failing_mounts = set(failing_mounts)
+        self.stats: dict[str, Any] | None = None  # what a mount's stats file says (None: no stats file)
+        self.fio_runs = 0
+        self.fio_behaviour: dict[int, Callable[[FakeHost, StopToken], None]] = {}  # n-th fio run -> effect
+        self.stop: StopToken | None = None
+        self._on_first: Callable[[str], None] | None = None
+        self._clock = datetime(2026, 11, 28, 12, 0, 0, tzinfo=timezone.utc)
+        self._ticks = 0.0
+
+    # -- terminal, clocks, signals
+
+    def say(self, text: str) -> None:
+        self.said.append(text)
+
+    def progress(self, total: int, estimate_s: float) -> FakeProgress:
+        return FakeProgress(self.said)
+
+    def now(self) -> datetime:
+        self._clock += timedelta(seconds=1)
+        return self._clock
+
+    def monotonic(self) -> float:
+        self._ticks += 1.5
+        return self._ticks
+
+    @contextlib.contextmanager
+    def stop_signals(self, stop: StopToken, on_first: Callable[[str], None]) -> Iterator[None]:
+        self.stop, self._on_first = stop, on_first
+        yield
+        self.stop = self._on_first = None
+
+    def press_ctrl_c(self) -> None:
+        """What SIGINT does while a run is under way."""
+        if self.stop is not None and self.stop.signal() == 1:
+            self._on_first("SIGINT")
+
+    # -- facts and knobs
+
+    def is_root(self) -> bool:
+        return True
+
+    def fio_version(self) -> str | None:
+        return "fio-3.33"
+
+    def host_info(self) -> dict[str, Any]:
+        return {"hostname": "fake", "kernel": "6.18.0-test", "arch": "x86_64", "cpu_cores": 2}
+
+    def tracing_unavailable_reason(self) -> str | None:
+        return "no tracepoint in unit tests"
+
+    def drop_caches(self) -> None:
+        self.events.append("drop caches")
+
+    def hugepages(self, count: int) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
+
+    def clear_leftovers(self) -> list[str]:
+        return []
+
+    # -- targets and measurement
+
+    def target_unavailable_reason(self, target) -> str | None:
+        return self.unavailable.get(target.name)
+
+    @contextlib.contextmanager
+    def mount(self, target, source: Path, workdir: Path) -> Iterator[MountedTarget]:
+        if target.name in self.failing_mounts:
+            raise TargetError(f"target {target.name}: server exited with status 2 before mounting")
+        self.events.append(f"mount {target.name}")
+        stats_file = None
+        if self.stats is not None:
+            stats_file = Path(workdir) / f"{target.name}.stats.json"
+            stats_file.write_text(json.dumps(self.stats))
+        try:
+            yield MountedTarget(name=target.name, type=target.type, path=Path(source), stats_file=stats_file)
+        finally:
+            self.events.append(f"unmount {target.name}")
+
+    def abort_connection(self, connection: int) -> bool:
+        self.events.append(f"abort {connection}")
+        return True
+
+    def start_fio(self, argv: list[str]) -> FakeFio:
+        return FakeFio(self, argv)
+
+    def monitor(self, hz: float, daemon_pid: int | None, run_id: str) -> FakeMonitor:
+        return FakeMonitor(run_id)
+
+    def fd_pressure(self, scenario, source, workdir, write, stop) -> list:
+        self.events.append("fd pressure")
+        return []
+
+
+def fails(message: str) -> Callable[[FakeHost, StopToken], None]:
+    """A fio run that fails."""
+    def effect(host: FakeHost, stop: StopToken) -> None:
+        raise FioError(message)
+    return effect
+
+
+def ctrl_c(host: FakeHost, stop: StopToken) -> None:
+    """Ctrl-C pressed once while this fio run goes on (the run completes)."""
+    host.press_ctrl_c()
+
+
+def hangs_until_ctrl_c_twice(host: FakeHost, stop: StopToken) -> None:
+    """fio hangs; Ctrl-C is pressed twice, which abandons the run."""
+    host.press_ctrl_c()
+    host.press_ctrl_c()
+    while True:
+        stop.sleep(0.01)
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text())

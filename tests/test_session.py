@@ -1,0 +1,169 @@
+"""The runner's session on a fake host (no root, no mounts, no fio): complete runs, failed runs
+and remounts, unavailable targets, Ctrl-C once and twice, and resuming what was left."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fake_host import FakeHost, ctrl_c, fails, hangs_until_ctrl_c_twice, read_json
+
+from bench.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, InputError
+from bench.results import ResultsFolder
+from bench.runner import RunOptions, run
+
+SCENARIO = """\
+name: unit
+repeat: 2
+seed: 1
+targets:
+  - {name: native, type: native}
+  - {name: fuse, type: fuse}
+workloads:
+  - {name: seqread, rw: read, bs: 64k, size: 128k, runtime: 1s}
+"""
+
+
+@pytest.fixture
+def scenario(tmp_path: Path) -> Path:
+    path = tmp_path / "unit.yaml"
+    path.write_text(SCENARIO)
+    return path
+
+
+def options(tmp_path: Path, scenario: Path, **changes) -> RunOptions:
+    return RunOptions(scenario, out=tmp_path / "out", workdir=tmp_path / "work", **changes)
+
+
+def statuses(tmp_path: Path) -> dict[str, str]:
+    runs = ResultsFolder(tmp_path / "out").runs()
+    return dict(zip(runs["run_id"], runs["status"]))
+
+
+def test_a_complete_run_measures_every_run_and_mounts_each_target_once(tmp_path: Path, scenario: Path) -> None:
+    host = FakeHost()
+    assert run(options(tmp_path, scenario), host) == EXIT_OK
+    assert statuses(tmp_path) == {f"seqread--{t}--r{r}": "ok" for t in ("native", "fuse") for r in (1, 2)}
+    manifest = read_json(tmp_path / "out" / "manifest.json")
+    assert manifest["status"] == "complete" and manifest["cells"] == {"seqread": {"native": "ok", "fuse": "ok"}}
+    # every target is mounted once for the whole run, and comes down at the end
+    assert host.events.count("mount fuse") == host.events.count("mount native") == 1
+    assert sorted(host.events[-2:]) == ["unmount fuse", "unmount native"]
+    assert host.events.count("drop caches") == 4
+    assert host.said[-1] == f"done: 4 ok in {tmp_path / 'out'}"
+    runs = ResultsFolder(tmp_path / "out").runs()
+    assert runs["read_iops"].notna().all() and runs["write_iops"].isna().all()
+    assert len(ResultsFolder(tmp_path / "out").samples()) == 4
+
+
+def test_a_failed_run_is_a_row_and_the_next_run_gets_a_fresh_daemon(tmp_path: Path, scenario: Path) -> None:
+    host = FakeHost()
+    first_fuse_run = 1 + read_order(tmp_path, scenario).index("seqread--fuse--r1")
+    host.fio_behaviour[first_fuse_run] = fails("fio exited with status 1; fio said: EIO")
+    assert run(options(tmp_path, scenario), host) == EXIT_FAILED
+    assert statuses(tmp_path)["seqread--fuse--r1"] == "failed"
+    assert list(statuses(tmp_path).values()).count("ok") == 3
+    runs = ResultsFolder(tmp_path / "out").runs().set_index("run_id")
+    assert runs.loc["seqread--fuse--r1", "error"] == "fio exited with status 1; fio said: EIO"
+    assert host.events.count("mount fuse") == 2  # remounted after the failure
+    assert "some runs failed" in host.said[-1]
+
+
+def test_a_mount_that_fails_is_not_retried(tmp_path: Path, scenario: Path) -> None:
+    host = FakeHost(failing_mounts={"fuse"})
+    assert run(options(tmp_path, scenario), host) == EXIT_FAILED
+    runs = ResultsFolder(tmp_path / "out").runs().set_index("run_id")
+    assert runs.loc["seqread--fuse--r1", "error"].startswith("target fuse: server exited with status 2")
+    assert runs.loc["seqread--fuse--r2", "error"].startswith("mount failed earlier: target fuse")
+    assert list(runs["status"]).count("ok") == 2
+
+
+def test_an_unavailable_target_is_said_once_and_recorded(tmp_path: Path, scenario: Path) -> None:
+    host = FakeHost(unavailable={"fuse": "FUSE targets need root"})
+    assert run(options(tmp_path, scenario), host) == EXIT_OK
+    assert statuses(tmp_path)["seqread--fuse--r2"] == "unavailable"
+    assert host.said.count("fuse: skipped: FUSE targets need root") == 1
+    assert read_json(tmp_path / "out" / "manifest.json")["skipped_targets"] == {"fuse": "FUSE targets need root"}
+    assert "mount fuse" not in host.events
+
+
+def test_ctrl_c_finishes_the_current_run_and_resume_completes_the_folder(tmp_path: Path, scenario: Path) -> None:
+    host = FakeHost()
+    host.fio_behaviour[2] = ctrl_c
+    assert run(options(tmp_path, scenario), host) == EXIT_INTERRUPTED
+    done = statuses(tmp_path)
+    assert len(done) == 2 and set(done.values()) == {"ok"}  # the second run finished; nothing started after it
+    assert read_json(tmp_path / "out" / "manifest.json")["status"] == "interrupted"
+    assert "SIGINT: stopping after the current run" in host.said[-3]
+    assert host.said[-1].endswith(f"--out {tmp_path / 'out'} --resume")
+    assert sorted(host.events[-2:]) == ["unmount fuse", "unmount native"]
+
+    again = FakeHost()
+    kept = tmp_path / "out" / "scenario.yaml"
+    assert run(options(tmp_path, kept, resume=True), again) == EXIT_OK
+    assert again.fio_runs == 2
+    assert sorted(statuses(tmp_path)) == sorted(f"seqread--{t}--r{r}" for t in ("native", "fuse") for r in (1, 2))
+    manifest = read_json(tmp_path / "out" / "manifest.json")
+    assert manifest["status"] == "complete" and manifest["notes"][-1].endswith("resumed; 2 runs kept, 2 to run")
+
+
+def test_a_second_ctrl_c_abandons_the_run_and_still_unmounts(tmp_path: Path, scenario: Path) -> None:
+    host = FakeHost()
+    host.fio_behaviour[2] = hangs_until_ctrl_c_twice
+    assert run(options(tmp_path, scenario), host) == EXIT_INTERRUPTED
+    assert len(statuses(tmp_path)) == 1  # the abandoned run left no row
+    assert sorted(host.events[-2:]) == ["unmount fuse", "unmount native"]
+    assert read_json(tmp_path / "out" / "manifest.json")["status"] == "interrupted"
+
+
+def test_resume_redoes_failed_runs_and_drops_rows_of_a_killed_one(tmp_path: Path, scenario: Path) -> None:
+    host = FakeHost()
+    host.fio_behaviour[1] = fails("boom")
+    run(options(tmp_path, scenario), host)
+    (failed,) = [run_id for run_id, status in statuses(tmp_path).items() if status == "failed"]
+    # As if that run had been killed after writing its samples, before its runs.csv row:
+    samples = tmp_path / "out" / "samples.csv"
+    samples.write_text(samples.read_text() + f"{failed},9.9,system,,,,,,,,,,1\n")
+    assert run(options(tmp_path, tmp_path / "out" / "scenario.yaml", resume=True), FakeHost()) == EXIT_OK
+    assert set(statuses(tmp_path).values()) == {"ok"} and len(statuses(tmp_path)) == 4
+    again = ResultsFolder(tmp_path / "out").samples()
+    assert list(again.loc[again["run_id"] == failed, "t_s"]) == [0.0]  # the redone run's own sample only
+
+
+def test_resume_refuses_a_changed_scenario_or_other_repetitions(tmp_path: Path, scenario: Path) -> None:
+    host = FakeHost()
+    host.fio_behaviour[1] = ctrl_c
+    run(options(tmp_path, scenario), host)
+    scenario.write_text(SCENARIO.replace("runtime: 1s", "runtime: 2s"))
+    with pytest.raises(InputError, match="changed since"):
+        run(options(tmp_path, scenario, resume=True), FakeHost())
+    with pytest.raises(InputError, match="--repeat 3 differs from the 2"):
+        run(options(tmp_path, tmp_path / "out" / "scenario.yaml", resume=True, repeat=3), FakeHost())
+
+
+def test_fd_pressure_runs_after_the_workloads_and_not_after_ctrl_c(tmp_path: Path, scenario: Path) -> None:
+    scenario.write_text(SCENARIO + "fd_pressure: {targets: [fuse], open_files: [10]}\n")
+    host = FakeHost()
+    assert run(options(tmp_path, scenario), host) == EXIT_OK
+    assert host.events[-1] == "fd pressure"
+    assert read_json(tmp_path / "out" / "manifest.json")["fd_pressure"] == "ok"
+    interrupted = FakeHost()
+    interrupted.fio_behaviour[4] = ctrl_c
+    assert run(options(tmp_path, scenario, force=True), interrupted) == EXIT_INTERRUPTED
+    assert "fd pressure" not in interrupted.events
+    assert read_json(tmp_path / "out" / "manifest.json")["fd_pressure"] == "pending"
+
+
+def test_dry_run_says_the_plan_and_writes_nothing(tmp_path: Path, scenario: Path) -> None:
+    host = FakeHost(unavailable={"fuse": "needs root"})
+    assert run(options(tmp_path, scenario, dry_run=True, seed=5), host) == EXIT_OK
+    assert host.said[0] == "scenario unit: 1 cells x 2 targets x 2 repetitions = 4 runs, seed 5"
+    assert host.said[-1] == "fuse: would be skipped here: needs root"
+    assert not (tmp_path / "out").exists() and host.events == []
+
+
+def read_order(tmp_path: Path, scenario: Path) -> list[str]:
+    """The run ids in the order the plan runs them (from a dry run)."""
+    host = FakeHost()
+    run(options(tmp_path, scenario, dry_run=True), host)
+    return [line.split()[1] for line in host.said if line.lstrip()[:1].isdigit()]
