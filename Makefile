@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 FUSEBENCH := $(VENV)/bin/fusebench
 APT_PACKAGES := fio fuse3 bindfs chromium
 
-.PHONY: all setup bench perf test
+.PHONY: all setup bench perf test unit
 
 all: test
 
@@ -48,6 +48,11 @@ bench: setup
 
 test: setup
 	$(PY) -m pytest -ra
+
+# The tests that need no root and no mount, run with every capability dropped (README: "The unit tests alone").
+unit: setup
+	setpriv --bounding-set -all --inh-caps -all --ambient-caps -all --securebits +noroot,+noroot_locked -- \
+		$(PY) -m pytest -ra -m "not integration" -p no:cacheprovider
 
 # The built-in server's performance scenario, then the tool's own micro-benchmarks (benchmarks/*.py).
 perf: setup

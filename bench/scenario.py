@@ -51,7 +51,14 @@ class LocatedError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+def key(default: Any, meaning: str, *, shown: str | None = None, **limits: Any) -> Any:
+    """A scenario key: its default (in the spelling a user writes, e.g. "4k" or "5s"), what it
+    means, and how the default reads where it is not a value (`shown`, e.g. "CPU count")."""
+    extra = {"shown": shown} if shown is not None else None
+    return Field(default=default, description=meaning, json_schema_extra=extra, **limits)
 
 
 # ---------------------------------------------------------------- targets
@@ -75,8 +82,10 @@ def _option_field(option: Option) -> tuple[Any, Any]:
     if option.default is None:
         annotation = annotation | None
     limits = {"ge": option.minimum, "le": option.maximum, "gt": option.above}
-    return annotation, Field(default=option.default, description=option.help,
-                             **{key: value for key, value in limits.items() if value is not None})
+    meaning = option.help + ("; not allowed with passthrough" if option.conflict else "")
+    default = f"{option.default:g}s" if option.seconds else option.default
+    return annotation, key(default, meaning, shown=option.shown_default,
+                           **{name: value for name, value in limits.items() if value is not None})
 
 
 class _BuiltinTarget(_Strict):
@@ -117,9 +126,10 @@ class ExternalTarget(_Strict):
 
     name: Name
     type: Literal["external"]
-    command: list[str] = Field(min_length=1)
-    ready_timeout: Duration = 10.0
-    stop_timeout: Duration = 5.0
+    command: list[str] = key(..., "argv; `{source}` and `{mountpoint}` are replaced by absolute paths "
+                             "(`{mountpoint}` is required)", min_length=1)
+    ready_timeout: Duration = key("10s", "how long the mount may take to appear")
+    stop_timeout: Duration = key("5s", "how long the server may take to exit after the unmount")
 
     @field_validator("command")
     @classmethod
@@ -142,28 +152,35 @@ class ExternalTarget(_Strict):
 
 AnyTarget = Union[NativeTarget, FuseTarget, PassthroughTarget, ExternalTarget]
 Target = Annotated[AnyTarget, Field(discriminator="type")]
-BUILTIN_TYPES = ("fuse", "passthrough")
 
 # ---------------------------------------------------------------- workloads
 
-# name -> (scalar type, default). Every one of these may be given as a list: a sweep.
+# name -> (scalar type, its key). Every one of these may be given as a list: a sweep.
 _WORKLOAD_FIELDS: dict[str, tuple[Any, Any]] = {
-    "rw": (RwMode, ...),
-    "bs": (Annotated[Size, Field(ge=512, le=64 << 20)], 4096),
-    "size": (Annotated[Size, Field(ge=4096)], 256 << 20),
-    "runtime": (Annotated[Duration, Field(gt=0, le=3600)], 5.0),
-    "ramp_time": (Annotated[Duration, Field(ge=0, le=600)], 0.0),
-    "ioengine": (IoEngine, "psync"),
-    "iodepth": (Annotated[int, Field(ge=1, le=4096)], 1),
-    "direct": (bool, False),
-    "numjobs": (Annotated[int, Field(ge=1, le=256)], 1),
-    "nrfiles": (Annotated[int, Field(ge=1, le=100_000)], 1),
-    "openfiles": (Annotated[int, Field(ge=1, le=100_000)] | None, None),
-    "rwmixread": (Annotated[int, Field(ge=0, le=100)] | None, None),
-    "fsync": (Annotated[int, Field(ge=0)], 0),
-    "end_fsync": (bool, False),
-    "cache": (Literal["cold", "warm"], "cold"),
-    "buffers": (Literal["malloc", "hugepages"], "malloc"),
+    "rw": (RwMode, key(..., ", ".join(f"`{name}`" for name in RW_NAMES))),
+    "bs": (Annotated[Size, Field(ge=512, le=64 << 20)], key("4k", "block size (512 bytes to 64M)")),
+    "size": (Annotated[Size, Field(ge=4096)], key("256M", "total data set, split over `nrfiles` (a multiple of `bs`)")),
+    "runtime": (Annotated[Duration, Field(gt=0, le=3600)], key("5s", "measured time (fio runs time-based where "
+                                                                      "no pass can hit an earlier pass's cache)")),
+    "ramp_time": (Annotated[Duration, Field(ge=0, le=600)], key("0s", "unmeasured warm-up inside the fio run")),
+    "ioengine": (IoEngine, key("psync", ", ".join(f"`{name}`" for name in IOENGINES))),
+    "iodepth": (Annotated[int, Field(ge=1, le=4096)], key(1, "queue depth; above 1 needs " + ", ".join(
+        f"`{name}`" for name in ASYNC_IOENGINES))),
+    "direct": (bool, key(False, "O_DIRECT")),
+    "numjobs": (Annotated[int, Field(ge=1, le=256)], key(1, "fio jobs (processes), all on the same files")),
+    "nrfiles": (Annotated[int, Field(ge=1, le=100_000)], key(1, "number of data files")),
+    "openfiles": (Annotated[int, Field(ge=1, le=100_000)] | None,
+                  key(None, "files fio keeps open at once (at most `nrfiles`)", shown="all")),
+    "rwmixread": (Annotated[int, Field(ge=0, le=100)] | None,
+                  key(None, "read percentage for " + ", ".join(f"`{name}`" for name in MIXED), shown="fio's 50")),
+    "fsync": (Annotated[int, Field(ge=0)], key(0, "fsync every N writes (0: never)")),
+    "end_fsync": (bool, key(False, "fsync at the end of the job (inside the measured run)")),
+    "cache": (Literal["cold", "warm"], key("cold", "`cold`: drop caches before the run; `warm`: one unmeasured "
+                                                   "fio pass first")),
+    "buffers": (Literal["malloc", "hugepages"], key(
+        "malloc", "fio's I/O buffers: `malloc` (fio's default) or `hugepages` (`mem=shmhuge`; the runner adds the "
+        "2 MiB pages fio needs to `vm.nr_hugepages` for the run and gives them back). With O_DIRECT the buffer's "
+        "layout decides how many segments each request has, so `hugepages` gives every target the same disk path")),
 }
 SWEEPABLE = tuple(_WORKLOAD_FIELDS)
 
@@ -194,7 +211,7 @@ WorkloadCell = create_model(
     __doc__="One concrete fio workload: a workload with every sweep resolved.",
     name=(Name, ...),
     sweep=(dict[str, Any], {}),
-    **_WORKLOAD_FIELDS,
+    **{name: (annotation, field.default) for name, (annotation, field) in _WORKLOAD_FIELDS.items()},
 )
 
 
@@ -231,8 +248,8 @@ Workload = create_model(
     "Workload",
     __base__=_WorkloadBase,
     __doc__="A workload as written; any field given as a list is swept.",
-    name=(Name, ...),
-    **{key: (_sweepable(annotation), default) for key, (annotation, default) in _WORKLOAD_FIELDS.items()},
+    name=(Name, key(..., "workload name")),
+    **{name: (_sweepable(annotation), field) for name, (annotation, field) in _WORKLOAD_FIELDS.items()},
 )
 
 
@@ -251,10 +268,10 @@ def cell_key(cell: WorkloadCell) -> str:
 class FdPressure(_Strict):
     """Open N files through each listed target and account for every fd."""
 
-    targets: list[Name] = Field(min_length=1)
-    open_files: list[Annotated[int, Field(ge=1, le=1_000_000)]] = Field(min_length=1)
-    daemon_nofile: int = Field(default=4096, ge=16)
-    client_nofile: int | None = Field(default=None, ge=16, description="default: the hard limit")
+    targets: list[Name] = key(..., "names of targets defined above", min_length=1)
+    open_files: list[Annotated[int, Field(ge=1, le=1_000_000)]] = key(..., "list of N (1 to 1,000,000)", min_length=1)
+    daemon_nofile: int = key(4096, "the daemon's RLIMIT_NOFILE", ge=16)
+    client_nofile: int | None = key(None, "the client's RLIMIT_NOFILE", shown="the hard limit", ge=16)
 
 
 # ---------------------------------------------------------------- scenario
@@ -263,15 +280,16 @@ class FdPressure(_Strict):
 class Scenario(_Strict):
     """A whole scenario file."""
 
-    name: Name
-    description: str = ""
-    repeat: int = Field(default=3, ge=1, le=1000)
-    seed: int | None = None
-    sample_hz: float = Field(default=10.0, gt=0, le=1000)
-    workdir: Path | None = Field(default=None, description="where data files and mountpoints go")
-    targets: list[Target] = Field(min_length=1)
-    workloads: list[Workload] = Field(default_factory=list)
-    fd_pressure: FdPressure | None = None
+    name: Name = key(..., "scenario name (results and workdir names derive from it)")
+    description: str = key("", "free text", shown='`""`')
+    repeat: int = key(3, "measured repetitions of every cell on every target (1-1000)", ge=1, le=1000)
+    seed: int | None = key(None, "seed of the target order; recorded in the manifest", shown="random")
+    sample_hz: float = key(10.0, "monitor sampling rate (samples per second, up to 1000)", shown="`10`", gt=0, le=1000)
+    workdir: Path | None = key(None, "where data files and mountpoints go (`--workdir` overrides)",
+                               shown="`/var/tmp/fusebench/<name>`")
+    targets: list[Target] = key(..., "list of targets (at least one; names unique)", min_length=1)
+    workloads: list[Workload] = key([], "list of workloads (a scenario needs workloads, `fd_pressure`, or both)")
+    fd_pressure: FdPressure | None = key(None, "fd-limit experiments (below)")
 
     @model_validator(mode="after")
     def _names_and_references(self) -> Scenario:

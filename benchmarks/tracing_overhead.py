@@ -15,7 +15,6 @@ Needs root, bindfs and fio.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import shutil
@@ -31,6 +30,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
+from bench.fio_output import parse_fio_output  # noqa: E402
 from bench.scenario import ExternalTarget  # noqa: E402
 from bench.targets import open_target  # noqa: E402
 from bench.tracing import EVENT, RequestTracer, bpf_run_time_stats, tracing_unavailable_reason  # noqa: E402
@@ -70,11 +70,10 @@ def run_fio(data: Path, args: argparse.Namespace, runtime: int, connection: int 
     busy = _busy_cpu_s() - before
     if result.returncode:
         raise RuntimeError(f"fio failed ({result.returncode}): {result.stderr.strip()}")
-    report, _ = json.JSONDecoder().raw_decode(result.stdout[result.stdout.index("{"):])
-    read = report["jobs"][0]["read"]
+    read = parse_fio_output(result.stdout).read
     if tracer is None:
-        return Run(read["iops"], read["total_ios"], busy)
-    return Run(read["iops"], read["total_ios"], busy, tracer.counts()["READ"], tracer.program_stats())
+        return Run(read.iops, read.total_ios, busy)
+    return Run(read.iops, read.total_ios, busy, tracer.counts()["READ"], tracer.program_stats())
 
 
 def _prefill(path: Path, size: int) -> None:

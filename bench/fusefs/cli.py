@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("source", help="the directory to mirror (absolute path)")
     ap.add_argument("mountpoint", help="where to mount it (absolute path)")
     for option in OPTIONS:
-        shown = "CPU count" if option.name == "threads" else option.default
+        shown = option.shown_default or option.default
         help_text = f"{option.help} (default: {shown})" if shown is not None else option.help
         if option.type is bool:
             ap.add_argument(option.flag, action="store_true", default=argparse.SUPPRESS, help=help_text)

@@ -35,6 +35,7 @@ class Option:
     only: str | None = None  # the one mode it applies to (None: both); the other mode ignores it ...
     conflict: str = ""  # ... unless this says why the other mode refuses it (bool options)
     runner: bool = False  # plumbing fusebench sets itself: not a scenario key
+    shown_default: str | None = None  # how a default of None reads ("CPU count")
 
     @property
     def flag(self) -> str:
@@ -74,7 +75,8 @@ OPTIONS: tuple[Option, ...] = (
            "of backing ids", choices=FD_POLICIES, only="passthrough"),
     Option("cache_size", int, 1024, "LRU size of backing ids for `fd_policy: cache`", minimum=1,
            only="passthrough"),
-    Option("threads", int, None, "worker threads of the server; default: CPU count", minimum=1, maximum=256),
+    Option("threads", int, None, "worker threads of the server (1-256)", minimum=1, maximum=256,
+           shown_default="CPU count"),
     Option("max_pages", int, MAX_PAGES_LIMIT, "pages per request (256 = 1 MiB)", minimum=1,
            maximum=MAX_PAGES_LIMIT),
     Option("max_background", int, 64, "max background requests", minimum=1, maximum=65535),
