@@ -6,28 +6,18 @@ from bench.plan import describe_plan, estimate_s, make_plan
 from bench.progress import format_duration
 from bench.scenario import cell_key, parse_scenario
 
-BINDFS = '{name: bind, type: external, command: [bindfs, -f, "{source}", "{mountpoint}"]}'
-
-
-def scenario_text(*, targets: list[str], repeat: int = 2, workloads: list[str] | None = None) -> str:
-    """A tiny scenario: 8 MiB files, 1 s runs."""
-    workloads = workloads or ["{name: seqread, rw: read, bs: 1M, size: 8M, runtime: 1s, cache: cold}"]
-    lines = ["name: tiny", f"repeat: {repeat}", "targets:"]
-    lines += [f"  - {target}" for target in targets]
-    lines += ["workloads:"] + [f"  - {workload}" for workload in workloads]
-    return "\n".join(lines) + "\n"
-
-
-PLAN_SCENARIO = parse_scenario(
-    scenario_text(
-        targets=["{name: a, type: native}", "{name: b, type: fuse}", "{name: c, type: passthrough}", BINDFS],
-        repeat=6,
-        workloads=[
-            "{name: seq, rw: read, bs: 1M, size: 8M, runtime: 2s}",
-            "{name: rand, rw: randread, bs: 4k, size: 8M, runtime: 1s, iodepth: [1, 8], ioengine: libaio, cache: warm}",
-        ],
-    )
-)
+PLAN_SCENARIO = parse_scenario("""\
+name: tiny
+repeat: 6
+targets:
+  - {name: a, type: native}
+  - {name: b, type: fuse}
+  - {name: c, type: passthrough}
+  - {name: bind, type: external, command: [bindfs, -f, "{source}", "{mountpoint}"]}
+workloads:
+  - {name: seq, rw: read, bs: 1M, size: 8M, runtime: 2s}
+  - {name: rand, rw: randread, bs: 4k, size: 8M, runtime: 1s, iodepth: [1, 8], ioengine: libaio, cache: warm}
+""")
 
 
 def test_every_cell_target_repetition_runs_exactly_once() -> None:
