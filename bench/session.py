@@ -26,8 +26,10 @@ from bench.records import (
     FioFigures,
     Manifest,
     PlanEntry,
+    RequestRecord,
     RunInfo,
     RunRecord,
+    SampleRecord,
     SnapshotRecord,
     TargetSettings,
     WorkloadAsRun,
@@ -234,7 +236,7 @@ class Session:
     # -- one run
 
     def _one_run(self, run: PlannedRun, unavailable: dict[str, str | None], mounts: Mounts,
-                 writer: ResultsWriter) -> tuple[RunRecord, list, list]:
+                 writer: ResultsWriter) -> tuple[RunRecord, list[SampleRecord], list[RequestRecord]]:
         """Execute one run: its runs.csv record, samples and per-opcode requests; a failure is a
         record, not an exception."""
         info = RunInfo(run_id=run.run_id, workload=run.cell.name, cell=run.cell_key, sweep=sweep_text(run.cell.sweep),
