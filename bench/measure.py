@@ -12,7 +12,7 @@ from bench.fio_output import FioError, FioResult
 from bench.host import Host
 from bench.monitor import Monitor, MonitorResult
 from bench.plan import PlannedRun
-from bench.requests import RequestCounter
+from bench.request_counter import RequestCounter
 from bench.scenario import WorkloadCell
 from bench.stop import StopToken
 from bench.targets import MountedTarget
