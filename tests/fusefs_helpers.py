@@ -1,5 +1,6 @@
-"""Helpers for the built-in FUSE server's integration tests: start a server process on a
-tmp dir, wait for the mount, and always take it down (abort + detach if the daemon died)."""
+"""Helpers for the built-in FUSE server's tests: start a server process on a tmp dir, wait for
+the mount, and always take it down (abort + detach if the daemon died); build raw requests
+for the unit tests of its layers."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from bench.fusefs import protocol as p
 from bench.fusefs.kernel import passthrough_unavailable_reason
 from bench.fusefs.mounts import abort_connection, connection_id, is_mounted, unmount
 
@@ -42,6 +44,12 @@ def mode_params() -> list[Any]:
     """pytest params over MODES, passthrough ones skipped where unsupported."""
     return [pytest.param(name, marks=[] if name == "plain" else [needs_passthrough], id=name)
             for name in MODES]
+
+
+def request(opcode: int, body: bytes = b"", nodeid: int = 5, unique: int = 77, uid: int = 1000,
+            gid: int = 100, pid: int = 4242) -> bytes:
+    """A raw FUSE request as the kernel writes it: fuse_in_header, then `body`."""
+    return p.IN_HEADER.pack(p.IN_HEADER_SIZE + len(body), opcode, unique, nodeid, uid, gid, pid, 0, 0) + body
 
 
 def server_argv(source: Path, mountpoint: Path, *args: str) -> list[str]:
