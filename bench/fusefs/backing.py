@@ -95,6 +95,11 @@ class BackingRegistry:
                 del self._idle[node]
                 self._drop(node)
 
+    def stats(self) -> dict[str, int]:
+        """The stats file's backing-id counters."""
+        return {"backing_ids": self.ids_now, "backing_ids_peak": self.ids_peak,
+                "backing_opens_total": self.opens_total}
+
     def _drop(self, node: BackedNode) -> None:
         try:
             device.backing_close(self._dev_fd, node.backing_id)

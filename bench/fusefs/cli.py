@@ -8,6 +8,7 @@ import os
 import sys
 
 from bench.fusefs.errors import EXIT_FAILED, ServerError, UsageError
+from bench.fusefs.mirror import Mirror
 from bench.fusefs.options import OPTIONS, Option, Options, validate
 from bench.fusefs.server import Server
 
@@ -76,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the server in the foreground; 0 when unmounted or signalled, 2 for bad input or a refused mount."""
     try:
         opts = parse_options(sys.argv[1:] if argv is None else argv)
-        return Server(opts).run()
+        return Server(Mirror(opts), opts).run()
     except ServerError as exc:
         print(f"fusefs: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -15,21 +15,19 @@ import os
 import stat
 import threading
 from contextlib import contextmanager
-from typing import Callable, Iterator
+from typing import Any, Iterator
 
-from bench.fusefs import libc
+from bench.fusefs import libc, wire
 from bench.fusefs import protocol as p
-from bench.fusefs.protocol import Opcode
 from bench.fusefs.backing import IO_FLAGS, BackingRegistry
+from bench.fusefs.operations import Operations, Session
 from bench.fusefs.options import Options
+from bench.fusefs.wire import Attr, AttrChanges, Context, Dirents, Entry, Opened
 
-NS = 1_000_000_000
 ROOT_LOOKUPS = 1 << 62
 DT_DIR = 4
 # Flags the daemon must not apply again when opening the backing file.
 STRIP_OPEN = os.O_CREAT | os.O_EXCL | os.O_NOCTTY | os.O_TRUNC
-
-Handler = Callable[[int, p.InHeader, bytes], "bytes | None"]
 
 
 class Node:
@@ -48,34 +46,6 @@ class Node:
         self.backing_fd = -1
 
 
-def _split(seconds: float) -> tuple[int, int]:
-    whole = int(seconds)
-    return whole, int((seconds - whole) * NS)
-
-
-def _encode_dev(dev: int) -> int:
-    """The kernel's new_encode_dev(), which FUSE uses for rdev."""
-    major, minor = os.major(dev), os.minor(dev)
-    return (minor & 0xFF) | (major << 8) | ((minor & ~0xFF) << 12)
-
-
-def _decode_dev(dev: int) -> int:
-    return os.makedev((dev & 0xFFF00) >> 8, (dev & 0xFF) | ((dev >> 12) & 0xFFF00))
-
-
-def attr_tuple(st: os.stat_result) -> tuple[int, ...]:
-    """fuse_attr fields of a stat result."""
-    a, an = divmod(st.st_atime_ns, NS)
-    m, mn = divmod(st.st_mtime_ns, NS)
-    c, cn = divmod(st.st_ctime_ns, NS)
-    return (st.st_ino, st.st_size, st.st_blocks, a, m, c, an, mn, cn, st.st_mode, st.st_nlink,
-            st.st_uid, st.st_gid, _encode_dev(st.st_rdev), st.st_blksize, 0)
-
-
-def _name(body: bytes) -> bytes:
-    return body[: body.index(b"\0")]
-
-
 def _dtype(entry: os.DirEntry) -> int:
     if entry.is_symlink():
         return stat.S_IFLNK >> 12
@@ -86,26 +56,34 @@ def _dtype(entry: os.DirEntry) -> int:
     return 0
 
 
+def _timespec(time: int | str | None) -> tuple[int, int]:
+    """An AttrChanges time as utimensat's (sec, nsec)."""
+    if time is None:
+        return 0, libc.UTIME_OMIT
+    if time == wire.NOW:
+        return 0, libc.UTIME_NOW
+    return divmod(time, wire.NS)
+
+
 def proc_path(fd: int) -> str:
     """A path that reopens `fd`'s file (works for O_PATH fds)."""
     return f"/proc/self/fd/{fd}"
 
 
-class Mirror:
-    """FUSE operation handlers over a source directory; `handlers` is indexed by opcode."""
+class Mirror(Operations):
+    """The operations over a source directory: plain mode hands out fds as fh, passthrough mode
+    backing ids (bench.fusefs.backing); xattrs only with --xattr on."""
 
-    def __init__(self, opts: Options, backing: BackingRegistry | None,
-                 reply: Callable[[int, int, bytes], bool]) -> None:
+    fh_is_fd = True  # in plain mode; passthrough opens have no fh
+
+    def __init__(self, opts: Options) -> None:
         self._opts = opts
-        self._backing = backing
-        self._reply = reply
+        self._backing: BackingRegistry | None = None  # passthrough: made at init
         self._lock = threading.Lock()
         self._ids = itertools.count(p.ROOT_ID + 1)
         self._dir_ids = itertools.count(1)
         self._dirs: dict[int, tuple[Node, list[tuple[bytes, int, int]]]] = {}
         self._as_root = os.geteuid() == 0
-        self._entry_valid = _split(opts.entry_timeout)
-        self._attr_valid = _split(opts.attr_timeout)
         if opts.passthrough:
             self._fopen = p.FOPEN_PASSTHROUGH
         else:
@@ -123,32 +101,24 @@ class Mirror:
         self.nodes: dict[int, Node] = {p.ROOT_ID: root}
         self._inodes: dict[tuple[int, int, bytes | None], Node] = {root.key: root}
 
-        self.handlers: list[Handler] = [self._enosys] * p.MAX_OPCODE
-        ops: dict[int, Handler] = {
-            Opcode.LOOKUP: self.lookup, Opcode.FORGET: self.forget, Opcode.BATCH_FORGET: self.batch_forget,
-            Opcode.GETATTR: self.getattr, Opcode.SETATTR: self.setattr, Opcode.READLINK: self.readlink,
-            Opcode.SYMLINK: self.symlink, Opcode.MKNOD: self.mknod, Opcode.MKDIR: self.mkdir,
-            Opcode.UNLINK: self.unlink, Opcode.RMDIR: self.rmdir, Opcode.RENAME: self.rename,
-            Opcode.RENAME2: self.rename2, Opcode.LINK: self.link, Opcode.OPEN: self.open, Opcode.CREATE: self.create,
-            Opcode.READ: self.read, Opcode.WRITE: self.write, Opcode.FLUSH: self.flush, Opcode.FSYNC: self.fsync,
-            Opcode.RELEASE: self.release, Opcode.OPENDIR: self.opendir, Opcode.READDIR: self.readdir,
-            Opcode.READDIRPLUS: self.readdirplus, Opcode.RELEASEDIR: self.releasedir,
-            Opcode.FSYNCDIR: self.fsyncdir, Opcode.STATFS: self.statfs, Opcode.ACCESS: self.access,
-            Opcode.FALLOCATE: self.fallocate, Opcode.LSEEK: self.lseek, Opcode.INTERRUPT: self._no_reply,
-            Opcode.DESTROY: self._empty,
-        }
-        if opts.xattr == "on":
-            ops.update({Opcode.GETXATTR: self.getxattr, Opcode.SETXATTR: self.setxattr,
-                        Opcode.LISTXATTR: self.listxattr, Opcode.REMOVEXATTR: self.removexattr})
-        for opcode, handler in ops.items():
-            self.handlers[opcode] = handler
-
     def _handles_work(self, fd: int) -> bool:
         try:
             os.close(libc.open_by_handle(self._mount_fd, libc.name_to_handle(fd), os.O_PATH))
             return True
         except OSError:
             return False
+
+    def init(self, session: Session) -> None:
+        """Passthrough: backing files are registered on the session's /dev/fuse fd."""
+        if session.flags & p.PASSTHROUGH:
+            self._backing = BackingRegistry(session.fd, self._opts.fd_policy, self._opts.cache_size)
+
+    def stats(self) -> dict[str, Any]:
+        """Live counts for the stats file."""
+        counts = {"nodes": len(self.nodes), "open_dirs": len(self._dirs)}
+        if self._backing is not None:
+            counts.update(self._backing.stats())
+        return counts
 
     # -- inode table -------------------------------------------------------------------------
 
@@ -177,8 +147,8 @@ class Mirror:
             return os.open(proc_path(node.fd), flags | os.O_CLOEXEC)
         return libc.open_by_handle(self._mount_fd, node.handle, flags)
 
-    def _lookup(self, parent_fd: int, name: bytes) -> tuple[Node, bytes]:
-        """Look `name` up, take one lookup reference, return the node and its fuse_entry_out."""
+    def _lookup(self, parent_fd: int, name: bytes) -> tuple[Node, Entry]:
+        """Look `name` up, take one lookup reference, return the node and its entry."""
         fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent_fd)
         try:
             st = os.fstat(fd)
@@ -203,21 +173,31 @@ class Mirror:
         finally:
             if fd >= 0:
                 os.close(fd)
-        return node, self._entry(node.nodeid, st)
+        return node, Entry(node.nodeid, st, self._opts.entry_timeout, self._opts.attr_timeout)
 
-    def _entry(self, nodeid: int, st: os.stat_result) -> bytes:
-        return p.ENTRY_OUT.pack(nodeid, 0, self._entry_valid[0], self._attr_valid[0],
-                                self._entry_valid[1], self._attr_valid[1], *attr_tuple(st))
+    def _attr(self, st: os.stat_result) -> Attr:
+        return Attr(st, self._opts.attr_timeout)
 
-    def _attr(self, st: os.stat_result) -> bytes:
-        return p.ATTR_OUT.pack(self._attr_valid[0], self._attr_valid[1], 0, *attr_tuple(st))
+    def _new_entry(self, ctx: Context, pfd: int, name: bytes) -> Entry:
+        """Give a just-created `name` the caller's ownership; its entry."""
+        if self._as_root and (ctx.uid or ctx.gid):
+            os.chown(name, ctx.uid, ctx.gid, dir_fd=pfd, follow_symlinks=False)
+        return self._lookup(pfd, name)[1]
 
-    def _forget(self, nodeid: int, count: int) -> None:
+    # -- names -------------------------------------------------------------------------------
+
+    def lookup(self, ctx: Context, parent: int, name: bytes) -> Entry:
+        """One more reference on the child's node."""
+        with self._pathfd(self.node(parent)) as pfd:
+            return self._lookup(pfd, name)[1]
+
+    def forget(self, ctx: Context, nodeid: int, nlookup: int) -> None:
+        """Drop references; the node and its fd or backing id go at zero."""
         with self._lock:
             node = self.nodes.get(nodeid)
             if node is None:
                 return
-            node.nlookup -= count
+            node.nlookup -= nlookup
             if node.nlookup > 0:
                 return
             del self.nodes[nodeid]
@@ -228,218 +208,120 @@ class Mirror:
         if self._backing is not None:
             self._backing.forget(node)
 
-    def _reply_entry(self, dev_fd: int, h: p.InHeader, node: Node, body: bytes) -> None:
-        """Send a reply that hands the kernel a lookup reference; take it back if undelivered."""
-        if not self._reply(dev_fd, h.unique, body):
-            self._forget(node.nodeid, 1)
+    def mknod(self, ctx: Context, parent: int, name: bytes, mode: int, rdev: int) -> Entry:
+        """Fifos, sockets, devices, regular files."""
+        with self._pathfd(self.node(parent)) as pfd:
+            os.mknod(name, mode, rdev, dir_fd=pfd)
+            return self._new_entry(ctx, pfd, name)
 
-    def _new_entry(self, dev_fd: int, h: p.InHeader, pfd: int, name: bytes) -> None:
-        """Give a just-created `name` the caller's ownership, then reply with its entry."""
-        if self._as_root and (h.uid or h.gid):
-            os.chown(name, h.uid, h.gid, dir_fd=pfd, follow_symlinks=False)
-        node, entry = self._lookup(pfd, name)
-        self._reply_entry(dev_fd, h, node, entry)
-
-    def stats(self) -> dict[str, int]:
-        """Live counts for the stats file."""
-        return {"nodes": len(self.nodes), "open_dirs": len(self._dirs)}
-
-    # -- generic -----------------------------------------------------------------------------
-
-    @staticmethod
-    def _enosys(dev_fd: int, h: p.InHeader, body: bytes) -> bytes | None:
-        raise OSError(errno.ENOSYS, "not implemented")
-
-    @staticmethod
-    def _no_reply(dev_fd: int, h: p.InHeader, body: bytes) -> bytes | None:
-        return None
-
-    @staticmethod
-    def _empty(dev_fd: int, h: p.InHeader, body: bytes) -> bytes | None:
-        return b""
-
-    # -- names -------------------------------------------------------------------------------
-
-    def lookup(self, dev_fd: int, h: p.InHeader, body: bytes) -> bytes | None:
-        """LOOKUP: one more reference on the child's node."""
-        with self._pathfd(self.node(h.nodeid)) as pfd:
-            node, entry = self._lookup(pfd, _name(body))
-        self._reply_entry(dev_fd, h, node, entry)
-        return None
-
-    def forget(self, dev_fd: int, h: p.InHeader, body: bytes) -> bytes | None:
-        """FORGET: drop references; the node and its fd or backing id go at zero."""
-        self._forget(h.nodeid, p.FORGET_IN.unpack_from(body)[0])
-        return None
-
-    def batch_forget(self, dev_fd: int, h: p.InHeader, body: bytes) -> bytes | None:
-        """BATCH_FORGET: FORGET for many nodes."""
-        count = p.BATCH_FORGET_IN.unpack_from(body)[0]
-        for nodeid, nlookup in p.FORGET_ONE.iter_unpack(body[8 : 8 + 16 * count]):
-            self._forget(nodeid, nlookup)
-        return None
-
-    def mknod(self, dev_fd: int, h: p.InHeader, body: bytes) -> bytes | None:
-        """MKNOD: fifos, sockets, devices, regular files."""
-        mode, rdev, _ = p.MKNOD_IN.unpack_from(body)
-        name = _name(body[16:])
-        with self._pathfd(self.node(h.nodeid)) as pfd:
-            os.mknod(name, mode, _decode_dev(rdev), dir_fd=pfd)
-            self._new_entry(dev_fd, h, pfd, name)
-        return None
-
-    def mkdir(self, dev_fd: int, h: p.InHeader, body: bytes) -> bytes | None:
+    def mkdir(self, ctx: Context, parent: int, name: bytes, mode: int) -> Entry:
         """MKDIR."""
-        mode, _ = p.MKDIR_IN.unpack_from(body)
-        name = _name(body[8:])
-        with self._pathfd(self.node(h.nodeid)) as pfd:
+        with self._pathfd(self.node(parent)) as pfd:
             os.mkdir(name, mode, dir_fd=pfd)
-            self._new_entry(dev_fd, h, pfd, name)
-        return None
+            return self._new_entry(ctx, pfd, name)
 
-    def symlink(self, dev_fd: int, h: p.InHeader, body: bytes) -> bytes | None:
-        """SYMLINK: body is name, then target."""
-        name, target = body.split(b"\0")[:2]
-        with self._pathfd(self.node(h.nodeid)) as pfd:
+    def symlink(self, ctx: Context, parent: int, name: bytes, target: bytes) -> Entry:
+        """SYMLINK."""
+        with self._pathfd(self.node(parent)) as pfd:
             os.symlink(target, name, dir_fd=pfd)
-            self._new_entry(dev_fd, h, pfd, name)
-        return None
+            return self._new_entry(ctx, pfd, name)
 
-    def link(self, dev_fd: int, h: p.InHeader, body: bytes) -> bytes | None:
-        """LINK: a new name for an existing node."""
-        old = self.node(p.LINK_IN.unpack_from(body)[0])
-        name = _name(body[8:])
-        with self._pathfd(old) as ofd, self._pathfd(self.node(h.nodeid)) as pfd:
-            os.link(proc_path(ofd), name, dst_dir_fd=pfd, follow_symlinks=True)
-            node, entry = self._lookup(pfd, name)
-        self._reply_entry(dev_fd, h, node, entry)
-        return None
+    def link(self, ctx: Context, nodeid: int, newparent: int, newname: bytes) -> Entry:
+        """A new name for an existing node."""
+        with self._pathfd(self.node(nodeid)) as ofd, self._pathfd(self.node(newparent)) as pfd:
+            os.link(proc_path(ofd), newname, dst_dir_fd=pfd, follow_symlinks=True)
+            return self._lookup(pfd, newname)[1]
 
-    def unlink(self, dev_fd: int, h: p.InHeader, body: bytes) -> bytes | None:
+    def unlink(self, ctx: Context, parent: int, name: bytes) -> None:
         """UNLINK."""
-        with self._pathfd(self.node(h.nodeid)) as pfd:
-            os.unlink(_name(body), dir_fd=pfd)
-        return b""
+        with self._pathfd(self.node(parent)) as pfd:
+            os.unlink(name, dir_fd=pfd)
 
-    def rmdir(self, dev_fd: int, h: p.InHeader, body: bytes) -> bytes | None:
+    def rmdir(self, ctx: Context, parent: int, name: bytes) -> None:
         """RMDIR."""
-        with self._pathfd(self.node(h.nodeid)) as pfd:
-            os.rmdir(_name(body), dir_fd=pfd)
-        return b""
+        with self._pathfd(self.node(parent)) as pfd:
+            os.rmdir(name, dir_fd=pfd)
 
-    def _rename(self, h: p.InHeader, newdir: int, names: bytes, flags: int) -> bytes:
-        old, new = names.split(b"\0")[:2]
-        with self._pathfd(self.node(h.nodeid)) as ofd, self._pathfd(self.node(newdir)) as nfd:
+    def rename(self, ctx: Context, parent: int, name: bytes, newparent: int, newname: bytes, flags: int) -> None:
+        """RENAME, and RENAME_NOREPLACE, RENAME_EXCHANGE, RENAME_WHITEOUT through renameat2."""
+        with self._pathfd(self.node(parent)) as ofd, self._pathfd(self.node(newparent)) as nfd:
             if flags:
-                libc.renameat2(ofd, old, nfd, new, flags)
+                libc.renameat2(ofd, name, nfd, newname, flags)
             else:
-                os.rename(old, new, src_dir_fd=ofd, dst_dir_fd=nfd)
-        return b""
-
-    def rename(self, dev_fd: int, h: p.InHeader, body: bytes) -> bytes | None:
-        """RENAME."""
-        return self._rename(h, p.RENAME_IN.unpack_from(body)[0], body[8:], 0)
-
-    def rename2(self, dev_fd: int, h: p.InHeader, body: bytes) -> bytes | None:
-        """RENAME2: RENAME_NOREPLACE, RENAME_EXCHANGE, RENAME_WHITEOUT through renameat2."""
-        newdir, flags, _ = p.RENAME2_IN.unpack_from(body)
-        return self._rename(h, newdir, body[16:], flags)
+                os.rename(name, newname, src_dir_fd=ofd, dst_dir_fd=nfd)
 
     # -- attributes --------------------------------------------------------------------------
 
-    def getattr(self, dev_fd: int, h: p.InHeader, body: bytes) -> bytes | None:
-        """GETATTR (by fh when the kernel offers one and the daemon has it)."""
-        flags, _, fh = p.GETATTR_IN.unpack_from(body)
-        if flags & p.GETATTR_FH and not self._opts.passthrough:
+    def getattr(self, ctx: Context, nodeid: int, fh: int | None) -> Attr:
+        """By fh when the kernel offers one and the daemon has it."""
+        if fh is not None and self._backing is None:
             return self._attr(os.fstat(fh))
-        with self._pathfd(self.node(h.nodeid)) as fd:
+        with self._pathfd(self.node(nodeid)) as fd:
             return self._attr(os.fstat(fd))
 
-    def setattr(self, dev_fd: int, h: p.InHeader, body: bytes) -> bytes | None:
-        """SETATTR: truncate, chmod, chown, utimens (UTIME_NOW included)."""
-        (valid, _, fh, size, _, atime, mtime, _, atimens, mtimens, _, mode, _, uid, gid,
-         _) = p.SETATTR_IN.unpack_from(body)
-        node = self.node(h.nodeid)
-        by_fh = valid & p.FATTR_FH and not self._opts.passthrough
-        with self._pathfd(node) as fd:
-            if valid & p.FATTR_MODE:
-                os.chmod(proc_path(fd), stat.S_IMODE(mode))
-            if valid & (p.FATTR_UID | p.FATTR_GID):
-                libc.fchown_fd(fd, uid if valid & p.FATTR_UID else -1, gid if valid & p.FATTR_GID else -1)
-            if valid & p.FATTR_SIZE:
+    def setattr(self, ctx: Context, nodeid: int, changes: AttrChanges, fh: int | None) -> Attr:
+        """Truncate, chmod, chown, utimens (UTIME_NOW included)."""
+        by_fh = fh is not None and self._backing is None
+        with self._pathfd(self.node(nodeid)) as fd:
+            if changes.mode is not None:
+                os.chmod(proc_path(fd), stat.S_IMODE(changes.mode))
+            if changes.uid is not None or changes.gid is not None:
+                libc.fchown_fd(fd, -1 if changes.uid is None else changes.uid,
+                               -1 if changes.gid is None else changes.gid)
+            if changes.size is not None:
                 if by_fh:
-                    os.ftruncate(fh, size)
+                    os.ftruncate(fh, changes.size)
                 else:
-                    os.truncate(proc_path(fd), size)
-            if valid & (p.FATTR_ATIME | p.FATTR_MTIME | p.FATTR_ATIME_NOW | p.FATTR_MTIME_NOW):
-                libc.utimens_fd(fd, self._time(valid, p.FATTR_ATIME, p.FATTR_ATIME_NOW, atime, atimens),
-                                self._time(valid, p.FATTR_MTIME, p.FATTR_MTIME_NOW, mtime, mtimens))
+                    os.truncate(proc_path(fd), changes.size)
+            if changes.atime is not None or changes.mtime is not None:
+                libc.utimens_fd(fd, _timespec(changes.atime), _timespec(changes.mtime))
             return self._attr(os.fstat(fh) if by_fh else os.fstat(fd))
 
-    @staticmethod
-    def _time(valid: int, bit: int, now_bit: int, sec: int, nsec: int) -> tuple[int, int]:
-        if valid & now_bit:
-            return 0, libc.UTIME_NOW
-        if valid & bit:
-            return sec, nsec
-        return 0, libc.UTIME_OMIT
-
-    def readlink(self, dev_fd: int, h: p.InHeader, body: bytes) -> bytes | None:
+    def readlink(self, ctx: Context, nodeid: int) -> bytes:
         """READLINK."""
-        with self._pathfd(self.node(h.nodeid)) as fd:
+        with self._pathfd(self.node(nodeid)) as fd:
             return os.readlink(b"", dir_fd=fd)
 
-    def statfs(self, dev_fd: int, h: p.InHeader, body: bytes) -> bytes | None:
-        """STATFS of the source's file system."""
-        with self._pathfd(self.node(h.nodeid)) as fd:
-            s = os.fstatvfs(fd)
-        return p.STATFS_OUT.pack(s.f_blocks, s.f_bfree, s.f_bavail, s.f_files, s.f_ffree,
-                                 s.f_bsize, s.f_namemax, s.f_frsize, 0)
+    def statfs(self, ctx: Context, nodeid: int) -> os.statvfs_result:
+        """The source's file system."""
+        with self._pathfd(self.node(nodeid)) as fd:
+            return os.fstatvfs(fd)
 
-    def access(self, dev_fd: int, h: p.InHeader, body: bytes) -> bytes | None:
-        """ACCESS (rarely sent: the mount uses default_permissions)."""
-        with self._pathfd(self.node(h.nodeid)) as fd:
-            if not os.access(proc_path(fd), p.ACCESS_IN.unpack_from(body)[0]):
+    def access(self, ctx: Context, nodeid: int, mask: int) -> None:
+        """Rarely asked: the mount uses default_permissions."""
+        with self._pathfd(self.node(nodeid)) as fd:
+            if not os.access(proc_path(fd), mask):
                 raise OSError(errno.EACCES, "access denied")
-        return b""
 
     # -- xattrs (only with --xattr on) ---------------------------------------------------------
 
-    @staticmethod
-    def _sized(data: bytes, size: int) -> bytes:
-        if size == 0:
-            return p.GETXATTR_OUT.pack(len(data), 0)
-        if len(data) > size:
-            raise OSError(errno.ERANGE, "buffer too small")
-        return data
+    @contextmanager
+    def _xattr_path(self, nodeid: int) -> Iterator[str]:
+        """The path the xattr calls take; ENOSYS with --xattr off, so the kernel stops asking."""
+        if self._opts.xattr != "on":
+            raise OSError(errno.ENOSYS, "xattrs are off")
+        with self._pathfd(self.node(nodeid)) as fd:
+            yield proc_path(fd)
 
-    def getxattr(self, dev_fd: int, h: p.InHeader, body: bytes) -> bytes | None:
+    def getxattr(self, ctx: Context, nodeid: int, name: bytes, size: int) -> bytes:
         """GETXATTR."""
-        size, _ = p.GETXATTR_IN.unpack_from(body)
-        with self._pathfd(self.node(h.nodeid)) as fd:
-            return self._sized(os.getxattr(proc_path(fd), _name(body[8:])), size)
+        with self._xattr_path(nodeid) as path:
+            return wire.xattr_reply(os.getxattr(path, name), size)
 
-    def listxattr(self, dev_fd: int, h: p.InHeader, body: bytes) -> bytes | None:
+    def listxattr(self, ctx: Context, nodeid: int, size: int) -> bytes:
         """LISTXATTR."""
-        size, _ = p.GETXATTR_IN.unpack_from(body)
-        with self._pathfd(self.node(h.nodeid)) as fd:
-            names = os.listxattr(proc_path(fd))
-        return self._sized(b"".join(os.fsencode(n) + b"\0" for n in names), size)
+        with self._xattr_path(nodeid) as path:
+            return wire.xattr_reply(wire.xattr_names(os.listxattr(path)), size)
 
-    def setxattr(self, dev_fd: int, h: p.InHeader, body: bytes) -> bytes | None:
+    def setxattr(self, ctx: Context, nodeid: int, name: bytes, value: bytes, flags: int) -> None:
         """SETXATTR."""
-        size, flags = p.SETXATTR_IN.unpack_from(body)
-        name = _name(body[8:])
-        start = 8 + len(name) + 1
-        with self._pathfd(self.node(h.nodeid)) as fd:
-            os.setxattr(proc_path(fd), name, body[start : start + size], flags)
-        return b""
+        with self._xattr_path(nodeid) as path:
+            os.setxattr(path, name, value, flags)
 
-    def removexattr(self, dev_fd: int, h: p.InHeader, body: bytes) -> bytes | None:
+    def removexattr(self, ctx: Context, nodeid: int, name: bytes) -> None:
         """REMOVEXATTR."""
-        with self._pathfd(self.node(h.nodeid)) as fd:
-            os.removexattr(proc_path(fd), _name(body))
-        return b""
+        with self._xattr_path(nodeid) as path:
+            os.removexattr(path, name)
 
     # -- files -------------------------------------------------------------------------------
 
@@ -452,108 +334,85 @@ class Mirror:
                 flags = (flags & ~os.O_ACCMODE) | os.O_RDWR
         return flags
 
-    def _open_reply(self, dev_fd: int, h: p.InHeader, node: Node, flags: int, fd: int,
-                    entry: bytes = b"") -> None:
-        """Reply OPEN/CREATE: plain hands the fd over as fh; passthrough a backing id."""
+    def _opened(self, node: Node, flags: int, fd: int = -1) -> Opened:
+        """Plain mode hands the fd (`fd`, or one opened now) over as fh; passthrough a backing
+        id. The open count taken with the id keeps it registered until the matching RELEASE:
+        the reply carrying it must reach the kernel before any BACKING_CLOSE of it."""
         if self._backing is None:
-            if not self._reply(dev_fd, h.unique, entry + p.OPEN_OUT.pack(fd, self._fopen, 0)):
-                os.close(fd)
-                if entry:
-                    self._forget(node.nodeid, 1)
-            return
+            return Opened(fd if fd >= 0 else self.open_node(node, flags), self._fopen)
         backing_id = self._backing.acquire(node, lambda: self.open_node(node, flags & IO_FLAGS), fd)
-        # The reply must reach the kernel before any BACKING_CLOSE of this id: the open count
-        # taken above keeps it registered until the matching RELEASE (or the undo below).
-        if not self._reply(dev_fd, h.unique, entry + p.OPEN_OUT.pack(0, self._fopen, backing_id)):
-            self._backing.release(node)
-            if entry:
-                self._forget(node.nodeid, 1)
+        return Opened(0, self._fopen, backing_id)
 
-    def open(self, dev_fd: int, h: p.InHeader, body: bytes) -> bytes | None:
-        """OPEN with the client's flags (O_DIRECT included)."""
-        node = self.node(h.nodeid)
-        flags = self._client_flags(p.OPEN_IN.unpack_from(body)[0])
-        fd = -1 if self._backing is not None else self.open_node(node, flags)
-        self._open_reply(dev_fd, h, node, flags, fd)
-        return None
+    def open(self, ctx: Context, nodeid: int, flags: int) -> Opened:
+        """With the client's flags (O_DIRECT included)."""
+        return self._opened(self.node(nodeid), self._client_flags(flags))
 
-    def create(self, dev_fd: int, h: p.InHeader, body: bytes) -> bytes | None:
-        """CREATE: make and open a file, returning its entry and the open reply."""
-        flags, mode, _, _ = p.CREATE_IN.unpack_from(body)
-        name = _name(body[16:])
+    def create(self, ctx: Context, parent: int, name: bytes, mode: int, flags: int) -> tuple[Entry, Opened]:
+        """Make and open a file."""
         flags = self._client_flags(flags) | (flags & (os.O_EXCL | os.O_TRUNC))
-        with self._pathfd(self.node(h.nodeid)) as pfd:
+        with self._pathfd(self.node(parent)) as pfd:
             fd = os.open(name, flags | os.O_CREAT | os.O_CLOEXEC, mode, dir_fd=pfd)
             try:
-                if self._as_root and (h.uid or h.gid):
-                    os.fchown(fd, h.uid, h.gid)
+                if self._as_root and (ctx.uid or ctx.gid):
+                    os.fchown(fd, ctx.uid, ctx.gid)
                 node, entry = self._lookup(pfd, name)
             except OSError:
                 os.close(fd)
                 raise
-        self._open_reply(dev_fd, h, node, flags & ~(os.O_EXCL | os.O_TRUNC), fd, entry)
-        return None
-
-    def _io_fd(self, h: p.InHeader, fh: int, flags: int) -> tuple[int, bool]:
-        """(fd, must close): the plain-mode fh, or a fresh fd in passthrough mode (no fh)."""
-        if self._backing is None:
-            return fh, False
-        return self.open_node(self.node(h.nodeid), flags), True
+        try:
+            return entry, self._opened(node, flags & ~(os.O_EXCL | os.O_TRUNC), fd)
+        except OSError:
+            self.forget(ctx, node.nodeid, 1)  # the error reply hands the kernel no reference
+            raise
 
     @contextmanager
-    def _file(self, h: p.InHeader, fh: int, flags: int) -> Iterator[int]:
-        fd, temporary = self._io_fd(h, fh, flags)
+    def _file(self, nodeid: int, fh: int, flags: int) -> Iterator[int]:
+        """The plain-mode fh, or a fresh fd for the block in passthrough mode (no fh)."""
+        if self._backing is None:
+            yield fh
+            return
+        fd = self.open_node(self.node(nodeid), flags)
         try:
             yield fd
         finally:
-            if temporary:
-                os.close(fd)
+            os.close(fd)
 
-    def read(self, dev_fd: int, h: p.InHeader, body: bytes) -> bytes | None:
-        """READ outside the worker's fast path (passthrough mode: not expected at all)."""
-        fh, offset, size, _ = p.READ_IN.unpack_from(body)
-        with self._file(h, fh, os.O_RDONLY) as fd:
+    def read(self, ctx: Context, nodeid: int, fh: int, offset: int, size: int) -> bytes:
+        """Outside the worker's fast path (passthrough mode: not expected at all)."""
+        with self._file(nodeid, fh, os.O_RDONLY) as fd:
             return os.pread(fd, size, offset)
 
-    def write(self, dev_fd: int, h: p.InHeader, body: bytes) -> bytes | None:
-        """WRITE outside the worker's fast path (passthrough mode: not expected at all)."""
-        fh, offset, size, _ = p.WRITE_IN.unpack_from(body)
-        with self._file(h, fh, os.O_WRONLY) as fd:
-            return p.WRITE_OUT.pack(os.pwrite(fd, body[p.WRITE_IN_SIZE : p.WRITE_IN_SIZE + size], offset), 0)
+    def write(self, ctx: Context, nodeid: int, fh: int, offset: int, data: memoryview) -> int:
+        """Outside the worker's fast path (passthrough mode: not expected at all)."""
+        with self._file(nodeid, fh, os.O_WRONLY) as fd:
+            return os.pwrite(fd, data, offset)
 
-    def flush(self, dev_fd: int, h: p.InHeader, body: bytes) -> bytes | None:
-        """FLUSH: closing a dup releases the client's POSIX locks and reports close errors."""
+    def flush(self, ctx: Context, nodeid: int, fh: int) -> None:
+        """Closing a dup releases the client's POSIX locks and reports close errors."""
         if self._backing is None:
-            os.close(os.dup(p.RELEASE_IN.unpack_from(body)[0]))
-        return b""
+            os.close(os.dup(fh))
 
-    def release(self, dev_fd: int, h: p.InHeader, body: bytes) -> bytes | None:
-        """RELEASE: close the fh (plain) or drop one open of the backing id (passthrough)."""
+    def release(self, ctx: Context, nodeid: int, fh: int) -> None:
+        """Close the fh (plain) or drop one open of the backing id (passthrough)."""
         if self._backing is None:
-            os.close(p.RELEASE_IN.unpack_from(body)[0])
+            os.close(fh)
         else:
-            self._backing.release(self.node(h.nodeid))
-        return b""
+            self._backing.release(self.node(nodeid))
 
-    def fsync(self, dev_fd: int, h: p.InHeader, body: bytes) -> bytes | None:
-        """FSYNC (fdatasync when asked)."""
-        fh, flags = p.FSYNC_IN.unpack_from(body)
-        with self._file(h, fh, os.O_RDONLY) as fd:
-            (os.fdatasync if flags & p.FSYNC_FDATASYNC else os.fsync)(fd)
-        return b""
+    def fsync(self, ctx: Context, nodeid: int, fh: int, datasync: bool) -> None:
+        """fsync, or fdatasync when asked."""
+        with self._file(nodeid, fh, os.O_RDONLY) as fd:
+            (os.fdatasync if datasync else os.fsync)(fd)
 
-    def fallocate(self, dev_fd: int, h: p.InHeader, body: bytes) -> bytes | None:
+    def fallocate(self, ctx: Context, nodeid: int, fh: int, offset: int, length: int, mode: int) -> None:
         """FALLOCATE with its mode."""
-        fh, offset, length, mode = p.FALLOCATE_IN.unpack_from(body)
-        with self._file(h, fh, os.O_WRONLY) as fd:
+        with self._file(nodeid, fh, os.O_WRONLY) as fd:
             libc.fallocate(fd, mode, offset, length)
-        return b""
 
-    def lseek(self, dev_fd: int, h: p.InHeader, body: bytes) -> bytes | None:
-        """LSEEK (SEEK_DATA / SEEK_HOLE)."""
-        fh, offset, whence = p.LSEEK_IN.unpack_from(body)
-        with self._file(h, fh, os.O_RDONLY) as fd:
-            return p.LSEEK_OUT.pack(os.lseek(fd, offset, whence))
+    def lseek(self, ctx: Context, nodeid: int, fh: int, offset: int, whence: int) -> int:
+        """SEEK_DATA / SEEK_HOLE."""
+        with self._file(nodeid, fh, os.O_RDONLY) as fd:
+            return os.lseek(fd, offset, whence)
 
     # -- directories -------------------------------------------------------------------------
 
@@ -565,57 +424,49 @@ class Mirror:
                 entries.extend((e.name, e.inode(), _dtype(e)) for e in it)
         return entries
 
-    def opendir(self, dev_fd: int, h: p.InHeader, body: bytes) -> bytes | None:
-        """OPENDIR: snapshot the listing; offsets index into it."""
-        node = self.node(h.nodeid)
+    def opendir(self, ctx: Context, nodeid: int, flags: int) -> Opened:
+        """Snapshot the listing; offsets index into it."""
+        node = self.node(nodeid)
         dir_id = next(self._dir_ids)
         self._dirs[dir_id] = (node, self._listing(node))
-        return p.OPEN_OUT.pack(dir_id, 0, 0)
+        return Opened(dir_id)
 
-    def _readdir(self, h: p.InHeader, body: bytes, plus: bool) -> bytes:
-        fh, offset, size, _ = p.READ_IN.unpack_from(body)
+    def _readdir(self, fh: int, offset: int, size: int, plus: bool) -> Dirents:
         node, entries = self._dirs[fh]
         if offset == 0:  # rewinddir: see the directory as it is now
             entries = self._listing(node)
             self._dirs[fh] = (node, entries)
-        out = bytearray()
+        out = Dirents(size, plus)
         with self._pathfd(node) as pfd:
             for index in range(offset, len(entries)):
                 name, ino, dtype = entries[index]
-                record = p.DIRENT.size + len(name)
-                padded = (record + 7) & ~7
-                if len(out) + padded + (p.ENTRY_OUT.size if plus else 0) > size:
+                if not out.fits(name):
                     break
-                if plus:
-                    if name in (b".", b".."):
-                        out += bytes(p.ENTRY_OUT.size)
-                    else:
-                        try:
-                            _, entry = self._lookup(pfd, name)
-                        except OSError:
-                            continue  # removed since the snapshot
-                        out += entry
-                out += p.DIRENT.pack(ino, index + 1, len(name), dtype) + name + bytes(padded - record)
-        return bytes(out)
+                entry = None
+                if plus and name not in (b".", b".."):
+                    try:
+                        entry = self._lookup(pfd, name)[1]
+                    except OSError:
+                        continue  # removed since the snapshot
+                out.add(name, ino, dtype, index + 1, entry)
+        return out
 
-    def readdir(self, dev_fd: int, h: p.InHeader, body: bytes) -> bytes | None:
+    def readdir(self, ctx: Context, nodeid: int, fh: int, offset: int, size: int) -> Dirents:
         """READDIR."""
-        return self._readdir(h, body, plus=False)
+        return self._readdir(fh, offset, size, plus=False)
 
-    def readdirplus(self, dev_fd: int, h: p.InHeader, body: bytes) -> bytes | None:
-        """READDIRPLUS: entries with attributes; each takes a lookup reference."""
-        return self._readdir(h, body, plus=True)
+    def readdirplus(self, ctx: Context, nodeid: int, fh: int, offset: int, size: int) -> Dirents:
+        """Entries with attributes; each takes a lookup reference."""
+        return self._readdir(fh, offset, size, plus=True)
 
-    def releasedir(self, dev_fd: int, h: p.InHeader, body: bytes) -> bytes | None:
+    def releasedir(self, ctx: Context, nodeid: int, fh: int) -> None:
         """RELEASEDIR."""
-        self._dirs.pop(p.RELEASE_IN.unpack_from(body)[0], None)
-        return b""
+        self._dirs.pop(fh, None)
 
-    def fsyncdir(self, dev_fd: int, h: p.InHeader, body: bytes) -> bytes | None:
+    def fsyncdir(self, ctx: Context, nodeid: int, fh: int, datasync: bool) -> None:
         """FSYNCDIR."""
-        fd = self.open_node(self.node(h.nodeid), os.O_RDONLY | os.O_DIRECTORY)
+        fd = self.open_node(self.node(nodeid), os.O_RDONLY | os.O_DIRECTORY)
         try:
             os.fsync(fd)
         finally:
             os.close(fd)
-        return b""

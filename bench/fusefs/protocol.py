@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import struct
 from enum import IntEnum
-from typing import NamedTuple
 
 KERNEL_MAJOR = 7
 KERNEL_MINOR_MAX = 45
@@ -108,22 +107,6 @@ MIN_READ_BUFFER = 8192
 
 IN_HEADER = struct.Struct("<IIQQIIIHH")
 IN_HEADER_HEAD = struct.Struct("<IIQQ")  # len, opcode, unique, nodeid: all the fast path needs
-
-
-class InHeader(NamedTuple):
-    """fuse_in_header."""
-
-    len: int
-    opcode: int
-    unique: int
-    nodeid: int
-    uid: int
-    gid: int
-    pid: int
-    total_extlen: int
-    padding: int
-
-
 OUT_HEADER = struct.Struct("<IiQ")
 INIT_IN = struct.Struct("<IIIII")  # major, minor, max_readahead, flags, flags2
 INIT_OUT = struct.Struct("<IIIIHHIIHHII2x22x")

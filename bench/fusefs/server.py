@@ -1,4 +1,8 @@
-"""The FUSE session: mount, INIT, worker threads (one cloned /dev/fuse fd each), unmount."""
+"""The FUSE session: mount, INIT, worker threads (one cloned /dev/fuse fd each), unmount.
+
+The server is given the file system's operations (bench.fusefs.operations); every request
+goes through the one dispatch (bench.fusefs.dispatch) but, in plain mode, READ and WRITE,
+which the serve loops answer themselves from page-aligned buffers (the hot path)."""
 
 from __future__ import annotations
 
@@ -8,18 +12,17 @@ import os
 import resource
 import select
 import signal
-import sys
 import threading
-from typing import Any
+from typing import Any, Callable
 
-from bench.fusefs import aio, device, mounts
+from bench.fusefs import aio, device, mounts, wire
 from bench.fusefs import protocol as p
-from bench.fusefs.protocol import Opcode
-from bench.fusefs.backing import BackingRegistry
 from bench.fusefs.buffers import address, io_buffer
+from bench.fusefs.dispatch import Dispatcher, send, send_error, warn
 from bench.fusefs.errors import MountError
+from bench.fusefs.operations import Operations, Session
 from bench.fusefs.options import Options
-from bench.fusefs.mirror import Mirror
+from bench.fusefs.protocol import Opcode
 from bench.fusefs.stats import Counters, StatsWriter, daemon_fds, snapshot
 
 # No AUTO_INVAL_DATA: with it, a reader's mtime check can drop a page that a concurrent
@@ -28,6 +31,7 @@ from bench.fusefs.stats import Counters, StatsWriter, daemon_fds, snapshot
 WANTED_FLAGS = (p.ASYNC_READ | p.BIG_WRITES | p.ASYNC_DIO | p.MAX_PAGES | p.PARALLEL_DIROPS
                 | p.DO_READDIRPLUS | p.READDIRPLUS_AUTO | p.INIT_EXT)
 RETRY_READ = (errno.ENOENT, errno.EINTR, errno.EAGAIN)  # ENOENT: the request was interrupted
+Dispatch = Callable[[int, bytes], None]  # serves one request read from a /dev/fuse fd
 
 
 def connection_ended(exc: OSError) -> bool:
@@ -40,29 +44,10 @@ def connection_ended(exc: OSError) -> bool:
     raise exc
 
 
-def warn(message: str) -> None:
-    """One line on stderr (never on the hot path)."""
-    print(f"fusefs: {message}", file=sys.stderr, flush=True)
-
-
-def reply(dev_fd: int, unique: int, body: bytes) -> bool:
-    """Send a successful reply; False when the kernel no longer wants it."""
-    try:
-        os.write(dev_fd, p.OUT_HEADER.pack(p.OUT_HEADER_SIZE + len(body), 0, unique) + body)
-        return True
-    except OSError as exc:
-        if exc.errno not in (errno.ENOENT, errno.ENODEV):
-            warn(f"reply rejected by the kernel: {exc}")
-        return False
-
-
-def reply_error(dev_fd: int, unique: int, err: int, errors: dict[int, int]) -> None:
-    """Send an error reply (-errno) and count it."""
-    errors[err] = errors.get(err, 0) + 1
-    try:
-        os.write(dev_fd, p.OUT_HEADER.pack(p.OUT_HEADER_SIZE, -err, unique))
-    except OSError:
-        pass  # interrupted or unmounted: nobody waits for it
+def message(n: int, head: bytearray, data: mmap.mmap) -> bytes:
+    """The `n`-byte request a serve loop read into `head` and `data` (a copy: not on the hot
+    path)."""
+    return bytes(head[:n]) if n <= len(head) else bytes(head) + data[: n - len(head)]
 
 
 class DataReplies:
@@ -80,7 +65,7 @@ class DataReplies:
         try:
             got = os.preadv(fh, [self._out[at : at + size]], offset)
         except OSError as exc:
-            reply_error(fd, unique, exc.errno, self._errors)
+            send_error(fd, unique, exc.errno, self._errors)
             return
         self.send_read(fd, unique, at, got)
 
@@ -88,7 +73,7 @@ class DataReplies:
         """Answer a READ with the `got` bytes at byte `at` of the reply buffer (header and data
         in one writev); a negative `got` is the read's -errno."""
         if got < 0:
-            reply_error(fd, unique, -got, self._errors)
+            send_error(fd, unique, -got, self._errors)
             return
         self._nbytes[0] += got
         p.OUT_HEADER.pack_into(self._read_hdr, 0, 16 + got, 0, unique)
@@ -103,7 +88,7 @@ class DataReplies:
         try:
             got = os.pwrite(fh, self._data[:size], offset)
         except OSError as exc:
-            reply_error(fd, unique, exc.errno, self._errors)
+            send_error(fd, unique, exc.errno, self._errors)
             return
         self._nbytes[1] += got
         p.OUT_HEADER.pack_into(self._write_reply, 0, 24, 0, unique)
@@ -115,19 +100,20 @@ class DataReplies:
 
 
 class Server:
-    """One mount of the mirror file system, served until unmounted or signalled."""
+    """One mount of the file system `ops`, served until unmounted or signalled."""
 
-    def __init__(self, opts: Options) -> None:
+    def __init__(self, ops: Operations, opts: Options) -> None:
+        self.ops = ops
         self.opts = opts
         self.connection: int | None = None
         self._session = -1
         self._mounted = False
         self._counters: list[Counters] = []
-        self._backing: BackingRegistry | None = None
-        self._mirror: Mirror | None = None
         self._wake = threading.Event()
         self._signalled = False
         self._bufsize = max(p.MIN_READ_BUFFER, opts.max_write + 4096)
+        # Plain mode with fds as fh: READ and WRITE are answered in the serve loops.
+        self._fast = ops.fh_is_fd and not opts.passthrough
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -149,12 +135,10 @@ class Server:
         self._mounted = True
         stats = None
         try:
-            if self.opts.passthrough:
-                self._backing = BackingRegistry(self._session, self.opts.fd_policy, self.opts.cache_size)
-            self._mirror = Mirror(self.opts, self._backing, reply)
-            self._init()
+            agreed = self._init()
             if self.opts.passthrough:
                 self._probe_passthrough()
+            self.ops.init(Session(self._session, agreed))
             workers = self._start_workers()
             self.connection = mounts.connection_id(self.opts.mountpoint)
             if self.opts.stats_file:
@@ -201,19 +185,16 @@ class Server:
             "connection": self.connection, "mounted": self._mounted,
         }
         data.update(snapshot(self._counters))
-        backing = self._backing
-        data["backing_ids"] = backing.ids_now if backing else 0
-        data["backing_ids_peak"] = backing.ids_peak if backing else 0
-        data["backing_opens_total"] = backing.opens_total if backing else 0
-        data["daemon_fds"] = daemon_fds()
-        if self._mirror is not None:
-            data.update(self._mirror.stats())
+        # Passthrough file systems report their own backing-id counts.
+        data.update(backing_ids=0, backing_ids_peak=0, backing_opens_total=0, daemon_fds=daemon_fds())
+        data.update(self.ops.stats())
         return data
 
     # -- INIT --------------------------------------------------------------------------------
 
-    def _init(self) -> None:
-        """Answer INIT on the session fd; passthrough must be offered or the mount fails."""
+    def _init(self) -> int:
+        """Answer INIT on the session fd; passthrough must be offered or the mount fails.
+        Returns the agreed flags."""
         buf = bytearray(self._bufsize)
         while True:
             try:
@@ -222,29 +203,28 @@ class Server:
             except OSError as exc:
                 if exc.errno not in RETRY_READ:
                     raise MountError(f"reading INIT from /dev/fuse failed: {exc.strerror}") from None
-        h = p.InHeader._make(p.IN_HEADER.unpack_from(buf))
-        if h.opcode != Opcode.INIT:
-            raise MountError(f"expected INIT from the kernel, got opcode {h.opcode}")
-        major, minor, max_readahead, flags, flags2 = p.INIT_IN.unpack_from(buf, p.IN_HEADER_SIZE)
-        if major != p.KERNEL_MAJOR:
-            reply_error(self._session, h.unique, errno.EPROTO, {})
-            raise MountError(f"unsupported FUSE protocol {major}.{minor}")
-        offered = flags | (flags2 << 32 if flags & p.INIT_EXT else 0)
+        opcode, ctx = wire.header(buf)
+        if opcode != Opcode.INIT:
+            raise MountError(f"expected INIT from the kernel, got opcode {opcode}")
+        init = wire.init_in(buf)
+        if init.major != p.KERNEL_MAJOR:
+            send_error(self._session, ctx.unique, errno.EPROTO, {})
+            raise MountError(f"unsupported FUSE protocol {init.major}.{init.minor}")
         wanted = WANTED_FLAGS
         if self.opts.writeback_cache:
             wanted |= p.WRITEBACK_CACHE
         if self.opts.passthrough:
             wanted |= p.PASSTHROUGH
-        agreed = wanted & offered
+        agreed = wanted & init.flags
         background = self.opts.max_background
-        body = p.INIT_OUT.pack(
-            p.KERNEL_MAJOR, min(minor, p.KERNEL_MINOR_MAX), max_readahead, agreed & 0xFFFFFFFF,
-            background, max(1, background * 3 // 4), self.opts.max_write, 1, self.opts.max_pages, 0,
-            agreed >> 32, 1 if self.opts.passthrough else 0,
-        )
-        reply(self._session, h.unique, body)
+        send(self._session, ctx.unique, wire.init_out(
+            init, agreed, max_background=background, congestion_threshold=max(1, background * 3 // 4),
+            max_write=self.opts.max_write, max_pages=self.opts.max_pages,
+            max_stack_depth=1 if self.opts.passthrough else 0,
+        ))
         if self.opts.passthrough and not agreed & p.PASSTHROUGH:
-            raise MountError(f"passthrough refused: the kernel (FUSE 7.{minor}) did not offer PASSTHROUGH in INIT")
+            raise MountError(f"passthrough refused: the kernel (FUSE 7.{init.minor}) did not offer PASSTHROUGH in INIT")
+        return agreed
 
     def _probe_passthrough(self) -> None:
         """Register one backing file now, so a refusal fails the mount instead of every open."""
@@ -284,17 +264,18 @@ class Server:
 
     def _worker(self, fd: int, counters: Counters) -> None:
         try:
+            dispatch = Dispatcher(self.ops, counters.errors).handle
             batch = None
-            if not self.opts.passthrough and self.opts.batch > 1:
+            if self._fast and self.opts.batch > 1:
                 try:
                     batch = aio.Batch(self.opts.batch)
                 except OSError as exc:
                     warn(f"no native AIO ({exc.strerror}): one pread per READ")
             if batch is None:
-                self._serve(fd, counters)
+                self._serve(fd, counters, dispatch)
             else:
                 try:
-                    self._serve_batched(fd, counters, batch)
+                    self._serve_batched(fd, counters, batch, dispatch)
                 finally:
                     batch.close()
         except Exception as exc:  # a bug must not take the mount down silently
@@ -302,7 +283,7 @@ class Server:
         finally:
             self._wake.set()
 
-    def _serve(self, fd: int, counters: Counters) -> None:
+    def _serve(self, fd: int, counters: Counters, dispatch: Dispatch) -> None:
         """Read requests until ENODEV. READ and WRITE of plain mode are answered inline."""
         head = bytearray(p.IN_HEADER_SIZE + p.WRITE_IN_SIZE)
         # Write data lands page-aligned in `data` (O_DIRECT backing fds need that); READ replies
@@ -312,8 +293,8 @@ class Server:
         iov = [head, data]
         replies = DataReplies(counters, memoryview(data), memoryview(out))
         answer_read, answer_write = replies.read, replies.write
-        requests, errors = counters.requests, counters.errors
-        fast = not self.opts.passthrough
+        requests = counters.requests
+        fast = self._fast
         readv, unpack_head = os.readv, p.IN_HEADER_HEAD.unpack_from
         READ, WRITE, MAX = int(Opcode.READ), int(Opcode.WRITE), p.MAX_OPCODE  # plain ints on the hot path
         while True:
@@ -332,29 +313,9 @@ class Server:
                 answer_write(fd, unique, head)
             else:
                 requests[opcode if opcode < MAX else 0] += 1
-                self._dispatch(fd, n, head, data, opcode, errors)
+                dispatch(fd, message(n, head, data))
 
-    def _dispatch(self, fd: int, n: int, head: bytearray, data: mmap.mmap, opcode: int,
-                  errors: dict[int, int]) -> None:
-        """Every request but the fast-path READ/WRITE (copies the message: not on the hot path)."""
-        msg = bytes(head[:n]) if n <= len(head) else bytes(head) + data[: n - len(head)]
-        h = p.InHeader._make(p.IN_HEADER.unpack_from(msg))
-        handlers = self._mirror.handlers
-        handler = handlers[opcode] if opcode < len(handlers) else handlers[0]  # 0: ENOSYS
-        try:
-            result = handler(fd, h, msg[p.IN_HEADER_SIZE :])
-        except OSError as exc:
-            if exc.errno == errno.ESTALE:  # the kernel and the daemon disagree about a node
-                warn(f"{p.OPCODE_NAMES.get(opcode, opcode)} on node {h.nodeid}: {exc}")
-            reply_error(fd, h.unique, exc.errno or errno.EIO, errors)
-        except Exception as exc:  # a bug: answer EIO instead of leaving the caller hanging
-            warn(f"{p.OPCODE_NAMES.get(opcode, opcode)} failed: {exc!r}")
-            reply_error(fd, h.unique, errno.EIO, errors)
-        else:
-            if result is not None:
-                reply(fd, h.unique, result)
-
-    def _serve_batched(self, fd: int, counters: Counters, batch: aio.Batch) -> None:
+    def _serve_batched(self, fd: int, counters: Counters, batch: aio.Batch, dispatch: Dispatch) -> None:
         """Plain mode, READs pipelined through native AIO. A worker with nothing in flight
         blocks reading one request from `fd`; with reads in flight it polls for a request or a
         completion. Requests queued in the device are then read from a second, non-blocking
@@ -367,11 +328,12 @@ class Server:
         nonblocking = device.clone(self._session)
         try:
             os.set_blocking(nonblocking, False)
-            self._serve_batched_loop(fd, nonblocking, counters, batch)
+            self._serve_batched_loop(fd, nonblocking, counters, batch, dispatch)
         finally:
             os.close(nonblocking)
 
-    def _serve_batched_loop(self, fd: int, nonblocking: int, counters: Counters, batch: aio.Batch) -> None:
+    def _serve_batched_loop(self, fd: int, nonblocking: int, counters: Counters, batch: aio.Batch,
+                            dispatch: Dispatch) -> None:
         slots = batch.slots
         mw = self.opts.max_write
         heads = [bytearray(p.IN_HEADER_SIZE + p.WRITE_IN_SIZE) for _ in range(slots)]
@@ -419,7 +381,7 @@ class Server:
                     answer_write(rfd, unique, head)
                 else:
                     requests[opcode if opcode < MAX else 0] += 1
-                    self._dispatch(rfd, n, head, data, opcode, errors)
+                    dispatch(rfd, message(n, head, data))
                 rfd = nonblocking
             if queued:
                 if len(queued) == 1 and not in_flight:  # a lone READ: no AIO round trip
@@ -448,7 +410,7 @@ class Server:
         except OSError as exc:
             submitted, err = 0, exc.errno or errno.EIO
         for slot in queued[submitted:]:
-            reply_error(slot_fd[slot], slot_unique[slot], err, errors)
+            send_error(slot_fd[slot], slot_unique[slot], err, errors)
             free.append(slot)
         return submitted
 
