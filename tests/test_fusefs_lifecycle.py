@@ -127,7 +127,7 @@ def test_external_unmount_ends_server(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("mode", mode_params()[:2])
-def test_sigkill_leaves_mount_that_cleanup_clears(tmp_path: Path, mode: str) -> None:
+def test_sigkill_leaves_a_mount_that_the_leftovers_clean_up_clears(tmp_path: Path, mode: str) -> None:
     with mount(tmp_path, *MODES[mode], files={"f": b"data"}) as fs:
         held = open(fs.path / "f", "rb")
         fs.proc.kill()

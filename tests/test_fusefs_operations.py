@@ -9,7 +9,7 @@ import inspect
 import pytest
 
 from bench.fusefs.dispatch import ROUTES
-from bench.fusefs.operations import Operations, Session
+from bench.fusefs.operations import Connection, Operations
 from bench.fusefs.wire import Context
 
 CTX = Context(unique=1, nodeid=1, uid=0, gid=0, pid=1)
@@ -31,7 +31,7 @@ def test_forgets_destroy_init_and_stats_do_nothing() -> None:
     assert ops.forget(CTX, 2, 1) is None
     assert ops.batch_forget(CTX, [(2, 1), (3, 1)]) is None
     assert ops.destroy(CTX) is None
-    assert ops.init(Session(fd=-1, flags=0)) is None
+    assert ops.init(Connection(fd=-1, flags=0)) is None
     assert ops.stats() == {}
     assert ops.fh_is_fd is False
 

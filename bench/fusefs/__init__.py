@@ -1,3 +1,4 @@
 """The built-in FUSE server: a mirror file system speaking the kernel protocol on /dev/fuse,
 in plain or passthrough mode (no libfuse). Stand-alone: it imports nothing from the rest of
-fusebench, which uses its leaf modules (mounts, libc, units, files, kernel) in turn."""
+fusebench, which uses its leaf modules in turn (mounts, libc, kernel, units, files, errors,
+options)."""

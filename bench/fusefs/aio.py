@@ -9,6 +9,7 @@ which is what fio does natively with libaio at QD32.
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import struct
 
@@ -17,7 +18,6 @@ from bench.fusefs.libc import check, libc, syscall_number
 
 IOCB_CMD_PREAD = 0
 IOCB_FLAG_RESFD = 1 << 0
-EINTR = 4
 # struct iocb: aio_data, aio_key, aio_rw_flags, aio_lio_opcode, aio_reqprio, aio_fildes, aio_buf,
 # aio_nbytes, aio_offset, aio_reserved2, aio_flags, aio_resfd
 IOCB = struct.Struct("<QIIHhIQQqQII")
@@ -75,7 +75,7 @@ class Batch:
             if result >= 0:
                 return result
             err = ctypes.get_errno()
-            if err != EINTR:
+            if err != errno.EINTR:
                 raise OSError(err, os.strerror(err))
 
     def close(self) -> None:

@@ -36,7 +36,7 @@ def kernel_config(option: str) -> str | None:
 def passthrough_unavailable_reason() -> str | None:
     """Why passthrough cannot work here (kernel, privileges, /dev/fuse), or None."""
     if kernel_version() < PASSTHROUGH_MIN_KERNEL:
-        return "FUSE passthrough needs Linux >= 6.9 (running %d.%d)" % kernel_version()
+        return "FUSE passthrough needs Linux >= %d.%d (running %d.%d)" % (*PASSTHROUGH_MIN_KERNEL, *kernel_version())
     if kernel_config("CONFIG_FUSE_PASSTHROUGH") == "n":
         return "the kernel is built without CONFIG_FUSE_PASSTHROUGH"
     if os.geteuid() != 0:

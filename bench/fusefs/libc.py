@@ -12,7 +12,6 @@ import errno
 import os
 import platform
 
-AT_FDCWD = -100
 AT_SYMLINK_NOFOLLOW = 0x100
 AT_EMPTY_PATH = 0x1000
 UTIME_NOW = (1 << 30) - 1

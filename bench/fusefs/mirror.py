@@ -17,10 +17,11 @@ import threading
 from contextlib import contextmanager
 from typing import Any, Iterator
 
-from bench.fusefs import libc, wire
+from bench.fusefs import device, libc, wire
 from bench.fusefs import protocol as p
 from bench.fusefs.backing import IO_FLAGS, BackingRegistry
-from bench.fusefs.operations import Operations, Session
+from bench.fusefs.errors import MountError
+from bench.fusefs.operations import Connection, Operations
 from bench.fusefs.options import Options
 from bench.fusefs.wire import Attr, AttrChanges, Context, Dirents, Entry, Opened
 
@@ -74,10 +75,9 @@ class Mirror(Operations):
     """The operations over a source directory: plain mode hands out fds as fh, passthrough mode
     backing ids (bench.fusefs.backing); xattrs only with --xattr on."""
 
-    fh_is_fd = True  # in plain mode; passthrough opens have no fh
-
     def __init__(self, opts: Options) -> None:
         self._opts = opts
+        self.fh_is_fd = not opts.passthrough  # passthrough opens hand out a backing id, no fh
         self._backing: BackingRegistry | None = None  # passthrough: made at init
         self._lock = threading.Lock()
         self._ids = itertools.count(p.ROOT_ID + 1)
@@ -108,14 +108,38 @@ class Mirror(Operations):
         except OSError:
             return False
 
-    def init(self, session: Session) -> None:
-        """Passthrough: backing files are registered on the session's /dev/fuse fd."""
-        if session.flags & p.PASSTHROUGH:
-            self._backing = BackingRegistry(session.fd, self._opts.fd_policy, self._opts.cache_size)
+    def init(self, connection: Connection) -> None:
+        """Passthrough: backing files are registered on the connection's /dev/fuse fd; one is
+        registered now, so that a refusal fails the mount instead of every open."""
+        if connection.flags & p.PASSTHROUGH:
+            self._backing = BackingRegistry(connection.fd, self._opts.fd_policy, self._opts.cache_size)
+            self._probe_backing(connection.fd)
+
+    def _probe_backing(self, dev_fd: int) -> None:
+        target = self._opts.source
+        with os.scandir(self._opts.source) as entries:
+            for entry in entries:
+                if entry.is_file(follow_symlinks=False):
+                    target = entry.path
+                    break
+        fd = os.open(target, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            device.backing_close(dev_fd, device.backing_open(dev_fd, fd))
+        except OSError as exc:
+            if exc.errno == errno.EISDIR:  # only a directory to probe with, and passthrough is on
+                return
+            why = {
+                errno.EPERM: "EPERM: needs CAP_SYS_ADMIN and a negotiated PASSTHROUGH",
+                errno.ELOOP: "ELOOP: the source file system is stacked too deep",
+            }.get(exc.errno, f"{errno.errorcode.get(exc.errno, exc.errno)}: {exc.strerror}")
+            raise MountError(f"passthrough refused by the kernel ({why})") from None
+        finally:
+            os.close(fd)
 
     def stats(self) -> dict[str, Any]:
-        """Live counts for the stats file."""
-        counts = {"nodes": len(self.nodes), "open_dirs": len(self._dirs)}
+        """Live counts for the stats file (backing ids: zero in plain mode)."""
+        counts = {"nodes": len(self.nodes), "open_dirs": len(self._dirs),
+                  "backing_ids": 0, "backing_ids_peak": 0, "backing_opens_total": 0}
         if self._backing is not None:
             counts.update(self._backing.stats())
         return counts

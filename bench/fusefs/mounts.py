@@ -155,6 +155,8 @@ def abort_connection(connection: int) -> bool:
     Returns False when the connection no longer exists; raises OSError when it cannot be
     aborted (not root, fusectl cannot be mounted).
     """
+    if os.geteuid() != 0:
+        raise OSError(errno.EPERM, f"aborting FUSE connection {connection} needs root (fusectl)")
     with _fusectl() as fusectl:
         try:
             (fusectl / str(connection) / "abort").write_text("1")

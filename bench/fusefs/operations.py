@@ -18,10 +18,10 @@ from typing import Any, NamedTuple
 from bench.fusefs.wire import Attr, AttrChanges, Context, Dirents, Entry, Opened
 
 
-class Session(NamedTuple):
+class Connection(NamedTuple):
     """What a file system may use of its mounted connection, once INIT is answered."""
 
-    fd: int  # the session's /dev/fuse fd: FUSE_DEV_IOC_BACKING_OPEN/CLOSE go to it
+    fd: int  # the connection's first /dev/fuse fd: FUSE_DEV_IOC_BACKING_OPEN/CLOSE go to it
     flags: int  # the INIT flags agreed with the kernel
 
 
@@ -37,8 +37,9 @@ class Operations:
     # server may then read and write itself (libfuse's FUSE_BUF_IS_FD): the plain-mode fast path.
     fh_is_fd = False
 
-    def init(self, session: Session) -> None:
-        """Called once INIT is answered, before any other request is read."""
+    def init(self, connection: Connection) -> None:
+        """Called once INIT is answered, before any other request is read; raising MountError
+        (bench.fusefs.errors) refuses the mount."""
 
     def stats(self) -> dict[str, Any]:
         """Live figures for the stats file (docs/INTERNALS.md), merged into the server's."""

@@ -130,8 +130,8 @@ def _options_class() -> type:
         return self.threads or os.cpu_count() or 1
 
     def summary(self) -> dict[str, Any]:
-        """The options as the stats file reports them."""
-        return dataclasses.asdict(self)
+        """The options as the stats file reports them (threads: the workers that serve)."""
+        return dict(dataclasses.asdict(self), threads=self.workers)
 
     namespace = {"passthrough": property(passthrough), "max_write": property(max_write),
                  "workers": property(workers), "summary": summary,

@@ -20,7 +20,7 @@ from bench.fusefs import protocol as p
 from bench.fusefs.buffers import address, io_buffer
 from bench.fusefs.dispatch import Dispatcher, send, send_error, warn
 from bench.fusefs.errors import MountError
-from bench.fusefs.operations import Operations, Session
+from bench.fusefs.operations import Connection, Operations
 from bench.fusefs.options import Options
 from bench.fusefs.protocol import Opcode
 from bench.fusefs.stats import Counters, StatsWriter, daemon_fds, snapshot
@@ -112,8 +112,8 @@ class Server:
         self._wake = threading.Event()
         self._signalled = False
         self._bufsize = max(p.MIN_READ_BUFFER, opts.max_write + 4096)
-        # Plain mode with fds as fh: READ and WRITE are answered in the serve loops.
-        self._fast = ops.fh_is_fd and not opts.passthrough
+        # Fds as fh (plain mode): READ and WRITE are answered in the serve loops.
+        self._fast = ops.fh_is_fd
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -136,9 +136,7 @@ class Server:
         stats = None
         try:
             agreed = self._init()
-            if self.opts.passthrough:
-                self._probe_passthrough()
-            self.ops.init(Session(self._session, agreed))
+            self.ops.init(Connection(self._session, agreed))
             workers = self._start_workers()
             self.connection = mounts.connection_id(self.opts.mountpoint)
             if self.opts.stats_file:
@@ -184,9 +182,7 @@ class Server:
             "xattr": self.opts.xattr, "options": self.opts.summary(),
             "connection": self.connection, "mounted": self._mounted,
         }
-        data.update(snapshot(self._counters))
-        # Passthrough file systems report their own backing-id counts.
-        data.update(backing_ids=0, backing_ids_peak=0, backing_opens_total=0, daemon_fds=daemon_fds())
+        data.update(snapshot(self._counters), daemon_fds=daemon_fds())
         data.update(self.ops.stats())
         return data
 
@@ -225,28 +221,6 @@ class Server:
         if self.opts.passthrough and not agreed & p.PASSTHROUGH:
             raise MountError(f"passthrough refused: the kernel (FUSE 7.{init.minor}) did not offer PASSTHROUGH in INIT")
         return agreed
-
-    def _probe_passthrough(self) -> None:
-        """Register one backing file now, so a refusal fails the mount instead of every open."""
-        target = self.opts.source
-        with os.scandir(self.opts.source) as entries:
-            for entry in entries:
-                if entry.is_file(follow_symlinks=False):
-                    target = entry.path
-                    break
-        fd = os.open(target, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
-        try:
-            device.backing_close(self._session, device.backing_open(self._session, fd))
-        except OSError as exc:
-            if exc.errno == errno.EISDIR:  # only a directory to probe with, and passthrough is on
-                return
-            why = {
-                errno.EPERM: "EPERM: needs CAP_SYS_ADMIN and a negotiated PASSTHROUGH",
-                errno.ELOOP: "ELOOP: the source file system is stacked too deep",
-            }.get(exc.errno, f"{errno.errorcode.get(exc.errno, exc.errno)}: {exc.strerror}")
-            raise MountError(f"passthrough refused by the kernel ({why})") from None
-        finally:
-            os.close(fd)
 
     # -- workers -----------------------------------------------------------------------------
 
