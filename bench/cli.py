@@ -15,9 +15,8 @@ from pathlib import Path
 from types import ModuleType
 
 from bench import __version__
-from bench.errors import EXIT_INTERRUPTED, EXIT_FAILED, BenchError, InputError
-
-REPORT_FORMATS = ("html", "text", "markdown", "csv")
+from bench.errors import EXIT_FAILED, EXIT_INTERRUPTED, BenchError, InputError
+from bench.report import FORMATS  # cheap: the writers are imported when used
 
 
 def positive_int(text: str) -> int:
@@ -41,12 +40,12 @@ def _require(module: str, command: str) -> ModuleType:
         ) from None
 
 
-def _host():
-    return _require("bench.host", "run").Host()
+def _host(command: str):
+    return _require("bench.host", command).Host()
 
 
 def _doctor(args: argparse.Namespace) -> int:
-    return _require("bench.doctor", "doctor").run_doctor(_host())
+    return _require("bench.doctor", "doctor").run_doctor(_host("doctor"))
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -72,7 +71,7 @@ def _run(args: argparse.Namespace) -> int:
         seed=args.seed,
         workdir=args.workdir,
     )
-    return runner.run(options, _host())
+    return runner.run(options, _host("run"))
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -128,14 +127,14 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument(
         "-o", "--output", type=Path, help="output file (default: reports/NAME.EXT; text goes to stdout)"
     )
-    report.add_argument("--format", choices=REPORT_FORMATS, default="html")
+    report.add_argument("--format", choices=FORMATS, default="html")
     report.set_defaults(func=_report)
 
     compare = commands.add_parser("compare", help="compare two results folders")
     compare.add_argument("results_a", type=Path, metavar="RESULTS_A")
     compare.add_argument("results_b", type=Path, metavar="RESULTS_B")
     compare.add_argument("-o", "--output", type=Path, help="output file (default: reports/A-vs-B.EXT)")
-    compare.add_argument("--format", choices=REPORT_FORMATS, default="html")
+    compare.add_argument("--format", choices=FORMATS, default="html")
     compare.set_defaults(func=_compare)
 
     mount = commands.add_parser(

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from bench.errors import BenchError
+from bench.errors import BenchError, first_problem
 from bench.percentile import percentiles
 
 PERCENTILES = {"p50": 50.0, "p99": 99.0, "p999": 99.9}
@@ -105,9 +105,7 @@ def parse_fio_output(text: str) -> FioResult:
     except json.JSONDecodeError as exc:
         raise FioError(f"fio output is not valid JSON (line {exc.lineno}: {exc.msg}); fio may have been killed") from None
     except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise FioError(f"fio output lacks what fusebench needs: {where}: {first['msg']}") from None
+        raise FioError(f"fio output lacks what fusebench needs: {first_problem(exc)}") from None
     for job in raw.jobs:
         if job.error:
             raise FioError(f"fio job {job.jobname!r} failed with error {job.error} ({os.strerror(job.error)})")

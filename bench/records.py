@@ -11,12 +11,13 @@ their descriptions (bench.docs). Empty CSV cells mean "does not apply".
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from bench.fio_output import FioResult
 from bench.fusefs.units import format_size
+from bench.scenario import WorkloadCell
 from bench.vocabulary import PATTERNS
 
 FORMAT_VERSION = 2  # 2: requests.csv and fd_pressure_snapshots.csv added
@@ -25,10 +26,12 @@ FORMAT_VERSION = 2  # 2: requests.csv and fd_pressure_snapshots.csv added
 STATUS_OK, STATUS_FAILED, STATUS_UNAVAILABLE = "ok", "failed", "unavailable"
 Status = Literal["ok", "failed", "unavailable"]
 FOLDER_RUNNING, FOLDER_INTERRUPTED, FOLDER_COMPLETE = "running", "interrupted", "complete"
+FolderStatus = Literal["running", "interrupted", "complete"]
+REQUIRED = ...
 
 
 def column(doc: str, default: Any = None) -> Any:
-    """A field that is a column: its default (None: empty cell) and what it means."""
+    """A field that is a column: its default (None: an empty cell; REQUIRED: none) and what it means."""
     return Field(default=default, description=doc)
 
 
@@ -46,6 +49,10 @@ class Record(BaseModel):
         """The record as a column -> value mapping."""
         return self.model_dump()
 
+    def changed(self, **changes: Any) -> Self:
+        """A copy with `changes`, validated like the original."""
+        return type(self).model_validate({**self.model_dump(), **changes})
+
 
 # ---------------------------------------------------------------- runs.csv, in sections
 
@@ -53,17 +60,17 @@ class Record(BaseModel):
 class RunInfo(Record):
     """Which run this is and how it ended (the runner)."""
 
-    run_id: str = column("`<cell>--<target>--r<repetition>`", "")
-    workload: str = column("workload name as written in the scenario", "")
-    cell: str = column("workload plus sweep values, e.g. `randread-4k_iodepth-32`", "")
-    sweep: str = column("JSON object of this cell's swept values (`{}` when none)", "{}")
-    target: str = column("target name", "")
-    target_type: str = column("`native`, `fuse`, `passthrough` or `external`", "")
+    run_id: str = column("`<cell>--<target>--r<repetition>`", REQUIRED)
+    workload: str | None = column("workload name as written in the scenario")
+    cell: str | None = column("workload plus sweep values, e.g. `randread-4k_iodepth-32`")
+    sweep: str | None = column("JSON object of this cell's swept values (`{}` when none)")
+    target: str | None = column("target name")
+    target_type: str | None = column("`native`, `fuse`, `passthrough` or `external`")
     repetition: int | None = column("1..repeat")
     order: int | None = column("position of the run in the whole plan (0-based), for drift analysis")
     started_at: str | None = column("UTC, ISO 8601")
     duration_s: float | None = column("wall time of the measured fio run (without cache preparation)")
-    status: Status = column("`ok`, `failed` or `unavailable`", STATUS_OK)
+    status: Status = column("`ok`, `failed` or `unavailable`", REQUIRED)
     error: str | None = column("why, when status is not `ok`")
 
 
@@ -80,8 +87,8 @@ class WorkloadAsRun(Record):
     cache: str | None = column("`cold` or `warm`")
 
     @classmethod
-    def of(cls, cell: Any) -> WorkloadAsRun:
-        """The columns of a workload cell (bench.scenario.WorkloadCell)."""
+    def of(cls, cell: WorkloadCell) -> WorkloadAsRun:
+        """The columns of a workload cell."""
         return cls(rw=cell.rw, bs=format_size(cell.bs), iodepth=cell.iodepth, ioengine=cell.ioengine,
                    direct=cell.direct, numjobs=cell.numjobs, nrfiles=cell.nrfiles, cache=cell.cache)
 
@@ -155,9 +162,10 @@ class MonitorSummary(Record):
 class RequestTotals(Record):
     """FUSE requests the daemon received during the measured run (per opcode: requests.csv)."""
 
-    fuse_read_requests: int | None = column("READ requests")
-    fuse_write_requests: int | None = column("WRITE requests")
-    fuse_other_requests: int | None = column("every other request (LOOKUP, GETATTR, OPEN, FLUSH, ...)")
+    fuse_read_requests: int | None = column("READ requests the daemon received during the measured run")
+    fuse_write_requests: int | None = column("WRITE requests the daemon received during the measured run")
+    fuse_other_requests: int | None = column("every other request (LOOKUP, GETATTR, OPEN, FLUSH, ...) during the "
+                                             "measured run")
     fuse_requests_source: str | None = column(
         "`server` (the built-in server's own counters), `tracepoint` (kernel `fuse:fuse_request_send` "
         "counts, for external servers) or empty (not counted)")
@@ -179,12 +187,9 @@ class TargetSettings(Record):
     xattr: str | None = column("`on` or `off` (built-in targets)")
 
 
-RUN_SECTIONS: tuple[type[Record], ...] = (RunInfo, WorkloadAsRun, FioFigures, MonitorSummary, RequestTotals,
-                                          TargetSettings)
-
-
 class RunRecord(BaseModel):
-    """One row of runs.csv: one measured run, its sections filled by the parts that know them."""
+    """One row of runs.csv: one measured run, its sections (in column order) filled by the parts
+    that know them."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -197,10 +202,10 @@ class RunRecord(BaseModel):
 
     def row(self) -> dict[str, Any]:
         """The runs.csv row."""
-        return {column: value for section in (self.info, self.workload, self.fio, self.monitor, self.requests,
-                                              self.target) for column, value in section.row().items()}
+        return {column: value for name in type(self).model_fields for column, value in getattr(self, name).row().items()}
 
 
+RUN_SECTIONS: tuple[type[Record], ...] = tuple(field.annotation for field in RunRecord.model_fields.values())
 RUN_COLUMNS: tuple[str, ...] = tuple(column for section in RUN_SECTIONS for column in section.columns())
 
 
@@ -215,10 +220,10 @@ def sweep_text(sweep: dict[str, Any]) -> str:
 class SampleRecord(Record):
     """One row of samples.csv: one role at one instant of a run, `sample_hz` times a second."""
 
-    run_id: str = column("the run this sample belongs to", "")
-    t_s: float = column("seconds since fio started", 0.0)
+    run_id: str = column("the run this sample belongs to", REQUIRED)
+    t_s: float = column("seconds since fio started", REQUIRED)
     role: Literal["fio", "daemon", "system"] = column(
-        "`fio` (fio and its job processes), `daemon` (the FUSE server) or `system`", "system")
+        "`fio` (fio and its job processes), `daemon` (the FUSE server) or `system`", REQUIRED)
     pids: int | None = column("processes of the role alive at this sample (empty for system)")
     cpu_user_s: float | None = column("user CPU seconds since the run started (system: summed over CPUs)")
     cpu_sys_s: float | None = column("system CPU seconds since the run started")
@@ -234,21 +239,21 @@ class SampleRecord(Record):
 class RequestRecord(Record):
     """One row of requests.csv: FUSE requests of one opcode during one run (non-zero counts only)."""
 
-    run_id: str = column("the run", "")
-    source: str = column("`server` or `tracepoint`, as `fuse_requests_source` in runs.csv", "")
+    run_id: str = column("the run", REQUIRED)
+    source: str = column("`server` or `tracepoint`, as `fuse_requests_source` in runs.csv", REQUIRED)
     opcode: str = column("FUSE opcode name (`LOOKUP`, `READ`, ...; `OTHER`: opcodes the tracepoint "
-                         "counter could not name)", "")
-    requests: int = column("requests of this opcode during the measured run", 0)
+                         "counter could not name)", REQUIRED)
+    requests: int = column("requests of this opcode during the measured run", REQUIRED)
 
 
 class FdPressureRecord(Record):
     """One row of fd_pressure.csv: one fd-pressure step (a target, a fresh mount, N opens)."""
 
-    target: str = column("target name", "")
-    target_type: str = column("target type", "")
+    target: str = column("target name", REQUIRED)
+    target_type: str | None = column("target type")
     fd_policy: str | None = column("the target's fd policy (passthrough)")
     daemon_nofile: int | None = column("the daemon's RLIMIT_NOFILE as applied")
-    open_files: int = column("N the client tried to open", 0)
+    open_files: int = column("N the client tried to open", REQUIRED)
     opened: int | None = column("how many opens succeeded")
     failed: int | None = column("how many opens failed")
     errno: str | None = column("the first error")
@@ -267,7 +272,7 @@ class FdPressureRecord(Record):
     close_s: float | None = column("time to close all files")
     returned_to_baseline: bool | None = column("whether every count came back after closing")
     baseline_detail: str | None = column("what did not come back, and notes")
-    status: Status = column("`ok`, `failed` or `unavailable` (as in runs.csv)", STATUS_OK)
+    status: Status = column("`ok`, `failed` or `unavailable` (as in runs.csv)", REQUIRED)
     error: str | None = column("why, when status is not `ok`")
     file_nr_noise: int | None = column("spread of file-nr while nothing of ours changed: other activity on the host")
 
@@ -275,13 +280,13 @@ class FdPressureRecord(Record):
 class SnapshotRecord(Record):
     """One row of fd_pressure_snapshots.csv: one reading of every count during an fd-pressure step."""
 
-    target: str = column("target name", "")
+    target: str = column("target name", REQUIRED)
     fd_policy: str | None = column("the target's fd policy (passthrough)")
-    open_files: int = column("N of the step", 0)
+    open_files: int = column("N of the step", REQUIRED)
     phase: Literal["baseline", "before", "held", "after"] = column(
         "`baseline` (fresh mount), `before` (client started), `held` (N files open), `after` (closed, settled)",
-        "baseline")
-    file_nr: int = column("allocated files system-wide", 0)
+        REQUIRED)
+    file_nr: int = column("allocated files system-wide", REQUIRED)
     daemon_fds: int | None = column("the daemon's fds")
     daemon_rss_kib: int | None = column("the daemon's resident memory, KiB")
     client_fds: int | None = column("the client's fds")
@@ -311,7 +316,7 @@ class Manifest(BaseModel):
 
     format_version: int = Field(FORMAT_VERSION, description="version of this layout (1 or 2; 2 added "
                                 "requests.csv and fd_pressure_snapshots.csv)")
-    scenario: str = Field(description="scenario name (`scenario_hash`: a hash of its text, which `--resume` checks)")
+    scenario: str = Field(description="scenario name")
     scenario_hash: str = Field(description="a hash of the scenario text (`--resume` checks it)")
     seed: int = Field(description="seed of the target order")
     repeat: int = Field(description="repetitions the plan was built with")
@@ -323,8 +328,8 @@ class Manifest(BaseModel):
     workdir: str = Field(description="where data files and mounts were")
     started_at: str = Field(description="UTC, ISO 8601")
     ended_at: str | None = Field(None, description="UTC, ISO 8601; empty while running")
-    status: str = Field(FOLDER_RUNNING, description="`running` (or killed), `interrupted` (Ctrl-C), `complete` "
-                        "(every run attempted)")
+    status: FolderStatus = Field(FOLDER_RUNNING, description="`running` (or killed), `interrupted` (Ctrl-C), "
+                                 "`complete` (every run attempted)")
     runs: dict[str, str] = Field(default_factory=dict, description="run id -> `ok`, `failed` or `unavailable`")
     skipped_targets: dict[str, str] = Field(default_factory=dict, description="target -> why it could not run here")
     fd_pressure: str | None = Field(None, description="`pending`, `ok`, `failed` or `unavailable` (none without "

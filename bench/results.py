@@ -14,14 +14,14 @@ import json
 import os
 import shutil
 import typing
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from pydantic import ValidationError
 
-from bench.errors import InputError
+from bench.errors import InputError, first_problem
 from bench.fio_output import FioResult, read_fio_output
 from bench.fusefs.files import atomic_write
 from bench.records import (
@@ -45,6 +45,7 @@ REQUESTS = "requests.csv"
 FD_PRESSURE = "fd_pressure.csv"
 FD_SNAPSHOTS = "fd_pressure_snapshots.csv"
 FIO_DIR = "fio"
+FD_CLIENT_DIR = "fd_pressure"  # each step's client report (every open's latency), as JSON
 # Files whose rows belong to one run each: a redone run's rows go from all of them.
 PER_RUN_FILES = (RUNS, SAMPLES, REQUESTS)
 
@@ -133,8 +134,14 @@ class ResultsWriter:
         self._append(REQUESTS, RequestRecord.columns(), [request.row() for request in requests])
         self._append(RUNS, RUN_COLUMNS, [record.row()])
 
-    def append_fd_pressure(self, record: FdPressureRecord, snapshots: Sequence[SnapshotRecord] = ()) -> None:
-        """Append one fd-pressure step and the readings it was derived from."""
+    def append_fd_pressure(self, record: FdPressureRecord, snapshots: Sequence[SnapshotRecord] = (),
+                           client: Mapping[str, Any] | None = None) -> None:
+        """Append one fd-pressure step and what it was derived from: the readings, and the
+        client's report (kept verbatim, like fio's output)."""
+        if client is not None:
+            path = fd_client_path(self.folder, record.target, record.open_files)
+            path.parent.mkdir(exist_ok=True)
+            atomic_write(path, json.dumps(client) + "\n")
         self._append(FD_SNAPSHOTS, SnapshotRecord.columns(), [snapshot.row() for snapshot in snapshots])
         self._append(FD_PRESSURE, FdPressureRecord.columns(), [record.row()])
 
@@ -150,21 +157,20 @@ class ResultsWriter:
         return moved
 
     def drop_runs(self, run_ids: Iterable[str]) -> int:
-        """Remove every row of the runs about to be redone (resume); how many runs.csv rows went."""
+        """Remove every row of the runs about to be redone (resume), and any row cut short by a
+        kill; how many runs.csv rows went."""
         wanted = set(run_ids)
         dropped = 0
         for name in PER_RUN_FILES:
             path = self.folder / name
             if not path.exists() or path.stat().st_size == 0:
                 continue
-            with path.open(newline="") as handle:
-                reader = csv.DictReader(handle)
-                columns, rows = reader.fieldnames or [], list(reader)
-            kept = [row for row in rows if row.get("run_id") not in wanted]
-            if len(kept) != len(rows):
-                atomic_write(path, _csv_text(columns, kept, header=True))
+            header, rows, damaged = read_rows(path)
+            kept = [row for _, row in rows if row[header.index("run_id")] not in wanted]
+            if len(kept) != len(rows) or damaged:
+                atomic_write(path, _csv_text(header, [dict(zip(header, row)) for row in kept], header=True))
             if name == RUNS:
-                dropped = len(rows) - len(kept)
+                dropped = len(rows) - len(kept) + len(damaged)
         return dropped
 
     def _append(self, name: str, columns: Sequence[str], rows: list[Mapping[str, Any]]) -> None:
@@ -183,7 +189,69 @@ class ResultsWriter:
             os.fsync(handle.fileno())
 
 
+def fd_client_path(folder: Path, target: str, open_files: int) -> Path:
+    """Where the client's report of an fd-pressure step is kept."""
+    return folder / FD_CLIENT_DIR / f"{target}--n{open_files}.json"
+
+
 # ---------------------------------------------------------------- reading
+
+
+def read_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]], list[int]]:
+    """A CSV file's header, its (line, fields) rows, and the lines of rows with fewer or more
+    fields than the header: rows cut short when the process writing them was killed."""
+    with path.open(newline="", errors="replace") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, [])
+        rows: list[tuple[int, list[str]]] = []
+        damaged: list[int] = []
+        for fields in reader:
+            if len(fields) == len(header):
+                rows.append((reader.line_num, fields))
+            else:
+                damaged.append(reader.line_num)
+    return header, rows, damaged
+
+
+def _read_text(path: Path) -> tuple[list[str], pd.DataFrame, list[int], list[int]]:
+    """A CSV file as text: header, rows, the line of each row, and the lines of rows cut short.
+
+    Rows are only ever appended whole, each ending in a newline, so a file that does not end
+    in one ends in a row cut short by a kill; pandas' C reader takes the rest at once. Anything
+    else odd (more rows or fewer than lines) goes through read_rows, which names every line."""
+    raw = path.read_bytes()
+    torn = not raw.endswith(b"\n")
+    try:
+        rows = pd.read_csv(io.BytesIO(raw), dtype=str, keep_default_na=False, on_bad_lines="skip",
+                           encoding_errors="replace")
+    except pd.errors.EmptyDataError:
+        return [], pd.DataFrame(), [], []
+    if len(rows) == raw.count(b"\n") - 1 + torn:
+        damaged = [len(rows) + 1] if torn else []
+        rows = rows.iloc[: len(rows) - torn].reset_index(drop=True)
+        return list(rows.columns), rows, list(range(2, len(rows) + 2)), damaged
+    header, kept, damaged = read_rows(path)
+    frame = pd.DataFrame([fields for _, fields in kept], columns=header, dtype=object)
+    return header, frame, [line for line, _ in kept], damaged
+
+
+def _typed(values: pd.Series, dtype: str, where: Callable[[int], str]) -> pd.Series:
+    """A column of CSV text as `dtype`; ResultsError naming the file and line of a value that is not one."""
+    empty = values == ""
+    if dtype == "string":
+        return values.mask(empty).astype("string")
+    if dtype == "boolean":
+        typed = values.str.lower().map({"true": True, "false": False, "": None})
+    else:
+        typed = pd.to_numeric(values.mask(empty), errors="coerce")
+    wrong = typed.isna() & ~empty
+    if dtype == "Int64":
+        wrong |= typed.notna() & (typed != typed.round())
+    if wrong.any():
+        first = wrong.idxmax()
+        raise ResultsError(f"{where(first)}: {values.name} {values[first]!r} is not a {dtype.lower()} value; "
+                           "the file was changed by hand or by another tool")
+    return typed.astype(dtype)
 
 
 def _dtype(annotation: Any) -> str:
@@ -209,6 +277,7 @@ class ResultsFolder:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        self.damaged: dict[str, list[int]] = {}  # file -> lines of rows cut short, left out
         if not self.path.is_dir():
             raise ResultsError(f"{self.path} is not a directory; give a results folder made by `fusebench run`")
         if not (self.path / MANIFEST).is_file() and not (self.path / RUNS).is_file():
@@ -230,9 +299,7 @@ class ResultsFolder:
         try:
             return Manifest.model_validate(data)
         except ValidationError as exc:
-            first = exc.errors(include_url=False)[0]
-            where = ".".join(str(part) for part in first["loc"])
-            raise ResultsError(f"{path}: the manifest is incomplete or damaged: {where}: {first['msg']}") from None
+            raise ResultsError(f"{path}: the manifest is incomplete or damaged: {first_problem(exc)}") from None
 
     def scenario_text(self) -> str | None:
         """The scenario as run, or None when the folder has none."""
@@ -240,18 +307,20 @@ class ResultsFolder:
         return path.read_text() if path.is_file() else None
 
     def _frame(self, name: str, *records: type[Record]) -> pd.DataFrame | None:
+        """A results file as a frame typed by its records; rows cut short are left out (and
+        noted in `damaged`), columns an older version did not write are empty."""
         path = self.path / name
         if not path.is_file() or path.stat().st_size == 0:
             return None
-        types = dtypes(*records)
-        try:
-            frame = pd.read_csv(path, dtype=types, keep_default_na=False, na_values=[""])
-        except (pd.errors.ParserError, UnicodeDecodeError, ValueError, TypeError) as exc:
-            raise ResultsError(f"{path}: not a readable {name} file: {exc}") from None
-        for column, dtype in types.items():  # columns an older version did not write
-            if column not in frame:
-                frame[column] = pd.Series([None] * len(frame), index=frame.index, dtype=dtype)
-        return frame
+        header, rows, lines, damaged = _read_text(path)
+        if damaged:
+            self.damaged[name] = damaged
+        columns = {}
+        for column, dtype in dtypes(*records).items():
+            values = rows[column] if column in rows else pd.Series([""] * len(rows), dtype=object)
+            columns[column] = _typed(values.rename(column), dtype, lambda row: f"{path}:{lines[row]}")
+        extra = {column: rows[column] for column in header if column not in columns}  # kept, as text
+        return pd.DataFrame({**columns, **extra})
 
     def runs(self) -> pd.DataFrame:
         """runs.csv, one row per run, typed (empty, with every column, before the first run ends)."""
@@ -280,6 +349,16 @@ class ResultsFolder:
     def fd_snapshots(self) -> pd.DataFrame | None:
         """fd_pressure_snapshots.csv, or None (format 1 folders, or no fd pressure)."""
         return self._frame(FD_SNAPSHOTS, SnapshotRecord)
+
+    def fd_client_report(self, target: str, open_files: int) -> dict[str, Any] | None:
+        """The client's report of an fd-pressure step (format 2), or None when not kept."""
+        path = fd_client_path(self.path, target, open_files)
+        try:
+            return json.loads(path.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise ResultsError(f"{path}: cannot read the client's report: {exc}") from None
 
     def fio_output_path(self, run_id: str) -> Path:
         """Where the raw fio output of a run is kept."""

@@ -21,8 +21,21 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import bench  # noqa: E402
 from bench import analysis, report  # noqa: E402
-from bench.records import RUN_COLUMNS, FdPressureRecord, Manifest, PlanEntry  # noqa: E402
+from bench.records import (  # noqa: E402
+    FdPressureRecord,
+    FioFigures,
+    Manifest,
+    MonitorSummary,
+    PlanEntry,
+    RequestTotals,
+    RunInfo,
+    RunRecord,
+    SampleRecord,
+    WorkloadAsRun,
+)
+from bench.results import ResultsWriter  # noqa: E402
 
 # Real fio 3.33 json+ outputs whose latency bins are replaced per run (the one parser reads them whole).
 FIO_TEMPLATES = {direction: json.loads((Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "fio" / name)
@@ -57,10 +70,11 @@ def fio_json(rng: np.random.Generator, direction: str, median_ns: float) -> str:
 
 
 def build(folder: Path) -> None:
+    """The synthetic folder, written through the package's own writer and record types."""
     rng = np.random.default_rng(0)
-    (folder / "fio").mkdir(parents=True)
+    writer = ResultsWriter.create(folder)
     cells = [(f"w{i:02d}-{rw}-{bs}", rw, bs) for i, (rw, bs) in enumerate(PATTERNS * 5)]
-    runs, samples, plan = [], [], []
+    plan = []
     t = np.arange(SAMPLES_PER_RUN // 2) * 0.04
     for rep in range(1, REPEAT + 1):
         for name, rw, bs in cells:
@@ -69,41 +83,39 @@ def build(folder: Path) -> None:
                 plan.append(PlanEntry(run_id=run_id, cell=name, target=target, repetition=rep))
                 value = 1000 * SPEED[target] * rng.normal(1, 0.03)
                 direction = "write" if "write" in rw else "read"
-                runs.append({
-                    "run_id": run_id, "workload": name, "cell": name, "sweep": "{}", "target": target,
-                    "target_type": kind, "repetition": rep, "order": len(runs), "status": "ok", "rw": rw, "bs": bs,
-                    f"{direction}_bw_mib_s": value, f"{direction}_iops": value * 256,
-                    f"{direction}_io_bytes": int(value * 2 * (1 << 20)), "fio_runtime_s": 2.0,
-                    "fio_cpu_user_s": 0.2, "fio_cpu_sys_s": 0.8,
-                    "daemon_cpu_user_s": 0.4 if kind != "native" else None,
-                    "daemon_cpu_sys_s": 0.9 if kind != "native" else None,
-                    "fuse_read_requests": 5000 if kind == "fuse" else 0, "fuse_other_requests": 9,
-                    "passthrough_engaged": "true" if kind == "passthrough" else "",
-                })
-                (folder / "fio" / f"{run_id}.json").write_text(fio_json(rng, direction, 40_000 / SPEED[target]))
-                for role in ("fio", "daemon"):
-                    samples.append(pd.DataFrame({"run_id": run_id, "t_s": t, "role": role,
-                                                 "cpu_pct": rng.uniform(10, 90, len(t)),
-                                                 "num_fds": 12 + rng.integers(0, 3, len(t)),
-                                                 "rss_kib": 20_000 + rng.integers(0, 500, len(t))}))
-    pd.DataFrame(runs, columns=RUN_COLUMNS).to_csv(folder / "runs.csv", index=False)
-    pd.concat(samples).to_csv(folder / "samples.csv", index=False)
-    fd = [{"target": target, "target_type": kind, "fd_policy": policy, "daemon_nofile": 4096, "open_files": n,
-           "opened": min(n, 4090), "failed": max(0, n - 4090), "errno": "EMFILE" if n > 4090 else "",
-           "daemon_fds_delta": min(n, 4090), "hidden_files": n if policy == "close" else 0,
-           "backing_file_objects": n if kind == "passthrough" else 0, "open_p50_us": 20, "open_p99_us": 80,
-           "kernel_bytes_per_file": 480, "daemon_rss_delta_kib": n / 2, "status": "ok"}
-          for target, kind, policy in (("fuse", "fuse", ""), ("passthrough", "passthrough", "keep"),
-                                       ("passthrough", "passthrough", "close"))
-          for n in (10, 100, 1000, 4000, 10000, 50000)]
-    pd.DataFrame(fd, columns=FdPressureRecord.columns()).to_csv(folder / "fd_pressure.csv", index=False)
-    (folder / "scenario.yaml").write_text(scenario_yaml(cells))
-    manifest = Manifest(scenario="perf-synthetic", scenario_hash="0" * 16, seed=1, repeat=REPEAT, plan=plan,
-                        target_order=[[t for t, _ in TARGETS]] * REPEAT,
-                        host={"kernel": "6.18.0", "arch": "x86_64", "cpu_model": "synthetic", "cpu_cores": 2},
-                        fio_version="fio-3.33", tool_version="0.1.0", workdir="/tmp", started_at="2026-11-25T00:00:00Z",
-                        status="complete", runs={p.run_id: "ok" for p in plan})
-    (folder / "manifest.json").write_text(json.dumps(manifest.to_dict()))
+                fuse = kind != "native"
+                record = RunRecord(
+                    info=RunInfo(run_id=run_id, workload=name, cell=name, sweep="{}", target=target, target_type=kind,
+                                 repetition=rep, order=len(plan) - 1, status="ok"),
+                    workload=WorkloadAsRun(rw=rw, bs=bs),
+                    fio=FioFigures(**{f"{direction}_bw_mib_s": value, f"{direction}_iops": value * 256,
+                                      f"{direction}_io_bytes": int(value * 2 * (1 << 20))}, fio_runtime_s=2.0),
+                    monitor=MonitorSummary(fio_cpu_user_s=0.2, fio_cpu_sys_s=0.8, daemon_cpu_user_s=0.4 if fuse else None,
+                                           daemon_cpu_sys_s=0.9 if fuse else None),
+                    requests=RequestTotals(fuse_read_requests=5000 if kind == "fuse" else 0, fuse_other_requests=9,
+                                           passthrough_engaged=True if kind == "passthrough" else None),
+                )
+                samples = [SampleRecord(run_id=run_id, t_s=float(at), role=role, cpu_pct=float(rng.uniform(10, 90)),
+                                        num_fds=int(12 + rng.integers(0, 3)), rss_kib=int(20_000 + rng.integers(0, 500)))
+                           for role in ("fio", "daemon") for at in t]
+                writer.fio_output_path(run_id).write_text(fio_json(rng, direction, 40_000 / SPEED[target]))
+                writer.append_run(record, samples)
+    for target, kind, policy in (("fuse", "fuse", None), ("passthrough", "passthrough", "keep"),
+                                 ("passthrough", "passthrough", "close")):
+        for n in (10, 100, 1000, 4000, 10000, 50000):
+            writer.append_fd_pressure(FdPressureRecord(
+                target=target, target_type=kind, fd_policy=policy, daemon_nofile=4096, open_files=n,
+                opened=min(n, 4090), failed=max(0, n - 4090), errno="EMFILE" if n > 4090 else None,
+                daemon_fds_delta=min(n, 4090), hidden_files=n if policy == "close" else 0,
+                backing_file_objects=n if kind == "passthrough" else 0, open_p50_us=20, open_p99_us=80,
+                kernel_bytes_per_file=480, daemon_rss_delta_kib=n // 2, status="ok"))
+    writer.write_scenario(scenario_yaml(cells))
+    writer.write_manifest(Manifest(
+        scenario="perf-synthetic", scenario_hash="0" * 16, seed=1, repeat=REPEAT, plan=plan,
+        target_order=[[t for t, _ in TARGETS]] * REPEAT,
+        host={"kernel": "6.18.0", "arch": "x86_64", "cpu_model": "synthetic", "cpu_cores": 2},
+        fio_version="fio-3.33", tool_version=bench.__version__, workdir="/tmp", started_at="2026-11-25T00:00:00Z",
+        status="complete", runs={p.run_id: "ok" for p in plan}))
 
 
 def timed(label: str, func):

@@ -15,9 +15,9 @@ from bench import analysis
 from bench.analysis import Settings
 from bench.analysis.compare import compare_folders
 from bench.analysis.findings import missing_runs
+from bench.errors import InputError
 from bench.fio_output import read_fio_output
 from bench.percentile import percentiles
-from bench.errors import InputError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "results"
 BASIC = FIXTURES / "basic"

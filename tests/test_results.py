@@ -156,12 +156,13 @@ def test_empty_existing_directory_is_used(tmp_path: Path) -> None:
 def test_resume_drops_every_row_of_the_runs_to_redo_and_sets_aside_partial_files(tmp_path: Path) -> None:
     writer = ResultsWriter.create(tmp_path / "r")
     writer.write_manifest(_manifest())
-    writer.append_run(_run("a"), [SampleRecord(run_id="a", t_s=0.1)], [RequestRecord(run_id="a", opcode="READ")])
+    writer.append_run(_run("a"), [SampleRecord(run_id="a", t_s=0.1, role="system")],
+                      [RequestRecord(run_id="a", source="server", opcode="READ", requests=1)])
     writer.append_run(_run("b", "failed", error="boom"))
     # A run killed after its samples and requests were written but before its runs.csv row:
-    writer._append(SAMPLES, SampleRecord.columns(), [SampleRecord(run_id="c", t_s=0.1).row()])
-    writer.append_fd_pressure(FdPressureRecord(target="fuse", open_files=10),
-                              [SnapshotRecord(target="fuse", open_files=10, file_nr=7)])
+    writer._append(SAMPLES, SampleRecord.columns(), [SampleRecord(run_id="c", t_s=0.1, role="fio").row()])
+    writer.append_fd_pressure(FdPressureRecord(target="fuse", open_files=10, status="ok"),
+                              [SnapshotRecord(target="fuse", open_files=10, phase="held", file_nr=7)])
     reopened = ResultsWriter.reopen(tmp_path / "r")
     assert reopened.drop_runs(["b", "c"]) == 1
     folder = ResultsFolder(tmp_path / "r")
@@ -200,3 +201,29 @@ def test_a_format_1_folder_reads_through_the_same_reader() -> None:
     assert result.read.total_ios + result.write.total_ios > 0
     assert folder.fio_result("no-such-run") is None
 
+
+
+def test_a_row_cut_short_by_a_kill_is_left_out_and_dropped_on_resume(tmp_path: Path) -> None:
+    writer = ResultsWriter.create(tmp_path / "r")
+    writer.write_manifest(_manifest())
+    writer.append_run(_run("a", repetition=1))
+    writer.append_run(_run("b", repetition=1))
+    runs = tmp_path / "r" / RUNS
+    runs.write_text(runs.read_text()[:-40])  # the machine died inside b's row: no newline, fields missing
+    folder = ResultsFolder(tmp_path / "r")
+    assert list(folder.runs()["run_id"]) == ["a"] and folder.damaged == {RUNS: [3]}
+    assert folder.completed_run_ids() == {"a"}
+    reopened = ResultsWriter.reopen(tmp_path / "r")
+    assert reopened.drop_runs(["b"]) == 1
+    reopened.append_run(_run("b", repetition=1))
+    again = ResultsFolder(tmp_path / "r")
+    assert list(again.runs()["run_id"]) == ["a", "b"] and again.damaged == {}
+
+
+def test_a_value_of_the_wrong_type_names_the_file_and_line(tmp_path: Path) -> None:
+    writer = ResultsWriter.create(tmp_path / "r")
+    writer.append_run(_run("a", repetition=1))
+    runs = tmp_path / "r" / RUNS
+    runs.write_text(runs.read_text().replace("a,,,,,,1,", "a,,,,,,one,"))
+    with pytest.raises(ResultsError, match=r"runs.csv:2: repetition 'one' is not a int64 value"):
+        ResultsFolder(tmp_path / "r").runs()

@@ -11,7 +11,7 @@ import pandas as pd
 
 from bench.analysis.load import Results
 from bench.analysis.metrics import fd_config_label
-from bench.records import FOLDER_COMPLETE
+from bench.records import FOLDER_COMPLETE, STATUS_FAILED, STATUS_OK, STATUS_UNAVAILABLE
 
 if TYPE_CHECKING:
     from bench.analysis import Analysis
@@ -51,6 +51,10 @@ def findings_of(analysis: Analysis, unreadable: list[str]) -> list[Finding]:
         findings.append(Finding("unavailable", "", target, f"target {target} was skipped: {why}"))
     for problem in unreadable:
         findings.append(Finding("note", "", "", f"{problem}; left out of the latency percentiles"))
+    for name, lines in results.folder.damaged.items():
+        findings.append(Finding("note", "", "", f"{name}: rows cut short (a run killed while they were written) "
+                                f"at line {', '.join(map(str, lines))} were left out; `fusebench run --resume` "
+                                "redoes their runs"))
 
     missing = missing_runs(results)
     for (cell, target), frame in missing.groupby(["cell", "target"], sort=False):  # plan order
@@ -58,10 +62,10 @@ def findings_of(analysis: Analysis, unreadable: list[str]) -> list[Finding]:
         findings.append(Finding("missing", cell, target, f"{cell} / {target}: no result for {reps} (never run)"))
 
     reasons = runs["error"].where(runs["error"].notna() & (runs["error"] != ""), "no reason recorded")
-    for row, reason in zip(runs[runs["status"] == "failed"].itertuples(), reasons[runs["status"] == "failed"]):
+    for row, reason in zip(runs[runs["status"] == STATUS_FAILED].itertuples(), reasons[runs["status"] == STATUS_FAILED]):
         findings.append(Finding("failed", row.cell, row.target, f"{row.run_id}: failed: {reason}"))
     # A target that cannot run here is one fact, not one per planned run.
-    unavailable = runs["status"] == "unavailable"
+    unavailable = runs["status"] == STATUS_UNAVAILABLE
     for target, why in reasons[unavailable].groupby(runs.loc[unavailable, "target"], sort=False):
         if str(target) not in skipped:
             findings.append(Finding("unavailable", "", str(target),
@@ -103,9 +107,9 @@ def _fd_findings(frame: pd.DataFrame | None) -> list[Finding]:
     for (_, step), pol in zip(frame.iterrows(), policy):
         config, n = fd_config_label(step["target"], pol), step.get("open_files")
         status = step.get("status")
-        if pd.notna(status) and status != "ok":
+        if pd.notna(status) and status != STATUS_OK:
             error = step.get("error") if pd.notna(step.get("error")) else "no reason recorded"
-            kind = "unavailable" if status == "unavailable" else "failed"
+            kind = "unavailable" if status == STATUS_UNAVAILABLE else "failed"
             findings.append(Finding(kind, "fd_pressure", config, f"fd pressure {config} N={n}: {status}: {error}"))
         elif pd.notna(returned := step.get("returned_to_baseline")) and not returned:
             detail = step.get("baseline_detail") if pd.notna(step.get("baseline_detail")) else ""

@@ -14,6 +14,7 @@ from bench.analysis.load import GIB, METRIC_UNITS, Results, directions_sum, nume
 from bench.analysis.statistics import Settings, compare, describe
 from bench.fio_output import FioError
 from bench.percentile import percentiles
+from bench.records import STATUS_FAILED, STATUS_OK, STATUS_UNAVAILABLE
 
 LATENCY_PERCENTILES = (1.0, 5.0, 10.0, 25.0, 50.0, 75.0, 90.0, 95.0, 99.0, 99.5, 99.9, 99.99)
 CPU_PARTS = ("fio_user_s", "fio_sys_s", "daemon_user_s", "daemon_sys_s")
@@ -28,7 +29,7 @@ SECONDARY_METRICS = (
 def usable_runs(runs: pd.DataFrame) -> pd.DataFrame:
     """Runs that count: status ok with a value, and passthrough runs only where it engaged."""
     not_engaged = (runs["target_type"] == "passthrough") & (runs["passthrough_engaged"] == False)  # noqa: E712
-    return runs[(runs["status"] == "ok") & runs["value"].notna() & ~not_engaged.fillna(False)]
+    return runs[(runs["status"] == STATUS_OK) & runs["value"].notna() & ~not_engaged.fillna(False)]
 
 
 def summary(results: Results, groups: dict, settings: Settings) -> pd.DataFrame:
@@ -39,8 +40,8 @@ def summary(results: Results, groups: dict, settings: Settings) -> pd.DataFrame:
     runs = results.runs
     expected = results.expected.groupby(["cell", "target"]).size()
     present = runs.groupby(["cell", "target"]).size()
-    failed = runs[runs["status"] == "failed"].groupby(["cell", "target"]).size()
-    unavailable = runs[runs["status"] == "unavailable"].groupby(["cell", "target"]).size()
+    failed = runs[runs["status"] == STATUS_FAILED].groupby(["cell", "target"]).size()
+    unavailable = runs[runs["status"] == STATUS_UNAVAILABLE].groupby(["cell", "target"]).size()
     rows = []
     for cell in results.cells:
         cell_runs = runs[runs["cell"] == cell]
@@ -77,7 +78,6 @@ SUMMARY_COLUMNS = (
      "n", "median", "mean", "stdev", "cov", "ci_low", "ci_high", "min", "max"]
     + [f"vs_{label}_{k}" for label in ("native", "plain") for k in EMPTY_COMPARISON]
 )
-
 
 
 def values_of(groups: dict, cell: str, target: str | None) -> np.ndarray:
@@ -138,7 +138,6 @@ def cpu_efficiency(runs: pd.DataFrame, order: tuple[list[str], list[str]] | None
 REQUEST_COLUMNS = ("fuse_read_requests", "fuse_write_requests", "fuse_other_requests")
 
 
-
 def request_counts(runs: pd.DataFrame, order: tuple[list[str], list[str]] | None = None) -> pd.DataFrame:
     """Median FUSE requests per run (read, write, other) for FUSE targets that counted them."""
     fuse = runs[runs["target_type"] != "native"]
@@ -158,8 +157,7 @@ def fd_steps(frame: pd.DataFrame | None) -> pd.DataFrame:
     """The measured fd-pressure steps (a failed or unavailable step has no figures), labelled by config."""
     if frame is None or frame.empty or not {"target", "open_files"} <= set(frame):
         return pd.DataFrame(columns=["config", "target", "open_files"])
-    status = frame["status"].fillna("ok") if "status" in frame else pd.Series("ok", index=frame.index)
-    steps = frame[status == "ok"]
+    steps = frame[frame["status"] == STATUS_OK]
     policy = steps["fd_policy"] if "fd_policy" in steps else pd.Series(pd.NA, index=steps.index)
     return steps.assign(config=[fd_config_label(t, p) for t, p in zip(steps["target"], policy)],
                         failed=numeric(steps, "failed").fillna(0)).sort_values(["config", "open_files"], kind="stable")

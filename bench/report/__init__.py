@@ -1,29 +1,43 @@
 """Reports from results folders: HTML, text, Markdown and CSV, one writer module per format.
 
-    write_report(results_dir, out, fmt) -> Path      # fmt: html | text | markdown | csv
+    write_report(results_dir, out, fmt) -> Path      # fmt: one of FORMATS
     render_text(results_dir) -> str                  # what `fusebench report --format text` prints
     write_comparison(a, b, out, fmt="html") -> Path  # B relative to A
+
+Importing this package is cheap (the command line takes FORMATS from it); the analysis and
+the writers are imported when a report is made.
 """
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
+from typing import NamedTuple
 
-from bench.analysis import Analysis, Settings, analyse, load
-from bench.analysis.compare import compare_folders
 from bench.errors import InputError
-from bench.report import csvout, html, markdown, text
 
-WRITERS = {"html": html, "text": text, "markdown": markdown, "csv": csvout}
-EXTENSIONS = {"html": "html", "text": "txt", "markdown": "md", "csv": "csv"}
+
+class Format(NamedTuple):
+    """A report format: its file extension and the module that writes it."""
+
+    extension: str
+    writer: str
+
+
+FORMATS = {
+    "html": Format("html", "bench.report.html"),
+    "text": Format("txt", "bench.report.text"),
+    "markdown": Format("md", "bench.report.markdown"),
+    "csv": Format("csv", "bench.report.csvout"),
+}
 REPORTS_DIR = Path("reports")
 
 
-def _writer(fmt: str):
+def _format(fmt: str) -> Format:
     try:
-        return WRITERS[fmt]
+        return FORMATS[fmt]
     except KeyError:
-        raise InputError(f"unknown report format {fmt!r}; use one of: {', '.join(WRITERS)}") from None
+        raise InputError(f"unknown report format {fmt!r}; use one of: {', '.join(FORMATS)}") from None
 
 
 def _write(out: Path, content: str) -> Path:
@@ -32,29 +46,33 @@ def _write(out: Path, content: str) -> Path:
     return out
 
 
-def analyse_folder(results_dir: Path, settings: Settings = Settings()) -> Analysis:
+def analyse_folder(results_dir: Path):
     """Load and analyse a results folder (InputError when it is not one)."""
-    return analyse(load(Path(results_dir)), settings)
+    from bench.analysis import analyse, load
+
+    return analyse(load(Path(results_dir)))
 
 
 def render_text(results_dir: Path) -> str:
     """The text report of a results folder, ready to print."""
-    return text.render_report(analyse_folder(results_dir))
+    return importlib.import_module(FORMATS["text"].writer).render_report(analyse_folder(results_dir))
 
 
 def write_report(results_dir: Path, out: Path | None = None, fmt: str = "html") -> Path:
     """Write the report of one results folder; default path reports/<results-name>.<ext>."""
-    writer = _writer(fmt)
+    chosen = _format(fmt)
     analysis = analyse_folder(results_dir)
-    out = Path(out) if out else REPORTS_DIR / f"{Path(results_dir).resolve().name}.{EXTENSIONS[fmt]}"
-    return _write(out, writer.render_report(analysis))
+    out = Path(out) if out else REPORTS_DIR / f"{Path(results_dir).resolve().name}.{chosen.extension}"
+    return _write(out, importlib.import_module(chosen.writer).render_report(analysis))
 
 
 def write_comparison(a: Path, b: Path, out: Path | None = None, fmt: str = "html") -> Path:
     """Write B relative to A; default path reports/<A>-vs-<B>.<ext>."""
-    writer = _writer(fmt)
+    from bench.analysis.compare import compare_folders
+
+    chosen = _format(fmt)
     first, second = analyse_folder(a), analyse_folder(b)
     changes, only = compare_folders(first, second)
-    name = f"{Path(a).resolve().name}-vs-{Path(b).resolve().name}.{EXTENSIONS[fmt]}"
+    name = f"{Path(a).resolve().name}-vs-{Path(b).resolve().name}.{chosen.extension}"
     out = Path(out) if out else REPORTS_DIR / name
-    return _write(out, writer.render_comparison(first, second, changes, only))
+    return _write(out, importlib.import_module(chosen.writer).render_comparison(first, second, changes, only))

@@ -10,11 +10,12 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import NullLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import NullLocator  # noqa: E402
 
 from bench.analysis import CPU_PARTS, Analysis  # noqa: E402
+from bench.records import STATUS_OK
 
 MAX_PANELS = 12          # small multiples beyond this would make the page heavy and unreadable
 MAX_POINTS = 120         # per time-series line
@@ -155,7 +156,7 @@ def cpu_per_gib(analysis: Analysis) -> str | None:
 def representative_runs(analysis: Analysis) -> pd.DataFrame:
     """Per cell x target, the good run whose value is closest to the median (ties: first)."""
     runs = analysis.results.runs
-    runs = runs[(runs["status"] == "ok") & runs["value"].notna()]
+    runs = runs[(runs["status"] == STATUS_OK) & runs["value"].notna()]
     if runs.empty:
         return runs
     median = runs.groupby(["cell", "target"])["value"].transform("median")

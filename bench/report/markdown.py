@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from bench.analysis import Analysis, environment
-from bench.report.rows import SIGNIFICANT, comparison_rows, environment_line, headline_rows, method_lines
+from bench.report.rows import (
+    SIGNIFICANT,
+    comparison_rows,
+    environment_line,
+    headline_rows,
+    method_lines,
+)
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
