@@ -46,13 +46,23 @@ endef
 bench: setup
 	$(call run-scenario,quick)
 
+# The unit tests first, without root powers (so a unit test that quietly needs root fails here too),
+# then the integration tests, which mount real FUSE file systems (as root).
 test: setup
-	$(PY) -m pytest -ra
+	@$(MAKE) --no-print-directory unit
+	$(PY) -m pytest -ra -m integration
 
-# The tests that need no root and no mount, run with every capability dropped (README: "The unit tests alone").
-unit: setup
-	setpriv --bounding-set -all --inh-caps -all --ambient-caps -all --securebits +noroot,+noroot_locked -- \
-		$(PY) -m pytest -ra -m "not integration" -p no:cacheprovider
+# The tests that need no root and no mount (README: "The unit tests alone"). As root they run with
+# every capability dropped (uid 0 stays, so the interpreter and the checkout remain readable).
+UNIT := $(PY) -m pytest -ra -m "not integration" -p no:cacheprovider
+unit:
+	@[ -x $(PY) ] || { echo "no $(VENV): run 'make setup' first" >&2; exit 2; }
+	@if [ "$$(id -u)" = 0 ]; then \
+		echo "setpriv (every capability dropped) $(UNIT)"; \
+		setpriv --bounding-set -all --inh-caps -all --ambient-caps -all --securebits +noroot,+noroot_locked -- $(UNIT); \
+	else \
+		echo "$(UNIT)"; $(UNIT); \
+	fi
 
 # The built-in server's performance scenario, then the tool's own micro-benchmarks (benchmarks/*.py).
 perf: setup

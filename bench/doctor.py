@@ -7,16 +7,12 @@ needs is there, else 2.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench import system
 from bench.errors import EXIT_BAD_INPUT, EXIT_OK, BenchError
-from bench.fusefs import mounts
 from bench.fusefs.kernel import PASSTHROUGH_MIN_KERNEL
 from bench.host import Host
 from bench.scenario import PassthroughTarget
@@ -25,6 +21,7 @@ OK, MISSING, WARN = "ok", "missing", "warn"
 ENABLE_URING = Path("/sys/module/fuse/parameters/enable_uring")
 NOFILE_WANTED = 65536  # fd_pressure scenarios open tens of thousands of files
 PROBE_BYTES = 1 << 20
+MIN_KERNEL = ".".join(map(str, PASSTHROUGH_MIN_KERNEL))
 
 
 @dataclass(frozen=True)
@@ -63,8 +60,8 @@ def check_privileges(host: Host) -> Check:
     if host.is_root() and host.has_cap_sys_admin():
         return Check("privileges", OK, "root")
     capable = host.has_cap_sys_admin()
-    who = "root" if host.is_root() else f"uid {os.geteuid()}"
-    return _needed(capable, "privileges", "CAP_SYS_ADMIN" if capable else f"{who} without CAP_SYS_ADMIN",
+    who = "root" if host.is_root() else "not root"
+    return _needed(capable, "privileges", "CAP_SYS_ADMIN" if capable else f"{who}, without CAP_SYS_ADMIN",
                    "run as root (sudo): mounting, passthrough and dropping caches need it")
 
 
@@ -72,8 +69,8 @@ def check_kernel(host: Host) -> Check:
     """A kernel new enough for passthrough."""
     version = host.kernel_version()
     return _needed(version >= PASSTHROUGH_MIN_KERNEL, "kernel",
-                   f"{version[0]}.{version[1]} (passthrough needs {'.'.join(map(str, PASSTHROUGH_MIN_KERNEL))}+)",
-                   "boot a 6.9 or newer kernel for the passthrough target")
+                   f"{version[0]}.{version[1]} (passthrough needs {MIN_KERNEL}+)",
+                   f"boot a {MIN_KERNEL} or newer kernel for the passthrough target")
 
 
 def check_passthrough_config(host: Host) -> Check:
@@ -92,33 +89,19 @@ def check_passthrough_live(host: Host) -> Check:
     reason = host.target_unavailable_reason(target)
     if reason:
         return Check(name, MISSING, f"not checked: {reason}",
-                     "resolve that reason (root, /dev/fuse, kernel 6.9+, bench.fusefs)")
-    workdir = Path(tempfile.mkdtemp(prefix="fusebench-doctor-"))
+                     f"resolve that reason (root, /dev/fuse, kernel {MIN_KERNEL}+)")
     try:
-        source = workdir / "source"
-        source.mkdir()
-        (source / "probe").write_bytes(os.urandom(PROBE_BYTES))
-        with host.mount(target, source, workdir) as mounted:
-            data = (Path(mounted.path) / "probe").read_bytes()
-            stats = mounted.read_stats(newer_than=host.now().timestamp())
-        requests = (stats or {}).get("requests", {})
+        read, stats = host.probe_passthrough(target, PROBE_BYTES)
     except (BenchError, OSError) as exc:
         return Check(name, MISSING, f"the built-in server failed: {exc}", "see `fusebench mount --help`")
-    finally:
-        _remove_unmounted(workdir)
-    if len(data) != PROBE_BYTES:
-        return Check(name, MISSING, f"read {len(data)} of {PROBE_BYTES} bytes through the mount", "see the server log")
+    if read != PROBE_BYTES:
+        return Check(name, MISSING, f"read {read} of {PROBE_BYTES} bytes through the mount", "see the server log")
     if stats is None:
         return Check(name, WARN, "read through the mount, but the server wrote no stats file", "")
+    requests = stats.get("requests", {})
     reads = requests.get("READ", 0)
     return _needed(reads == 0, name, f"read 1 MiB, the server saw {requests.get('OPEN', 0)} OPEN and {reads} READ",
                    "READ requests reached the daemon: the kernel did not engage passthrough")
-
-
-def _remove_unmounted(workdir: Path) -> None:
-    # Never recurse into a directory that might still be a mountpoint.
-    if not any(entry.mountpoint.startswith(str(workdir)) for entry in mounts.mounts()):
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def check_uring(host: Host) -> Check:

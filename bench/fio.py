@@ -246,17 +246,6 @@ class FioProcess:
                 continue
 
 
-def run_fio(argv: list[str], timeout: float) -> FioResult:
-    """Run fio to the end and parse the json+ file named by its --output."""
-    if not any(arg.startswith("--output=") for arg in argv):
-        raise FioError("fio argv has no --output=FILE to read the results from")
-    process = FioProcess(argv)
-    try:
-        return process.wait(timeout)
-    finally:
-        process.stop()
-
-
 def _tail(stderr: str, lines: int = 3) -> str:
     kept = [line for line in stderr.strip().splitlines() if line.strip()][-lines:]
     return f"; fio said: {' | '.join(kept)[:500]}" if kept else ""

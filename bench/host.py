@@ -16,6 +16,7 @@ import resource
 import shutil
 import signal
 import stat
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -24,11 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from bench import datafiles, fio, leftovers, system
-from bench.fdpressure.steps import run_fd_pressure
+from bench.fdpressure.steps import Write, run_fd_pressure
 from bench.fusefs import kernel, mounts
 from bench.monitor import Monitor
 from bench.progress import RunProgress
-from bench.records import FdPressureRecord, SnapshotRecord
+from bench.records import FdPressureRecord
 from bench.scenario import AnyTarget, Scenario, WorkloadCell
 from bench.stop import StopToken
 from bench.targets import MountedTarget, open_target, target_unavailable_reason
@@ -156,6 +157,22 @@ class Host:
         """`source` mounted as `target` while inside (unmounted on every exit path)."""
         return open_target(target, source, workdir)
 
+    def probe_passthrough(self, target: AnyTarget, size: int) -> tuple[int, dict[str, Any] | None]:
+        """Mount `target` on a temporary directory, read a file of `size` random bytes through it:
+        how many bytes came back, and the server's stats from after the read."""
+        workdir = Path(tempfile.mkdtemp(prefix="fusebench-doctor-"))
+        try:
+            source = workdir / "source"
+            source.mkdir()
+            (source / "probe").write_bytes(os.urandom(size))
+            with self.mount(target, source, workdir) as mounted:
+                read = len((Path(mounted.path) / "probe").read_bytes())
+                return read, mounted.read_stats(newer_than=time.time())
+        finally:
+            # Never recurse into a directory that might still be a mountpoint.
+            if not any(entry.mountpoint.startswith(str(workdir)) for entry in mounts.mounts()):
+                shutil.rmtree(workdir, ignore_errors=True)
+
     def abort_connection(self, connection: int) -> bool:
         """Abort a FUSE connection (a daemon that stopped answering)."""
         return mounts.abort_connection(connection)
@@ -176,8 +193,7 @@ class Host:
         """A started counter of every FUSE opcode on `connection` (TracingUnavailable when refused)."""
         return RequestTracer(connection, opcodes=OPCODES).start()
 
-    def fd_pressure(self, scenario: Scenario, source: Path, workdir: Path,
-                    write: Callable[[FdPressureRecord, list[SnapshotRecord]], None],
+    def fd_pressure(self, scenario: Scenario, source: Path, workdir: Path, write: Write,
                     stop: StopToken) -> list[FdPressureRecord]:
         """The scenario's fd-pressure steps (bench.fdpressure), each written as it is measured."""
         return run_fd_pressure(scenario, source, workdir, write=write, progress=self.say, stop=stop)

@@ -29,8 +29,8 @@ from bench.processes import ProcessId, end_process, live_process
 STATE_ENV = "FUSEBENCH_STATE"
 
 
-class CleanupError(BenchError):
-    """The state file cannot be read, or a leftover cannot be cleared."""
+class RegistryError(BenchError):
+    """The leftovers registry (its state file) cannot be read."""
 
 
 def state_path() -> Path:
@@ -60,7 +60,7 @@ def _read_entries(path: Path) -> list[dict]:
     except FileNotFoundError:
         return []
     except (OSError, ValueError) as exc:
-        raise CleanupError(f"{path}: unreadable state file ({exc}); remove it after checking `grep fuse /proc/mounts`") from None
+        raise RegistryError(f"{path}: unreadable state file ({exc}); remove it after checking `grep fuse /proc/mounts`") from None
     return list(data.get("entries", []))
 
 

@@ -25,7 +25,7 @@ from pydantic import (
 )
 
 from bench.errors import InputError
-from bench.fusefs.options import Option, conflicts, scenario_options
+from bench.fusefs.options import MODES, Option, conflicts, scenario_options
 from bench.fusefs.units import format_size, parse_duration, parse_size
 from bench.vocabulary import ASYNC_IOENGINES, IOENGINES, MIXED, RW_NAMES
 
@@ -82,7 +82,8 @@ def _option_field(option: Option) -> tuple[Any, Any]:
     if option.default is None:
         annotation = annotation | None
     limits = {"ge": option.minimum, "le": option.maximum, "gt": option.above}
-    meaning = option.help + ("; not allowed with passthrough" if option.conflict else "")
+    refusing = " or ".join(mode for mode in MODES if not option.applies_to(mode))
+    meaning = option.help + (f"; not allowed with {refusing}" if option.conflict else "")
     default = f"{option.default:g}s" if option.seconds else option.default
     return annotation, key(default, meaning, shown=option.shown_default,
                            **{name: value for name, value in limits.items() if value is not None})
@@ -95,8 +96,10 @@ class _BuiltinTarget(_Strict):
 
     @model_validator(mode="after")
     def _mode_rules(self):
-        for key, why in conflicts(MODE_OF_TYPE[self.type], self.model_dump()):
-            raise LocatedError((key,), why)
+        refused = conflicts(MODE_OF_TYPE[self.type], self.model_dump())
+        if refused:
+            name, why = refused[0]
+            raise LocatedError((name,), why)
         return self
 
 

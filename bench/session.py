@@ -14,15 +14,15 @@ from bench.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, BenchError, Inp
 from bench.fusefs.units import format_size
 from bench.host import Host
 from bench.measure import measure
-from bench.plan import Plan, PlannedRun, estimate_s, run_estimate_s
+from bench.plan import Plan, PlannedRun, estimate_s, fd_pressure_steps, run_estimate_s
 from bench.records import (
     FOLDER_COMPLETE,
+    FORMAT_VERSION,
     FOLDER_INTERRUPTED,
     FOLDER_RUNNING,
     STATUS_FAILED,
     STATUS_OK,
     STATUS_UNAVAILABLE,
-    FdPressureRecord,
     FioFigures,
     Manifest,
     PlanEntry,
@@ -30,7 +30,6 @@ from bench.records import (
     RunInfo,
     RunRecord,
     SampleRecord,
-    SnapshotRecord,
     TargetSettings,
     WorkloadAsRun,
     sweep_text,
@@ -41,7 +40,7 @@ from bench.stop import Interrupted, StopToken
 from bench.targets import MountedTarget, TargetError
 
 
-class Mounts:
+class MountedTargets:
     """Targets mounted once for the whole run and unmounted on every exit path."""
 
     def __init__(self, host: Host, source: Path, workdir: Path) -> None:
@@ -120,7 +119,7 @@ class Session:
         measured = {run.run_id for run in pending if not unavailable[run.target.name]}
         progress = self.host.progress(len(pending), estimate_s(self.plan, [r for r in pending if r.run_id in measured]))
         say, self.say = self.say, progress.message
-        mounts = Mounts(self.host, self.source, self.workdir)
+        mounts = MountedTargets(self.host, self.source, self.workdir)
         outcome = manifest.status  # stays "running" if an unexpected error escapes: --resume completes it
         try:
             with self.host.stop_signals(self.stop, self._on_first_signal):
@@ -168,7 +167,9 @@ class Session:
             pending = [run for run in self.plan.runs if run.run_id not in done]
             writer.drop_runs(run.run_id for run in pending)
             manifest.runs = {run_id: status for run_id, status in manifest.runs.items() if run_id in done}
-            manifest.notes.append(f"{self._now()}: resumed; {len(done)} runs kept, {len(pending)} to run")
+            manifest.notes.append(f"{self._now()}: resumed by fusebench {bench.__version__}; {len(done)} runs kept, "
+                                  f"{len(pending)} to run")
+            manifest.format_version = FORMAT_VERSION  # what is written from now on
             self.say(f"resuming {self.out}: {len(done)} runs already ok, {len(pending)} to run")
         else:
             writer = ResultsWriter.create(self.out, force=self.force)
@@ -235,17 +236,17 @@ class Session:
 
     # -- one run
 
-    def _one_run(self, run: PlannedRun, unavailable: dict[str, str | None], mounts: Mounts,
+    def _one_run(self, run: PlannedRun, unavailable: dict[str, str | None], mounts: MountedTargets,
                  writer: ResultsWriter) -> tuple[RunRecord, list[SampleRecord], list[RequestRecord]]:
         """Execute one run: its runs.csv record, samples and per-opcode requests; a failure is a
         record, not an exception."""
         info = RunInfo(run_id=run.run_id, workload=run.cell.name, cell=run.cell_key, sweep=sweep_text(run.cell.sweep),
                        target=run.target.name, target_type=run.target.type, repetition=run.repetition,
-                       order=run.order, started_at=self._now())
+                       order=run.order, started_at=self._now(), status=STATUS_OK)
         head = {"workload": WorkloadAsRun.of(run.cell), "target": _settings(run.target)}
         reason = unavailable[run.target.name]
         if reason:
-            info = info.model_copy(update={"status": STATUS_UNAVAILABLE, "error": reason})
+            info = info.changed(status=STATUS_UNAVAILABLE, error=reason)
             return RunRecord(info=info, **head), [], []
         try:
             files = self._prepare(run)
@@ -255,9 +256,9 @@ class Session:
         except (BenchError, OSError) as exc:
             if run.target.type != "native":
                 mounts.release(run.target.name)  # the next run of this target gets a fresh daemon
-            info = info.model_copy(update={"status": STATUS_FAILED, "error": _one_line(exc)})
+            info = info.changed(status=STATUS_FAILED, error=_one_line(exc))
             return RunRecord(info=info, **head), [], []
-        info = info.model_copy(update={"duration_s": round(measured.duration_s, 3)})
+        info = info.changed(status=STATUS_OK, duration_s=round(measured.duration_s, 3))
         record = RunRecord(info=info, fio=FioFigures.of(measured.fio, run.cell.rw), monitor=measured.monitor.summary,
                            requests=measured.requests.totals(), **head)
         return record, measured.monitor.samples, measured.requests.records(run.run_id)
@@ -278,13 +279,9 @@ class Session:
             return
         for aside in writer.set_aside(FD_PRESSURE, FD_SNAPSHOTS):
             manifest.notes.append(f"fd_pressure: rows of an unfinished attempt moved to {aside.name}")
-
-        def write(record: FdPressureRecord, snapshots: list[SnapshotRecord]) -> None:
-            writer.append_fd_pressure(record, snapshots)
-
-        records = self.host.fd_pressure(self.scenario, self.source, self.workdir, write, self.stop)
-        if self.stop.requested:
-            return  # an unfinished attempt: --resume runs fd pressure again
+        records = self.host.fd_pressure(self.scenario, self.source, self.workdir, writer.append_fd_pressure, self.stop)
+        if len(records) < fd_pressure_steps(self.scenario):
+            return  # stopped before the last step: --resume runs fd pressure again
         failed = [record for record in records if record.status == STATUS_FAILED]
         manifest.fd_pressure = STATUS_FAILED if failed else STATUS_OK
         if failed:

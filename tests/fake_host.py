@@ -15,7 +15,7 @@ from typing import Any
 from bench.fio_output import FioError, FioResult, parse_fio_output
 from bench.host import Host
 from bench.monitor import MonitorResult
-from bench.records import MonitorSummary, SampleRecord
+from bench.records import FdPressureRecord, MonitorSummary, SampleRecord, SnapshotRecord
 from bench.stop import StopToken
 from bench.targets import MountedTarget, TargetError
 
@@ -69,6 +69,7 @@ class FakeFio:
         behaviour = self.host.fio_behaviour.get(self.host.fio_runs)
         if behaviour is not None:
             behaviour(self.host, stop)
+        self.host.serve_requests()
         shutil.copy(FIO_OUTPUT, self.output)
         return parse_fio_output(self.output.read_text())
 
@@ -84,7 +85,9 @@ class FakeHost(Host):
         self.events: list[str] = []
         self.unavailable = unavailable or {}
         self.failing_mounts = set(failing_mounts)
-        self.stats: dict[str, Any] | None = None  # what a mount's stats file says (None: no stats file)
+        self.stats: dict[str, Any] | None = None  # what a mount's stats file says first (None: no stats file)
+        self.requests_per_run: dict[str, int] = {}  # what each fio run adds to every stats file
+        self._stats_files: list[Path] = []
         self.fio_runs = 0
         self.fio_behaviour: dict[int, Callable[[FakeHost, StopToken], None]] = {}  # n-th fio run -> effect
         self.stop: StopToken | None = None
@@ -156,10 +159,19 @@ class FakeHost(Host):
         if self.stats is not None:
             stats_file = Path(workdir) / f"{target.name}.stats.json"
             stats_file.write_text(json.dumps(self.stats))
+            self._stats_files.append(stats_file)
         try:
             yield MountedTarget(name=target.name, type=target.type, path=Path(source), stats_file=stats_file)
         finally:
             self.events.append(f"unmount {target.name}")
+
+    def serve_requests(self) -> None:
+        """What the mounted servers count while fio runs: `requests_per_run` more of each opcode."""
+        for path in self._stats_files:
+            stats = json.loads(path.read_text())
+            for opcode, count in self.requests_per_run.items():
+                stats["requests"][opcode] = stats["requests"].get(opcode, 0) + count
+            path.write_text(json.dumps(stats))
 
     def abort_connection(self, connection: int) -> bool:
         self.events.append(f"abort {connection}")
@@ -171,9 +183,20 @@ class FakeHost(Host):
     def monitor(self, hz: float, daemon_pid: int | None, run_id: str) -> FakeMonitor:
         return FakeMonitor(run_id)
 
-    def fd_pressure(self, scenario, source, workdir, write, stop) -> list:
+    def fd_pressure(self, scenario, source, workdir, write, stop) -> list[FdPressureRecord]:
+        """One step per target and N, each written with its readings and client report."""
         self.events.append("fd pressure")
-        return []
+        records = []
+        for name in scenario.fd_pressure.targets:
+            for count in scenario.fd_pressure.open_files:
+                if stop.requested:
+                    return records
+                record = FdPressureRecord(target=name, open_files=count, opened=count, failed=0, status="ok")
+                readings = [SnapshotRecord(target=name, open_files=count, phase=phase, file_nr=1000 + held)
+                            for phase, held in (("baseline", 0), ("before", 0), ("held", count), ("after", 0))]
+                write(record, readings, {"opened": count, "open_ns": [1000] * count, "wall_s": 0.01})
+                records.append(record)
+        return records
 
 
 def fails(message: str) -> Callable[[FakeHost, StopToken], None]:

@@ -5,8 +5,23 @@ from __future__ import annotations
 import pytest
 
 from bench import docs
-from bench.records import RUN_COLUMNS, RUN_SECTIONS, FdPressureRecord, Manifest, RequestRecord, SampleRecord, SnapshotRecord
-from bench.scenario import ExternalTarget, FdPressure, FuseTarget, PassthroughTarget, Scenario, Workload
+from bench.records import (
+    RUN_COLUMNS,
+    RUN_SECTIONS,
+    FdPressureRecord,
+    Manifest,
+    RequestRecord,
+    SampleRecord,
+    SnapshotRecord,
+)
+from bench.scenario import (
+    ExternalTarget,
+    FdPressure,
+    FuseTarget,
+    PassthroughTarget,
+    Scenario,
+    Workload,
+)
 
 
 def test_readme_tables_are_current() -> None:

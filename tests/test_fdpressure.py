@@ -22,7 +22,12 @@ from bench.fdpressure.derive import (
     baseline_differences,
     step_figures,
 )
-from bench.fdpressure.steps import FILE_CONTENT, measure_step, prepare_files, run_fd_pressure
+from bench.fdpressure.steps import (
+    FILE_CONTENT,
+    create_files,
+    measure_step,
+    run_fd_pressure,
+)
 from bench.records import FdPressureRecord, SnapshotRecord
 from bench.scenario import Scenario, load_scenario, parse_scenario
 from bench.targets import open_target
@@ -31,11 +36,11 @@ CLIENT_NOFILE = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
 
 
 
-def test_prepare_files_creates_once_and_reuses(tmp_path: Path) -> None:
-    directory = prepare_files(tmp_path, 3)
+def test_create_files_creates_once_and_reuses(tmp_path: Path) -> None:
+    directory = create_files(tmp_path, 3)
     assert sorted(os.listdir(directory)) == [file_name(i) for i in range(3)]
     (directory / file_name(0)).write_bytes(b"kept")
-    prepare_files(tmp_path, 5)
+    create_files(tmp_path, 5)
     assert (directory / file_name(0)).read_bytes() == b"kept"
     assert (directory / file_name(4)).read_bytes() == FILE_CONTENT
 
@@ -56,7 +61,7 @@ def test_step_figures_account_for_every_file() -> None:
     assert (figures["daemon_rss_delta_kib"], figures["close_s"], figures["file_nr_noise"]) == (20, 0.0123, 3)
     unknown_daemon = step_figures(50, before, held, opened, close_s=0.0, noise=0, daemon_counted=False)
     assert unknown_daemon["hidden_files"] is None
-    FdPressureRecord(target="t", **figures)  # every figure is a column
+    FdPressureRecord(target="t", status="ok", **figures)  # every figure is a column
 
 
 def fd_scenario(targets: list[str], open_files: list[int], daemon_nofile: int) -> Scenario:
@@ -75,14 +80,15 @@ def fd_scenario(targets: list[str], open_files: list[int], daemon_nofile: int) -
 def run_steps(tmp_path: Path):
     """Run fd pressure for a scenario and check the rows it wrote (conftest checks for leftover mounts)."""
     def run(scenario: Scenario) -> list[dict]:
-        written: list[tuple[FdPressureRecord, list[SnapshotRecord]]] = []
+        written: list[tuple[FdPressureRecord, list[SnapshotRecord], dict]] = []
         records = run_fd_pressure(scenario, tmp_path / "source", tmp_path / "work",
-                                  lambda record, snapshots: written.append((record, snapshots)), progress=lambda _: None)
-        assert records == [record for record, _ in written]
-        for record, snapshots in written:
+                                  lambda *step: written.append(step), progress=lambda _: None)
+        assert records == [record for record, _, _ in written]
+        for record, snapshots, client in written:
             assert record.status == "ok", record.error
             assert [s.phase for s in snapshots] == ["baseline", "before", "held", "after"]
             assert snapshots[2].file_nr - snapshots[1].file_nr == record.file_nr_delta
+            assert len(client["open_ns"]) == record.opened and client["close_s"] >= 0
         return [record.row() for record in records]
 
     (tmp_path / "source").mkdir()
@@ -134,11 +140,11 @@ def test_bindfs_at_its_fd_limit_fails_opens_with_emfile(run_steps) -> None:
 @pytest.mark.usefixtures("require_root")
 def test_failed_opens_are_counted_with_the_first_errno(tmp_path: Path) -> None:
     count = 20
-    prepare_files(tmp_path, count)
+    create_files(tmp_path, count)
     target = fd_scenario([BINDFS], [count], daemon_nofile=4096).target("bindfs")
     with open_target(target, tmp_path, tmp_path / "work") as mounted:
         # Five names past the prepared files: the client opens names, it never lists the mount.
-        row, _ = measure_step(mounted, count + 5, CLIENT_NOFILE)
+        row, _, _ = measure_step(mounted, count + 5, CLIENT_NOFILE)
     assert (row["opened"], row["failed"], row["errno"]) == (count, 5, "ENOENT")
     assert row["client_fds_delta"] == count
     assert row["returned_to_baseline"] is True, row["baseline_detail"]
@@ -228,7 +234,7 @@ def test_baseline_differences_count_only_an_excess_of_system_wide_counts() -> No
 @pytest.mark.usefixtures("require_root")
 def test_a_hung_daemon_fails_the_step_and_leaves_no_client_behind(tmp_path: Path) -> None:
     count = 10
-    prepare_files(tmp_path, count)
+    create_files(tmp_path, count)
     target = fd_scenario([BINDFS], [count], daemon_nofile=4096).target("bindfs")
     with open_target(target, tmp_path, tmp_path / "work") as mounted:
         os.kill(mounted.daemon_pid, signal.SIGSTOP)

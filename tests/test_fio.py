@@ -11,23 +11,26 @@ from bench.datafiles import prepare_files
 from bench.fio import (
     ALLOWED_OPTIONS,
     FioError,
+    FioProcess,
     build_argv,
     check_argv,
     fio_version,
     hugepages_needed,
-    FioProcess,
-    run_fio,
 )
 from bench.scenario import ScenarioError, WorkloadCell, parse_scenario
-from bench.vocabulary import IOENGINES
 from bench.system import hugepages
+from bench.vocabulary import IOENGINES
 
-FIXTURES = Path(__file__).parent / "fixtures" / "fio"
 needs_fio = pytest.mark.skipif(fio_version() is None, reason="fio is not installed")
 
 
-def fixture(name: str) -> str:
-    return (FIXTURES / name).read_text()
+def run_fio(argv: list[str], timeout: float):
+    """Run fio to the end (stopped on every path) and parse its output."""
+    process = FioProcess(argv)
+    try:
+        return process.wait(timeout)
+    finally:
+        process.stop()
 
 
 def scenario_text(workload: str) -> str:

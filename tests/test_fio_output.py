@@ -1,5 +1,4 @@
-"""bench.fio_output (the one parser of fio's json+, against real fio 3.33 output) and the one
-percentile rule (bench.percentile)."""
+"""bench.fio_output: the one parser of fio's json+, against real fio 3.33 output."""
 
 import json
 from pathlib import Path
@@ -7,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from bench.fio_output import FioError, parse_fio_output, read_fio_output
-from bench.percentile import percentile, percentiles
+from bench.percentile import percentiles
 
 FIXTURES = Path(__file__).parent / "fixtures" / "fio"
 
@@ -80,17 +79,6 @@ def test_percentiles_from_bins_follow_fios_rule_exactly(name):
         bins = {int(k): v for k, v in clat["bins"].items()}
         for key, value in clat["percentile"].items():
             assert percentiles(bins, [float(key)]) == [value], (direction, key)
-
-
-def test_percentile_from_empty_bins_is_none():
-    assert percentiles({}, [50.0, 99.0]) == [None, None]
-
-
-def test_raw_values_follow_the_same_nearest_rank_rule():
-    assert percentile([5, 1, 3, 2, 4], 50) == 3
-    assert percentile([5, 1, 3, 2, 4], 99) == 5
-    assert percentile(range(1, 101), 99.9) == 100
-    assert percentile([], 50) is None
 
 
 def test_warning_before_the_json_is_skipped():

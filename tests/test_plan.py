@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from bench.plan import describe_plan, estimate_s, make_plan
-from bench.progress import format_duration
 from bench.scenario import cell_key, parse_scenario
 
 PLAN_SCENARIO = parse_scenario("""\
@@ -68,8 +67,3 @@ def test_estimate_counts_runtime_and_overheads() -> None:
     assert lines[0].startswith("scenario tiny: 3 cells x 4 targets x 1 repetitions = 12 runs, seed 1")
     assert "estimated duration" in lines[1]
     assert sum("--" in line for line in lines) == 12
-
-
-def test_durations_read_well() -> None:
-
-    assert [format_duration(s) for s in (0.4, 45, 185, 3720)] == ["0s", "45s", "3m05s", "1h02m"]

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from fake_host import FakeHost, ctrl_c, fails, hangs_until_ctrl_c_twice, read_json
 
+import bench
 from bench.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, InputError
 from bench.results import ResultsFolder
 from bench.runner import RunOptions, run
@@ -104,7 +106,7 @@ def test_ctrl_c_finishes_the_current_run_and_resume_completes_the_folder(tmp_pat
     assert again.fio_runs == 2
     assert sorted(statuses(tmp_path)) == sorted(f"seqread--{t}--r{r}" for t in ("native", "fuse") for r in (1, 2))
     manifest = read_json(tmp_path / "out" / "manifest.json")
-    assert manifest["status"] == "complete" and manifest["notes"][-1].endswith("resumed; 2 runs kept, 2 to run")
+    assert manifest["status"] == "complete" and manifest["notes"][-1].endswith(f"resumed by fusebench {bench.__version__}; 2 runs kept, 2 to run")
 
 
 def test_a_second_ctrl_c_abandons_the_run_and_still_unmounts(tmp_path: Path, scenario: Path) -> None:
@@ -116,18 +118,22 @@ def test_a_second_ctrl_c_abandons_the_run_and_still_unmounts(tmp_path: Path, sce
     assert read_json(tmp_path / "out" / "manifest.json")["status"] == "interrupted"
 
 
-def test_resume_redoes_failed_runs_and_drops_rows_of_a_killed_one(tmp_path: Path, scenario: Path) -> None:
+def test_resume_redoes_failed_and_killed_runs_and_drops_what_the_killed_one_left(tmp_path: Path,
+                                                                                 scenario: Path) -> None:
     host = FakeHost()
     host.fio_behaviour[1] = fails("boom")
+    host.fio_behaviour[3] = ctrl_c
     run(options(tmp_path, scenario), host)
-    (failed,) = [run_id for run_id, status in statuses(tmp_path).items() if status == "failed"]
-    # As if that run had been killed after writing its samples, before its runs.csv row:
+    done = statuses(tmp_path)
+    assert list(done.values()).count("failed") == 1 and len(done) == 3
+    # As if the fourth run had been killed after writing its samples, before its runs.csv row:
+    (killed,) = set(read_order(tmp_path, scenario)) - set(done)
     samples = tmp_path / "out" / "samples.csv"
-    samples.write_text(samples.read_text() + f"{failed},9.9,system,,,,,,,,,,1\n")
+    samples.write_text(samples.read_text() + f"{killed},9.9,system,,,,,,,,,,1\n")
     assert run(options(tmp_path, tmp_path / "out" / "scenario.yaml", resume=True), FakeHost()) == EXIT_OK
     assert set(statuses(tmp_path).values()) == {"ok"} and len(statuses(tmp_path)) == 4
     again = ResultsFolder(tmp_path / "out").samples()
-    assert list(again.loc[again["run_id"] == failed, "t_s"]) == [0.0]  # the redone run's own sample only
+    assert list(again.loc[again["run_id"] == killed, "t_s"]) == [0.0]  # the redone run's own sample only
 
 
 def test_resume_refuses_a_changed_scenario_or_other_repetitions(tmp_path: Path, scenario: Path) -> None:
@@ -167,3 +173,29 @@ def read_order(tmp_path: Path, scenario: Path) -> list[str]:
     host = FakeHost()
     run(options(tmp_path, scenario, dry_run=True), host)
     return [line.split()[1] for line in host.said if line.lstrip()[:1].isdigit()]
+
+
+def test_requests_of_built_in_targets_are_counted_per_opcode(tmp_path: Path, scenario: Path) -> None:
+    host = FakeHost()
+    host.stats = {"pid": None, "time": 4e9, "requests": {"LOOKUP": 3}}
+    host.requests_per_run = {"READ": 100, "LOOKUP": 2, "GETATTR": 1}
+    assert run(options(tmp_path, scenario), host) == EXIT_OK
+    runs = ResultsFolder(tmp_path / "out").runs().set_index("run_id")
+    fuse = runs.loc["seqread--fuse--r1"]
+    assert (fuse["fuse_read_requests"], fuse["fuse_write_requests"], fuse["fuse_other_requests"]) == (100, 0, 3)
+    assert fuse["fuse_requests_source"] == "server"
+    assert runs.loc["seqread--native--r1", "fuse_requests_source"] is pd.NA
+    requests = ResultsFolder(tmp_path / "out").requests()
+    per_run = requests[requests["run_id"] == "seqread--fuse--r2"]
+    assert dict(zip(per_run["opcode"], per_run["requests"])) == {"LOOKUP": 2, "GETATTR": 1, "READ": 100}
+    assert set(requests["run_id"]) == {"seqread--fuse--r1", "seqread--fuse--r2"}  # native: not a FUSE mount
+
+
+def test_fd_pressure_steps_are_kept_with_their_readings_and_client_reports(tmp_path: Path, scenario: Path) -> None:
+    scenario.write_text(SCENARIO + "fd_pressure: {targets: [fuse], open_files: [10, 20]}\n")
+    assert run(options(tmp_path, scenario), FakeHost()) == EXIT_OK
+    folder = ResultsFolder(tmp_path / "out")
+    assert list(folder.fd_pressure()["open_files"]) == [10, 20]
+    snapshots = folder.fd_snapshots()
+    assert list(snapshots["phase"][:4]) == ["baseline", "before", "held", "after"] and len(snapshots) == 8
+    assert folder.fd_client_report("fuse", 20)["open_ns"] == [1000] * 20

@@ -15,7 +15,14 @@ import pytest
 from bench import leftovers, targets
 from bench.fusefs import mounts
 from bench.scenario import ExternalTarget, FuseTarget, NativeTarget, PassthroughTarget
-from bench.targets import MountedTarget, TargetError, TargetUnavailable, builtin_argv, open_target, target_unavailable_reason
+from bench.targets import (
+    MountedTarget,
+    TargetError,
+    TargetUnavailable,
+    builtin_argv,
+    open_target,
+    target_unavailable_reason,
+)
 
 FOREGROUND = ["bindfs", "-f", "{source}", "{mountpoint}"]
 DAEMONIZING = ["bindfs", "{source}", "{mountpoint}"]

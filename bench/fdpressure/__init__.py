@@ -9,7 +9,7 @@ daemon keeps per inode) and check that every count returns to its baseline.
 A fresh mount per step keeps steps independent: a daemon that hit its fd limit in one
 step (or leaked) cannot distort the next, and every baseline is a clean mount.
 
-Counts, and what they reveal (docs/INTERNALS.md, "fd pressure"):
+Counts, and what they reveal:
 - daemon fds (/proc/PID/fd) and client fds: files visible in some process's fd table;
 - /proc/sys/fs/file-nr: all allocated struct files, visible or not; a passthrough daemon
   that closes its fd after registering leaves the backing file allocated but in no table,
@@ -19,6 +19,7 @@ Counts, and what they reveal (docs/INTERNALS.md, "fd pressure"):
 - backing_ids: growth of the built-in server's live backing ids (its stats file).
 
 Modules: `counts` reads everything once (the readings are kept in the results folder as
-snapshots), `derive` turns readings into a step's figures (pure), `client` is the process
-that opens the files, `steps` mounts, drives the client and writes each step.
+snapshots, the client's report as JSON), `derive` turns them into a step's figures (pure),
+`client` is the process that opens the files, `steps` mounts, drives the client and writes
+each step.
 """

@@ -1,6 +1,7 @@
 """From readings to a step's figures: deltas, hidden files, kernel bytes per file, open
-latency percentiles, and whether every count came back to its baseline. Pure functions:
-the readings themselves are kept as snapshots, so figures can be derived again later."""
+latency percentiles, and whether every count came back to its baseline. Pure functions: the
+readings are kept as snapshots and the client's report (every open's latency) as JSON in the
+results folder, so the figures can be derived again later."""
 
 from __future__ import annotations
 
@@ -93,7 +94,7 @@ def step_figures(count: int, before: Counts, held: Counts, opened: dict[str, Any
     }
 
 
-def snapshot(record: FdPressureRecord, phase: str, counts: Counts) -> SnapshotRecord:
+def snapshot_record(record: FdPressureRecord, phase: str, counts: Counts) -> SnapshotRecord:
     """A reading of a step as a fd_pressure_snapshots.csv row."""
     return SnapshotRecord(target=record.target, fd_policy=record.fd_policy, open_files=record.open_files,
                           phase=phase, **asdict(counts))
@@ -103,7 +104,7 @@ def _signed(value: int | None) -> str:
     return "n/a" if value is None else f"{value:+d}"
 
 
-def describe(record: FdPressureRecord) -> str:
+def progress_line(record: FdPressureRecord) -> str:
     """One progress line for a measured (or failed) step."""
     head = f"fd pressure: {record.target} N={record.open_files}"
     if record.status != STATUS_OK:

@@ -26,9 +26,9 @@ from bench.fdpressure.counts import (
     nofile_soft_limit,
     take_counts,
 )
-from bench.fdpressure.derive import baseline_differences, describe, snapshot, step_figures
+from bench.fdpressure.derive import baseline_differences, progress_line, snapshot_record, step_figures
 from bench.fusefs.mounts import abort_connection
-from bench.records import STATUS_FAILED, STATUS_UNAVAILABLE, FdPressureRecord, SnapshotRecord
+from bench.records import STATUS_FAILED, STATUS_OK, STATUS_UNAVAILABLE, FdPressureRecord, SnapshotRecord
 from bench.scenario import AnyTarget, FdPressure, Scenario
 from bench.stop import POLL_S, StopToken
 from bench.targets import MountedTarget, TargetUnavailable, open_target
@@ -46,10 +46,10 @@ DROP_AGAIN_S = 1.0
 EXIT_TIMEOUT_S = 10.0
 KILL_WAIT_S = 2.0
 
-Write = Callable[[FdPressureRecord, list[SnapshotRecord]], None]
+Write = Callable[[FdPressureRecord, list[SnapshotRecord], dict[str, Any] | None], None]
 
 
-def prepare_files(source: Path, count: int) -> Path:
+def create_files(source: Path, count: int) -> Path:
     """Create `count` small files in source/fusebench-fdp (once; existing ones are reused)."""
     directory = source / FILES_DIR
     directory.mkdir(parents=True, exist_ok=True)
@@ -79,6 +79,7 @@ class _Client:
             stderr=subprocess.PIPE,
             text=True,
             env=env,
+            start_new_session=True,  # Ctrl-C on the terminal is for the runner: the step finishes
         )
         self._stop = stop
         self._lines: queue.Queue[str | None] = queue.Queue()
@@ -165,11 +166,12 @@ def _settle(mounted: MountedTarget, baseline: Counts, noise: int, stop: StopToke
 
 
 def measure_step(mounted: MountedTarget, count: int, client_nofile: int, *, timeout_s: float | None = None,
-                 stop: StopToken | None = None) -> tuple[dict[str, Any], dict[str, Counts]]:
-    """Open `count` fd-pressure files through `mounted`, hold, close: the measured columns and
-    the readings by phase (baseline, before, held, after).
+                 stop: StopToken | None = None) -> tuple[dict[str, Any], dict[str, Counts], dict[str, Any]]:
+    """Open `count` fd-pressure files through `mounted`, hold, close: the measured columns, the
+    readings by phase (baseline, before, held, after) and the client's own report (every open's
+    latency in ns, the wall times).
 
-    The files must exist (prepare_files) under the mount's FILES_DIR; the caller owns the
+    The files must exist (create_files) under the mount's FILES_DIR; the caller owns the
     mount and gives a fresh one (the baseline is taken as found). `timeout_s` bounds the
     open and the close phase each (default: 30 s plus 5 ms per file); past it the step
     fails with FdPressureError, the client is killed and, if it hangs, the mount aborted.
@@ -196,7 +198,7 @@ def measure_step(mounted: MountedTarget, count: int, client_nofile: int, *, time
     figures = step_figures(count, readings["before"], readings["held"], opened, closed["close_s"], noise,
                            daemon_counted)
     figures.update(returned_to_baseline=not differences, baseline_detail="; ".join(differences + notes) or None)
-    return figures, readings
+    return figures, readings, dict(opened, **closed)
 
 
 def _client_nofile(plan: FdPressure, progress: Callable[[str], None]) -> int:
@@ -218,10 +220,10 @@ def _client_nofile(plan: FdPressure, progress: Callable[[str], None]) -> int:
 
 
 def _step(target: AnyTarget, count: int, plan: FdPressure, source: Path, workdir: Path, client_nofile: int,
-          stop: StopToken) -> tuple[FdPressureRecord, list[SnapshotRecord]]:
+          stop: StopToken) -> tuple[FdPressureRecord, list[SnapshotRecord], dict[str, Any] | None]:
     """One step: mount `target` afresh, measure `count` opens, unmount."""
     record = FdPressureRecord(target=target.name, target_type=target.type,
-                              fd_policy=getattr(target, "fd_policy", None), open_files=count)
+                              fd_policy=getattr(target, "fd_policy", None), open_files=count, status=STATUS_OK)
     try:
         with open_target(target, source, workdir, nofile=plan.daemon_nofile) as mounted:
             notes = []
@@ -229,14 +231,14 @@ def _step(target: AnyTarget, count: int, plan: FdPressure, source: Path, workdir
             if mounted.daemon_pid and applied != plan.daemon_nofile:
                 notes.append(f"the daemon runs with RLIMIT_NOFILE {applied}, not the requested "
                              f"{plan.daemon_nofile} (the target could not apply it)")
-            figures, readings = measure_step(mounted, count, client_nofile, stop=stop)
+            figures, readings, client = measure_step(mounted, count, client_nofile, stop=stop)
             detail = "; ".join(filter(None, [*notes, figures.pop("baseline_detail")])) or None
-            record = record.model_copy(update=dict(figures, daemon_nofile=applied, baseline_detail=detail))
-            return record, [snapshot(record, phase, counts) for phase, counts in readings.items()]
+            record = record.changed(**figures, daemon_nofile=applied, baseline_detail=detail)
+            return record, [snapshot_record(record, phase, counts) for phase, counts in readings.items()], client
     except TargetUnavailable as exc:
-        return record.model_copy(update={"status": STATUS_UNAVAILABLE, "error": str(exc)}), []
+        return record.changed(status=STATUS_UNAVAILABLE, error=str(exc)), [], None
     except BenchError as exc:
-        return record.model_copy(update={"status": STATUS_FAILED, "error": str(exc)}), []
+        return record.changed(status=STATUS_FAILED, error=str(exc)), [], None
 
 
 def run_fd_pressure(scenario: Scenario, source: Path, workdir: Path, write: Write,
@@ -255,7 +257,7 @@ def run_fd_pressure(scenario: Scenario, source: Path, workdir: Path, write: Writ
     source, workdir = source.resolve(), workdir.resolve()
     client_nofile = _client_nofile(plan, progress)
     progress(f"fd pressure: preparing {max(plan.open_files)} files in {source / FILES_DIR}")
-    prepare_files(source, max(plan.open_files))
+    create_files(source, max(plan.open_files))
     records = []
     for name in plan.targets:
         target = scenario.target(name)
@@ -263,8 +265,8 @@ def run_fd_pressure(scenario: Scenario, source: Path, workdir: Path, write: Writ
             if stop.requested:
                 return records
             progress(f"fd pressure: {name}: opening {count} files (daemon RLIMIT_NOFILE {plan.daemon_nofile})")
-            record, snapshots = _step(target, count, plan, source, workdir, client_nofile, stop)
-            write(record, snapshots)
+            record, snapshots, client = _step(target, count, plan, source, workdir, client_nofile, stop)
+            write(record, snapshots, client)
             records.append(record)
-            progress(describe(record))
+            progress(progress_line(record))
     return records

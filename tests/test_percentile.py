@@ -1,0 +1,14 @@
+"""bench.percentile: the one percentile rule (nearest rank, as fio computes its own)."""
+
+from bench.percentile import percentile, percentiles
+
+
+def test_percentile_from_empty_bins_is_none():
+    assert percentiles({}, [50.0, 99.0]) == [None, None]
+
+
+def test_raw_values_follow_the_same_nearest_rank_rule():
+    assert percentile([5, 1, 3, 2, 4], 50) == 3
+    assert percentile([5, 1, 3, 2, 4], 99) == 5
+    assert percentile(range(1, 101), 99.9) == 100
+    assert percentile([], 50) is None
