@@ -72,7 +72,7 @@ def report(folder: ResultsFolder) -> None:
     print("non-data requests per run (median):")
     for (cell, target), rows in other.groupby(["cell", "target"], sort=False):
         per_opcode = rows.groupby("opcode", sort=False)["requests"].median()
-        print(f"  {cell:18} {target:14} {dict(per_opcode.astype(int))}")
+        print(f"  {cell:18} {target:14} {({opcode: int(n) for opcode, n in per_opcode.items()})}")
 
 
 def main() -> int:
