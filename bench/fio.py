@@ -6,18 +6,16 @@ validated cell; files are ones bench.datafiles created. No job file, no shell.
 
 from __future__ import annotations
 
-import os
 import re
-import signal
 import stat
 import subprocess
-import time
 from pathlib import Path
 
 from bench.datafiles import FILE_PREFIX, file_size
 from bench.fio_output import FioError, FioResult, parse_fio_output
+from bench.processes import Started, stderr_tail
 from bench.scenario import WorkloadCell
-from bench.stop import POLL_S, StopToken
+from bench.stop import StopToken
 from bench.vocabulary import IOENGINES
 
 FIO = "fio"
@@ -167,88 +165,44 @@ def check_argv(argv: list[str]) -> None:
 
 
 class FioProcess:
-    """A started fio (checked argv, no shell) in its own process group, so that stopping it
-    reaches the job processes it forks; stdout and stderr are pipes."""
+    """fio started on a checked argv (bench.processes.Started: no shell, its own process group)."""
 
     def __init__(self, argv: list[str]) -> None:
         check_argv(argv)
         self.output = Path(next(arg.partition("=")[2] for arg in argv if arg.startswith("--output=")))
         try:
-            self._popen = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-                errors="replace",
-                process_group=0,
-            )
+            self._started = Started(argv)
         except OSError as exc:
             raise FioError(f"cannot start fio: {exc.strerror}; install it (Debian: apt install fio)") from None
 
     @property
     def pid(self) -> int:
         """fio's pid (its process group id too)."""
-        return self._popen.pid
+        return self._started.pid
 
     def wait(self, timeout: float, stop: StopToken | None = None) -> FioResult:
         """Wait for fio, then parse its output. Past `timeout` it is stopped (FioError); when
         `stop` abandons the run meanwhile, it is stopped too (Interrupted)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                _, stderr = self._popen.communicate(timeout=min(POLL_S, max(deadline - time.monotonic(), 0)))
-                break
-            except subprocess.TimeoutExpired:
-                if stop is not None and stop.abandoned:
-                    self._give_up()
-                    stop.check()
-                if time.monotonic() >= deadline:
-                    self._give_up()
-                    raise FioError(f"fio did not finish within {timeout:g} s; stopped it") from None
-        said = _tail(stderr)
+        try:
+            status, _, stderr = self._started.wait(timeout, stop)
+        except subprocess.TimeoutExpired:
+            raise FioError(f"fio did not finish within {timeout:g} s; stopped it") from None
+        said = stderr_tail(stderr, "fio")
         try:
             text = self.output.read_text(errors="replace")
         except OSError as exc:
-            raise FioError(f"fio (exit {self._popen.returncode}) wrote no output {self.output}: "
-                           f"{exc.strerror}{said}") from None
+            raise FioError(f"fio (exit {status}) wrote no output {self.output}: {exc.strerror}{said}") from None
         try:
             result = parse_fio_output(text)
         except FioError as exc:
-            raise FioError(f"{exc} (exit {self._popen.returncode}){said}") from None
-        if self._popen.returncode != 0:
-            raise FioError(f"fio exited with status {self._popen.returncode}{said}")
+            raise FioError(f"{exc} (exit {status}){said}") from None
+        if status != 0:
+            raise FioError(f"fio exited with status {status}{said}")
         return result
 
-    def _give_up(self) -> None:
-        self.stop()
-        try:
-            self._popen.communicate(timeout=5.0)
-        except subprocess.TimeoutExpired:
-            # Job processes setsid() away from fio's group; one blocked in FUSE keeps the pipes
-            # open until the caller aborts the connection, so stop waiting for them here.
-            for pipe in (self._popen.stdout, self._popen.stderr):
-                pipe.close()
-
-    def stop(self, grace: float = 5.0) -> None:
-        """End fio and its job processes: SIGTERM to its group, SIGKILL after `grace` s."""
-        if self._popen.poll() is not None:
-            return
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                os.killpg(self._popen.pid, sig)
-            except ProcessLookupError:
-                return
-            try:
-                self._popen.wait(grace)
-                return
-            except subprocess.TimeoutExpired:
-                continue
-
-
-def _tail(stderr: str, lines: int = 3) -> str:
-    kept = [line for line in stderr.strip().splitlines() if line.strip()][-lines:]
-    return f"; fio said: {' | '.join(kept)[:500]}" if kept else ""
+    def stop(self) -> None:
+        """End fio and its job processes."""
+        self._started.stop()
 
 
 def fio_version() -> str | None:

@@ -1,10 +1,17 @@
-"""Process identities that survive pid reuse, and ending only the processes they name."""
+"""Processes fusebench starts or ends: identities that survive pid reuse, ending only the
+processes they name, and commands started in their own process group (fio, programs)."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import time
 from typing import NamedTuple
 
 import psutil
+
+from bench.stop import POLL_S, StopToken
 
 # psutil derives create_time from clock ticks: two distinct processes differ by >= 10 ms.
 CREATE_TIME_TOLERANCE_S = 0.001
@@ -56,3 +63,77 @@ def end_process(ident: ProcessId, timeout: float = 5.0) -> bool:
     except psutil.NoSuchProcess:
         pass
     return True
+
+
+class Started:
+    """A command started without a shell in its own process group, so that stopping it reaches
+    every process it forks; waited for with a timeout and a stop token."""
+
+    def __init__(self, argv: list[str], *, cwd: str | None = None, env: dict[str, str] | None = None,
+                 keep_stdout: bool = True) -> None:
+        # Raises OSError when the command cannot be started; callers say what it was for.
+        self._popen = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE if keep_stdout else subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="replace",
+            process_group=0,
+            cwd=cwd,
+            env=env,
+        )
+
+    @property
+    def pid(self) -> int:
+        """The command's pid (its process group id too)."""
+        return self._popen.pid
+
+    def wait(self, timeout: float, stop: StopToken | None = None) -> tuple[int, str, str]:
+        """(exit status, stdout, stderr) once the command ends. Past `timeout` it is stopped and
+        subprocess.TimeoutExpired raised; when `stop` abandons the run meanwhile, it is stopped
+        and Interrupted raised."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                stdout, stderr = self._popen.communicate(timeout=min(POLL_S, max(deadline - time.monotonic(), 0)))
+                return self._popen.returncode, stdout or "", stderr or ""
+            except subprocess.TimeoutExpired:
+                if stop is not None and stop.abandoned:
+                    self._give_up()
+                    stop.check()
+                if time.monotonic() >= deadline:
+                    self._give_up()
+                    raise
+
+    def _give_up(self) -> None:
+        self.stop()
+        try:
+            self._popen.communicate(timeout=5.0)
+        except subprocess.TimeoutExpired:
+            # A process that setsid() away from the group and is blocked in FUSE keeps the pipes
+            # open until the caller aborts the connection, so stop waiting for them here.
+            for pipe in (self._popen.stdout, self._popen.stderr):
+                if pipe is not None:
+                    pipe.close()
+
+    def stop(self, grace: float = 5.0) -> None:
+        """End the command and its process group: SIGTERM, then SIGKILL after `grace` s."""
+        if self._popen.poll() is not None:
+            return
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(self._popen.pid, sig)
+            except ProcessLookupError:
+                return
+            try:
+                self._popen.wait(grace)
+                return
+            except subprocess.TimeoutExpired:
+                continue
+
+
+def stderr_tail(stderr: str, who: str, lines: int = 3) -> str:
+    """The last lines `who` said on stderr, as '; <who> said: ...' (empty if nothing)."""
+    kept = [line for line in stderr.strip().splitlines() if line.strip()][-lines:]
+    return f"; {who} said: {' | '.join(kept)[:500]}" if kept else ""
