@@ -15,8 +15,6 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import (
     BaseModel,
-    BeforeValidator,
-    ConfigDict,
     Field,
     ValidationError,
     create_model,
@@ -25,14 +23,10 @@ from pydantic import (
 )
 
 from bench.errors import InputError
+from bench.fields import Duration, LocatedError, Name, Size, Strict, key
 from bench.fusefs.options import MODES, Option, conflicts, scenario_options
-from bench.fusefs.units import format_size, parse_duration, parse_size
+from bench.fusefs.units import format_size
 from bench.vocabulary import ASYNC_IOENGINES, IOENGINES, MIXED, RW_NAMES
-
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
-Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=64)]
-Size = Annotated[int, BeforeValidator(parse_size)]
-Duration = Annotated[float, BeforeValidator(parse_duration)]
 
 RwMode = Literal[RW_NAMES]
 IoEngine = Literal[IOENGINES]
@@ -42,29 +36,10 @@ class ScenarioError(InputError):
     """A scenario that cannot be run; the message names the file, the line and the fix."""
 
 
-class LocatedError(ValueError):
-    """A validation error about a place below the model being validated (for the file:line)."""
-
-    def __init__(self, loc: tuple, message: str):
-        super().__init__(message)
-        self.loc = loc
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
-
-
-def key(default: Any, meaning: str, *, shown: str | None = None, **limits: Any) -> Any:
-    """A scenario key: its default (in the spelling a user writes, e.g. "4k" or "5s"), what it
-    means, and how the default reads where it is not a value (`shown`, e.g. "CPU count")."""
-    extra = {"shown": shown} if shown is not None else None
-    return Field(default=default, description=meaning, json_schema_extra=extra, **limits)
-
-
 # ---------------------------------------------------------------- targets
 
 
-class NativeTarget(_Strict):
+class NativeTarget(Strict):
     """The source directory itself, no FUSE in between."""
 
     name: Name
@@ -89,7 +64,7 @@ def _option_field(option: Option) -> tuple[Any, Any]:
                            **{name: value for name, value in limits.items() if value is not None})
 
 
-class _BuiltinTarget(_Strict):
+class _BuiltinTarget(Strict):
     """The built-in server (bench.fusefs); its option keys come from bench.fusefs.options."""
 
     name: Name
@@ -124,7 +99,7 @@ def builtin_options(target: FuseTarget | PassthroughTarget) -> dict[str, Any]:
     return {"mode": MODE_OF_TYPE[target.type], **values}
 
 
-class ExternalTarget(_Strict):
+class ExternalTarget(Strict):
     """Any FUSE server started from an argv template; no shell is involved."""
 
     name: Name
@@ -188,7 +163,7 @@ _WORKLOAD_FIELDS: dict[str, tuple[Any, Any]] = {
 SWEEPABLE = tuple(_WORKLOAD_FIELDS)
 
 
-class _CellChecks(_Strict):
+class _CellChecks(Strict):
     @model_validator(mode="after")
     def _consistent(self):
         if self.size % self.bs:
@@ -222,12 +197,12 @@ def _sweepable(annotation: Any) -> Any:
     return Union[annotation, Annotated[list[annotation], Field(min_length=1)]]
 
 
-class _WorkloadBase(_Strict):
+class _WorkloadBase(Strict):
     def cells(self) -> list[WorkloadCell]:
         """Every combination of the list values, in file order."""
         values = self.model_dump(exclude={"name"})
-        swept = [key for key in SWEEPABLE if isinstance(values[key], list)]
-        combos = itertools.product(*(values[key] for key in swept)) if swept else [()]
+        swept = [name for name in SWEEPABLE if isinstance(values[name], list)]
+        combos = itertools.product(*(values[name] for name in swept)) if swept else [()]
         cells = []
         for combo in combos:
             sweep = dict(zip(swept, combo))
@@ -236,7 +211,7 @@ class _WorkloadBase(_Strict):
             except ValidationError as exc:
                 # Only the cross-field checks can fail here: every field was validated by the Workload.
                 cause = exc.errors()[0].get("ctx", {}).get("error")
-                where = ", ".join(f"{key}={value}" for key, value in sweep.items())
+                where = ", ".join(f"{name}={value}" for name, value in sweep.items())
                 message = f"{cause}" + (f" (in the sweep cell {where})" if where else "")
                 raise LocatedError(getattr(cause, "loc", ()), message) from None
         return cells
@@ -259,16 +234,16 @@ Workload = create_model(
 def cell_key(cell: WorkloadCell) -> str:
     """A readable, file-name-safe id of a cell: `randread-4k` or `randread-4k_iodepth-32`."""
     parts = [cell.name]
-    for key, value in cell.sweep.items():
-        shown = format_size(value) if key in ("bs", "size") else value
-        parts.append(f"{key}-{str(shown).lower()}")
+    for name, value in cell.sweep.items():
+        shown = format_size(value) if name in ("bs", "size") else value
+        parts.append(f"{name}-{str(shown).lower()}")
     return "_".join(parts)
 
 
 # ---------------------------------------------------------------- fd pressure
 
 
-class FdPressure(_Strict):
+class FdPressure(Strict):
     """Open N files through each listed target and account for every fd."""
 
     targets: list[Name] = key(..., "names of targets defined above", min_length=1)
@@ -280,7 +255,7 @@ class FdPressure(_Strict):
 # ---------------------------------------------------------------- scenario
 
 
-class Scenario(_Strict):
+class Scenario(Strict):
     """A whole scenario file."""
 
     name: Name = key(..., "scenario name (results and workdir names derive from it)")
@@ -345,11 +320,11 @@ def _compose_with_lines(text: str, source: str) -> tuple[Any, dict[tuple, int]]:
         if isinstance(node, yaml.MappingNode):
             out = {}
             for key_node, value_node in node.value:
-                key = _LineLoader(key_node.value).get_single_data() if key_node.tag != "tag:yaml.org,2002:str" else key_node.value
-                if key in out:
-                    raise ScenarioError(f"{source}:{key_node.start_mark.line + 1}: key {key!r} appears twice")
-                out[key] = walk(value_node, path + (key,))
-                lines[path + (key,)] = key_node.start_mark.line + 1
+                name = _LineLoader(key_node.value).get_single_data() if key_node.tag != "tag:yaml.org,2002:str" else key_node.value
+                if name in out:
+                    raise ScenarioError(f"{source}:{key_node.start_mark.line + 1}: key {name!r} appears twice")
+                out[name] = walk(value_node, path + (name,))
+                lines[path + (name,)] = key_node.start_mark.line + 1
             return out
         if isinstance(node, yaml.SequenceNode):
             return [walk(item, path + (i,)) for i, item in enumerate(node.value)]
