@@ -17,7 +17,7 @@ import threading
 from contextlib import contextmanager
 from typing import Any, Iterator
 
-from bench.fusefs import device, libc, wire
+from bench.fusefs import backing, device, libc, wire
 from bench.fusefs import protocol as p
 from bench.fusefs.backing import IO_FLAGS, BackingRegistry
 from bench.fusefs.errors import MountError
@@ -138,8 +138,7 @@ class Mirror(Operations):
 
     def stats(self) -> dict[str, Any]:
         """Live counts for the stats file (backing ids: zero in plain mode)."""
-        counts = {"nodes": len(self.nodes), "open_dirs": len(self._dirs),
-                  "backing_ids": 0, "backing_ids_peak": 0, "backing_opens_total": 0}
+        counts = {"nodes": len(self.nodes), "open_dirs": len(self._dirs), **dict.fromkeys(backing.STATS, 0)}
         if self._backing is not None:
             counts.update(self._backing.stats())
         return counts
