@@ -13,7 +13,6 @@ import psutil
 import pytest
 import yaml
 
-from bench.fdpressure.client import file_name
 from bench.fdpressure.counts import Counts, FdPressureError
 from bench.fdpressure.derive import (
     DAEMON_FDS_TOLERANCE,
@@ -22,27 +21,14 @@ from bench.fdpressure.derive import (
     baseline_differences,
     step_figures,
 )
-from bench.fdpressure.steps import (
-    FILE_CONTENT,
-    create_files,
-    measure_step,
-    run_fd_pressure,
-)
+from bench.fdpressure.steps import FILES_DIR, measure_step, run_fd_pressure
 from bench.records import FdPressureRecord, SnapshotRecord
 from bench.scenario import Scenario, load_scenario, parse_scenario
+from bench.smallfiles import create_files
 from bench.targets import open_target
 
 CLIENT_NOFILE = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
 
-
-
-def test_create_files_creates_once_and_reuses(tmp_path: Path) -> None:
-    directory = create_files(tmp_path, 3)
-    assert sorted(os.listdir(directory)) == [file_name(i) for i in range(3)]
-    (directory / file_name(0)).write_bytes(b"kept")
-    create_files(tmp_path, 5)
-    assert (directory / file_name(0)).read_bytes() == b"kept"
-    assert (directory / file_name(4)).read_bytes() == FILE_CONTENT
 
 
 def test_step_figures_account_for_every_file() -> None:
@@ -140,7 +126,7 @@ def test_bindfs_at_its_fd_limit_fails_opens_with_emfile(run_steps) -> None:
 @pytest.mark.usefixtures("require_root")
 def test_failed_opens_are_counted_with_the_first_errno(tmp_path: Path) -> None:
     count = 20
-    create_files(tmp_path, count)
+    create_files(tmp_path / FILES_DIR, count)
     target = fd_scenario([BINDFS], [count], daemon_nofile=4096).target("bindfs")
     with open_target(target, tmp_path, tmp_path / "work") as mounted:
         # Five names past the prepared files: the client opens names, it never lists the mount.
@@ -234,7 +220,7 @@ def test_baseline_differences_count_only_an_excess_of_system_wide_counts() -> No
 @pytest.mark.usefixtures("require_root")
 def test_a_hung_daemon_fails_the_step_and_leaves_no_client_behind(tmp_path: Path) -> None:
     count = 10
-    create_files(tmp_path, count)
+    create_files(tmp_path / FILES_DIR, count)
     target = fd_scenario([BINDFS], [count], daemon_nofile=4096).target("bindfs")
     with open_target(target, tmp_path, tmp_path / "work") as mounted:
         os.kill(mounted.daemon_pid, signal.SIGSTOP)

@@ -17,10 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-
-def file_name(index: int) -> str:
-    """Name of the index-th fd-pressure file."""
-    return f"f{index:06d}"
+from bench.smallfiles import file_name
 
 
 def main(directory: Path, count: int, nofile: int) -> int:

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import BenchError, InputError
-from bench.fdpressure.client import file_name
 from bench.fdpressure.counts import (
     Counts,
     FdPressureError,
@@ -26,15 +25,26 @@ from bench.fdpressure.counts import (
     nofile_soft_limit,
     take_counts,
 )
-from bench.fdpressure.derive import baseline_differences, progress_line, snapshot_record, step_figures
+from bench.fdpressure.derive import (
+    baseline_differences,
+    progress_line,
+    snapshot_record,
+    step_figures,
+)
 from bench.fusefs.mounts import abort_connection
-from bench.records import STATUS_FAILED, STATUS_OK, STATUS_UNAVAILABLE, FdPressureRecord, SnapshotRecord
+from bench.records import (
+    STATUS_FAILED,
+    STATUS_OK,
+    STATUS_UNAVAILABLE,
+    FdPressureRecord,
+    SnapshotRecord,
+)
 from bench.scenario import AnyTarget, FdPressure, Scenario
+from bench.smallfiles import create_files
 from bench.stop import POLL_S, StopToken
 from bench.targets import MountedTarget, TargetUnavailable, open_target
 
 FILES_DIR = "fusebench-fdp"
-FILE_CONTENT = b"fusebench fd-pressure file\n"
 CLIENT_FD_RESERVE = 16  # fds the client interpreter itself needs besides the N files
 
 READY_TIMEOUT_S = 30.0
@@ -47,22 +57,6 @@ EXIT_TIMEOUT_S = 10.0
 KILL_WAIT_S = 2.0
 
 Write = Callable[[FdPressureRecord, list[SnapshotRecord], dict[str, Any] | None], None]
-
-
-def create_files(source: Path, count: int) -> Path:
-    """Create `count` small files in source/fusebench-fdp (once; existing ones are reused)."""
-    directory = source / FILES_DIR
-    directory.mkdir(parents=True, exist_ok=True)
-    for index in range(count):
-        try:
-            fd = os.open(directory / file_name(index), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        except FileExistsError:
-            continue
-        try:
-            os.write(fd, FILE_CONTENT)
-        finally:
-            os.close(fd)
-    return directory
 
 
 class _Client:
@@ -257,7 +251,7 @@ def run_fd_pressure(scenario: Scenario, source: Path, workdir: Path, write: Writ
     source, workdir = source.resolve(), workdir.resolve()
     client_nofile = _client_nofile(plan, progress)
     progress(f"fd pressure: preparing {max(plan.open_files)} files in {source / FILES_DIR}")
-    create_files(source, max(plan.open_files))
+    create_files(source / FILES_DIR, max(plan.open_files))
     records = []
     for name in plan.targets:
         target = scenario.target(name)
