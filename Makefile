@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 FUSEBENCH := $(VENV)/bin/fusebench
-APT_PACKAGES := fio fuse3 bindfs chromium
+APT_PACKAGES := fio fuse3 bindfs chromium git make gcc
 
 .PHONY: all setup bench perf test unit
 

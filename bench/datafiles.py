@@ -11,6 +11,7 @@ gets its own set, so its overwrites never change what the read cells read.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -19,11 +20,11 @@ import stat
 from pathlib import Path
 
 from bench.errors import BenchError
-from bench.scenario import WorkloadCell, cell_key
 from bench.fusefs.files import atomic_write
 from bench.fusefs.units import format_size
+from bench.scenario import WorkloadCell, cell_key
 from bench.stop import StopToken
-from bench.vocabulary import PATTERNS
+from bench.vocabulary import METADATA_ENGINES, PATTERNS
 
 DATA_DIR = "fusebench-data"
 MARKER = ".fusebench-content.json"
@@ -35,6 +36,10 @@ _SAFE_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 # fio finds the files itself from `--filename_format=f$filenum` (bench.fio): a list of
 # thousands of paths would exceed fio's option length and the kernel's argument limit.
 FILE_PREFIX = "f"
+# How fio names the files itself: by its file counter, and where each job has files of its own,
+# by its job number too. file_names() makes the same names.
+SHARED_FORMAT = FILE_PREFIX + "$filenum"
+SPLIT_FORMAT = FILE_PREFIX + "$jobnum.$filenum"
 
 
 class DataFileError(BenchError):
@@ -42,8 +47,34 @@ class DataFileError(BenchError):
 
 
 def file_size(cell: WorkloadCell) -> int:
-    """Bytes per data file: `size` split over `nrfiles`, rounded down to whole blocks."""
+    """Bytes per data file: `size` split over `nrfiles`, rounded down to whole blocks (metadata
+    engines do no I/O to the files: any size)."""
+    if cell.ioengine in METADATA_ENGINES:
+        return cell.size // cell.nrfiles
     return cell.size // cell.nrfiles // cell.bs * cell.bs
+
+
+def files_split(cell: WorkloadCell) -> bool:
+    """Whether `nrfiles` is split over the jobs (metadata engines: creating, stating or deleting
+    a file twice is not the same operation) rather than every job working on all the files."""
+    return cell.ioengine in METADATA_ENGINES and cell.numjobs > 1
+
+
+def files_per_job(cell: WorkloadCell) -> int:
+    """The files each fio job works on."""
+    return cell.nrfiles // cell.numjobs if files_split(cell) else cell.nrfiles
+
+
+def file_names(cell: WorkloadCell) -> list[str]:
+    """The data files' names, as fio makes them from filename_format()."""
+    if files_split(cell):
+        return [f"{FILE_PREFIX}{job}.{i}" for job in range(cell.numjobs) for i in range(files_per_job(cell))]
+    return [f"{FILE_PREFIX}{i}" for i in range(cell.nrfiles)]
+
+
+def filename_format(cell: WorkloadCell) -> str:
+    """fio's filename_format for the cell's files."""
+    return SPLIT_FORMAT if files_split(cell) else SHARED_FORMAT
 
 
 def data_dir(cell: WorkloadCell) -> Path:
@@ -58,7 +89,9 @@ def data_dir(cell: WorkloadCell) -> Path:
 
 
 def prepare_files(cell: WorkloadCell, source: Path, stop: StopToken | None = None) -> list[Path]:
-    """The cell's data files (relative to `source`), created and prefilled unless already there.
+    """The cell's data files (relative to `source`) in the state every run starts from: created
+    and prefilled unless already there, except for `filecreate`, whose directory is emptied.
+    Called before every run (cheap when nothing changed).
 
     A fill abandoned through `stop` (Interrupted) is never reused: its marker is written last.
     """
@@ -70,11 +103,36 @@ def prepare_files(cell: WorkloadCell, source: Path, stop: StopToken | None = Non
     directory = root
     for part in data_dir(cell).parts:
         directory = _checked_dir(directory / part, root)
-    names = [f"{FILE_PREFIX}{i}" for i in range(cell.nrfiles)]
-    expected = {"version": CONTENT_VERSION, "file_size": file_size(cell), "files": names}
-    if not _reusable(directory, expected):
-        _fill(directory, expected, stop)
+    names = file_names(cell)
+    if cell.ioengine == "filecreate":
+        _empty(directory)
+    else:
+        expected = {"version": CONTENT_VERSION, "file_size": file_size(cell), "files": names}
+        if not _reusable(directory, expected):
+            _fill(directory, expected, stop)
     return [directory.relative_to(root) / name for name in names]
+
+
+def _empty(directory: Path) -> None:
+    """Remove every file a filecreate run made (the directory holds nothing else of ours)."""
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            if not entry.is_file(follow_symlinks=False):
+                raise DataFileError(f"refusing {entry.path}: not a regular file; remove it and run again")
+            os.unlink(entry.path)
+
+
+def tree_digest(*directories: Path) -> str:
+    """A short digest of the names and sizes under `directories` (the state a run starts from)."""
+    listing = hashlib.sha256()
+    for directory in directories:
+        listing.update(f"{directory.name}/\n".encode())
+        for parent, dirs, files in os.walk(directory):
+            dirs.sort()
+            for name in sorted(files):
+                path = os.path.join(parent, name)
+                listing.update(f"{os.path.relpath(path, directory)}\0{os.lstat(path).st_size}\n".encode())
+    return listing.hexdigest()[:16]
 
 
 def _checked_dir(path: Path, root: Path | None) -> Path:
@@ -111,7 +169,7 @@ def _reusable(directory: Path, expected: dict) -> bool:
 
 
 def _fill(directory: Path, expected: dict, stop: StopToken | None) -> None:
-    """Write every file, fsync it, then the marker: an interrupted fill is never reused."""
+    """Write every file, sync, then the marker: an interrupted fill is never reused."""
     (directory / MARKER).unlink(missing_ok=True)
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
     size = expected["file_size"]
@@ -125,8 +183,7 @@ def _fill(directory: Path, expected: dict, stop: StopToken | None) -> None:
                     if stop is not None:
                         stop.check()
                     out.write(stream.randbytes(min(CHUNK, size - offset)))
-                out.flush()
-                os.fsync(out.fileno())
         except OSError as exc:
             raise DataFileError(f"cannot write data file {path}: {exc.strerror}") from None
+    os.sync()  # once for all files: an fsync each costs seconds for 100,000 small files
     atomic_write(directory / MARKER, json.dumps(expected))

@@ -15,6 +15,7 @@ from bench import system
 from bench.errors import EXIT_BAD_INPUT, EXIT_OK, BenchError
 from bench.fusefs.kernel import PASSTHROUGH_MIN_KERNEL
 from bench.host import Host
+from bench.programs import CATALOG
 from bench.scenario import PassthroughTarget
 
 OK, MISSING, WARN = "ok", "missing", "warn"
@@ -136,6 +137,17 @@ def check_bindfs(host: Host) -> Check:
                  "" if path else "apt-get install bindfs")
 
 
+def check_programs(host: Host) -> Check:
+    """The commands the program catalog runs (an entry without them is reported unavailable)."""
+    needed = sorted({command for entry in CATALOG.values() for command in entry.requires})
+    missing = [command for command in needed if host.which(command) is None]
+    if missing:
+        unusable = [name for name, entry in CATALOG.items() if set(entry.requires) & set(missing)]
+        return Check("catalog programs", WARN, f"{', '.join(missing)} not found: {', '.join(unusable)} unavailable",
+                     f"apt-get install {' '.join(missing)} (or `make setup`)")
+    return Check("catalog programs", OK, f"{', '.join(needed)} found")
+
+
 def check_tracing(host: Host) -> Check:
     """The fuse:fuse_request_send tracepoint can be counted (external targets' requests)."""
     reason = host.tracing_unavailable_reason()
@@ -155,6 +167,7 @@ CHECKS: tuple[Callable[[Host], Check], ...] = (
     check_nofile,
     check_drop_caches,
     check_bindfs,
+    check_programs,
     check_tracing,
 )
 

@@ -11,25 +11,32 @@ import stat
 import subprocess
 from pathlib import Path
 
-from bench.datafiles import FILE_PREFIX, file_size
+from bench.datafiles import (
+    SHARED_FORMAT,
+    SPLIT_FORMAT,
+    file_names,
+    file_size,
+    filename_format,
+    files_per_job,
+)
 from bench.fio_output import FioError, FioResult, parse_fio_output
 from bench.processes import Started, stderr_tail
 from bench.scenario import WorkloadCell
 from bench.stop import StopToken
-from bench.vocabulary import IOENGINES
+from bench.vocabulary import IOENGINES, METADATA_ENGINES
 
 FIO = "fio"
 # Everything build_argv may emit.
 ALLOWED_OPTIONS = frozenset({
     "name", "directory", "filename_format", "nrfiles", "openfiles", "size", "rw", "bs", "ioengine", "iodepth", "direct",
     "numjobs", "runtime", "time_based", "ramp_time", "rwmixread", "fsync", "end_fsync", "invalidate",
-    "allow_file_create", "group_reporting", "output-format", "output", "mem",
+    "allow_file_create", "group_reporting", "output-format", "output", "mem", "stat_type", "file_service_type",
 })
 # No '=', ':', '$', '%', whitespace or newline: fio gives those meaning (option syntax, file
 # lists, environment expansion, arithmetic), so a value must never contain them.
 _CLEAN_VALUE = re.compile(r"[A-Za-z0-9_./+@-]+")
-# The one value with a '$': fio's own file counter, naming the files prepare_files made.
-FILENAME_FORMAT = FILE_PREFIX + "$filenum"
+# The only values with a '$': fio's file counter (and job number), naming the files prepare_files made.
+FILENAME_FORMATS = (SHARED_FORMAT, SPLIT_FORMAT)
 _FORBIDDEN_ROOTS = (Path("/dev"), Path("/proc"), Path("/sys"))
 HUGE_PAGE = 2 << 20  # fio's default hugepage-size, the x86-64 default huge page
 
@@ -41,21 +48,25 @@ def build_argv(cell: WorkloadCell, files: list[Path], output: Path) -> list[str]
     """fio's argv for `cell` on `files` (absolute, created by prepare_files), json+ to `output`."""
     if len(files) != cell.nrfiles:
         raise FioError(f"workload {cell.name} needs {cell.nrfiles} files, got {len(files)}")
-    paths = [_checked_path(Path(f), must_exist=True) for f in files]
+    # filecreate makes the files (its own O_CREAT, not fio's layout): only their directory exists.
+    paths = [_checked_path(Path(f), must_exist=cell.ioengine != "filecreate") for f in files]
     directory = paths[0].parent
-    if paths != [directory / f"{FILE_PREFIX}{i}" for i in range(cell.nrfiles)]:
-        raise FioError(f"workload {cell.name}: files must be {FILE_PREFIX}0..{FILE_PREFIX}{cell.nrfiles - 1} of one directory")
+    names = file_names(cell)
+    if paths != [directory / name for name in names]:
+        raise FioError(f"workload {cell.name}: files must be {names[0]}..{names[-1]} of one directory")
     # (option, value); a value of None is a flag without '='.
     options: list[tuple[str, object]] = [
         ("name", cell.name),
         ("directory", directory),
-        ("filename_format", FILENAME_FORMAT),
-        ("nrfiles", cell.nrfiles),
-        # fio splits `size` evenly over the files: exactly the prepared file size each. Every
-        # job (numjobs) works over the same files, so numjobs does not multiply the data set.
-        ("size", file_size(cell) * cell.nrfiles),
+        ("filename_format", filename_format(cell)),
+        ("nrfiles", files_per_job(cell)),
+        # fio splits `size` evenly over a job's files: exactly the prepared file size each. Every
+        # job (numjobs) works over the same files, so numjobs does not multiply the data set,
+        # except with metadata engines, where each job has files of its own.
+        ("size", file_size(cell) * files_per_job(cell)),
         ("rw", cell.rw),
-        ("bs", cell.bs),
+        # A metadata engine's "I/O" is its one operation on a file: a block is the whole file.
+        ("bs", file_size(cell) if cell.ioengine in METADATA_ENGINES else cell.bs),
         ("ioengine", cell.ioengine),
         ("iodepth", cell.iodepth),
         ("direct", int(cell.direct)),
@@ -69,10 +80,12 @@ def build_argv(cell: WorkloadCell, files: list[Path], output: Path) -> list[str]
         ("output-format", "json+"),
         ("output", _checked_path(Path(output), must_exist=False)),
     ]
-    if cell.direct or cell.cache == "warm":
-        # Looping over the files is only fair when no pass can hit what an earlier pass cached:
-        # a cold buffered run reads or writes each byte once, with runtime as a cap.
+    if cell.loops():
         options.append(("time_based", None))
+    if cell.stat_type is not None:
+        options.append(("stat_type", cell.stat_type))
+    if cell.file_service_type is not None:
+        options.append(("file_service_type", cell.file_service_type))
     if cell.openfiles is not None:
         options.append(("openfiles", cell.openfiles))
     if cell.rwmixread is not None:
@@ -144,8 +157,9 @@ def check_argv(argv: list[str]) -> None:
         if not arg.startswith("--") or key not in ALLOWED_OPTIONS:
             raise FioError(f"refusing fio argument {arg!r}: not an allowed option")
         if key == "filename_format":
-            if value != FILENAME_FORMAT:
-                raise FioError(f"refusing fio argument {arg!r}: the only file name format is {FILENAME_FORMAT}")
+            if value not in FILENAME_FORMATS:
+                raise FioError(f"refusing fio argument {arg!r}: the only file name formats are "
+                               f"{' and '.join(FILENAME_FORMATS)}")
         elif has_value and not _CLEAN_VALUE.fullmatch(value):
             raise FioError(f"refusing fio argument {arg!r}: its value has characters fio would interpret")
         if key in ("directory", "output"):

@@ -18,19 +18,22 @@ import signal
 import stat
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from bench import datafiles, fio, leftovers, system
+from bench import datafiles, fio, leftovers, opens, system
+from bench.errors import BenchError
 from bench.fdpressure.steps import Write, run_fd_pressure
 from bench.fusefs import kernel, mounts
 from bench.monitor import Monitor
+from bench.processes import Started
+from bench.programs import Program
 from bench.progress import RunProgress
 from bench.records import FdPressureRecord
-from bench.scenario import AnyTarget, Scenario, WorkloadCell
+from bench.scenario import AnyTarget, Opens, Scenario, WorkloadCell
 from bench.stop import StopToken
 from bench.targets import MountedTarget, open_target, target_unavailable_reason
 from bench.tracing import OPCODES, RequestTracer, tracing_unavailable_reason
@@ -58,6 +61,12 @@ class Host:
     def monotonic(self) -> float:
         """A clock for durations."""
         return time.monotonic()
+
+    def children_cpu(self) -> tuple[float, float]:
+        """User and system CPU seconds of every child process reaped so far, with the children
+        they reaped: the kernel's exact account of a workload's process tree once it has ended."""
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return usage.ru_utime, usage.ru_stime
 
     @contextlib.contextmanager
     def stop_signals(self, stop: StopToken, on_first: Callable[[str], None]) -> Iterator[None]:
@@ -178,16 +187,37 @@ class Host:
         return mounts.abort_connection(connection)
 
     def prepare_files(self, cell: WorkloadCell, source: Path, stop: StopToken) -> list[Path]:
-        """The cell's data files relative to `source`, created and filled if needed."""
+        """A fio cell's data files relative to `source`, in the state every run starts from."""
         return datafiles.prepare_files(cell, source, stop)
+
+    def prepare_opens(self, cell: Opens, source: Path) -> Path:
+        """An open/close loop's directory of files relative to `source` (created once)."""
+        return opens.prepare(source, cell.files)
+
+    def prepare_program(self, cell: Program, source: Path, scratch: Path, stop: StopToken) -> None:
+        """What a catalog program needs (once per session)."""
+        cell.prepare(source, scratch, stop)
+
+    def reset_program(self, cell: Program, source: Path) -> None:
+        """A catalog program's files back to the state every run starts from."""
+        cell.reset(source)
 
     def start_fio(self, argv: list[str]) -> fio.FioProcess:
         """fio started on a checked argv."""
         return fio.FioProcess(argv)
 
-    def monitor(self, hz: float, daemon_pid: int | None, run_id: str) -> Monitor:
-        """A sampler for one run (started with fio's pid)."""
-        return Monitor(hz=hz, daemon_pid=daemon_pid, run_id=run_id)
+    def start_command(self, argv: list[str], cwd: Path | None = None, env: Mapping[str, str] | None = None) -> Started:
+        """A program of a workload started in its own process group, stdout to /dev/null, in a
+        minimal environment plus `env`."""
+        try:
+            return Started(argv, cwd=str(cwd) if cwd else None, keep_stdout=False,
+                           env={"PATH": os.environ.get("PATH", os.defpath), "LANG": "C", **(env or {})})
+        except OSError as exc:
+            raise BenchError(f"cannot start {argv[0]}: {exc.strerror}") from None
+
+    def monitor(self, hz: float, daemon_pid: int | None, run_id: str, role: str) -> Monitor:
+        """A sampler for one run (started with the workload's pid); `role` names its processes."""
+        return Monitor(hz=hz, daemon_pid=daemon_pid, run_id=run_id, role=role)
 
     def tracer(self, connection: int | None) -> RequestTracer:
         """A started counter of every FUSE opcode on `connection` (TracingUnavailable when refused)."""

@@ -1,69 +1,113 @@
-"""How one run is measured: the cache state, the FUSE request counters around fio, fio under
-the monitor, and a watchdog that aborts a FUSE daemon that stopped answering."""
+"""How one run is measured, for every family: the cache state (caches dropped, or one
+unmeasured pass), the FUSE request counters around the run, the workload under the monitor,
+and a watchdog that aborts a FUSE daemon that stopped answering.
+
+A family is run by one function: fio (block I/O, small files, mmap, metadata engines), an
+open/close loop (bench.opens, a process of ours), or a catalog program (bench.programs).
+"""
 
 from __future__ import annotations
 
+import subprocess
 import threading
+from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import fio
+from bench import fio, opens
+from bench.errors import BenchError
 from bench.fio_output import FioError, FioResult
 from bench.host import Host
 from bench.monitor import Monitor, MonitorResult
+from bench.opens import OpensResult
 from bench.plan import PlannedRun
+from bench.processes import stderr_tail
+from bench.programs import Program
 from bench.request_counter import RequestCounter
-from bench.scenario import WorkloadCell
+from bench.scenario import Cell, Opens, WorkloadCell
 from bench.stop import StopToken
 from bench.targets import MountedTarget
+from bench.vocabulary import METADATA_ENGINES
 
-# fio gets runtime + ramp + this margin (plus its runtime again) before it is stopped.
-FIO_TIMEOUT_MARGIN_S = 60.0
-# Past fio's timeout, the FUSE connection is aborted after this long (fio's own stop goes first).
+# A workload gets twice its runtime plus this margin before it is stopped.
+TIMEOUT_MARGIN_S = 60.0
+# Past that timeout, the FUSE connection is aborted after this long (the workload's own stop goes first).
 HUNG_DAEMON_ABORT_S = 1.0
+MIB = float(1 << 20)
+
+
+class RunError(BenchError):
+    """The workload itself failed: a program exited with an error, a loop could not run."""
 
 
 @dataclass(frozen=True)
 class Measured:
-    """What one measured fio run produced."""
+    """What one measured run produced."""
 
-    fio: FioResult
     monitor: MonitorResult
     requests: RequestCounter
-    duration_s: float  # wall time of the measured fio run
+    duration_s: float  # wall time of the measured run (a program's measured time)
+    ops: int
+    files: int
+    mib: float
+    fio: FioResult | None = None  # fio runs
+    loop: OpensResult | None = None  # open/close loops
 
 
-def fio_timeout(cell: WorkloadCell) -> float:
-    """How long fio may take before it is stopped."""
-    return 2 * (cell.runtime + cell.ramp_time) + FIO_TIMEOUT_MARGIN_S
+@dataclass(frozen=True)
+class Done:
+    """What a family's run returns: its own result and the monitor's samples (when sampled)."""
+
+    ops: int
+    files: int
+    mib: float
+    sampled: MonitorResult | None
+    fio: FioResult | None = None
+    loop: OpensResult | None = None
 
 
-def measure(host: Host, run: PlannedRun, mounted: MountedTarget, files: list[Path], output: Path,
+Execute = Callable[[Host, Cell, MountedTarget, list[Path], Path | None, Path, StopToken, Monitor | None], Done]
+
+
+def timeout_of(cell: Cell) -> float:
+    """How long a run may take before it is stopped."""
+    if isinstance(cell, Program):
+        return cell.timeout
+    return 2 * cell.estimate_s() + TIMEOUT_MARGIN_S
+
+
+def measure(host: Host, run: PlannedRun, mounted: MountedTarget, paths: list[Path], output: Path | None,
             scratch: Path, sample_hz: float, tracing: bool, stop: StopToken) -> Measured:
-    """Cache state, counters before, fio under the monitor, counters after."""
-    paths = [Path(mounted.path) / rel for rel in files]
+    """Cache state, counters before, the workload under the monitor, counters after."""
+    execute = EXECUTORS[run.cell.family]
     if run.cell.cache == "cold":
         host.drop_caches()
     else:
         scratch.mkdir(parents=True, exist_ok=True)
-        run_fio(host, run.cell, paths, scratch / "warmup.json", mounted, stop)
-    sampler = host.monitor(sample_hz, mounted.daemon_pid, run.run_id)
+        execute(host, run.cell, mounted, paths, scratch / f"warmup.{run.cell.family}.json", scratch, stop, None)
+    sampler = host.monitor(sample_hz, mounted.daemon_pid, run.run_id, "fio" if run.cell.family == "fio" else "program")
     with RequestCounter(mounted, host.tracer if tracing else None) as counter:
+        cpu_before = host.children_cpu()
         started = host.monotonic()
-        result, sampled = run_fio(host, run.cell, paths, output, mounted, stop, sampler)
+        done = execute(host, run.cell, mounted, paths, output, scratch, stop, sampler)
         duration_s = host.monotonic() - started
-    assert sampled is not None
-    return Measured(result, sampled, counter, duration_s)
+        cpu_after = host.children_cpu()
+    assert done.sampled is not None
+    # The workload was reaped by now: the kernel's account of its CPU is exact, where sampling
+    # misses a program that ends between two samples.
+    user_s, sys_s = (round(after - before, 3) for before, after in zip(cpu_before, cpu_after))
+    summary = done.sampled.summary.model_copy(update={"fio_cpu_user_s": user_s, "fio_cpu_sys_s": sys_s})
+    monitor = MonitorResult(done.sampled.samples, summary)
+    return Measured(monitor, counter, duration_s, done.ops, done.files, done.mib, done.fio, done.loop)
 
 
-def run_fio(host: Host, cell: WorkloadCell, paths: list[Path], output: Path, mounted: MountedTarget,
-            stop: StopToken, sampler: Monitor | None = None) -> tuple[FioResult, MonitorResult | None]:
-    """Run fio to completion under a timeout (stopped and reaped on every exit path).
-
-    fio blocked on a FUSE daemon that stopped answering cannot be killed, so past the
-    timeout the mount's connection is aborted: the blocked I/O fails and fio exits.
-    """
-    timeout = fio_timeout(cell)
+def _watched(host: Host, mounted: MountedTarget, timeout: float, start: Callable[[], object],
+             finish: Callable[[object], object], sampler: Monitor | None,
+             stop: StopToken, what: str) -> tuple[object, MonitorResult | None]:
+    """Start a process, sample it, and wait for it under a timeout and a watchdog: a workload
+    blocked on a FUSE daemon that stopped answering cannot be killed, so past the timeout the
+    mount's connection is aborted and the blocked I/O fails. Stopped on every exit path."""
     aborted = threading.Event()
 
     def abort_hung_connection(connection: int) -> None:
@@ -73,22 +117,77 @@ def run_fio(host: Host, cell: WorkloadCell, paths: list[Path], output: Path, mou
     watchdog = threading.Timer(timeout + HUNG_DAEMON_ABORT_S, abort_hung_connection, args=(mounted.connection,))
     watchdog.daemon = True
     sampled = None
-    pages = fio.hugepages_needed(cell) if cell.buffers == "hugepages" else 0
-    with host.hugepages(pages):
-        process = host.start_fio(fio.build_argv(cell, paths, output))
-        try:
-            if sampler is not None:
-                sampler.start(process.pid)
-            if mounted.connection is not None:
-                watchdog.start()
-            result = process.wait(timeout, stop)
-        except FioError as exc:
-            if aborted.is_set():
-                raise FioError(f"{exc}; the FUSE daemon stopped answering, so its connection was aborted") from None
-            raise
-        finally:
-            watchdog.cancel()
-            process.stop()
-            if sampler is not None:
-                sampled = sampler.stop()
+    process = start()
+    try:
+        if sampler is not None:
+            sampler.start(process.pid)
+        if mounted.connection is not None:
+            watchdog.start()
+        result = finish(process)
+    except (BenchError, subprocess.TimeoutExpired) as exc:
+        reason = f"{what} did not finish within {timeout:g} s; stopped it" \
+            if isinstance(exc, subprocess.TimeoutExpired) else str(exc)
+        if aborted.is_set():
+            reason += "; the FUSE daemon stopped answering, so its connection was aborted"
+        raise (exc if isinstance(exc, FioError) and not aborted.is_set() else RunError(reason)) from None
+    finally:
+        watchdog.cancel()
+        process.stop()
+        if sampler is not None:
+            sampled = sampler.stop()
     return result, sampled
+
+
+def _fio(host: Host, cell: WorkloadCell, mounted: MountedTarget, paths: list[Path], output: Path | None,
+         scratch: Path, stop: StopToken, sampler: Monitor | None) -> Done:
+    """fio on the cell's files through the mount."""
+    files = [Path(mounted.path) / rel for rel in paths]
+    pages = fio.hugepages_needed(cell) if cell.buffers == "hugepages" else 0
+    with host.hugepages(pages) if pages else nullcontext():
+        result, sampled = _watched(host, mounted, timeout_of(cell),
+                                   lambda: host.start_fio(fio.build_argv(cell, files, output)),
+                                   lambda process: process.wait(timeout_of(cell), stop), sampler, stop, "fio")
+    ios = result.read.total_ios + result.write.total_ios
+    # A metadata engine's io_bytes are fio's accounting of file sizes: it moves no data.
+    moved = 0.0 if cell.ioengine in METADATA_ENGINES else (result.read.io_bytes + result.write.io_bytes) / MIB
+    return Done(ios, cell.nrfiles, moved, sampled, fio=result)
+
+
+def _opens(host: Host, cell: Opens, mounted: MountedTarget, paths: list[Path], output: Path | None,
+           scratch: Path, stop: StopToken, sampler: Monitor | None) -> Done:
+    """The open/close loop on the cell's files through the mount."""
+    (directory,) = paths
+    argv = opens.client_argv(Path(mounted.path) / directory, cell.files, cell.runtime, output)
+
+    def finish(process) -> OpensResult:
+        status, _, stderr = process.wait(timeout_of(cell), stop)
+        if status != 0:
+            raise RunError(f"the open/close loop exited with status {status}{stderr_tail(stderr, 'it')}")
+        try:
+            return opens.read_result(output)
+        except (OSError, ValueError, KeyError) as exc:
+            raise RunError(f"the open/close loop left no readable result in {output}: {exc}") from None
+
+    loop, sampled = _watched(host, mounted, timeout_of(cell), lambda: host.start_command(argv, env=opens.client_env()),
+                             finish, sampler, stop, "the open/close loop")
+    return Done(loop.opens, cell.files, 0.0, sampled, loop=loop)
+
+
+def _program(host: Host, cell: Program, mounted: MountedTarget, paths: list[Path], output: Path | None,
+             scratch: Path, stop: StopToken, sampler: Monitor | None) -> Done:
+    """The catalog program on the target's view of the source directory."""
+    command = cell.command(Path(mounted.path), scratch)
+
+    def finish(process) -> None:
+        status, _, stderr = process.wait(cell.timeout, stop)
+        if status != 0:
+            raise RunError(f"{cell.program} exited with status {status}{stderr_tail(stderr, cell.program)}")
+
+    _, sampled = _watched(host, mounted, cell.timeout,
+                          lambda: host.start_command(command.argv, command.cwd, command.env),
+                          finish, sampler, stop, cell.program)
+    files, size = cell.touched()
+    return Done(1, files, size / MIB, sampled)
+
+
+EXECUTORS: dict[str, Execute] = {"fio": _fio, "opens": _opens, "program": _program}

@@ -1,4 +1,4 @@
-"""Sample CPU, fds and memory of fio, the FUSE daemon and the whole system while fio runs.
+"""Sample CPU, fds and memory of the workload (fio or a program), the FUSE daemon and the whole system.
 
 A background thread reads /proc through psutil at a fixed rate. It never calls
 open_files(): that stat()s every open path, which on a FUSE mount asks the daemon under
@@ -104,14 +104,16 @@ def _pct(previous: float | None, current: float, window_s: float) -> float | Non
 
 
 class Monitor:
-    """Background sampler of fio (and its job processes), the daemon and the system."""
+    """Background sampler of the workload (fio or a program, and their children), the daemon and the system."""
 
-    def __init__(self, hz: float = 10.0, daemon_pid: int | None = None, *, run_id: str = "") -> None:
+    def __init__(self, hz: float = 10.0, daemon_pid: int | None = None, *, run_id: str = "",
+                 role: str = "fio") -> None:
         if hz <= 0:
             raise ValueError("hz must be positive")
         self.period = 1.0 / hz
         self.daemon_pid = daemon_pid
         self.run_id = run_id
+        self.role = role  # of the workload's processes: fio, or a program
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._rows: list[SampleRecord] = []
@@ -119,11 +121,11 @@ class Monitor:
         self._sampler_cpu = 0.0
         self._error: BaseException | None = None
 
-    def start(self, fio_pid: int) -> None:
+    def start(self, workload_pid: int) -> None:
         """Start sampling `fio_pid` (and its children), the daemon and the system."""
         if self._thread is not None:
             raise RuntimeError("a Monitor samples one run; create a new one")
-        self._fio_pid = fio_pid
+        self._workload_pid = workload_pid
         self._thread = threading.Thread(target=self._run, name="fusebench-monitor", daemon=True)
         self._thread.start()
 
@@ -150,14 +152,14 @@ class Monitor:
 
     def _sample_until_stopped(self) -> None:
         start = time.monotonic()
-        fio = _ProcessRole("fio", from_zero=True)  # fio was started for this run
+        workload = _ProcessRole(self.role, from_zero=True)  # started for this run
         daemon = _ProcessRole("daemon", from_zero=False)
-        fio_root = _process(self._fio_pid)
-        if fio_root is not None:
-            fio.add(fio_root)
+        workload_root = _process(self._workload_pid)
+        if workload_root is not None:
+            workload.add(workload_root)
         if self.daemon_pid is not None and (proc := _process(self.daemon_pid)) is not None:
             daemon.add(proc)
-        roles = [fio] + ([daemon] if self.daemon_pid is not None else [])
+        roles = [workload] + ([daemon] if self.daemon_pid is not None else [])
         system_base = psutil.cpu_times()
         system_prev: float | None = None
         last_refresh = -CHILD_REFRESH_S
@@ -165,13 +167,13 @@ class Monitor:
         next_tick = start
         while True:
             now = time.monotonic()
-            if fio_root is not None and now - last_refresh >= CHILD_REFRESH_S:
+            if workload_root is not None and now - last_refresh >= CHILD_REFRESH_S:
                 last_refresh = now
                 try:
-                    for child in fio_root.children(recursive=True):
-                        fio.add(child)
+                    for child in workload_root.children(recursive=True):
+                        workload.add(child)
                 except psutil.Error:
-                    pass  # fio has exited; its known processes keep their last values
+                    pass  # the workload has exited; its known processes keep their last values
             t_s = now - start
             window = t_s - previous_t if previous_t is not None else 0.0
             previous_t = t_s
@@ -211,8 +213,8 @@ class Monitor:
             return max(values) if values else None
 
         return MonitorSummary(
-            fio_cpu_user_s=last("fio", "cpu_user_s"),
-            fio_cpu_sys_s=last("fio", "cpu_sys_s"),
+            fio_cpu_user_s=last(self.role, "cpu_user_s"),
+            fio_cpu_sys_s=last(self.role, "cpu_sys_s"),
             daemon_cpu_user_s=last("daemon", "cpu_user_s"),
             daemon_cpu_sys_s=last("daemon", "cpu_sys_s"),
             daemon_fds_max=peak("daemon", "num_fds"),

@@ -12,9 +12,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from bench.fusefs.units import format_size
 from bench.progress import format_duration
-from bench.scenario import AnyTarget, Scenario, WorkloadCell, cell_key
+from bench.scenario import AnyTarget, Cell, Scenario, cell_key
 
 # Estimated overheads (seconds) for --dry-run and the ETA; measured on the 2-vCPU VM.
 MOUNT_S = 1.0
@@ -26,10 +25,10 @@ FD_PRESSURE_STEP_S = 5.0  # fresh mount, open/hold/close, settle, unmount (rough
 
 @dataclass(frozen=True)
 class PlannedRun:
-    """One measured fio run: a cell on a target in one repetition."""
+    """One measured run (fio, an open/close loop or a program): a cell on a target in one repetition."""
 
     run_id: str
-    cell: WorkloadCell
+    cell: Cell
     cell_key: str
     target: AnyTarget
     repetition: int
@@ -77,18 +76,16 @@ def make_plan(scenario: Scenario, repeat: int, seed: int) -> Plan:
 
 
 def run_estimate_s(run: PlannedRun) -> float:
-    """Expected wall time of one run: fio time (twice when warm), fio start, cache drop."""
-    fio_s = run.cell.runtime + run.cell.ramp_time
-    if run.cell.cache == "warm":
-        return 2 * (fio_s + FIO_START_S)
-    return fio_s + FIO_START_S + DROP_CACHES_S
+    """Expected wall time of one run: its own time (twice when warm), the start, the cache drop."""
+    start = FIO_START_S * (2 if run.cell.cache == "warm" else 1)
+    return run.cell.estimate_s() + start + (DROP_CACHES_S if run.cell.cache == "cold" else 0.0)
 
 
 def estimate_s(plan: Plan, runs: list[PlannedRun] | None = None) -> float:
     """Expected wall time of `runs` (default: the whole plan) including mounts and prefill."""
     runs = plan.runs if runs is None else runs
     mounts = {run.target.name for run in runs if run.target.type != "native"}
-    prefill = {run.cell_key: run.cell.size for run in runs}
+    prefill = {run.cell_key: getattr(run.cell, "size", 0) for run in runs}
     return sum(map(run_estimate_s, runs)) + MOUNT_S * len(mounts) + sum(prefill.values()) / PREFILL_BYTES_PER_S
 
 
@@ -107,16 +104,14 @@ def describe_plan(plan: Plan, scenario: Scenario) -> list[str]:
         f"{plan.repeat} repetitions = {len(plan.runs)} runs, seed {plan.seed}"
         + (f", then {steps} fd-pressure steps" if steps else ""),
         f"estimated duration: {format_duration(estimate_s(plan) + steps * FD_PRESSURE_STEP_S)} "
-        f"(fio runtime+ramp, plus per-run fio start and cache drop, mounts, prefill"
+        f"(runtimes, plus per-run start and cache drop, mounts, prefill"
         + (", about 5s per fd-pressure step)" if steps else ")"),
     ]
     for repetition, order in enumerate(plan.target_order, 1):
         lines.append(f"repetition {repetition}: targets in order {', '.join(order)}")
     width = len(str(len(plan.runs)))
     for run in plan.runs:
-        cell = run.cell
         lines.append(
-            f"  {run.order + 1:>{width}}. {run.run_id}  ({cell.rw} bs={format_size(cell.bs)} "
-            f"size={format_size(cell.size)} {cell.runtime:g}s {cell.cache})"
+            f"  {run.order + 1:>{width}}. {run.run_id}  ({run.cell.describe()})"
         )
     return lines

@@ -17,10 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bench.fio_output import FioResult
 from bench.fusefs.units import format_size
-from bench.scenario import WorkloadCell
+from bench.scenario import Cell
 from bench.vocabulary import PATTERNS
 
-FORMAT_VERSION = 2  # 2: requests.csv and fd_pressure_snapshots.csv added
+FORMAT_VERSION = 2  # 2: requests.csv, fd-pressure snapshots and client reports; runs.csv columns added at the end
 
 # Statuses of a run (runs.csv `status`), an fd-pressure step, and of a whole results folder.
 STATUS_OK, STATUS_FAILED, STATUS_UNAVAILABLE = "ok", "failed", "unavailable"
@@ -87,8 +87,10 @@ class WorkloadAsRun(Record):
     cache: str | None = column("`cold` or `warm`")
 
     @classmethod
-    def of(cls, cell: WorkloadCell) -> WorkloadAsRun:
-        """The columns of a workload cell."""
+    def of(cls, cell: Cell) -> WorkloadAsRun:
+        """The columns of a cell (fio's keys only for fio cells)."""
+        if cell.family != "fio":
+            return cls(cache=cell.cache)
         return cls(rw=cell.rw, bs=format_size(cell.bs), iodepth=cell.iodepth, ioengine=cell.ioengine,
                    direct=cell.direct, numjobs=cell.numjobs, nrfiles=cell.nrfiles, cache=cell.cache)
 
@@ -145,8 +147,9 @@ class FioFigures(Record):
 class MonitorSummary(Record):
     """What the monitor saw over the fio run (aggregates of samples.csv)."""
 
-    fio_cpu_user_s: float | None = column("user CPU seconds of fio's processes")
-    fio_cpu_sys_s: float | None = column("system CPU seconds of fio's processes")
+    fio_cpu_user_s: float | None = column("user CPU seconds of the workload's processes (fio, or the program, "
+                                          "with every process they started: the kernel's account once reaped)")
+    fio_cpu_sys_s: float | None = column("system CPU seconds of the workload's processes (as `fio_cpu_user_s`)")
     daemon_cpu_user_s: float | None = column("user CPU seconds of the FUSE daemon during the run")
     daemon_cpu_sys_s: float | None = column("system CPU seconds of the FUSE daemon during the run")
     daemon_fds_max: int | None = column("most open fds the daemon had during the run")
@@ -187,6 +190,36 @@ class TargetSettings(Record):
     xattr: str | None = column("`on` or `off` (built-in targets)")
 
 
+class WorkloadKind(Record):
+    """Which family the workload is of, and the state its files were in when the run started."""
+
+    family: Literal["fio", "opens", "program"] | None = column(
+        "`fio` (block I/O, small files, mmap, metadata engines), `opens` (open/close loop) or `program` "
+        "(from the catalog); empty in folders of format 1 (all fio)")
+    program: str | None = column("the catalog program of a `program` run")
+    start_tree: str | None = column("digest of the names and sizes of the workload's files when the measured run "
+                                    "started: the same for every target, or the targets did not start alike")
+
+
+class WorkFigures(Record):
+    """How much a run did, for every family (requests per operation, per file, per MiB derive from it)."""
+
+    ops: int | None = column("operations done: fio's I/Os (a create, stat or unlink each for metadata engines), "
+                             "opens of an open/close loop, 1 for a program")
+    files: int | None = column("files the run went through")
+    mib: float | None = column("MiB the run moved (fio) or went through (programs)")
+    ops_per_s: float | None = column("open/close loops: opens per second")
+    op_p50_us: float | None = column("open/close loops: open latency, median, microseconds")
+    op_p99_us: float | None = column("open/close loops: open latency, 99th percentile, microseconds")
+    op_p999_us: float | None = column("open/close loops: open latency, 99.9th percentile, microseconds")
+    backing_opens: int | None = column("passthrough files the built-in server registered during the run "
+                                       "(FUSE_DEV_IOC_BACKING_OPEN; a reopen of a cached id registers none)")
+    backing_open_us: float | None = column("mean time of one FUSE_DEV_IOC_BACKING_OPEN in the built-in server "
+                                           "during the run, microseconds")
+    backing_close_us: float | None = column("mean time of one FUSE_DEV_IOC_BACKING_CLOSE in the built-in server "
+                                            "during the run, microseconds")
+
+
 class RunRecord(BaseModel):
     """One row of runs.csv: one measured run, its sections (in column order) filled by the parts
     that know them."""
@@ -199,6 +232,8 @@ class RunRecord(BaseModel):
     monitor: MonitorSummary = MonitorSummary()
     requests: RequestTotals = RequestTotals()
     target: TargetSettings = TargetSettings()
+    kind: WorkloadKind = WorkloadKind()
+    work: WorkFigures = WorkFigures()
 
     def row(self) -> dict[str, Any]:
         """The runs.csv row."""
@@ -222,8 +257,9 @@ class SampleRecord(Record):
 
     run_id: str = column("the run this sample belongs to", REQUIRED)
     t_s: float = column("seconds since fio started", REQUIRED)
-    role: Literal["fio", "daemon", "system"] = column(
-        "`fio` (fio and its job processes), `daemon` (the FUSE server) or `system`", REQUIRED)
+    role: Literal["fio", "program", "daemon", "system"] = column(
+        "`fio` (fio and its job processes), `program` (an open/close loop or a catalog program and its children), "
+        "`daemon` (the FUSE server) or `system`", REQUIRED)
     pids: int | None = column("processes of the role alive at this sample (empty for system)")
     cpu_user_s: float | None = column("user CPU seconds since the run started (system: summed over CPUs)")
     cpu_sys_s: float | None = column("system CPU seconds since the run started")

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bench.errors import BenchError
+from bench.fusefs import backing
 from bench.records import RequestRecord, RequestTotals
 from bench.targets import MountedTarget
 from bench.tracing import OPCODES, RequestTracer
@@ -28,6 +29,7 @@ class RequestCounter:
         self._make_tracer = tracer
         self._before: dict[str, int] = {}
         self._after: dict[str, int] | None = None
+        self._backing: tuple[dict[str, int], dict[str, int]] | None = None  # the server's backing totals before, after
         self._tracer: RequestTracer | None = None
         self.source = ""
 
@@ -38,6 +40,7 @@ class RequestCounter:
             stats = self._mounted.read_stats(newer_than=0.0)
             if stats is not None:
                 self.source, self._before = SERVER, dict(stats.get("requests", {}))
+                self._backing = (_backing_totals(stats), {})
         elif self._make_tracer is not None:
             with contextlib.suppress(BenchError):  # counting is optional; the run is not
                 self._tracer = self._make_tracer(self._mounted.connection)
@@ -46,7 +49,10 @@ class RequestCounter:
 
     def __exit__(self, *exc: Any) -> None:
         if self.source == SERVER:
-            self._after = dict((self._mounted.read_stats(newer_than=time.time()) or {}).get("requests", {}))
+            stats = self._mounted.read_stats(newer_than=time.time()) or {}
+            self._after = dict(stats.get("requests", {}))
+            if self._backing is not None and stats:
+                self._backing = (self._backing[0], _backing_totals(stats))
         elif self._tracer is not None:
             self._tracer.close()
             self._after = dict(self._tracer.counts())
@@ -58,6 +64,15 @@ class RequestCounter:
         changed = {op: n - self._before.get(op, 0) for op, n in self._after.items()}
         return {op: n for op, n in changed.items() if n}
 
+    def backing(self) -> dict[str, int] | None:
+        """What the built-in server's passthrough registry did during the block: backing files
+        registered and closed, and the nanoseconds spent in those ioctls (keys of
+        BACKING_TOTALS; None: not the built-in server, or no stats after the block)."""
+        if self._backing is None or not self._backing[1]:
+            return None
+        before, after = self._backing
+        return {name: after[name] - before[name] for name in BACKING_TOTALS}
+
     def totals(self) -> RequestTotals:
         """The runs.csv request columns (empty when nothing counted the requests)."""
         deltas = self.deltas()
@@ -67,3 +82,10 @@ class RequestCounter:
         """The requests.csv rows of the run."""
         return [RequestRecord(run_id=run_id, source=self.source, opcode=op, requests=n)
                 for op, n in sorted((self.deltas() or {}).items(), key=lambda item: OPCODES.get(item[0], 1 << 16))]
+
+
+BACKING_TOTALS = tuple(name for name in backing.STATS if name.endswith("_total"))
+
+
+def _backing_totals(stats: dict[str, Any]) -> dict[str, int]:
+    return {name: int(stats.get(name, 0)) for name in BACKING_TOTALS}

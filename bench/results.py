@@ -24,6 +24,8 @@ from pydantic import ValidationError
 from bench.errors import InputError, first_problem
 from bench.fio_output import FioResult, read_fio_output
 from bench.fusefs.files import atomic_write
+from bench.opens import OpensResult
+from bench.opens import read_result as read_opens_result
 from bench.records import (
     RUN_COLUMNS,
     RUN_SECTIONS,
@@ -45,6 +47,7 @@ REQUESTS = "requests.csv"
 FD_PRESSURE = "fd_pressure.csv"
 FD_SNAPSHOTS = "fd_pressure_snapshots.csv"
 FIO_DIR = "fio"
+OPENS_DIR = "opens"  # each open/close loop's output (its latency histograms), as JSON
 FD_CLIENT_DIR = "fd_pressure"  # each step's client report (every open's latency), as JSON
 # Files whose rows belong to one run each: a redone run's rows go from all of them.
 PER_RUN_FILES = (RUNS, SAMPLES, REQUESTS)
@@ -126,6 +129,16 @@ class ResultsWriter:
         """Where fio writes the raw JSON of a run (kept verbatim)."""
         return self.fio_dir / f"{run_id}.json"
 
+    def output_path(self, run_id: str, family: str) -> Path | None:
+        """Where a run's raw output is kept: fio's JSON, an open/close loop's result; None for a
+        program (its measured time is the run's duration)."""
+        if family == "fio":
+            return self.fio_output_path(run_id)
+        if family == "opens":
+            (self.folder / OPENS_DIR).mkdir(exist_ok=True)
+            return opens_output_path(self.folder, run_id)
+        return None
+
     def append_run(self, record: RunRecord, samples: Sequence[SampleRecord] = (),
                    requests: Sequence[RequestRecord] = ()) -> None:
         """Append one run: its samples and per-opcode requests, then its runs.csv row, which
@@ -178,15 +191,30 @@ class ResultsWriter:
         new = not path.exists() or path.stat().st_size == 0
         if not rows and not (new and name == RUNS):
             return
-        if not new and _read_header(path) != list(columns):
-            raise ResultsError(
-                f"{path} has different columns than this version writes; finish it with the "
-                "version that started it, or start a new results folder"
-            )
+        if not new and (header := _read_header(path)) != list(columns):
+            if header == list(columns[: len(header)]):
+                _widen(path, columns)  # a folder written before columns were added at the end
+            else:
+                raise ResultsError(
+                    f"{path} has different columns than this version writes; finish it with the "
+                    "version that started it, or start a new results folder"
+                )
         with path.open("a", newline="") as handle:
             handle.write(_csv_text(columns, rows, header=new))
             handle.flush()
             os.fsync(handle.fileno())
+
+
+def _widen(path: Path, columns: Sequence[str]) -> None:
+    """Rewrite a CSV file whose columns are a prefix of `columns` with all of them (the new ones
+    empty), atomically; rows cut short stay out, as readers leave them out."""
+    header, rows, _ = read_rows(path)
+    atomic_write(path, _csv_text(columns, (dict(zip(header, fields)) for _, fields in rows), header=True))
+
+
+def opens_output_path(folder: Path, run_id: str) -> Path:
+    """Where an open/close loop's result is kept."""
+    return folder / OPENS_DIR / f"{run_id}.json"
 
 
 def fd_client_path(folder: Path, target: str, open_files: int) -> Path:
@@ -363,6 +391,16 @@ class ResultsFolder:
     def fio_output_path(self, run_id: str) -> Path:
         """Where the raw fio output of a run is kept."""
         return self.path / FIO_DIR / f"{run_id}.json"
+
+    def opens_result(self, run_id: str) -> OpensResult | None:
+        """An open/close loop's result, or None when the run has none; ResultsError when unreadable."""
+        path = opens_output_path(self.path, run_id)
+        if not path.exists():
+            return None
+        try:
+            return read_opens_result(path)
+        except (OSError, ValueError, KeyError) as exc:
+            raise ResultsError(f"{path}: cannot read the open/close loop's result: {exc}") from None
 
     def fio_result(self, run_id: str) -> FioResult | None:
         """A run's fio result, or None when its output was not kept; FioError when it is unreadable."""

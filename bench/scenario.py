@@ -10,7 +10,7 @@ import hashlib
 import itertools
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, Union
 
 import yaml
 from pydantic import (
@@ -26,7 +26,18 @@ from bench.errors import InputError
 from bench.fields import Duration, LocatedError, Name, Size, Strict, key
 from bench.fusefs.options import MODES, Option, conflicts, scenario_options
 from bench.fusefs.units import format_size
-from bench.vocabulary import ASYNC_IOENGINES, IOENGINES, MIXED, RW_NAMES
+from bench.programs import CATALOG, Program, ProgramEntry
+from bench.tree import TreeSpec
+from bench.vocabulary import (
+    ASYNC_IOENGINES,
+    FILE_SERVICE_TYPES,
+    IOENGINES,
+    METADATA_ENGINES,
+    MIXED,
+    RW_NAMES,
+    STAT_TYPES,
+    TREE_CHANGING_ENGINES,
+)
 
 RwMode = Literal[RW_NAMES]
 IoEngine = Literal[IOENGINES]
@@ -135,26 +146,35 @@ Target = Annotated[AnyTarget, Field(discriminator="type")]
 
 # name -> (scalar type, its key). Every one of these may be given as a list: a sweep.
 _WORKLOAD_FIELDS: dict[str, tuple[Any, Any]] = {
-    "rw": (RwMode, key(..., ", ".join(f"`{name}`" for name in RW_NAMES))),
+    "rw": (RwMode | None, key(None, ", ".join(f"`{name}`" for name in RW_NAMES) + "; metadata engines set their "
+                              "own", shown="required")),
     "bs": (Annotated[Size, Field(ge=512, le=64 << 20)], key("4k", "block size (512 bytes to 64M)")),
     "size": (Annotated[Size, Field(ge=4096)], key("256M", "total data set, split over `nrfiles` (a multiple of `bs`)")),
     "runtime": (Annotated[Duration, Field(gt=0, le=3600)], key("5s", "measured time (fio runs time-based where "
                                                                       "no pass can hit an earlier pass's cache)")),
     "ramp_time": (Annotated[Duration, Field(ge=0, le=600)], key("0s", "unmeasured warm-up inside the fio run")),
-    "ioengine": (IoEngine, key("psync", ", ".join(f"`{name}`" for name in IOENGINES))),
+    "ioengine": (IoEngine, key("psync", ", ".join(f"`{name}`" for name in IOENGINES) + "; " + ", ".join(
+        f"`{name}`" for name in METADATA_ENGINES) + " time one create, stat or unlink per file (one file per "
+        "operation: `bs` and `direct` do not apply)")),
+    "stat_type": (Literal[STAT_TYPES] | None, key(None, "`filestat` only: the call it times: " + ", ".join(
+        f"`{name}`" for name in STAT_TYPES), shown="`stat`")),
     "iodepth": (Annotated[int, Field(ge=1, le=4096)], key(1, "queue depth; above 1 needs " + ", ".join(
         f"`{name}`" for name in ASYNC_IOENGINES))),
     "direct": (bool, key(False, "O_DIRECT")),
-    "numjobs": (Annotated[int, Field(ge=1, le=256)], key(1, "fio jobs (processes), all on the same files")),
+    "numjobs": (Annotated[int, Field(ge=1, le=256)], key(1, "fio jobs (processes), all on the same files; "
+                                                             "metadata engines split `nrfiles` over them")),
     "nrfiles": (Annotated[int, Field(ge=1, le=100_000)], key(1, "number of data files")),
     "openfiles": (Annotated[int, Field(ge=1, le=100_000)] | None,
-                  key(None, "files fio keeps open at once (at most `nrfiles`)", shown="all")),
+                  key(None, "files fio keeps open at once (at most `nrfiles`); `1` with `file_service_type: "
+                      "sequential` opens, reads whole and closes one file after the other", shown="all")),
+    "file_service_type": (Literal[FILE_SERVICE_TYPES] | None, key(None, "which file fio serves next: " + ", ".join(
+        f"`{name}`" for name in FILE_SERVICE_TYPES), shown="`roundrobin`")),
     "rwmixread": (Annotated[int, Field(ge=0, le=100)] | None,
                   key(None, "read percentage for " + ", ".join(f"`{name}`" for name in MIXED), shown="fio's 50")),
     "fsync": (Annotated[int, Field(ge=0)], key(0, "fsync every N writes (0: never)")),
     "end_fsync": (bool, key(False, "fsync at the end of the job (inside the measured run)")),
     "cache": (Literal["cold", "warm"], key("cold", "`cold`: drop caches before the run; `warm`: one unmeasured "
-                                                   "fio pass first")),
+                                                   "fio pass first (not for engines that change the tree)")),
     "buffers": (Literal["malloc", "hugepages"], key(
         "malloc", "fio's I/O buffers: `malloc` (fio's default) or `hugepages` (`mem=shmhuge`; the runner adds the "
         "2 MiB pages fio needs to `vm.nr_hugepages` for the run and gives them back). With O_DIRECT the buffer's "
@@ -164,8 +184,24 @@ SWEEPABLE = tuple(_WORKLOAD_FIELDS)
 
 
 class _CellChecks(Strict):
+    family: ClassVar[str] = "fio"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _engine_direction(cls, data: Any) -> Any:
+        # A metadata engine counts its operations in one direction: that is its rw.
+        if isinstance(data, dict) and data.get("rw") is None and data.get("ioengine") in METADATA_ENGINES:
+            return dict(data, rw=METADATA_ENGINES[data["ioengine"]])
+        return data
+
     @model_validator(mode="after")
     def _consistent(self):
+        if self.rw is None:
+            raise LocatedError(("rw",), f"rw is required for ioengine {self.ioengine}: one of {', '.join(RW_NAMES)}")
+        if self.ioengine in METADATA_ENGINES:
+            return self._metadata_consistent()
+        if self.stat_type is not None:
+            raise LocatedError(("stat_type",), "stat_type only applies to ioengine filestat")
         if self.size % self.bs:
             raise LocatedError(("size",), f"size {format_size(self.size)} is not a multiple of bs {format_size(self.bs)}")
         if self.size // self.nrfiles < self.bs:
@@ -182,6 +218,52 @@ class _CellChecks(Strict):
             )
         return self
 
+    def _metadata_consistent(self):
+        engine = self.ioengine
+        if self.rw != METADATA_ENGINES[engine]:
+            raise LocatedError(("rw",), f"rw does not apply to ioengine {engine} (it counts its operations as "
+                                        f"{METADATA_ENGINES[engine]}s); leave rw out")
+        if self.stat_type is not None and engine != "filestat":
+            raise LocatedError(("stat_type",), "stat_type only applies to ioengine filestat")
+        if self.direct or self.iodepth > 1:
+            raise LocatedError(("direct" if self.direct else "iodepth",),
+                               f"ioengine {engine} does one operation per file: direct and iodepth do not apply")
+        if engine in TREE_CHANGING_ENGINES and self.cache == "warm":
+            raise LocatedError(("cache",), f"ioengine {engine} changes the tree, so a warm pass would leave nothing "
+                                           "to measure; use cache: cold")
+        if self.size < self.nrfiles:
+            raise LocatedError(("size",), "size / nrfiles must be at least one byte per file")
+        if self.nrfiles % self.numjobs:
+            raise LocatedError(("numjobs",), f"ioengine {engine} splits nrfiles over the jobs: nrfiles "
+                                             f"{self.nrfiles} is not a multiple of numjobs {self.numjobs}")
+        return self
+
+    def describe(self) -> str:
+        """How the plan shows this cell."""
+        if self.ioengine in METADATA_ENGINES:
+            return f"{self.ioengine} {self.nrfiles} files {self.runtime:g}s {self.cache}"
+        return f"{self.rw} bs={format_size(self.bs)} size={format_size(self.size)} {self.runtime:g}s {self.cache}"
+
+    def loops(self) -> bool:
+        """Whether fio runs until `runtime` (time_based). Looping is only fair when no pass can hit
+        what an earlier pass cached: a cold buffered run reads or writes each byte once (and a
+        metadata engine touches each file once), with runtime as a cap. Creating or deleting a
+        file twice is not the same operation, so those engines never loop."""
+        if self.ioengine in METADATA_ENGINES:
+            return self.ioengine == "filestat" and self.cache == "warm"
+        return self.direct or self.cache == "warm"
+
+    def estimate_s(self) -> float:
+        """Expected time of the measured run (a warm run twice); a run that does not loop is
+        guessed from its files and bytes, capped at `runtime`."""
+        one_pass = self.nrfiles * ESTIMATE_S_PER_FILE + self.size / ESTIMATE_BYTES_PER_S
+        measured = self.runtime + self.ramp_time if self.loops() else min(self.runtime, one_pass)
+        return measured * (2 if self.cache == "warm" else 1)
+
+
+# Rough costs of a pass that does not loop, for the plan's estimate only.
+ESTIMATE_S_PER_FILE = 0.0003
+ESTIMATE_BYTES_PER_S = 100 << 20
 
 WorkloadCell = create_model(
     "WorkloadCell",
@@ -231,10 +313,37 @@ Workload = create_model(
 )
 
 
-def cell_key(cell: WorkloadCell) -> str:
+# ---------------------------------------------------------------- open/close loops
+
+
+class Opens(Strict):
+    """Open and close existing files, one after the other, as fast as one process can: open
+    latency and opens/s through a target (the passthrough fd policies differ here)."""
+
+    family: ClassVar[str] = "opens"
+
+    name: Name = key(..., "workload name (unique among the scenario's workloads, opens and programs)")
+    files: int = key(1000, "files opened and closed in turn", ge=1, le=1_000_000)
+    runtime: Duration = key("5s", "how long the loop runs", gt=0, le=3600)
+    cache: Literal["cold", "warm"] = key("cold", "`cold`: caches dropped before the run; `warm`: one unmeasured "
+                                                 "loop first")
+
+    def describe(self) -> str:
+        """How the plan shows this cell."""
+        return f"open/close {self.files} files {self.runtime:g}s {self.cache}"
+
+    def estimate_s(self) -> float:
+        """Expected time of the measured run (a warm run twice)."""
+        return self.runtime * (2 if self.cache == "warm" else 1)
+
+
+Cell = Union[WorkloadCell, Opens, Program]
+
+
+def cell_key(cell: Cell) -> str:
     """A readable, file-name-safe id of a cell: `randread-4k` or `randread-4k_iodepth-32`."""
     parts = [cell.name]
-    for name, value in cell.sweep.items():
+    for name, value in getattr(cell, "sweep", {}).items():
         shown = format_size(value) if name in ("bs", "size") else value
         parts.append(f"{name}-{str(shown).lower()}")
     return "_".join(parts)
@@ -266,19 +375,29 @@ class Scenario(Strict):
     workdir: Path | None = key(None, "where data files and mountpoints go (`--workdir` overrides)",
                                shown="`/var/tmp/fusebench/<name>`")
     targets: list[Target] = key(..., "list of targets (at least one; names unique)", min_length=1)
-    workloads: list[Workload] = key([], "list of workloads (a scenario needs workloads, `fd_pressure`, or both)")
+    workloads: list[Workload] = key([], "fio workloads: block I/O, small files, mmap, metadata engines (below)")
+    opens: list[Opens] = key([], "open/close loops (below)")
+    programs: list[ProgramEntry] = key([], "real programs from the catalog (below)")
     fd_pressure: FdPressure | None = key(None, "fd-limit experiments (below)")
 
     @model_validator(mode="after")
     def _names_and_references(self) -> Scenario:
-        for kind, items in (("target", self.targets), ("workload", self.workloads)):
-            seen: set[str] = set()
-            for index, item in enumerate(items):
+        names = [target.name for target in self.targets]
+        for index, name in enumerate(names):
+            if name in names[:index]:
+                raise LocatedError(("targets", index, "name"), f"two targets are named {name!r}; names must be unique")
+        seen: set[str] = set()
+        for section in ("workloads", "opens", "programs"):
+            for index, item in enumerate(getattr(self, section)):
                 if item.name in seen:
-                    raise LocatedError((f"{kind}s", index, "name"), f"two {kind}s are named {item.name!r}; names must be unique")
+                    raise LocatedError((section, index, "name"), f"two workloads are named {item.name!r}; names "
+                                       "must be unique across workloads, opens and programs")
                 seen.add(item.name)
+        for index, program in enumerate(self.programs):
+            if program.mutates and program.cache == "warm":
+                raise LocatedError(("programs", index, "cache"), f"program {program.program} changes files, so a "
+                                   "warm run would start from another state than the measured one; use cache: cold")
         if self.fd_pressure:
-            names = [t.name for t in self.targets]
             for index, name in enumerate(self.fd_pressure.targets):
                 if name not in names:
                     hint = difflib.get_close_matches(name, names, n=1)
@@ -287,13 +406,13 @@ class Scenario(Strict):
                         ("fd_pressure", "targets", index),
                         f"fd_pressure names target {name!r}, which is not defined{did_you_mean}",
                     )
-        if not self.workloads and not self.fd_pressure:
-            raise ValueError("a scenario needs workloads, fd_pressure, or both")
+        if not (self.workloads or self.opens or self.programs or self.fd_pressure):
+            raise ValueError("a scenario needs workloads, opens, programs or fd_pressure")
         return self
 
-    def cells(self) -> list[WorkloadCell]:
-        """All workload cells, in file order."""
-        return [cell for workload in self.workloads for cell in workload.cells()]
+    def cells(self) -> list[Cell]:
+        """All cells, in file order: fio workloads (sweeps expanded), then opens, then programs."""
+        return [cell for workload in self.workloads for cell in workload.cells()] + [*self.opens, *self.programs]
 
     def target(self, name: str):
         """The target called `name`."""
@@ -386,6 +505,11 @@ def _model_at(loc: tuple, data: Any) -> type[BaseModel] | None:
         return {"native": NativeTarget, "fuse": FuseTarget, "passthrough": PassthroughTarget, "external": ExternalTarget}.get(kind)
     if head == "workloads":
         return Workload
+    if head == "opens":
+        return Opens
+    if head == "programs" and len(loc) >= 2:
+        entry = CATALOG.get(data["programs"][loc[1]].get("program"))
+        return TreeSpec if entry and loc[2:] == ("tree",) else entry if len(loc) == 2 else None
     if head == "fd_pressure":
         return FdPressure
     return None
@@ -405,6 +529,8 @@ def _describe(error: dict, loc: tuple, data: Any) -> str:
         hint = difflib.get_close_matches(unknown, known + list(synonyms), n=1)
         fix = f"did you mean {synonyms.get(hint[0], hint[0])!r}?" if hint else f"known keys: {', '.join(known)}"
         return f"unknown key {unknown!r} ({key}); {fix}"
+    if kind in ("union_tag_invalid", "union_tag_not_found") and loc[:1] == ("programs",):
+        return f"{key}: `program` must name a catalog entry: one of {', '.join(CATALOG)}"
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         return f"{key}: type must be one of native, fuse, passthrough, external"
     if kind == "missing":

@@ -10,16 +10,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import bench
+from bench.datafiles import data_dir, tree_digest
 from bench.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, BenchError, InputError
-from bench.fusefs.units import format_size
 from bench.host import Host
-from bench.measure import measure
+from bench.measure import Measured, measure
 from bench.plan import Plan, PlannedRun, estimate_s, fd_pressure_steps, run_estimate_s
+from bench.programs import Program
 from bench.records import (
     FOLDER_COMPLETE,
-    FORMAT_VERSION,
     FOLDER_INTERRUPTED,
     FOLDER_RUNNING,
+    FORMAT_VERSION,
     STATUS_FAILED,
     STATUS_OK,
     STATUS_UNAVAILABLE,
@@ -31,11 +32,19 @@ from bench.records import (
     RunRecord,
     SampleRecord,
     TargetSettings,
+    WorkFigures,
     WorkloadAsRun,
+    WorkloadKind,
     sweep_text,
 )
-from bench.results import FD_PRESSURE, FD_SNAPSHOTS, SCENARIO, ResultsFolder, ResultsWriter
-from bench.scenario import MODE_OF_TYPE, AnyTarget, Scenario, scenario_hash
+from bench.results import (
+    FD_PRESSURE,
+    FD_SNAPSHOTS,
+    SCENARIO,
+    ResultsFolder,
+    ResultsWriter,
+)
+from bench.scenario import MODE_OF_TYPE, AnyTarget, Opens, Scenario, scenario_hash
 from bench.stop import Interrupted, StopToken
 from bench.targets import MountedTarget, TargetError
 
@@ -91,12 +100,14 @@ class Session:
         self.out = out
         self.workdir = workdir
         self.source = workdir / "source"
+        self.scratch = workdir / "scratch"
         self.previous = previous
         self.force = force
         self.stop = StopToken()
         self.say = host.say
         self._tracing = False
-        self._files: dict[str, list[Path]] = {}
+        self._prepared: set[str] = set()
+        self._missing_tools: dict[str, str] = {}
 
     # -- orchestration
 
@@ -107,6 +118,7 @@ class Session:
             for message in self.host.clear_leftovers():
                 self.say(f"cleared leftover of an earlier run: {message}")
             unavailable = self._check_targets()
+            self._missing_tools = self._check_programs()
             writer, manifest, pending = self._open_results()
             manifest.skipped_targets = {name: reason for name, reason in unavailable.items() if reason}
             self._tracing = self._tracing_usable()
@@ -116,7 +128,8 @@ class Session:
     def _run_all(self, pending: list[PlannedRun], unavailable: dict[str, str | None], manifest: Manifest,
                  writer: ResultsWriter) -> str:
         """Every pending run, then fd pressure; the folder status to record. Mounts come down on every path."""
-        measured = {run.run_id for run in pending if not unavailable[run.target.name]}
+        measured = {run.run_id for run in pending
+                    if not (unavailable[run.target.name] or self._missing_tools.get(run.cell.name))}
         progress = self.host.progress(len(pending), estimate_s(self.plan, [r for r in pending if r.run_id in measured]))
         say, self.say = self.say, progress.message
         mounts = MountedTargets(self.host, self.source, self.workdir)
@@ -208,6 +221,13 @@ class Session:
             )
         return reasons
 
+    def _check_programs(self) -> dict[str, str]:
+        """program workload name -> why it cannot run here (a command it needs is missing); said once."""
+        reasons = {program.name: why for program in self.scenario.programs if (why := program.unavailable_reason())}
+        for name, reason in reasons.items():
+            self.say(f"{name}: skipped: {reason}")
+        return reasons
+
     def _tracing_usable(self) -> bool:
         """Whether external targets' FUSE requests can be counted at the tracepoint; says why not."""
         if not any(target.type == "external" for target in self.scenario.targets):
@@ -240,36 +260,53 @@ class Session:
                  writer: ResultsWriter) -> tuple[RunRecord, list[SampleRecord], list[RequestRecord]]:
         """Execute one run: its runs.csv record, samples and per-opcode requests; a failure is a
         record, not an exception."""
-        info = RunInfo(run_id=run.run_id, workload=run.cell.name, cell=run.cell_key, sweep=sweep_text(run.cell.sweep),
+        info = RunInfo(run_id=run.run_id, workload=run.cell.name, cell=run.cell_key, sweep=sweep_text(getattr(run.cell, "sweep", {})),
                        target=run.target.name, target_type=run.target.type, repetition=run.repetition,
                        order=run.order, started_at=self._now(), status=STATUS_OK)
-        head = {"workload": WorkloadAsRun.of(run.cell), "target": _settings(run.target)}
-        reason = unavailable[run.target.name]
+        kind = WorkloadKind(family=run.cell.family, program=getattr(run.cell, "program", None))
+        head = {"workload": WorkloadAsRun.of(run.cell), "target": _settings(run.target), "kind": kind}
+        reason = unavailable[run.target.name] or self._missing_tools.get(run.cell.name)
         if reason:
             info = info.changed(status=STATUS_UNAVAILABLE, error=reason)
             return RunRecord(info=info, **head), [], []
         try:
-            files = self._prepare(run)
+            paths, start_tree = self._prepare(run)
+            head["kind"] = kind.changed(start_tree=start_tree)
             mounted = mounts.get(run.target)
-            measured = measure(self.host, run, mounted, files, writer.fio_output_path(run.run_id),
-                               self.workdir / "scratch", self.scenario.sample_hz, self._tracing, self.stop)
+            measured = measure(self.host, run, mounted, paths, writer.output_path(run.run_id, run.cell.family),
+                               self.scratch, self.scenario.sample_hz, self._tracing, self.stop)
         except (BenchError, OSError) as exc:
             if run.target.type != "native":
                 mounts.release(run.target.name)  # the next run of this target gets a fresh daemon
             info = info.changed(status=STATUS_FAILED, error=_one_line(exc))
             return RunRecord(info=info, **head), [], []
         info = info.changed(status=STATUS_OK, duration_s=round(measured.duration_s, 3))
-        record = RunRecord(info=info, fio=FioFigures.of(measured.fio, run.cell.rw), monitor=measured.monitor.summary,
-                           requests=measured.requests.totals(), **head)
+        record = RunRecord(info=info, fio=FioFigures.of(measured.fio, run.cell.rw) if measured.fio else FioFigures(),
+                           monitor=measured.monitor.summary, requests=measured.requests.totals(),
+                           work=_work(measured), **head)
         return record, measured.monitor.samples, measured.requests.records(run.run_id)
 
-    def _prepare(self, run: PlannedRun) -> list[Path]:
-        """The cell's data files (relative to the source directory), created on first use."""
-        if run.cell_key not in self._files:
-            self.source.mkdir(parents=True, exist_ok=True)
-            self.say(f"preparing data files for {run.cell_key} ({format_size(run.cell.size)}) in {self.source}")
-            self._files[run.cell_key] = list(self.host.prepare_files(run.cell, self.source, self.stop))
-        return self._files[run.cell_key]
+    def _prepare(self, run: PlannedRun) -> tuple[list[Path], str]:
+        """Bring the cell's files to the state every run starts from (outside the measured time):
+        the paths the run needs (relative to the source directory) and a digest of that state."""
+        cell, source = run.cell, self.source
+        first = run.cell_key not in self._prepared
+        if first:
+            source.mkdir(parents=True, exist_ok=True)
+            self.say(f"preparing the files of {run.cell_key} in {source}")
+        if isinstance(cell, Program):
+            if first:
+                self.host.prepare_program(cell, source, self.scratch, self.stop)
+            self.host.reset_program(cell, source)
+            paths, directories = [], [cell.tree.path_in(source), cell.cell_dir(source)]
+        elif isinstance(cell, Opens):
+            paths = [self.host.prepare_opens(cell, source)]
+            directories = [source / paths[0]]
+        else:
+            paths = list(self.host.prepare_files(cell, source, self.stop))
+            directories = [source / data_dir(cell)]
+        self._prepared.add(run.cell_key)
+        return paths, tree_digest(*directories)
 
     # -- fd pressure
 
@@ -300,6 +337,23 @@ class Session:
             yield
 
 
+def _work(measured: Measured) -> WorkFigures:
+    """The work columns of a measured run (an open/close loop's rate and latencies too)."""
+    loop = measured.loop
+    latency = loop.open_us() if loop else [None, None, None]
+    backing = measured.requests.backing() or {}
+
+    def mean_us(ns: str, calls: str) -> float | None:
+        return round(backing[ns] / backing[calls] / 1000, 2) if backing.get(calls) else None
+
+    return WorkFigures(ops=measured.ops, files=measured.files, mib=round(measured.mib, 3),
+                       ops_per_s=round(loop.opens_per_s, 1) if loop else None,
+                       op_p50_us=latency[0], op_p99_us=latency[1], op_p999_us=latency[2],
+                       backing_opens=backing.get("backing_opens_total"),
+                       backing_open_us=mean_us("backing_open_ns_total", "backing_opens_total"),
+                       backing_close_us=mean_us("backing_close_ns_total", "backing_closes_total"))
+
+
 def _settings(target: AnyTarget) -> TargetSettings:
     return TargetSettings(fd_policy=getattr(target, "fd_policy", None),
                           xattr=getattr(target, "xattr", None) if target.type in MODE_OF_TYPE else None)
@@ -313,12 +367,16 @@ def _summary(run: PlannedRun, record: RunRecord) -> str:
         return head  # the reason was said once, before the first run
     if info.status == STATUS_FAILED:
         return f"{head}: {info.error}"
-    parts = [
-        f"{prefix} {bw:.0f} MiB/s {iops:.0f} IOPS"
-        for prefix, bw, iops in (("read", figures.read_bw_mib_s, figures.read_iops),
-                                 ("write", figures.write_bw_mib_s, figures.write_iops))
-        if bw is not None
-    ]
+    work = record.work
+    if work.ops_per_s is not None:
+        parts = [f"{work.ops_per_s:.0f} opens/s, open p50 {work.op_p50_us:g} µs"]
+    elif run.cell.family == "program":
+        parts = [f"{info.duration_s:.2f} s, {work.files} files, {work.mib:.0f} MiB"]
+    else:
+        parts = [f"{prefix} {bw:.0f} MiB/s {iops:.0f} IOPS"
+                 for prefix, bw, iops in (("read", figures.read_bw_mib_s, figures.read_iops),
+                                          ("write", figures.write_bw_mib_s, figures.write_iops))
+                 if bw is not None]
     engaged = record.requests.passthrough_engaged
     if engaged is not None:
         parts.append(f"passthrough {'engaged' if engaged else 'NOT engaged'}")

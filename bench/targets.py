@@ -26,7 +26,14 @@ from bench.fusefs import mounts
 from bench.fusefs.kernel import passthrough_unavailable_reason
 from bench.fusefs.options import server_argv
 from bench.processes import ProcessId, end_process, live_process
-from bench.scenario import AnyTarget, ExternalTarget, FuseTarget, NativeTarget, PassthroughTarget, builtin_options
+from bench.scenario import (
+    AnyTarget,
+    ExternalTarget,
+    FuseTarget,
+    NativeTarget,
+    PassthroughTarget,
+    builtin_options,
+)
 
 log = logging.getLogger(__name__)
 

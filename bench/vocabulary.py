@@ -1,6 +1,7 @@
 """fio's words that fusebench understands, defined once: the `rw` patterns (what each one
-reads and writes, whether it is sequential, whether it mixes) and the ioengines a scenario
-may name (which of them keep more than one I/O in flight)."""
+reads and writes, whether it is sequential, whether it mixes), the ioengines a scenario may
+name (which of them keep more than one I/O in flight, which work on metadata), and the
+values of the fio options a scenario may set."""
 
 from __future__ import annotations
 
@@ -34,7 +35,15 @@ PATTERNS: dict[str, Pattern] = {p.name: p for p in (
 RW_NAMES = tuple(PATTERNS)
 MIXED = tuple(name for name, pattern in PATTERNS.items() if pattern.mixed)
 
+# fio's metadata engines (fio 3.33): each "I/O" is one create, stat or unlink of a file, with
+# the `rw` direction fio counts it in. create and delete change the tree (the runner restores it).
+METADATA_ENGINES = {"filecreate": "write", "filestat": "read", "filedelete": "write"}
+TREE_CHANGING_ENGINES = ("filecreate", "filedelete")
+STAT_TYPES = ("stat", "lstat", "statx")
+FILE_SERVICE_TYPES = ("roundrobin", "sequential", "random")
+
 # The ioengines a scenario may use: none of them takes a file name, a command or a library
 # path from its options (unlike e.g. `external` or `exec`), so nothing escapes the allow-list.
-IOENGINES = ("sync", "psync", "vsync", "pvsync", "pvsync2", "libaio", "io_uring", "posixaio", "mmap")
+IOENGINES = ("sync", "psync", "vsync", "pvsync", "pvsync2", "libaio", "io_uring", "posixaio", "mmap",
+             *METADATA_ENGINES)
 ASYNC_IOENGINES = ("libaio", "io_uring", "posixaio")  # iodepth > 1 means something only for these

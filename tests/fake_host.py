@@ -77,6 +77,26 @@ class FakeFio:
         pass
 
 
+class FakeCommand:
+    """A program or open/close loop that 'ran' at once; the loop writes a small result to its OUTPUT."""
+
+    def __init__(self, host: FakeHost, argv: list[str]) -> None:
+        self.host = host
+        self.argv = argv
+        self.pid = 4343
+
+    def wait(self, timeout: float, stop: StopToken | None = None) -> tuple[int, str, str]:
+        self.host.commands.append(self.argv)
+        self.host.serve_requests()
+        if self.argv[1:3] == ["-m", "bench.opens"]:
+            Path(self.argv[-1]).write_text(json.dumps({"opens": 2000, "wall_s": 1.0, "open_ns": {"5000": 1990, "90000": 10},
+                                                       "close_ns": {"1000": 2000}}))
+        return self.host.command_status, "", "" if self.host.command_status == 0 else "it went wrong\n"
+
+    def stop(self) -> None:
+        pass
+
+
 class FakeHost(Host):
     """A host whose every effect is recorded in `events` and `said`."""
 
@@ -90,6 +110,8 @@ class FakeHost(Host):
         self._stats_files: list[Path] = []
         self.fio_runs = 0
         self.fio_behaviour: dict[int, Callable[[FakeHost, StopToken], None]] = {}  # n-th fio run -> effect
+        self.commands: list[list[str]] = []  # argv of every program and loop run
+        self.command_status = 0  # what every program and loop exits with
         self.stop: StopToken | None = None
         self._on_first: Callable[[str], None] | None = None
         self._clock = datetime(2026, 11, 28, 12, 0, 0, tzinfo=timezone.utc)
@@ -110,6 +132,9 @@ class FakeHost(Host):
     def monotonic(self) -> float:
         self._ticks += 1.5
         return self._ticks
+
+    def children_cpu(self) -> tuple[float, float]:
+        return 0.25 * self.fio_runs, 0.5 * self.fio_runs
 
     @contextlib.contextmanager
     def stop_signals(self, stop: StopToken, on_first: Callable[[str], None]) -> Iterator[None]:
@@ -180,7 +205,10 @@ class FakeHost(Host):
     def start_fio(self, argv: list[str]) -> FakeFio:
         return FakeFio(self, argv)
 
-    def monitor(self, hz: float, daemon_pid: int | None, run_id: str) -> FakeMonitor:
+    def start_command(self, argv: list[str], cwd: Path | None = None, env=None) -> FakeCommand:
+        return FakeCommand(self, argv)
+
+    def monitor(self, hz: float, daemon_pid: int | None, run_id: str, role: str) -> FakeMonitor:
         return FakeMonitor(run_id)
 
     def fd_pressure(self, scenario, source, workdir, write, stop) -> list[FdPressureRecord]:

@@ -42,6 +42,24 @@ def test_validate_reports_file_and_line(tmp_path: Path) -> None:
     assert "runtim" in done.stderr and "Traceback" not in done.stderr
 
 
+@pytest.mark.parametrize(("entry", "words"), [
+    ("{name: r, program: read-all, argv: [sh, -c, 'touch /tmp/pwned']}", ["s.yaml:7: ", "unknown key 'argv'"]),
+    ("{name: r, program: 'read-all; touch /tmp/pwned'}", ["s.yaml:7: ", "catalog entry"]),
+    ("{name: ../../../../tmp/pwned, program: cp-tree}", ["s.yaml:7: ", "programs.0.name"]),
+    ("{name: r, program: make, jobs: '2 && touch /tmp/pwned'}", ["s.yaml:7: ", "programs.0.jobs"]),
+    ("{name: r, program: find-stat, tree: {files: 10, dirs: /etc}}", ["s.yaml:7: ", "programs.0.tree.dirs"]),
+])
+def test_a_program_entry_smuggling_a_command_or_a_path_is_refused_with_exit_2(tmp_path: Path, entry: str,
+                                                                               words: list[str]) -> None:
+    (tmp_path / "s.yaml").write_text(GOOD.replace("workloads:\n  - {name: seqread, rw: read, bs: 1M, size: 8M, "
+                                                  "runtime: 1s, iodepth: [1, 4], ioengine: libaio}",
+                                                  f"workloads: []\nprograms:\n  - {entry}"))
+    done = fusebench("run", "s.yaml", "--out", "out", "--workdir", "work", cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert all(word in done.stderr for word in words), done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "out").exists() and not (tmp_path / "work").exists()
+
+
 def test_missing_scenario_is_bad_input_not_a_traceback(tmp_path: Path) -> None:
     for command in ("validate", "run"):
         done = fusebench(command, "nope.yaml", cwd=tmp_path)

@@ -24,6 +24,7 @@ NAMES = (
     "RLIMIT_NOFILE",
     "drop_caches",
     "bindfs",
+    "catalog programs",
     "request tracepoint",
 )
 
@@ -35,7 +36,7 @@ class Machine(FakeHost):
         super().__init__()
         self.facts = dict(root=True, cap=True, fio="/usr/bin/fio", fio_version="fio-3.33", dev_fuse=True,
                           kernel=(6, 18), config="y", uring="N\n", nofile=(1024, 1048576), bindfs="/usr/bin/bindfs",
-                          tracing=None, unavailable=None, reads_seen=0)
+                          missing_commands=(), tracing=None, unavailable=None, reads_seen=0)
         self.facts.update(facts)
 
     def is_root(self) -> bool:
@@ -45,7 +46,9 @@ class Machine(FakeHost):
         return self.facts["cap"]
 
     def which(self, command: str) -> str | None:
-        return self.facts["fio"] if command == "fio" else self.facts["bindfs"]
+        if command in ("fio", "bindfs"):
+            return self.facts[command]
+        return None if command in self.facts["missing_commands"] else f"/usr/bin/{command}"
 
     def fio_version(self) -> str | None:
         return self.facts["fio_version"]
@@ -106,6 +109,7 @@ def test_a_machine_with_everything_passes() -> None:
     ({"nofile": (1024, 4096)}, "RLIMIT_NOFILE", WARN, "ulimit -Hn 65536"),
     ({"root": False}, "drop_caches", MISSING, "run as root"),
     ({"bindfs": None}, "bindfs", WARN, "apt-get install bindfs"),
+    ({"missing_commands": ("gcc", "git")}, "catalog programs", WARN, "apt-get install gcc git"),
     ({"tracing": "needs root"}, "request tracepoint", WARN, "CAP_BPF"),
 ])
 def test_each_problem_gets_its_verdict_and_fix(facts: dict, name: str, status: str, fix: str) -> None:
@@ -119,7 +123,7 @@ def test_the_report_has_one_line_per_check_and_a_fix_under_what_is_missing() -> 
     host = Machine(fio=None, bindfs=None)
     assert run_doctor(host) == 2
     statuses = [line.split(None, 1)[0] for line in host.said if not line.startswith(" ")]
-    assert statuses[:-1] == [MISSING, OK, OK, OK, OK, OK, OK, OK, OK, WARN, OK]
+    assert statuses[:-1] == [MISSING, OK, OK, OK, OK, OK, OK, OK, OK, WARN, OK, OK]
     assert host.said[1].strip() == "fix: apt-get install fio (or `make setup`)"
     assert host.said[-1] == "1 thing(s) the default scenario needs are missing (exit 2)"
 

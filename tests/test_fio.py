@@ -200,7 +200,7 @@ def test_forbidden_fio_options_cannot_be_written_in_a_scenario(key):
     "engine",
     ["exec", "external", "external:/tmp/x.so", "/tmp/x.so", "sg", "io_uring_cmd", "nvme", "libzbc", "mtd", "dev-dax",
      "nbd", "net", "netsplice", "rdma", "http", "rados", "rbd", "nfs", "libiscsi", "gfapi", "dfs", "xnvme",
-     "libcufile", "e4defrag", "splice", "null", "filecreate"],
+     "libcufile", "e4defrag", "splice", "null", "filedelete:x", "dircreate"],
 )
 def test_unsafe_engines_cannot_be_written_in_a_scenario(engine):
     with pytest.raises(ScenarioError, match="ioengine"):
@@ -298,9 +298,69 @@ def test_real_fio_failure_becomes_fio_error(tmp_path):
 
 @pytest.mark.parametrize(
     ("spec", "loops"),
-    [("rw: read, cache: cold", False), ("rw: read, cache: warm", True), ("rw: randread, direct: true", True)],
+    [("rw: read, cache: cold", False), ("rw: read, cache: warm", True), ("rw: randread, direct: true", True),
+     ("ioengine: filestat, size: 4k, nrfiles: 4", False), ("ioengine: filestat, size: 4k, nrfiles: 4, cache: warm", True),
+     ("ioengine: filedelete, size: 4k, nrfiles: 4", False), ("ioengine: filecreate, size: 4k, nrfiles: 4", False)],
 )
 def test_only_runs_that_cannot_hit_their_own_cache_loop(tmp_path, spec, loops):
     c = cell(spec)
     opts = options(build_argv(c, prepared(c, tmp_path), tmp_path / "o.json"))
     assert ("time_based" in opts) is loops
+
+
+# ---------------------------------------------------------------- metadata engines
+
+
+def test_metadata_engines_take_their_direction_one_file_per_operation_and_their_options(tmp_path):
+    c = cell("ioengine: filestat, stat_type: statx, size: 40k, nrfiles: 10, file_service_type: sequential")
+    opts = options(build_argv(c, prepared(c, tmp_path), tmp_path / "o.json"))
+    assert (opts["rw"], opts["bs"], opts["size"], opts["nrfiles"]) == ("read", "4096", "40960", "10")
+    assert (opts["stat_type"], opts["file_service_type"], opts["allow_file_create"]) == ("statx", "sequential", "0")
+    tiny = cell("ioengine: filecreate, size: 10000, nrfiles: 10000")
+    opts = options(build_argv(tiny, prepared(tiny, tmp_path), tmp_path / "o.json"))
+    assert (opts["bs"], opts["size"]) == ("1", "10000")  # one operation per file, whatever its size
+
+
+def test_filecreate_starts_from_an_empty_directory_and_names_the_files_to_create(tmp_path):
+    c = cell("ioengine: filecreate, size: 4k, nrfiles: 4")
+    files = prepared(c, tmp_path)
+    assert not any(f.exists() for f in files) and files[0].parent.is_dir()
+    assert options(build_argv(c, files, tmp_path / "o.json"))["rw"] == "write"
+
+
+@pytest.mark.integration
+@needs_fio
+@pytest.mark.parametrize(("engine", "exist_after"), [("filecreate", True), ("filestat", True), ("filedelete", False)])
+def test_real_metadata_engines_do_one_operation_per_file(tmp_path, engine, exist_after):
+    c = cell(f"ioengine: {engine}, size: 5000, nrfiles: 500")
+    files = prepared(c, tmp_path)
+    result = run_fio(build_argv(c, files, tmp_path / "run.json"), timeout=60)
+    counted = result.read if engine == "filestat" else result.write
+    assert counted.total_ios == 500 and counted.clat_p50_us > 0
+    assert all(f.exists() == exist_after for f in files)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fusebench-data", "run.json"]
+    if engine == "filedelete":
+        assert prepare_files(c, tmp_path) and all(f.stat().st_size == 10 for f in files)  # the next run finds them again
+
+
+def test_metadata_engines_split_the_files_over_the_jobs(tmp_path):
+    c = cell("ioengine: filestat, size: 40k, nrfiles: 10, numjobs: 2")
+    files = prepared(c, tmp_path)
+    assert [f.name for f in files[:2]] + [f.name for f in files[-1:]] == ["f0.0", "f0.1", "f1.4"]
+    opts = options(build_argv(c, files, tmp_path / "o.json"))
+    assert (opts["nrfiles"], opts["size"], opts["filename_format"]) == ("5", "20480", "f$jobnum.$filenum")
+
+
+def test_metadata_engines_need_nrfiles_a_multiple_of_numjobs():
+    with pytest.raises(ScenarioError, match="not a multiple of numjobs 3"):
+        cell("ioengine: filecreate, size: 40k, nrfiles: 10, numjobs: 3")
+
+
+@pytest.mark.integration
+@needs_fio
+def test_real_filecreate_jobs_create_their_own_files(tmp_path):
+    c = cell("ioengine: filecreate, size: 5000, nrfiles: 1000, numjobs: 2")
+    files = prepared(c, tmp_path)
+    result = run_fio(build_argv(c, files, tmp_path / "run.json"), timeout=60)
+    assert result.write.total_ios == 1000 and all(f.exists() for f in files)
+    assert len(list(files[0].parent.iterdir())) == 1000

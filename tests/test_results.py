@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -71,9 +72,10 @@ def test_new_folder_layout(tmp_path: Path) -> None:
     assert folder.samples() is None and folder.requests() is None and folder.fd_pressure() is None
 
 
-def test_runs_csv_columns_are_those_of_format_1() -> None:
+def test_runs_csv_columns_extend_those_of_format_1_at_the_end() -> None:
     with open(V1 / RUNS, newline="") as handle:
-        assert next(csv.reader(handle)) == list(RUN_COLUMNS)
+        first = next(csv.reader(handle))
+    assert list(RUN_COLUMNS[: len(first)]) == first and len(RUN_COLUMNS) > len(first)
     for name, record in ((SAMPLES, SampleRecord), (FD_PRESSURE, FdPressureRecord)):
         with open(V1 / name, newline="") as handle:
             assert next(csv.reader(handle)) == list(record.columns()), name
@@ -227,3 +229,17 @@ def test_a_value_of_the_wrong_type_names_the_file_and_line(tmp_path: Path) -> No
     runs.write_text(runs.read_text().replace("a,,,,,,1,", "a,,,,,,one,"))
     with pytest.raises(ResultsError, match=r"runs.csv:2: repetition 'one' is not a int64 value"):
         ResultsFolder(tmp_path / "r").runs()
+
+
+def test_resuming_a_folder_written_before_columns_were_added_widens_its_rows(tmp_path: Path) -> None:
+    folder = tmp_path / "r"
+    shutil.copytree(V1, folder)
+    before = ResultsFolder(folder).runs()
+    writer = ResultsWriter.reopen(folder)
+    writer.append_run(_run("late", repetition=9))
+    with open(folder / RUNS, newline="") as handle:
+        assert next(csv.reader(handle)) == list(RUN_COLUMNS)
+    after = ResultsFolder(folder).runs()
+    assert len(after) == len(before) + 1 and not ResultsFolder(folder).damaged
+    assert after["run_id"].iloc[:-1].tolist() == before["run_id"].tolist()
+    assert after["family"].iloc[:-1].isna().all()

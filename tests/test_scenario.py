@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from bench.errors import InputError
+from bench.programs import CATALOG
 from bench.scenario import ScenarioError, cell_key, load_scenario, parse_scenario
 
 REPO = Path(__file__).resolve().parent.parent
@@ -50,7 +51,7 @@ BAD = [
     ("rwmixread-on-read", workload("rw: read\nrwmixread: 70  # <-\n"), ["rwmixread", "randrw"]),
     ("openfiles-above-nrfiles", workload("rw: read\nnrfiles: 2\nopenfiles: 3  # <-\n"), ["openfiles", "nrfiles"]),
     ("fd-pressure-unknown-target", HEAD + "fd_pressure:\n  targets: [fuse, passthru]  # <-\n  open_files: [10]\n", ["fd_pressure.targets.1", "'passthru'"]),
-    ("nothing-to-do", HEAD.replace("name: t", "name: t  # <-"), ["workloads, fd_pressure"]),
+    ("nothing-to-do", HEAD.replace("name: t", "name: t  # <-"), ["workloads, opens, programs or fd_pressure"]),
     ("invalid-yaml", workload("rw: read\nbs: [4k, 8k  # <-\n"), ["not valid YAML"]),
     ("invalid-yaml-tab", HEAD + "workloads:\n\t- {name: w}  # <-\n", ["not valid YAML"]),
     ("empty-file", "# <-\n", ["a scenario is a mapping"]),
@@ -63,6 +64,23 @@ BAD = [
     ("fio-option-ioengine-external", workload("rw: read\nioengine: external:/tmp/x.so  # <-\n"), ["ioengine", "'libaio'"]),
     ("fio-option-ioengine-exec", workload("rw: read\nioengine: exec  # <-\n"), ["ioengine"]),
     ("fio-option-ioengine-sg", workload("rw: read\nioengine: sg  # <-\n"), ["ioengine"]),
+    ("metadata-engine-with-rw", workload("ioengine: filestat\nnrfiles: 10\nrw: randread  # <-\n"), ["rw does not apply", "leave rw out"]),
+    ("metadata-engine-direct", workload("ioengine: filestat\nnrfiles: 10\ndirect: true  # <-\n"), ["direct", "one operation per file"]),
+    ("metadata-create-warm", workload("ioengine: filecreate\nnrfiles: 10\ncache: warm  # <-\n"), ["changes the tree", "cache: cold"]),
+    ("metadata-jobs-split", workload("ioengine: filedelete\nnrfiles: 10\nnumjobs: 4  # <-\n"), ["not a multiple of numjobs 4"]),
+    ("stat-type-elsewhere", workload("rw: read\nstat_type: lstat  # <-\n"), ["stat_type only applies to ioengine filestat"]),
+    ("bad-stat-type", workload("ioengine: filestat\nstat_type: fstat  # <-\n"), ["stat_type", "'statx'"]),
+    ("opens-unknown-key", HEAD + "opens:\n  - name: o\n    filez: 10  # <-\n", ["'filez'", "did you mean 'files'"]),
+    ("opens-and-workload-same-name", HEAD + "workloads: [{name: w, rw: read}]\nopens:\n  - {name: w}  # <-\n", ["opens.0.name", "unique across workloads, opens and programs"]),
+    ("program-unknown", HEAD + "programs:\n  - {name: p, program: tar}  # <-\n", ["programs.0", "catalog entry", "tar-extract"]),
+    ("program-missing", HEAD + "programs:\n  - {name: p}  # <-\n", ["programs.0", "catalog entry"]),
+    ("program-parameter-typo", HEAD + "programs:\n  - program: make\n    name: m\n    jobz: 4  # <-\n", ["'jobz'", "did you mean 'jobs'"]),
+    ("program-parameter-range", HEAD + "programs:\n  - program: make\n    name: m\n    jobs: 0  # <-\n", ["programs.0.jobs", "greater than or equal to 1"]),
+    ("program-tree-typo", HEAD + "programs:\n  - program: find-stat\n    name: f\n    tree: {files: 10, dirz: 2}  # <-\n", ["'dirz'", "did you mean 'dirs'"]),
+    ("program-warm-but-mutating", HEAD + "programs:\n  - program: rm-tree\n    name: r\n    cache: warm  # <-\n", ["changes files", "cache: cold"]),
+    ("program-smuggles-a-command", HEAD + "programs:\n  - program: find-stat\n    name: f\n    argv: [sh, -c, 'rm -rf /']  # <-\n", ["unknown key 'argv'"]),
+    ("program-smuggles-a-path-in-its-name", HEAD + "programs:\n  - program: cp-tree\n    name: ../../../etc  # <-\n", ["programs.0.name", "pattern"]),
+    ("program-smuggles-a-path-as-its-tree", HEAD + "programs:\n  - program: read-all\n    name: r\n    tree: /etc  # <-\n", ["programs.0.tree"]),
     ("fio-name-injection", "name: t\ntargets: [{name: n, type: native}]\nworkloads:\n  - name: 'w:$HOME'  # <-\n    rw: read\n", ["workloads.0.name", "pattern"]),
 ]
 
@@ -136,7 +154,7 @@ def test_targets_and_external_argv():
     assert target.argv(Path("/src"), Path("/mnt")) == ["hp", "/src", "/mnt", "-o", "x=/src"]
 
 
-@pytest.mark.parametrize("name", ["quick.yaml", "perf.yaml"])
+@pytest.mark.parametrize("name", ["quick.yaml", "perf.yaml", "metadata.yaml", "apps.yaml"])
 def test_shipped_scenarios_load(name):
     scenario = load_scenario(REPO / "scenarios" / name)
     assert scenario.cells()
@@ -146,7 +164,18 @@ def test_shipped_scenarios_load(name):
 def test_quick_yaml_cells():
     scenario = load_scenario(REPO / "scenarios" / "quick.yaml")
     assert scenario.name == "quick"
-    assert [cell_key(c) for c in scenario.cells()] == ["seqread-1m", "randread-4k", "seqwrite-1m", "randwrite-4k"]
+    assert [cell_key(c) for c in scenario.cells()] == ["seqread-1m", "randread-4k", "seqwrite-1m", "randwrite-4k",
+                                                       "stat-10k", "git-status"]
+    assert [c.family for c in scenario.cells()][-2:] == ["fio", "program"]
+
+
+def test_the_family_scenarios_cover_every_family_and_the_whole_catalog():
+    metadata = load_scenario(REPO / "scenarios" / "metadata.yaml")
+    engines = {c.ioengine for c in metadata.cells() if c.family == "fio"}
+    assert {"filecreate", "filestat", "filedelete", "mmap"} <= engines and metadata.opens
+    assert {t.fd_policy for t in metadata.targets if t.type == "passthrough"} == {"keep", "close", "cache"}
+    apps = load_scenario(REPO / "scenarios" / "apps.yaml")
+    assert sorted(p.program for p in apps.programs) == sorted(CATALOG)
 
 
 def test_load_scenario_unreadable_file(tmp_path):

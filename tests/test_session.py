@@ -199,3 +199,72 @@ def test_fd_pressure_steps_are_kept_with_their_readings_and_client_reports(tmp_p
     snapshots = folder.fd_snapshots()
     assert list(snapshots["phase"][:4]) == ["baseline", "before", "held", "after"] and len(snapshots) == 8
     assert folder.fd_client_report("fuse", 20)["open_ns"] == [1000] * 20
+
+
+FAMILIES = """\
+name: families
+repeat: 1
+seed: 1
+targets:
+  - {name: native, type: native}
+  - {name: fuse, type: fuse}
+workloads:
+  - {name: create, ioengine: filecreate, nrfiles: 20, size: 4096}
+opens:
+  - {name: loop, files: 10, runtime: 1s}
+programs:
+  - {name: find, program: find-stat, tree: {files: 20, dirs: 3}}
+  - {name: build, program: make, sources: 2}
+"""
+
+
+def test_every_family_is_recorded_with_its_kind_its_work_and_its_starting_tree(tmp_path: Path) -> None:
+    path = tmp_path / "families.yaml"
+    path.write_text(FAMILIES)
+    host = FakeHost()
+    host.stats = {"requests": {}, "backing_opens_total": 0}
+    host.requests_per_run = {"OPEN": 10, "LOOKUP": 3}
+    assert run(options(tmp_path, path), host) == EXIT_OK
+    runs = ResultsFolder(tmp_path / "out").runs().set_index("run_id")
+    assert set(runs["status"]) == {"ok"} and len(runs) == 8
+    assert runs.loc["loop--fuse--r1", "family"] == "opens" and runs.loc["find--native--r1", "program"] == "find-stat"
+    assert runs.loc["loop--fuse--r1", "ops_per_s"] == 2000 and runs.loc["loop--fuse--r1", "op_p50_us"] == 5.0
+    assert runs.loc["find--fuse--r1", "ops"] == 1 and runs.loc["find--fuse--r1", "files"] == 20
+    assert runs.loc["create--fuse--r1", "family"] == "fio" and runs.loc["create--fuse--r1", "ops"] > 0
+    for cell in ("create", "loop", "find", "build"):
+        assert runs.loc[f"{cell}--native--r1", "start_tree"] == runs.loc[f"{cell}--fuse--r1", "start_tree"]
+    assert runs.loc["loop--fuse--r1", "backing_opens"] == 0 and pd.isna(runs.loc["loop--native--r1", "backing_opens"])
+    assert (tmp_path / "out" / "opens" / "loop--fuse--r1.json").is_file()
+    # the loop and the programs ran as commands (the fio cell through fio), each workload CPU from the kernel
+    assert [argv[1:3] for argv in host.commands].count(["-m", "bench.opens"]) == 2
+    assert sum("make" in argv[0] for argv in host.commands) == 2
+    assert runs["fio_cpu_user_s"].notna().all()
+
+
+def test_a_program_that_fails_is_a_failed_row_with_what_it_said(tmp_path: Path) -> None:
+    path = tmp_path / "families.yaml"
+    path.write_text(FAMILIES)
+    host = FakeHost()
+    host.command_status = 2
+    assert run(options(tmp_path, path), host) == EXIT_FAILED
+    runs = ResultsFolder(tmp_path / "out").runs().set_index("run_id")
+    assert runs.loc["find--fuse--r1", "error"].startswith("find-stat exited with status 2")
+    assert "it went wrong" in runs.loc["find--fuse--r1", "error"]
+    assert runs.loc["loop--native--r1", "error"].startswith("the open/close loop exited with status 2")
+    assert runs.loc["create--native--r1", "status"] == "ok"
+
+
+def test_a_program_whose_commands_are_missing_is_unavailable_and_said_once(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from bench.programs import Make
+
+    monkeypatch.setattr(Make, "requires", ("no-such-compiler-here",))
+    path = tmp_path / "families.yaml"
+    path.write_text(FAMILIES)
+    host = FakeHost()
+    assert run(options(tmp_path, path), host) == EXIT_OK
+    runs = ResultsFolder(tmp_path / "out").runs().set_index("run_id")
+    assert set(runs.loc[["build--native--r1", "build--fuse--r1"], "status"]) == {"unavailable"}
+    assert "no-such-compiler-here not found" in runs.loc["build--fuse--r1", "error"]
+    assert [line for line in host.said if "skipped" in line] == [
+        "build: skipped: no-such-compiler-here not found on PATH (Debian: apt-get install no-such-compiler-here)"]
