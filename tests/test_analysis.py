@@ -47,12 +47,25 @@ def test_unreadable_manifest_is_an_input_error(tmp_path: Path) -> None:
         analysis.load(tmp_path)
 
 
-@pytest.mark.parametrize(("rw", "bs", "metric"), [
-    ("read", "4k", "bw_mib_s"), ("randread", "4k", "iops"), ("randread", "1M", "bw_mib_s"),
-    ("randwrite", "64k", "bw_mib_s"), ("randrw", "16k", "iops"), ("write", None, "bw_mib_s"),
+@pytest.mark.parametrize(("section", "rw", "bs", "metric"), [
+    ("block I/O", "read", "4k", "bw_mib_s"), ("block I/O", "randread", "4k", "iops"),
+    ("block I/O", "randread", "1M", "bw_mib_s"), ("mmap", "randwrite", "64k", "bw_mib_s"),
+    ("small files", "randrw", "16k", "iops"), ("block I/O", "write", None, "bw_mib_s"),
+    ("metadata", "read", "4k", "ops_s"), ("open/close", None, None, "opens_s"), ("programs", None, None, "seconds"),
 ])
-def test_primary_metric(rw: str, bs: str | None, metric: str) -> None:
-    assert analysis.primary_metric(rw, bs) == metric
+def test_primary_metric(section: str, rw: str | None, bs: str | None, metric: str) -> None:
+    assert analysis.primary_metric(section, rw, bs) == metric
+
+
+@pytest.mark.parametrize(("family", "ioengine", "nrfiles", "section"), [
+    (None, "psync", 1, "block I/O"), ("fio", "libaio", 99, "block I/O"), ("fio", "psync", 100, "small files"),
+    ("fio", "mmap", 1000, "mmap"), ("fio", "filestat", 5000, "metadata"), ("opens", None, None, "open/close"),
+    ("program", None, None, "programs"),
+])
+def test_every_run_has_one_section(family, ioengine, nrfiles, section) -> None:
+    from bench.analysis.load import section_of
+
+    assert section_of(family, ioengine, nrfiles) == section
 
 
 def test_known_speedup_and_ci(basic: analysis.Analysis) -> None:
@@ -247,3 +260,110 @@ def test_a_direct_io_target_faster_than_native_is_not_called_a_cache_artifact(tm
 def test_a_buffered_target_faster_than_native_is_a_likely_cache_artifact(basic: analysis.Analysis) -> None:
     flagged = [f for f in basic.findings if f.kind == "cache_artifact"]
     assert len(flagged) == 1 and "likely a cache artifact" in flagged[0].message
+
+
+# ---------------------------------------------------------------- families
+
+
+def _families_folder(path: Path) -> Path:
+    """A folder with a program (seconds), an open/close loop (opens/s) and a metadata engine
+    (ops/s), 3 runs on native, fuse and passthrough each, with their requests."""
+    from bench.records import (
+        FioFigures,
+        RequestRecord,
+        RunInfo,
+        RunRecord,
+        WorkFigures,
+        WorkloadAsRun,
+        WorkloadKind,
+    )
+    from bench.results import ResultsWriter
+
+    writer = ResultsWriter.create(path)
+    seconds = {"native": [1.0, 1.1, 0.9], "fuse": [2.0, 2.1, 1.9], "passthrough": [1.6, 1.7, 1.5]}
+    opens = {"native": [300e3, 310e3, 290e3], "fuse": [12e3, 12.5e3, 11.5e3], "passthrough": [10e3, 10.2e3, 9.8e3]}
+    stats = {"native": [40e3, 41e3, 39e3], "fuse": [20e3, 20.5e3, 19.5e3], "passthrough": [20.1e3, 19.6e3, 20.4e3]}
+    types = {"native": "native", "fuse": "fuse", "passthrough": "passthrough"}
+    for target, kind in types.items():
+        for rep in range(3):
+            common = dict(target=target, target_type=kind, repetition=rep + 1, status="ok")
+            run_id = f"untar--{target}--r{rep + 1}"
+            writer.append_run(RunRecord(
+                info=RunInfo(run_id=run_id, workload="untar", cell="untar", duration_s=seconds[target][rep], **common),
+                kind=WorkloadKind(family="program", program="tar-extract", start_tree="aaaa"),
+                work=WorkFigures(ops=1, files=100, mib=2.0, backing_opens=100 if kind == "passthrough" else None)),
+                requests=[RequestRecord(run_id=run_id, source="server", opcode=op, requests=n)
+                          for op, n in (("CREATE", 100), ("LOOKUP", 300), ("WRITE", 50))] if kind != "native" else [])
+            run_id = f"loop--{target}--r{rep + 1}"
+            writer.append_run(RunRecord(
+                info=RunInfo(run_id=run_id, workload="loop", cell="loop", duration_s=2.0, **common),
+                kind=WorkloadKind(family="opens", start_tree="bbbb" if target != "fuse" else "cccc"),
+                work=WorkFigures(ops=int(opens[target][rep] * 2), files=1000, mib=0.0, ops_per_s=opens[target][rep],
+                                 op_p50_us=3.0)),
+                requests=[RequestRecord(run_id=run_id, source="server", opcode="OPEN",
+                                        requests=int(opens[target][rep] * 2))] if kind != "native" else [])
+            writer.append_run(RunRecord(
+                info=RunInfo(run_id=f"stat--{target}--r{rep + 1}", workload="stat", cell="stat", duration_s=1.0,
+                             **common),
+                workload=WorkloadAsRun(rw="read", bs="1", ioengine="filestat", nrfiles=10000, cache="cold"),
+                fio=FioFigures(read_iops=stats[target][rep], read_bw_mib_s=0.01),
+                kind=WorkloadKind(family="fio", start_tree="dddd"), work=WorkFigures(ops=10000, files=10000)))
+    return path
+
+
+@pytest.fixture(scope="module")
+def families(tmp_path_factory) -> analysis.Analysis:
+    return analysis.analyse(analysis.load(_families_folder(tmp_path_factory.mktemp("f") / "families")))
+
+
+def test_each_family_has_its_section_and_metric(families: analysis.Analysis) -> None:
+    got = {(r.cell, r.section, r.metric, r.unit) for r in families.summary.itertuples()}
+    assert got == {("untar", "programs", "seconds", "s"), ("loop", "open/close", "opens_s", "opens/s"),
+                   ("stat", "metadata", "ops_s", "ops/s")}
+
+
+def test_times_compare_as_speeds(families: analysis.Analysis) -> None:
+    fuse, passthrough = row(families, "untar", "fuse"), row(families, "untar", "passthrough")
+    assert fuse["median"] == 2.0 and fuse["vs_native_ratio"] == pytest.approx(0.5)  # half native's speed
+    assert passthrough["vs_plain_ratio"] == pytest.approx(2.0 / 1.6) and passthrough["vs_plain_significant"]
+    assert passthrough["vs_plain_ratio_low"] <= passthrough["vs_plain_ratio"] <= passthrough["vs_plain_ratio_high"]
+
+
+def test_the_verdicts_say_where_passthrough_is_faster_unchanged_or_slower(families: analysis.Analysis) -> None:
+    verdicts = families.verdicts.set_index("section")
+    assert verdicts.loc["programs", "faster"] == 1 and verdicts.loc["programs", "faster_cells"][0][0] == "untar"
+    assert verdicts.loc["open/close", "slower"] == 1
+    assert verdicts.loc["metadata", "unchanged"] == 1
+    from bench.report.rows import verdict_lines
+
+    assert verdict_lines(families) == ["metadata: unchanged in 1", "open/close: slower in 1 (loop 0.83x)",
+                                       "programs: faster in 1 (untar 1.25x)"]  # in the report's section order
+
+
+def test_requests_per_operation_file_and_mib(families: analysis.Analysis) -> None:
+    per_op = families.per_op.set_index(["cell", "target", "opcode"])
+    assert per_op.loc[("untar", "fuse", "CREATE"), "per_op"] == 100
+    assert per_op.loc[("untar", "fuse", "LOOKUP"), "per_file"] == 3
+    assert per_op.loc[("untar", "fuse", "WRITE"), "per_mib"] == 25
+    assert per_op.loc[("loop", "passthrough", "OPEN"), "per_op"] == 1
+    assert per_op.loc[("loop", "passthrough", "OPEN"), "per_run"] == 20000
+    assert "native" not in set(families.per_op["target"])
+    work = families.work.set_index(["cell", "target"])
+    assert work.loc[("untar", "passthrough"), "backing_opens_per_op"] == 100
+    assert np.isnan(work.loc[("untar", "fuse"), "backing_opens_per_op"])
+
+
+def test_targets_that_did_not_start_alike_are_a_finding(families: analysis.Analysis) -> None:
+    notes = [f.message for f in families.findings if f.cell == "loop"]
+    assert len(notes) == 1 and "did not start from the same files" in notes[0] and "fuse cccc" in notes[0]
+    assert not [f for f in families.findings if f.cell in ("untar", "stat") and f.kind == "note"]
+
+
+def test_comparing_two_folders_turns_times_into_speeds(tmp_path: Path, families: analysis.Analysis) -> None:
+    slower = _families_folder(tmp_path / "b")
+    runs = (slower / "runs.csv").read_text().replace("untar--native--r1,untar,untar,,native,native,1,,,1.0,",
+                                                     "untar--native--r1,untar,untar,,native,native,1,,,2.0,")
+    (slower / "runs.csv").write_text(runs)
+    changes, _ = compare_folders(families, analysis.analyse(analysis.load(slower)))
+    native = changes[(changes["cell"] == "untar") & (changes["target"] == "native")].iloc[0]
+    assert native["median_b"] == pytest.approx(1.1) and native["ratio"] == pytest.approx(1.0 / 1.1)

@@ -141,7 +141,7 @@ def test_markdown_report(tmp_path: Path) -> None:
     text = report.write_report(BASIC, tmp_path / "r.md", "markdown").read_text()
     table = [line for line in text.splitlines() if line.startswith("|")]
     assert len(table) == 2 + 12  # header, rule, one row per cell x target
-    assert "| seqread-1m | MiB/s | passthrough | 3 | 2000 | [1980, 2020] | 100% | **4.00x [3.88-4.12]** * |" in table
+    assert "| block I/O | seqread-1m | MiB/s | passthrough | 3 | 2000 | [1980, 2020] | 100% | **4.00x [3.88-4.12]** * |" in table
 
 
 def test_csv_report(tmp_path: Path) -> None:

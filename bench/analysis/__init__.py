@@ -1,12 +1,14 @@
 """Results folder -> tidy pandas frames -> statistics; every summary is derived here, never stored.
 
 Statistics used (docs in the report's "Method" section say the same):
-- Primary metric per cell: bandwidth (MiB/s) for sequential patterns or bs >= 64k, IOPS for
-  random small-block patterns; read + write summed, so mixed patterns have one figure.
+- Each cell belongs to one report section (block I/O, small files, mmap, metadata, open/close,
+  programs) and has one primary metric: bandwidth (MiB/s) for sequential patterns or bs >= 64k,
+  IOPS for random small-block patterns (read + write summed, so mixed patterns have one
+  figure), operations/s for metadata engines, opens/s for open/close loops, seconds for programs.
 - Per cell x target: n, median, mean, stdev, CoV, min, max and a 95% percentile-bootstrap CI
   of the MEDIAN (seeded, so reports are reproducible).
-- Speedup: ratio of medians (target / baseline) with a percentile-bootstrap CI, each side
-  resampled independently. Significant only when Welch's t-test gives p < alpha AND the
+- Speedup: ratio of medians (target / baseline; baseline / target for seconds, so above 1 is
+  always faster) with a percentile-bootstrap CI, each side resampled independently. Significant only when Welch's t-test gives p < alpha AND the
   ratio is at least `threshold` away from 1. (Welch rather than Mann-Whitney U: with the
   usual 3 repetitions per side Mann-Whitney cannot go below p = 0.1.)
 - Latency percentiles come from fio json+ clat bins summed over repetitions and jobs.
@@ -23,7 +25,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from bench.analysis.findings import Finding, count_by_kind, findings_of
-from bench.analysis.load import Results, environment, load, primary_metric
+from bench.analysis.load import SECTIONS, Results, environment, load, primary_metric
 from bench.analysis.metrics import (
     CPU_PARTS,
     SECONDARY_METRICS,
@@ -34,15 +36,18 @@ from bench.analysis.metrics import (
     first_of_type,
     in_order,
     latency_percentiles,
+    passthrough_verdicts,
     request_counts,
+    requests_per_op,
     secondary,
     summary,
     usable_runs,
+    work_done,
 )
 from bench.analysis.statistics import Settings
 
 __all__ = [
-    "CPU_PARTS", "SECONDARY_METRICS", "Analysis", "Finding", "Results", "Settings", "analyse", "count_by_kind",
+    "CPU_PARTS", "SECONDARY_METRICS", "SECTIONS", "Analysis", "Finding", "Results", "Settings", "analyse", "count_by_kind",
     "environment", "fd_config_label", "in_order", "load", "primary_metric",
 ]
 
@@ -58,6 +63,9 @@ class Analysis:
     cpu: pd.DataFrame           # cell x target: CPU seconds per GiB and per 1,000 I/Os by part
     latency: pd.DataFrame       # cell x target x direction x percentile -> latency_us
     requests: pd.DataFrame      # cell x target (FUSE targets): median FUSE requests per run
+    per_op: pd.DataFrame        # cell x target x opcode (FUSE targets): median requests per run, op, file, MiB
+    work: pd.DataFrame          # cell x target: median operations, files, MiB per run; backing opens per op
+    verdicts: pd.DataFrame      # per section: cells where passthrough is faster, unchanged, slower than plain
     fd_steps: pd.DataFrame      # fd-pressure steps that were measured (status ok), with `config`
     fd_limits: pd.DataFrame     # per fd-pressure configuration: first N that failed, and how
     findings: list[Finding] = field(default_factory=list)
@@ -79,14 +87,18 @@ def analyse(results: Results, settings: Settings = Settings()) -> Analysis:
     groups = dict(iter(used.groupby(["cell", "target"], sort=False)))
     order = (results.cells, results.targets)
     latency, unreadable = latency_percentiles(results, used)
+    summary_frame = summary(results, groups, settings)
     analysis = Analysis(
         results=results,
         settings=settings,
-        summary=summary(results, groups, settings),
+        summary=summary_frame,
         secondary=secondary(groups, settings),
         cpu=cpu_efficiency(used, order),
         latency=in_order(latency, *order),
         requests=request_counts(used, order),
+        per_op=requests_per_op(results, used, order),
+        work=work_done(used, order),
+        verdicts=passthrough_verdicts(summary_frame),
         fd_steps=(steps := fd_steps(results.fd_pressure)),
         fd_limits=fd_limits(steps),
     )

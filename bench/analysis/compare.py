@@ -5,12 +5,12 @@ from __future__ import annotations
 import pandas as pd
 
 from bench.analysis import Analysis
-from bench.analysis.metrics import EMPTY_COMPARISON, usable_runs, values_of
-from bench.analysis.statistics import compare
+from bench.analysis.metrics import EMPTY_COMPARISON, speed_ratio, usable_runs, values_of
 
 
 def compare_folders(a: Analysis, b: Analysis) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per matching cell x target, B relative to A; and the cell x target pairs present in one only."""
+    """Per matching cell x target, B relative to A as a speed (above 1: B is faster, also for
+    programs' times); and the cell x target pairs present in one only."""
     settings = a.settings
     # A pair counts as present only with data: a planned but never-run pair is "only in" the other.
     with_data_a, with_data_b = a.summary[a.summary["n"] > 0], b.summary[b.summary["n"] > 0]
@@ -26,7 +26,7 @@ def compare_folders(a: Analysis, b: Analysis) -> tuple[pd.DataFrame, pd.DataFram
         other = b.summary[(b.summary["cell"] == row.cell) & (b.summary["target"] == row.target)].iloc[0]
         if other["metric"] != row.metric:
             continue
-        verdict = compare(values_of(groups_b, *key), values_of(groups_a, *key), settings, "compare", *key)
+        verdict = speed_ratio(row.metric, values_of(groups_b, *key), values_of(groups_a, *key), settings, "compare", *key)
         rows.append({"cell": row.cell, "target": row.target, "metric": row.metric, "unit": row.unit,
                      "n_a": row.n, "median_a": row.median, "n_b": int(other["n"]), "median_b": other["median"],
                      **verdict})

@@ -77,6 +77,9 @@ def findings_of(analysis: Analysis, unreadable: list[str]) -> list[Finding]:
                                 f"{row.run_id}: passthrough did not engage (the daemon served READ/WRITE); "
                                 "left out of the statistics"))
 
+    for cell, starts in _start_trees(runs).items():
+        findings.append(Finding("note", cell, "", f"{cell}: the targets' runs did not start from the same files "
+                                f"({starts}); compare them with care"))
     findings += _fd_findings(results.fd_pressure)
     summary = analysis.summary
     for row in summary[summary["cov"] > settings.noisy_cov].itertuples():
@@ -97,6 +100,19 @@ def findings_of(analysis: Analysis, unreadable: list[str]) -> list[Finding]:
                                 f"{len(few)} of {len(summary)} cell/target pairs have fewer than 5 good runs "
                                 f"(lowest n = {int(few['n'].min())}); treat differences as indicative"))
     return findings
+
+
+def _start_trees(runs: pd.DataFrame) -> dict[str, str]:
+    """Cells whose good runs started from different file trees: cell -> the digests by target."""
+    if "start_tree" not in runs:
+        return {}
+    good = runs[(runs["status"] == STATUS_OK) & runs["start_tree"].notna()]
+    differing = {}
+    for cell, frame in good.groupby("cell", sort=False):
+        if frame["start_tree"].nunique() > 1:
+            by_target = frame.groupby("target", sort=False)["start_tree"].agg(lambda d: "/".join(dict.fromkeys(d)))
+            differing[str(cell)] = ", ".join(f"{target} {digests}" for target, digests in by_target.items())
+    return differing
 
 
 def _fd_findings(frame: pd.DataFrame | None) -> list[Finding]:

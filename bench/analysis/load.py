@@ -15,10 +15,16 @@ from bench.fusefs.units import parse_size
 from bench.records import Manifest
 from bench.results import ResultsFolder
 from bench.scenario import Scenario, ScenarioError, cell_key, parse_scenario
-from bench.vocabulary import PATTERNS
+from bench.vocabulary import METADATA_ENGINES, PATTERNS
 
 LARGE_BS = 64 << 10
-METRIC_UNITS = {"bw_mib_s": "MiB/s", "iops": "IOPS"}
+# A fio workload over this many files is about small files (opening and closing them), not blocks.
+SMALL_FILES_FROM = 100
+# The report sections, in the order they are shown; section_of() puts each run in one.
+SECTIONS = ("block I/O", "small files", "mmap", "metadata", "open/close", "programs")
+METRIC_UNITS = {"bw_mib_s": "MiB/s", "iops": "IOPS", "ops_s": "ops/s", "opens_s": "opens/s", "seconds": "s"}
+# Metrics where less is better: a comparison of them is turned round, so that every ratio is a speed.
+LOWER_IS_BETTER = frozenset({"seconds"})
 GIB = float(1 << 30)
 PLAN_COLUMNS = ["cell", "target", "repetition"]
 
@@ -64,18 +70,46 @@ def load(results_dir: Path) -> Results:
 
 
 def with_primary_metric(runs: pd.DataFrame) -> pd.DataFrame:
-    """The runs with `metric`, `unit` and `value`: each run's primary figure."""
+    """The runs with `section`, `metric`, `unit` and `value`: what each run is, and its primary figure."""
     runs = runs.copy()
     runs["cell"] = runs["cell"].fillna(runs["workload"])
-    metric = [primary_metric(rw, bs) for rw, bs in zip(runs["rw"], runs["bs"])]
+    family = runs["family"] if "family" in runs else pd.Series(pd.NA, index=runs.index)
+    runs["section"] = pd.Series([section_of(f, engine, n) for f, engine, n in
+                                 zip(family, runs["ioengine"], runs["nrfiles"])], index=runs.index, dtype="string")
+    metric = [primary_metric(section, rw, bs) for section, rw, bs in zip(runs["section"], runs["rw"], runs["bs"])]
     runs["metric"] = pd.Series(metric, index=runs.index, dtype="string")
     runs["unit"] = runs["metric"].map(METRIC_UNITS)
-    runs["value"] = directions_sum(runs, "bw_mib_s").where(runs["metric"] == "bw_mib_s", directions_sum(runs, "iops"))
+    values = {"bw_mib_s": directions_sum(runs, "bw_mib_s"), "iops": directions_sum(runs, "iops"),
+              "ops_s": directions_sum(runs, "iops"), "opens_s": numeric(runs, "ops_per_s"),
+              "seconds": numeric(runs, "duration_s")}
+    runs["value"] = pd.Series(np.nan, index=runs.index, dtype="float64")
+    for name, column in values.items():
+        runs["value"] = runs["value"].where(runs["metric"] != name, column)
     return runs
 
 
-def primary_metric(rw: Any, bs: Any) -> str:
-    """'bw_mib_s' for sequential patterns or blocks of 64k and more, else 'iops'."""
+def section_of(family: Any, ioengine: Any, nrfiles: Any) -> str:
+    """The report section of a run (folders of format 1 have no family: all fio)."""
+    family, ioengine = (None if pd.isna(value) else value for value in (family, ioengine))
+    if family == "opens":
+        return "open/close"
+    if family == "program":
+        return "programs"
+    if ioengine in METADATA_ENGINES:
+        return "metadata"
+    if ioengine == "mmap":
+        return "mmap"
+    if pd.notna(nrfiles) and int(nrfiles) >= SMALL_FILES_FROM:
+        return "small files"
+    return "block I/O"
+
+
+def primary_metric(section: str, rw: Any, bs: Any) -> str:
+    """The figure a run is judged by: seconds for a program, opens/s for an open/close loop,
+    operations/s for a metadata engine; for I/O, 'bw_mib_s' for sequential patterns or blocks
+    of 64k and more, else 'iops'."""
+    if section in _SECTION_METRICS:
+        return _SECTION_METRICS[section]
     try:
         size = parse_size(str(bs)) if pd.notna(bs) else 0
     except ValueError:
@@ -84,6 +118,9 @@ def primary_metric(rw: Any, bs: Any) -> str:
     if (pattern is not None and pattern.sequential) or size >= LARGE_BS:
         return "bw_mib_s"
     return "iops"
+
+
+_SECTION_METRICS = {"programs": "seconds", "open/close": "opens_s", "metadata": "ops_s"}
 
 
 def numeric(frame: pd.DataFrame, name: str) -> pd.Series:

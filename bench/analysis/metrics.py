@@ -10,11 +10,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.analysis.load import GIB, METRIC_UNITS, Results, directions_sum, numeric
+from bench.analysis.load import (
+    GIB,
+    LOWER_IS_BETTER,
+    METRIC_UNITS,
+    SECTIONS,
+    Results,
+    directions_sum,
+    numeric,
+)
 from bench.analysis.statistics import Settings, compare, describe
 from bench.fio_output import FioError
+from bench.opens import OpensResult
 from bench.percentile import percentiles
 from bench.records import STATUS_FAILED, STATUS_OK, STATUS_UNAVAILABLE
+from bench.results import ResultsError
 
 LATENCY_PERCENTILES = (1.0, 5.0, 10.0, 25.0, 50.0, 75.0, 90.0, 95.0, 99.0, 99.5, 99.9, 99.99)
 CPU_PARTS = ("fio_user_s", "fio_sys_s", "daemon_user_s", "daemon_sys_s")
@@ -47,14 +57,14 @@ def summary(results: Results, groups: dict, settings: Settings) -> pd.DataFrame:
         cell_runs = runs[runs["cell"] == cell]
         if cell_runs.empty:
             continue
-        metric = cell_runs["metric"].iloc[0]
+        metric, section = cell_runs["metric"].iloc[0], cell_runs["section"].iloc[0]
         workload = cell_runs["workload"].dropna().iloc[0] if cell_runs["workload"].notna().any() else cell
         for target in results.targets:
             key = (cell, target)
             if key not in expected.index and key not in present.index:
                 continue
             values = values_of(groups, cell, target)
-            row = {"cell": cell, "workload": workload, "target": target,
+            row = {"section": section, "cell": cell, "workload": workload, "target": target,
                    "target_type": results.target_types.get(target, ""),
                    "metric": metric, "unit": METRIC_UNITS[metric],
                    "failed": int(failed.get(key, 0)), "unavailable": int(unavailable.get(key, 0)),
@@ -65,16 +75,24 @@ def summary(results: Results, groups: dict, settings: Settings) -> pd.DataFrame:
                 if base is None or target == base or (label == "plain" and row["target_type"] == "native"):
                     row.update({f"vs_{label}_{k}": v for k, v in EMPTY_COMPARISON.items()})
                     continue
-                verdict = compare(values, values_of(groups, cell, base), settings, cell, target, base)
+                verdict = speed_ratio(metric, values, values_of(groups, cell, base), settings, cell, target, base)
                 row.update({f"vs_{label}_{k}": v for k, v in verdict.items()})
             rows.append(row)
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 
+def speed_ratio(metric: str, new: np.ndarray, base: np.ndarray, settings: Settings, *keys: str) -> dict[str, Any]:
+    """`compare` of new against base as a speed: for a time (less is better) base/new, so that
+    above 1 is always faster."""
+    if metric in LOWER_IS_BETTER:
+        return compare(base, new, settings, *keys)
+    return compare(new, base, settings, *keys)
+
+
 EMPTY_COMPARISON = {"ratio": np.nan, "ratio_low": np.nan, "ratio_high": np.nan, "p": np.nan, "significant": False}
 
 SUMMARY_COLUMNS = (
-    ["cell", "workload", "target", "target_type", "metric", "unit", "failed", "unavailable", "missing", "excluded",
+    ["section", "cell", "workload", "target", "target_type", "metric", "unit", "failed", "unavailable", "missing", "excluded",
      "n", "median", "mean", "stdev", "cov", "ci_low", "ci_high", "min", "max"]
     + [f"vs_{label}_{k}" for label in ("native", "plain") for k in EMPTY_COMPARISON]
 )
@@ -112,7 +130,8 @@ def in_order(frame: pd.DataFrame, cells: list[str], targets: list[str]) -> pd.Da
 
 
 def cpu_efficiency(runs: pd.DataFrame, order: tuple[list[str], list[str]] | None = None) -> pd.DataFrame:
-    """CPU seconds per GiB moved and per 1,000 I/Os, by process (fio, daemon) and user/sys."""
+    """CPU seconds per GiB moved and per 1,000 operations (I/Os, opens, program runs), by process
+    (the workload, the daemon) and user/sys."""
     runtime = numeric(runs, "fio_runtime_s").fillna(numeric(runs, "duration_s"))
     parts = pd.DataFrame({
         "cell": runs["cell"], "target": runs["target"],
@@ -121,17 +140,21 @@ def cpu_efficiency(runs: pd.DataFrame, order: tuple[list[str], list[str]] | None
         "fio_sys_s": numeric(runs, "fio_cpu_sys_s").fillna(numeric(runs, "fio_sys_cpu_pct") / 100 * runtime),
         "daemon_user_s": numeric(runs, "daemon_cpu_user_s").fillna(0.0),
         "daemon_sys_s": numeric(runs, "daemon_cpu_sys_s").fillna(0.0),
-        "gib": directions_sum(runs, "io_bytes").fillna(directions_sum(runs, "bw_mib_s") * runtime * (1 << 20)) / GIB,
-        "kios": directions_sum(runs, "iops") * runtime / 1000.0,
+        "gib": directions_sum(runs, "io_bytes").fillna(directions_sum(runs, "bw_mib_s") * runtime * (1 << 20))
+               .fillna(numeric(runs, "mib") * (1 << 20)) / GIB,
+        "kios": (directions_sum(runs, "iops") * runtime).fillna(numeric(runs, "ops")) / 1000.0,
     })
+    if "section" in runs:  # a metadata engine's bytes are fio's accounting, not data moved
+        parts["gib"] = parts["gib"].where(runs["section"] != "metadata")
     totals = parts.groupby(["cell", "target"], sort=False).sum(min_count=1).reset_index()
     if order is not None:
         totals = in_order(totals, *order)
+    gib, kios = totals["gib"].where(totals["gib"] > 0), totals["kios"].where(totals["kios"] > 0)  # none moved: no cost per
     for part in CPU_PARTS:
-        totals[f"{part}_per_gib"] = totals[part] / totals["gib"]
-        totals[f"{part}_per_kio"] = totals[part] / totals["kios"]
-    totals["total_s_per_gib"] = totals[list(CPU_PARTS)].sum(axis=1) / totals["gib"]
-    totals["total_s_per_kio"] = totals[list(CPU_PARTS)].sum(axis=1) / totals["kios"]
+        totals[f"{part}_per_gib"] = totals[part] / gib
+        totals[f"{part}_per_kio"] = totals[part] / kios
+    totals["total_s_per_gib"] = totals[list(CPU_PARTS)].sum(axis=1) / gib
+    totals["total_s_per_kio"] = totals[list(CPU_PARTS)].sum(axis=1) / kios
     return totals
 
 
@@ -185,8 +208,9 @@ def fd_limits(steps: pd.DataFrame) -> pd.DataFrame:
 
 
 def latency_percentiles(results: Results, runs: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-    """Per cell x target x direction, clat percentiles (us) of fio's histograms summed over all
-    its runs; and the run ids whose fio output could not be read (left out, never silently)."""
+    """Per cell x target x direction, latency percentiles (us) of the histograms summed over all
+    its runs: fio's clat by read and write, an open/close loop's by open and close; and the run
+    ids whose output could not be read (left out, never silently)."""
     summed: dict[tuple[str, str, str], Counter[int]] = {}
     unreadable = []
     for run_id, cell, target in zip(runs["run_id"], runs["cell"], runs["target"]):
@@ -195,10 +219,13 @@ def latency_percentiles(results: Results, runs: pd.DataFrame) -> tuple[pd.DataFr
         except FioError as exc:
             unreadable.append(f"{run_id}: {exc}")
             continue
-        if result is None:
+        if result is not None:
+            histograms = {direction: getattr(result, direction).clat_bins for direction in ("read", "write")}
+        elif (loop := _opens_result(results, run_id, unreadable)) is not None:
+            histograms = {"open": loop.open_ns, "close": loop.close_ns}
+        else:
             continue
-        for direction in ("read", "write"):
-            bins = getattr(result, direction).clat_bins
+        for direction, bins in histograms.items():
             if bins:
                 summed.setdefault((cell, target, direction), Counter()).update(bins)
     rows = []
@@ -208,3 +235,75 @@ def latency_percentiles(results: Results, runs: pd.DataFrame) -> tuple[pd.DataFr
                      "latency_us": ns / 1000.0, "ios": count}
                     for p, ns in zip(LATENCY_PERCENTILES, percentiles(bins, LATENCY_PERCENTILES)))
     return pd.DataFrame(rows, columns=["cell", "target", "direction", "percentile", "latency_us", "ios"]), unreadable
+
+
+def _opens_result(results: Results, run_id: str, unreadable: list[str]) -> OpensResult | None:
+    try:
+        return results.folder.opens_result(run_id)
+    except ResultsError as exc:
+        unreadable.append(f"{run_id}: {exc}")
+        return None
+
+
+def requests_per_op(results: Results, runs: pd.DataFrame, order: tuple[list[str], list[str]] | None = None
+                    ) -> pd.DataFrame:
+    """Per cell x FUSE target x opcode: the median over runs of its requests per operation, per
+    file and per MiB moved (operations: fio's I/Os, the loop's opens, 1 per program run)."""
+    columns = ["cell", "target", "target_type", "opcode", "per_run", "per_op", "per_file", "per_mib", "runs"]
+    requests = results.folder.requests()
+    if requests is None or requests.empty or "ops" not in runs:
+        return pd.DataFrame(columns=columns)
+    work = runs.loc[:, ["run_id", "cell", "target", "target_type"]].assign(
+        ops=numeric(runs, "ops"), files=numeric(runs, "files"), mib=numeric(runs, "mib"))
+    joined = requests.merge(work[work["target_type"] != "native"], on="run_id")
+    if joined.empty:
+        return pd.DataFrame(columns=columns)
+    count = joined["requests"].astype("float64")
+    joined = joined.assign(per_op=count / joined["ops"], per_file=count / joined["files"],
+                           per_mib=(count / joined["mib"]).where(joined["mib"] > 0))
+    frame = (joined.groupby(["cell", "target", "target_type", "opcode"], sort=False)
+             .agg(per_run=("requests", "median"), per_op=("per_op", "median"), per_file=("per_file", "median"), per_mib=("per_mib", "median"),
+                  runs=("run_id", "nunique")).reset_index())
+    frame = frame.sort_values("per_op", ascending=False, kind="stable")
+    return in_order(frame, *order) if order is not None else frame.reset_index(drop=True)
+
+
+def work_done(runs: pd.DataFrame, order: tuple[list[str], list[str]] | None = None) -> pd.DataFrame:
+    """Per cell x target, medians over the runs: operations, files and MiB per run, the backing
+    files the built-in passthrough server registered per operation, and the time of one
+    BACKING_OPEN and one BACKING_CLOSE ioctl in it."""
+    columns = ["cell", "target", "ops", "files", "mib", "backing_opens_per_op", "backing_open_us", "backing_close_us"]
+    if "ops" not in runs:
+        return pd.DataFrame(columns=columns)
+    frame = pd.DataFrame({"cell": runs["cell"], "target": runs["target"], "ops": numeric(runs, "ops"),
+                          "files": numeric(runs, "files"), "mib": numeric(runs, "mib"),
+                          "backing_opens_per_op": numeric(runs, "backing_opens") / numeric(runs, "ops"),
+                          "backing_open_us": numeric(runs, "backing_open_us"),
+                          "backing_close_us": numeric(runs, "backing_close_us")})
+    frame = frame.dropna(subset=["ops"]).groupby(["cell", "target"], sort=False).median().reset_index()
+    return in_order(frame, *order) if order is not None else frame
+
+
+PASSTHROUGH_VERDICTS = ("faster", "unchanged", "slower")
+
+
+def passthrough_verdicts(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per section: in how many cells passthrough is faster than plain FUSE, unchanged (not a
+    significant difference) or slower, and the cells of each verdict with their speed ratio."""
+    rows = summary[(summary["target_type"] == "passthrough") & summary["vs_plain_ratio"].notna()]
+    verdict = np.where(~rows["vs_plain_significant"].astype(bool), "unchanged",
+                       np.where(rows["vs_plain_ratio"] > 1, "faster", "slower"))
+    rows = rows.assign(verdict=verdict)
+    out = []
+    for section in SECTIONS:
+        cells = rows[rows["section"] == section]
+        if cells.empty:
+            continue
+        entry = {"section": section, "cells": len(cells)}
+        for name in PASSTHROUGH_VERDICTS:
+            chosen = cells[cells["verdict"] == name]
+            entry[name] = len(chosen)
+            entry[f"{name}_cells"] = [(row.cell, row.target, float(row.vs_plain_ratio)) for row in chosen.itertuples()]
+        out.append(entry)
+    return pd.DataFrame(out, columns=["section", "cells", *(f"{v}{suffix}" for v in PASSTHROUGH_VERDICTS
+                                                              for suffix in ("", "_cells"))])

@@ -84,7 +84,7 @@ def _grid(count: int, columns: int = 3, size: tuple[float, float] = (3.6, 2.4)):
 
 
 def relative_throughput(analysis: Analysis) -> str | None:
-    """Horizontal bars: each target's median as a ratio of native, with the CI as error bars."""
+    """Horizontal bars: each target's speed as a ratio of native's, with the CI as error bars."""
     native = analysis.native
     summary = analysis.summary[analysis.summary["n"] > 0]
     if native is None or summary.empty:
@@ -105,13 +105,13 @@ def relative_throughput(analysis: Analysis) -> str | None:
     ax.axvline(1.0, color="black", linewidth=0.8)
     ax.set_yticks(np.arange(len(cells)) + height * (len(targets) - 1) / 2, cells)
     ax.invert_yaxis()
-    ax.set_xlabel(f"median throughput relative to {native} (95% CI)")
+    ax.set_xlabel(f"median speed relative to {native} (95% CI)")
     ax.legend(loc="lower left", bbox_to_anchor=(0, 1), frameon=False, ncols=len(targets))
     return to_svg(fig)
 
 
 def latency_curves(analysis: Analysis) -> str | None:
-    """clat percentile curves per cell (bins summed over repetitions), one line per target."""
+    """Latency percentile curves per cell (bins summed over repetitions), one line per target and direction."""
     latency = analysis.latency
     if latency.empty:
         return None
@@ -123,14 +123,14 @@ def latency_curves(analysis: Analysis) -> str | None:
             # x: the "nines" scale, so p99 and p99.9 are as far apart as p90 and p99
             x = -np.log10(1 - frame["percentile"].to_numpy() / 100)
             ax.plot(x, frame["latency_us"], color=colours.get(target, "black"), marker=".", markersize=3,
-                    linestyle="-" if direction == "read" else "--", label=f"{target} {direction}")
+                    linestyle="-" if direction in ("read", "open") else "--", label=f"{target} {direction}")
         ticks = [50, 90, 99, 99.9, 99.99]
         ax.set_xticks([-np.log10(1 - p / 100) for p in ticks], [f"{p:g}" for p in ticks])
         ax.set_xlabel("percentile")
         ax.set_yscale("log")
         ax.yaxis.set_minor_locator(NullLocator())
         ax.set_title(cell, fontsize=8)
-        ax.set_ylabel("clat (us)")
+        ax.set_ylabel("latency (us)")
         ax.legend(fontsize=6, frameon=False)
     return to_svg(fig)
 
@@ -170,13 +170,13 @@ def _thin(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def time_series(analysis: Analysis) -> str | None:
-    """CPU % (fio + daemon) and daemon fds over time, for each cell's representative runs."""
+    """CPU % (workload + daemon) and daemon fds over time, for each cell's representative runs."""
     samples = analysis.results.samples
     if samples.empty or not {"run_id", "t_s", "role"} <= set(samples.columns):
         return None
     picked = representative_runs(analysis)
     picked = picked[picked["cell"].isin(list(dict.fromkeys(picked["cell"]))[: MAX_PANELS // 2])]
-    wanted = samples[samples["run_id"].isin(set(picked["run_id"])) & samples["role"].isin(["fio", "daemon"])]
+    wanted = samples[samples["run_id"].isin(set(picked["run_id"])) & samples["role"].isin(["fio", "program", "daemon"])]
     if wanted.empty:
         return None
     colours = target_colours(analysis)
@@ -197,7 +197,7 @@ def time_series(analysis: Analysis) -> str | None:
             if "num_fds" in daemon and daemon["num_fds"].notna().any():
                 daemon = _thin(daemon.sort_values("t_s"))
                 fd_ax.plot(daemon["t_s"], daemon["num_fds"], color=colour, linewidth=1, label=run.target)
-        cpu_ax.set_title(f"{cell}: fio + daemon CPU %", fontsize=8)
+        cpu_ax.set_title(f"{cell}: workload + daemon CPU %", fontsize=8)
         fd_ax.set_title(f"{cell}: daemon open fds", fontsize=8)
         cpu_ax.legend(fontsize=6, frameon=False)
     for ax in axes[-1]:

@@ -24,6 +24,8 @@ from bench.report.rows import (
     format_number,
     headline_rows,
     method_lines,
+    per_op_rows,
+    verdict_lines,
 )
 
 _ENV = jinja2.Environment(
@@ -81,6 +83,17 @@ def _secondary_table(analysis: Analysis) -> tuple[list[str], list[list[str]]]:
     return [m.replace("_", " ") for m in metrics], rows
 
 
+def _headline_groups(headline: list) -> list[dict]:
+    """The headline rows by cell, each group knowing whether it opens its section."""
+    groups, section = [], None
+    for cell, rows in groupby(headline, key=lambda r: r.cell):
+        rows = list(rows)
+        groups.append({"cell": cell, "rows": rows, "section": rows[0].section,
+                       "section_first": rows[0].section != section})
+        section = rows[0].section
+    return groups
+
+
 LATENCY_COLUMNS = (50.0, 90.0, 99.0, 99.9, 99.99)
 
 
@@ -110,7 +123,9 @@ def render_report(analysis: Analysis) -> str:
         plain=analysis.plain,
         findings=analysis.findings,
         finding_counts=count_by_kind(analysis.findings),
-        headline_groups=[{"cell": cell, "rows": list(rows)} for cell, rows in groupby(headline, key=lambda r: r.cell)],
+        headline_groups=_headline_groups(headline),
+        verdicts=verdict_lines(analysis),
+        per_op_rows=per_op_rows(analysis),
         method=method_lines(analysis),
         charts={
             "relative": charts.relative_throughput(analysis),
@@ -149,7 +164,7 @@ def render_comparison(a: Analysis, b: Analysis, changes: pd.DataFrame, only: pd.
         name_a=a.results.path.name, name_b=b.results.path.name,
         env_a=environment_line(env_a), env_b=environment_line(env_b), env_differs=differs,
         rows=comparison_rows(changes),
-        legend=f"{SIGNIFICANT} significant: Welch's t-test p < {a.settings.alpha} and a change of at least "
+        legend=f"change: B's speed relative to A's (for programs: A's time / B's time). {SIGNIFICANT} significant: Welch's t-test p < {a.settings.alpha} and a change of at least "
                f"{a.settings.threshold:.0%}. CI: {a.settings.confidence:.0%} percentile bootstrap of the ratio of medians.",
         chart=charts.comparison_changes(changes),
         only=only.to_dict("records"),

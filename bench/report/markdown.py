@@ -9,6 +9,8 @@ from bench.report.rows import (
     environment_line,
     headline_rows,
     method_lines,
+    per_op_rows,
+    verdict_lines,
 )
 
 
@@ -27,14 +29,24 @@ def render_report(analysis: Analysis) -> str:
     """The whole Markdown report."""
     plain = analysis.plain or "plain"
     rows = [
-        [row.cell, row.unit, row.target, str(row.n), row.median, row.ci or row.note,
+        [row.section, row.cell, row.unit, row.target, str(row.n), row.median, row.ci or row.note,
          _marked(row.of_native, row.of_native_significant), _marked(row.vs_plain, row.vs_plain_significant)]
         for row in headline_rows(analysis)
     ]
     lines = [f"# fusebench report: {analysis.results.path.name}", "",
              environment_line(environment(analysis.results)), ""]
-    lines += _table(["cell", "unit", "target", "n", "median", "95% CI", "% native", f"vs {plain}"], rows)
+    lines += _table(["section", "cell", "unit", "target", "n", "median", "95% CI", "% native", f"vs {plain}"], rows)
     lines += [""] + [f"- {text}" for text in method_lines(analysis)]
+    verdicts = verdict_lines(analysis)
+    if verdicts:
+        lines += ["", f"## Passthrough vs {plain}, per section", ""] + [f"- {text}" for text in verdicts]
+    per_op = per_op_rows(analysis)
+    if per_op:
+        lines += ["", "## FUSE requests per operation", ""]
+        lines += _table(["cell", "target", "ops/run", "per op", "per file", "per MiB", "opens/run", "backing/op",
+                         "opcodes (per op)"],
+                        [[r.cell, r.target, r.ops, r.per_op, r.per_file, r.per_mib, r.opens, r.backing_opens,
+                          r.opcodes] for r in per_op])
     if analysis.findings:
         lines += ["", "## Warnings", ""] + [f"- {finding.message}" for finding in analysis.findings]
     return "\n".join(lines) + "\n"

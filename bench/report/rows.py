@@ -5,9 +5,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
-from bench.analysis import Analysis
+from bench.analysis import SECTIONS, Analysis
+from bench.analysis.metrics import PASSTHROUGH_VERDICTS
 
 SIGNIFICANT = "*"
 
@@ -16,6 +18,7 @@ SIGNIFICANT = "*"
 class HeadlineRow:
     """One cell x target line of the headline table, as text."""
 
+    section: str
     cell: str
     unit: str
     target: str
@@ -89,12 +92,14 @@ def _note(row) -> str:
 
 
 def headline_rows(analysis: Analysis) -> list[HeadlineRow]:
-    """The headline table: every cell x target, in scenario order."""
+    """The headline table: every cell x target, by section, in scenario order within one."""
     rows = []
-    for row in analysis.summary.itertuples():
+    rank = {name: i for i, name in enumerate(SECTIONS)}
+    summary = analysis.summary.iloc[np.argsort(analysis.summary["section"].map(rank).to_numpy(), kind="stable")]
+    for row in summary.itertuples():
         has_plain = _is_number(row.vs_plain_ratio)
         rows.append(HeadlineRow(
-            cell=row.cell, unit=row.unit, target=row.target, target_type=row.target_type, n=int(row.n),
+            section=row.section, cell=row.cell, unit=row.unit, target=row.target, target_type=row.target_type, n=int(row.n),
             median=format_number(row.median) if row.n else "-",
             ci=ci_text(row.ci_low, row.ci_high),
             of_native=f"{row.vs_native_ratio:.0%}" if _is_number(row.vs_native_ratio) else "",
@@ -114,8 +119,10 @@ def method_lines(analysis: Analysis) -> list[str]:
     native = analysis.native or "native"
     return [
         f"Median of the runs; CI: {s.confidence:.0%} percentile bootstrap of the median ({s.resamples} resamples, seeded).",
-        "Primary metric: MiB/s for sequential or >= 64k blocks, IOPS for random small blocks (read + write).",
-        f"% native: median / median of {native}. vs {plain}: ratio of medians with a bootstrap CI.",
+        "Primary metric: MiB/s for sequential or >= 64k blocks, IOPS for random small blocks (read + write); "
+        "operations/s for metadata engines, opens/s for open/close loops, seconds for programs.",
+        f"% native: speed as a share of {native}'s. vs {plain}: ratio of medians with a bootstrap CI. For "
+        "programs both are speeds too (the baseline's time / the target's), so above 1 is always faster.",
         f"{SIGNIFICANT} significant: Welch's t-test p < {s.alpha} and a change of at least {s.threshold:.0%}.",
     ]
 
@@ -141,4 +148,63 @@ def comparison_rows(changes: pd.DataFrame) -> list[dict]:
             "p": ("<0.001" if row.p < 0.001 else f"{row.p:.3f}") if _is_number(row.p) else "",
             "verdict": verdict,
         })
+    return rows
+
+
+def verdict_lines(analysis: Analysis) -> list[str]:
+    """Per section, where passthrough is faster than plain FUSE, unchanged or slower (one line each)."""
+    lines = []
+    several = analysis.summary.loc[analysis.summary["target_type"] == "passthrough", "target"].nunique() > 1
+    for row in analysis.verdicts.itertuples():
+        parts = []
+        for verdict in PASSTHROUGH_VERDICTS:
+            cells = getattr(row, f"{verdict}_cells")
+            if not cells:
+                continue
+            named = ", ".join(f"{cell}{f' ({target})' if several else ''} {ratio:.2f}x" for cell, target, ratio in cells) \
+                if verdict != "unchanged" else ""
+            parts.append(f"{verdict} in {len(cells)}" + (f" ({named})" if named else ""))
+        lines.append(f"{row.section}: {'; '.join(parts)}")
+    return lines
+
+
+OPENING_OPCODES = ("OPEN", "CREATE")
+
+
+@dataclass(frozen=True)
+class PerOpRow:
+    """FUSE requests per operation of one cell x target, as text: the total and the main opcodes."""
+
+    cell: str
+    target: str
+    per_op: str
+    per_file: str
+    per_mib: str
+    ops: str            # operations per run
+    opens: str          # OPEN and CREATE requests per run: the files the daemon opened
+    backing_opens: str  # passthrough backing files registered per operation ("" when not the built-in server)
+    opcodes: str        # "LOOKUP 1.0, OPEN 1.0, ...; ioctls: BACKING_OPEN 4.2 us, ..." (requests per operation)
+
+
+def per_op_rows(analysis: Analysis, top: int = 5) -> list[PerOpRow]:
+    """Requests per operation, file and MiB for every cell x FUSE target that counted them."""
+    rows = []
+    work = analysis.work.set_index(["cell", "target"])
+    for (cell, target), frame in analysis.per_op.groupby(["cell", "target"], sort=False):
+        done = work.loc[(cell, target)] if (cell, target) in work.index else None
+        main = frame.head(top)
+        opcodes = ", ".join(f"{op} {format_number(n)}" for op, n in zip(main["opcode"], main["per_op"]))
+        if len(frame) > top:
+            opcodes += f", {len(frame) - top} more"
+        if done is not None and pd.notna(done["backing_open_us"]):
+            opcodes += f"; ioctls: BACKING_OPEN {format_number(done['backing_open_us'])} us"
+            if pd.notna(done["backing_close_us"]):
+                opcodes += f", BACKING_CLOSE {format_number(done['backing_close_us'])} us"
+        rows.append(PerOpRow(cell=cell, target=target, per_op=format_number(frame["per_op"].sum()),
+                             per_file=format_number(frame["per_file"].sum()),
+                             per_mib=format_number(frame["per_mib"].sum(min_count=1)),
+                             ops=format_number(done["ops"]) if done is not None else "-",
+                             opens=format_number(frame.loc[frame["opcode"].isin(OPENING_OPCODES), "per_run"].sum()),
+                             backing_opens=format_number(done["backing_opens_per_op"]) if done is not None else "-",
+                             opcodes=opcodes))
     return rows

@@ -14,6 +14,8 @@ from bench.report.rows import (
     format_number,
     headline_rows,
     method_lines,
+    per_op_rows,
+    verdict_lines,
 )
 
 WIDTH = 80
@@ -21,6 +23,7 @@ WIDTH = 80
 _HEAD = "{:<18} {:>3} {:>8}  {:<16} {:<7}  {}"
 _CPU = "{:<18} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9}"
 _CMP = "{:<26} {:>8} {:>8}  {:<24} {}"
+_PER_OP = "{:<18} {:>9} {:>7} {:>8} {:>8} {:>7} {:>8}"
 # config, N, opened, failed, errno, daemon fds delta, hidden files, bfilp delta, open p50
 _FD = "{:<23} {:>5} {:>6} {:>6} {:<6} {:>7} {:>6} {:>6} {:>7}"
 
@@ -57,8 +60,11 @@ def headline_table(analysis: Analysis) -> list[str]:
     """The headline table, one block per cell."""
     plain = analysis.plain or "plain"
     lines = [_HEAD.format("", "n", "median", "95% CI", "%native", f"vs {_fit(plain, 16)}").rstrip()]
-    current = None
+    current, section = None, None
     for row in headline_rows(analysis):
+        if row.section != section:
+            section = row.section
+            lines.append(f"[{section}]")
         if row.cell != current:
             current = row.cell
             lines.append(_fit(f"{row.cell} ({row.unit})", WIDTH))
@@ -71,10 +77,36 @@ def headline_table(analysis: Analysis) -> list[str]:
     return lines
 
 
+def verdict_block(analysis: Analysis) -> list[str]:
+    """Where passthrough is faster than plain FUSE, unchanged or slower, per section."""
+    lines = [f"Passthrough vs {analysis.plain or 'plain FUSE'}, per section:"]
+    for text in verdict_lines(analysis):
+        lines += _wrap(text, "- ")
+    return lines
+
+
+def per_op_table(analysis: Analysis) -> list[str]:
+    """FUSE requests per operation, per file and per MiB, the opens the daemon served, and the
+    main opcodes."""
+    lines = _wrap("FUSE requests per operation (medians of runs; totals add the opcodes' medians); opens: OPEN "
+                  "and CREATE requests per run; backing: passthrough files registered per operation, and "
+                  "the daemon's mean time in one BACKING_OPEN and BACKING_CLOSE ioctl")
+    lines.append(_PER_OP.format("", "ops/run", "per op", "per file", "per MiB", "opens", "backing").rstrip())
+    current = None
+    for row in per_op_rows(analysis, top=4):
+        if row.cell != current:
+            current = row.cell
+            lines.append(_fit(row.cell, WIDTH))
+        lines.append(_PER_OP.format("  " + _fit(row.target, 16), row.ops, row.per_op, row.per_file, row.per_mib,
+                                    row.opens, row.backing_opens).rstrip())
+        lines += _wrap(row.opcodes, "    ")
+    return lines
+
+
 def cpu_table(analysis: Analysis) -> list[str]:
     """CPU seconds per GiB by process and user/sys, and per 1,000 I/Os."""
-    lines = ["CPU seconds per GiB moved (fio and FUSE daemon, user/sys)",
-             _CPU.format("", "fio usr", "fio sys", "dmn usr", "dmn sys", "total", "s/1k IO")]
+    lines = ["CPU seconds per GiB moved (workload and FUSE daemon, user/sys)",
+             _CPU.format("", "wl usr", "wl sys", "dmn usr", "dmn sys", "total", "s/1k op")]
     current = None
     for row in analysis.cpu.itertuples():
         if row.cell != current:
@@ -125,6 +157,10 @@ def render_report(analysis: Analysis) -> str:
     lines = _header(analysis, f"fusebench report: {name}")
     lines += [""] + headline_table(analysis)
     lines += [""] + [line for text in method_lines(analysis) for line in _wrap(text)]
+    if not analysis.verdicts.empty:
+        lines += [""] + verdict_block(analysis)
+    if not analysis.per_op.empty:
+        lines += [""] + per_op_table(analysis)
     if not analysis.cpu.empty:
         lines += [""] + cpu_table(analysis)
     if not analysis.fd_steps.empty:
@@ -146,6 +182,7 @@ def render_comparison(a: Analysis, b: Analysis, changes, only) -> str:
     if not only.empty:
         lines += ["", "Present in one folder only:"]
         lines += [f"- {row.cell} / {row.target}: only in {row.only_in}" for row in only.itertuples()]
-    lines += [""] + _wrap(f"{SIGNIFICANT} significant: Welch's t-test p < {a.settings.alpha} and a change of at "
-                          f"least {a.settings.threshold:.0%}; CI: bootstrap of the ratio of medians.")
+    lines += [""] + _wrap(f"change: B's speed relative to A's (for programs: A's time / B's time). {SIGNIFICANT} "
+                          f"significant: Welch's t-test p < {a.settings.alpha} and a change of at least "
+                          f"{a.settings.threshold:.0%}; CI: bootstrap of the ratio of medians.")
     return "\n".join(lines) + "\n"
