@@ -21,6 +21,7 @@ from pathlib import Path
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
+from bench.programs import CATALOG, Program
 from bench.records import (
     MANIFEST_DERIVED,
     RUN_SECTIONS,
@@ -30,7 +31,16 @@ from bench.records import (
     SampleRecord,
     SnapshotRecord,
 )
-from bench.scenario import ExternalTarget, FdPressure, FuseTarget, PassthroughTarget, Scenario, Workload
+from bench.scenario import (
+    ExternalTarget,
+    FdPressure,
+    FuseTarget,
+    Opens,
+    PassthroughTarget,
+    Scenario,
+    Workload,
+)
+from bench.tree import TreeSpec
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 _BLOCK = re.compile(r"(<!-- generated: (?P<name>[\w.-]+) -->\n)(?P<body>.*?)(<!-- end of generated table -->)", re.S)
@@ -74,6 +84,20 @@ def column_table(records: Iterable[type[BaseModel]], extra: dict[str, str] | Non
     return "\n".join(rows) + "\n"
 
 
+def catalog_table() -> str:
+    """Markdown table of the program catalog: what each entry runs, its own keys, whether it
+    changes files, and the commands it needs."""
+    rows = ["| `program` | what it runs | its own keys | changes files | needs |", "|---|---|---|---|---|"]
+    common = set(Program.model_fields)
+    for name, entry in CATALOG.items():
+        own = [f"`{key}` ({_default(field).strip('`')}): {field.description}"
+               for key, field in entry.model_fields.items() if key not in common and key != "program"]
+        what = " ".join((entry.__doc__ or "").split())
+        rows.append(f"| `{name}` | {_cell(what)} | {_cell('; '.join(own)) or '-'} | "
+                    f"{'yes' if entry.mutates else 'no'} | {', '.join(entry.requires)} |")
+    return "\n".join(rows) + "\n"
+
+
 def _builtin_keys() -> tuple[list[str], list[str], list[str]]:
     fuse = [name for name in FuseTarget.model_fields if name not in _BUILTIN]
     passthrough = [name for name in PassthroughTarget.model_fields if name not in _BUILTIN]
@@ -88,6 +112,10 @@ TABLES: dict[str, Callable[[], str]] = {
     "passthrough-target": lambda: key_table(PassthroughTarget, _builtin_keys()[2]),
     "external-target": lambda: key_table(ExternalTarget, [n for n in ExternalTarget.model_fields if n not in _BUILTIN]),
     "workloads": lambda: key_table(Workload, Workload.model_fields),
+    "opens": lambda: key_table(Opens, Opens.model_fields),
+    "programs": lambda: key_table(Program, Program.model_fields),
+    "tree": lambda: key_table(TreeSpec, TreeSpec.model_fields),
+    "catalog": catalog_table,
     "fd-pressure": lambda: key_table(FdPressure, FdPressure.model_fields),
     "manifest.json": lambda: column_table([Manifest], MANIFEST_DERIVED, head="key"),
     "runs.csv": lambda: column_table(RUN_SECTIONS),
