@@ -19,12 +19,12 @@ import re
 import stat
 from pathlib import Path
 
-from bench.errors import BenchError
 from bench.fusefs.files import atomic_write
 from bench.fusefs.units import format_size
 from bench.scenario import WorkloadCell, cell_key
 from bench.stop import StopToken
 from bench.vocabulary import METADATA_ENGINES, PATTERNS
+from bench.workspace import WorkspaceError, owned_dir
 
 DATA_DIR = "fusebench-data"
 MARKER = ".fusebench-content.json"
@@ -42,7 +42,7 @@ SHARED_FORMAT = FILE_PREFIX + "$filenum"
 SPLIT_FORMAT = FILE_PREFIX + "$jobnum.$filenum"
 
 
-class DataFileError(BenchError):
+class DataFileError(WorkspaceError):
     """The data files cannot be created safely (symlink, foreign file, disk full)."""
 
 
@@ -79,8 +79,9 @@ def filename_format(cell: WorkloadCell) -> str:
 
 def data_dir(cell: WorkloadCell) -> Path:
     """The cell's file-set directory, relative to the source directory."""
-    if not PATTERNS[cell.rw].writes:
-        name = f"read-{format_size(file_size(cell))}x{cell.nrfiles}"
+    if not PATTERNS[cell.rw].writes:  # read-only sets are shared by the cells that name their files alike
+        name = f"read-{format_size(file_size(cell))}x{cell.nrfiles}" + (f"-{cell.numjobs}jobs" if files_split(cell)
+                                                                        else "")
     else:
         name = f"write-{cell_key(cell).lower()}"
     if not _SAFE_NAME.match(name):
@@ -99,10 +100,9 @@ def prepare_files(cell: WorkloadCell, source: Path, stop: StopToken | None = Non
         root = Path(source).resolve(strict=True)
     except OSError as exc:
         raise DataFileError(f"source directory {source}: {exc.strerror}") from None
-    root = _checked_dir(root, None)
-    directory = root
-    for part in data_dir(cell).parts:
-        directory = _checked_dir(directory / part, root)
+    if not root.is_dir():
+        raise DataFileError(f"source directory {source}: not a directory")
+    directory = owned_dir(root, *data_dir(cell).parts)
     names = file_names(cell)
     if cell.ioengine == "filecreate":
         _empty(directory)
@@ -133,20 +133,6 @@ def tree_digest(*directories: Path) -> str:
                 path = os.path.join(parent, name)
                 listing.update(f"{os.path.relpath(path, directory)}\0{os.lstat(path).st_size}\n".encode())
     return listing.hexdigest()[:16]
-
-
-def _checked_dir(path: Path, root: Path | None) -> Path:
-    """Create `path` if needed; refuse a symlink, a non-directory or a place outside `root`."""
-    try:
-        path.mkdir(mode=0o755, exist_ok=True)
-        info = path.lstat()
-    except OSError as exc:
-        raise DataFileError(f"cannot create data directory {path}: {exc.strerror}") from None
-    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
-        raise DataFileError(f"refusing {path}: it is a symlink or not a directory; remove it and run again")
-    if root is not None and not path.resolve().is_relative_to(root):
-        raise DataFileError(f"refusing {path}: it resolves outside the source directory {root}")
-    return path
 
 
 def _reusable(directory: Path, expected: dict) -> bool:

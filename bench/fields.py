@@ -35,3 +35,8 @@ def key(default: Any, meaning: str, *, shown: str | None = None, **limits: Any) 
     means, and how the default reads where it is not a value (`shown`, e.g. "CPU count")."""
     extra = {"shown": shown} if shown is not None else None
     return Field(default=default, description=meaning, json_schema_extra=extra, **limits)
+
+
+def passes(cache: str) -> int:
+    """How many times a run's workload runs: twice with `cache: warm` (an unmeasured pass first)."""
+    return 2 if cache == "warm" else 1

@@ -29,7 +29,7 @@ from bench.errors import BenchError
 from bench.fdpressure.steps import Write, run_fd_pressure
 from bench.fusefs import kernel, mounts
 from bench.monitor import Monitor
-from bench.processes import Started
+from bench.processes import Started, minimal_env
 from bench.programs import Program
 from bench.progress import RunProgress
 from bench.records import FdPressureRecord
@@ -206,12 +206,11 @@ class Host:
         """fio started on a checked argv."""
         return fio.FioProcess(argv)
 
-    def start_command(self, argv: list[str], cwd: Path | None = None, env: Mapping[str, str] | None = None) -> Started:
+    def start_command(self, argv: list[str], env: Mapping[str, str] | None = None) -> Started:
         """A program of a workload started in its own process group, stdout to /dev/null, in a
         minimal environment plus `env`."""
         try:
-            return Started(argv, cwd=str(cwd) if cwd else None, keep_stdout=False,
-                           env={"PATH": os.environ.get("PATH", os.defpath), "LANG": "C", **(env or {})})
+            return Started(argv, keep_stdout=False, env=minimal_env(env))
         except OSError as exc:
             raise BenchError(f"cannot start {argv[0]}: {exc.strerror}") from None
 

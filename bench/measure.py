@@ -28,7 +28,7 @@ from bench.request_counter import RequestCounter
 from bench.scenario import Cell, Opens, WorkloadCell
 from bench.stop import StopToken
 from bench.targets import MountedTarget
-from bench.vocabulary import METADATA_ENGINES
+from bench.vocabulary import FIO, METADATA_ENGINES, OPENS, PROGRAM
 
 # A workload gets twice its runtime plus this margin before it is stopped.
 TIMEOUT_MARGIN_S = 60.0
@@ -42,39 +42,39 @@ class RunError(BenchError):
 
 
 @dataclass(frozen=True)
-class Measured:
-    """What one measured run produced."""
-
-    monitor: MonitorResult
-    requests: RequestCounter
-    duration_s: float  # wall time of the measured run (a program's measured time)
-    ops: int
-    files: int
-    mib: float
-    fio: FioResult | None = None  # fio runs
-    loop: OpensResult | None = None  # open/close loops
-
-
-@dataclass(frozen=True)
 class Done:
-    """What a family's run returns: its own result and the monitor's samples (when sampled)."""
+    """What a family's run did: operations, files and MiB, its wall time (from just before the
+    workload started to its exit), the monitor's samples when sampled, and fio's or the
+    loop's own result."""
 
     ops: int
     files: int
     mib: float
+    wall_s: float
     sampled: MonitorResult | None
     fio: FioResult | None = None
     loop: OpensResult | None = None
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One measured run: the monitor's result (the workload's CPU from the kernel), the
+    request counters, and what the run did."""
+
+    monitor: MonitorResult
+    requests: RequestCounter
+    done: Done
 
 
 Execute = Callable[[Host, Cell, MountedTarget, list[Path], Path | None, Path, StopToken, Monitor | None], Done]
 
 
 def timeout_of(cell: Cell) -> float:
-    """How long a run may take before it is stopped."""
+    """How long one pass of a run may take before it is stopped: a program's own `timeout`,
+    else twice its runtime (ramp included) plus a margin."""
     if isinstance(cell, Program):
         return cell.timeout
-    return 2 * cell.estimate_s() + TIMEOUT_MARGIN_S
+    return 2 * (cell.runtime + getattr(cell, "ramp_time", 0.0)) + TIMEOUT_MARGIN_S
 
 
 def measure(host: Host, run: PlannedRun, mounted: MountedTarget, paths: list[Path], output: Path | None,
@@ -86,28 +86,26 @@ def measure(host: Host, run: PlannedRun, mounted: MountedTarget, paths: list[Pat
     else:
         scratch.mkdir(parents=True, exist_ok=True)
         execute(host, run.cell, mounted, paths, scratch / f"warmup.{run.cell.family}.json", scratch, stop, None)
-    sampler = host.monitor(sample_hz, mounted.daemon_pid, run.run_id, "fio" if run.cell.family == "fio" else "program")
+    sampler = host.monitor(sample_hz, mounted.daemon_pid, run.run_id, ROLES[run.cell.family])
     with RequestCounter(mounted, host.tracer if tracing else None) as counter:
         cpu_before = host.children_cpu()
-        started = host.monotonic()
         done = execute(host, run.cell, mounted, paths, output, scratch, stop, sampler)
-        duration_s = host.monotonic() - started
         cpu_after = host.children_cpu()
     assert done.sampled is not None
     # The workload was reaped by now: the kernel's account of its CPU is exact, where sampling
     # misses a program that ends between two samples.
     user_s, sys_s = (round(after - before, 3) for before, after in zip(cpu_before, cpu_after))
     summary = done.sampled.summary.model_copy(update={"fio_cpu_user_s": user_s, "fio_cpu_sys_s": sys_s})
-    monitor = MonitorResult(done.sampled.samples, summary)
-    return Measured(monitor, counter, duration_s, done.ops, done.files, done.mib, done.fio, done.loop)
+    return Measured(MonitorResult(done.sampled.samples, summary), counter, done)
 
 
 def _watched(host: Host, mounted: MountedTarget, timeout: float, start: Callable[[], object],
              finish: Callable[[object], object], sampler: Monitor | None,
-             stop: StopToken, what: str) -> tuple[object, MonitorResult | None]:
+             stop: StopToken, what: str) -> tuple[object, float, MonitorResult | None]:
     """Start a process, sample it, and wait for it under a timeout and a watchdog: a workload
     blocked on a FUSE daemon that stopped answering cannot be killed, so past the timeout the
-    mount's connection is aborted and the blocked I/O fails. Stopped on every exit path."""
+    mount's connection is aborted and the blocked I/O fails. Stopped on every exit path.
+    Returns what `finish` made of the process, its wall time, and the samples."""
     aborted = threading.Event()
 
     def abort_hung_connection(connection: int) -> None:
@@ -117,6 +115,7 @@ def _watched(host: Host, mounted: MountedTarget, timeout: float, start: Callable
     watchdog = threading.Timer(timeout + HUNG_DAEMON_ABORT_S, abort_hung_connection, args=(mounted.connection,))
     watchdog.daemon = True
     sampled = None
+    started = host.monotonic()
     process = start()
     try:
         if sampler is not None:
@@ -124,6 +123,7 @@ def _watched(host: Host, mounted: MountedTarget, timeout: float, start: Callable
         if mounted.connection is not None:
             watchdog.start()
         result = finish(process)
+        wall_s = host.monotonic() - started
     except (BenchError, subprocess.TimeoutExpired) as exc:
         reason = f"{what} did not finish within {timeout:g} s; stopped it" \
             if isinstance(exc, subprocess.TimeoutExpired) else str(exc)
@@ -135,7 +135,7 @@ def _watched(host: Host, mounted: MountedTarget, timeout: float, start: Callable
         process.stop()
         if sampler is not None:
             sampled = sampler.stop()
-    return result, sampled
+    return result, wall_s, sampled
 
 
 def _fio(host: Host, cell: WorkloadCell, mounted: MountedTarget, paths: list[Path], output: Path | None,
@@ -144,13 +144,13 @@ def _fio(host: Host, cell: WorkloadCell, mounted: MountedTarget, paths: list[Pat
     files = [Path(mounted.path) / rel for rel in paths]
     pages = fio.hugepages_needed(cell) if cell.buffers == "hugepages" else 0
     with host.hugepages(pages) if pages else nullcontext():
-        result, sampled = _watched(host, mounted, timeout_of(cell),
-                                   lambda: host.start_fio(fio.build_argv(cell, files, output)),
-                                   lambda process: process.wait(timeout_of(cell), stop), sampler, stop, "fio")
+        result, wall_s, sampled = _watched(host, mounted, timeout_of(cell),
+                                           lambda: host.start_fio(fio.build_argv(cell, files, output)),
+                                           lambda process: process.wait(timeout_of(cell), stop), sampler, stop, "fio")
     ios = result.read.total_ios + result.write.total_ios
     # A metadata engine's io_bytes are fio's accounting of file sizes: it moves no data.
     moved = 0.0 if cell.ioengine in METADATA_ENGINES else (result.read.io_bytes + result.write.io_bytes) / MIB
-    return Done(ios, cell.nrfiles, moved, sampled, fio=result)
+    return Done(ios, cell.nrfiles, moved, wall_s, sampled, fio=result)
 
 
 def _opens(host: Host, cell: Opens, mounted: MountedTarget, paths: list[Path], output: Path | None,
@@ -168,9 +168,10 @@ def _opens(host: Host, cell: Opens, mounted: MountedTarget, paths: list[Path], o
         except (OSError, ValueError, KeyError) as exc:
             raise RunError(f"the open/close loop left no readable result in {output}: {exc}") from None
 
-    loop, sampled = _watched(host, mounted, timeout_of(cell), lambda: host.start_command(argv, env=opens.client_env()),
-                             finish, sampler, stop, "the open/close loop")
-    return Done(loop.opens, cell.files, 0.0, sampled, loop=loop)
+    loop, wall_s, sampled = _watched(host, mounted, timeout_of(cell),
+                                     lambda: host.start_command(argv, env=opens.client_env()), finish, sampler, stop,
+                                     "the open/close loop")
+    return Done(loop.opens, cell.files, 0.0, wall_s, sampled, loop=loop)
 
 
 def _program(host: Host, cell: Program, mounted: MountedTarget, paths: list[Path], output: Path | None,
@@ -183,11 +184,12 @@ def _program(host: Host, cell: Program, mounted: MountedTarget, paths: list[Path
         if status != 0:
             raise RunError(f"{cell.program} exited with status {status}{stderr_tail(stderr, cell.program)}")
 
-    _, sampled = _watched(host, mounted, cell.timeout,
-                          lambda: host.start_command(command.argv, command.cwd, command.env),
-                          finish, sampler, stop, cell.program)
+    _, wall_s, sampled = _watched(host, mounted, cell.timeout, lambda: host.start_command(command.argv, command.env),
+                                  finish, sampler, stop, cell.program)
     files, size = cell.touched()
-    return Done(1, files, size / MIB, sampled)
+    return Done(1, files, size / MIB, wall_s, sampled)
 
 
-EXECUTORS: dict[str, Execute] = {"fio": _fio, "opens": _opens, "program": _program}
+EXECUTORS: dict[str, Execute] = {FIO: _fio, OPENS: _opens, PROGRAM: _program}
+# The samples' role of each family's processes.
+ROLES = {FIO: "fio", OPENS: "program", PROGRAM: "program"}

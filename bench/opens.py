@@ -19,20 +19,21 @@ from pathlib import Path
 
 from bench.percentile import percentiles
 from bench.smallfiles import create_files, file_name
+from bench.workspace import owned_dir
 
-OPENS_DIR = "fusebench-opens"
+LOOP_FILES_DIR = "fusebench-opens"
 LATENCIES = (50.0, 99.0, 99.9)
 
 
 def files_dir(count: int) -> Path:
     """Where the `count` files of a loop live, relative to the source directory (shared by
     every loop over as many files)."""
-    return Path(OPENS_DIR) / f"n{count}"
+    return Path(LOOP_FILES_DIR) / f"n{count}"
 
 
 def prepare(source: Path, count: int) -> Path:
     """The loop's files under `source` (created once); their directory relative to `source`."""
-    create_files(source / files_dir(count), count)
+    create_files(owned_dir(source, *files_dir(count).parts), count)
     return files_dir(count)
 
 
@@ -72,7 +73,7 @@ class OpensResult:
 
 
 def read_result(path: Path) -> OpensResult:
-    """A loop's output file (ValueError when it is not one)."""
+    """A loop's output file (OSError when unreadable, ValueError or KeyError when it is not one)."""
     data = json.loads(path.read_text())
     return OpensResult(int(data["opens"]), float(data["wall_s"]),
                        {int(ns): int(n) for ns, n in data["open_ns"].items()},

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Mapping
 from typing import NamedTuple
 
 import psutil
@@ -69,7 +70,7 @@ class Started:
     """A command started without a shell in its own process group, so that stopping it reaches
     every process it forks; waited for with a timeout and a stop token."""
 
-    def __init__(self, argv: list[str], *, cwd: str | None = None, env: dict[str, str] | None = None,
+    def __init__(self, argv: list[str], *, env: dict[str, str] | None = None,
                  keep_stdout: bool = True) -> None:
         # Raises OSError when the command cannot be started; callers say what it was for.
         self._popen = subprocess.Popen(
@@ -80,7 +81,6 @@ class Started:
             text=True,
             errors="replace",
             process_group=0,
-            cwd=cwd,
             env=env,
         )
 
@@ -131,6 +131,12 @@ class Started:
                 return
             except subprocess.TimeoutExpired:
                 continue
+
+
+def minimal_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment fusebench starts workloads and their preparations in: PATH and a C
+    locale (nothing from the caller's environment leaks in), plus `extra`."""
+    return {"PATH": os.environ.get("PATH", os.defpath), "LANG": "C", **(extra or {})}
 
 
 def stderr_tail(stderr: str, who: str, lines: int = 3) -> str:

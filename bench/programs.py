@@ -14,23 +14,24 @@ through a target), outside the measured time; `command` gets the target's view o
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Callable, ClassVar, Literal, Union
+from typing import Annotated, ClassVar, Literal, Union
 
 from pydantic import Field
 
 from bench.errors import BenchError
-from bench.fields import Duration, Name, Strict, key
+from bench.fields import Duration, Name, Strict, key, passes
 from bench.fusefs.files import atomic_write
-from bench.processes import Started, stderr_tail
+from bench.processes import Started, minimal_env, stderr_tail
 from bench.stop import StopToken
 from bench.tree import TreeSpec
+from bench.vocabulary import PROGRAM
+from bench.workspace import build_unless_whole, empty_dir, owned_dir
 
 APPS_DIR = "fusebench-apps"
 FORMAT_VERSION = 1  # of what the prepares build: bump it when that changes, so older copies are rebuilt
@@ -60,11 +61,10 @@ obj/%.o: src/%.c include/units.h
 
 @dataclass(frozen=True)
 class Command:
-    """What one measured run executes: argv (absolute paths only), its working directory, and
-    environment variables added to a minimal environment. stdout goes to /dev/null."""
+    """What one measured run executes: argv (absolute paths only) and environment variables
+    added to a minimal environment. stdout goes to /dev/null."""
 
     argv: list[str]
-    cwd: Path | None = None
     env: dict[str, str] = field(default_factory=dict)
 
 
@@ -85,9 +85,10 @@ class Program(Strict):
                          "`median_size`, `max_size`, `seed`)")
     cache: Literal["cold", "warm"] = key("cold", "`cold`: caches dropped before the run; `warm`: the program "
                                          "runs once unmeasured first (not for programs that change files)")
-    timeout: Duration = key("10m", "how long one run may take before it is stopped and counted as failed")
+    timeout: Duration = key("10m", "how long one run may take before it is stopped and counted as failed", gt=0,
+                            le=86400)
 
-    family: ClassVar[str] = "program"
+    family: ClassVar[str] = PROGRAM
 
     def describe(self) -> str:
         """How the plan shows this cell."""
@@ -95,8 +96,8 @@ class Program(Strict):
         return f"{self.program} on {files} files ({size / (1 << 20):.0f} MiB) {self.cache}"
 
     def estimate_s(self) -> float:
-        """Expected time of the measured run (a warm run twice); FUSE targets take longer."""
-        return self.touched()[0] * self.ms_per_file / 1000 * (2 if self.cache == "warm" else 1)
+        """Expected time of the measured run (a warm run twice), guessed from the tree natively."""
+        return self.touched()[0] * self.ms_per_file / 1000 * passes(self.cache)
 
     def unavailable_reason(self, which=shutil.which) -> str | None:
         """Why this entry cannot run here (a command it needs is missing), or None."""
@@ -104,9 +105,14 @@ class Program(Strict):
         return f"{', '.join(missing)} not found on PATH (Debian: apt-get install {' '.join(missing)})" \
             if missing else None
 
-    def cell_dir(self, source: Path) -> Path:
-        """The entry's own directory under `source`."""
-        return source / APPS_DIR / self.name
+    def cell_dir(self, root: Path) -> Path:
+        """The entry's own directory under `root` (the source directory or a target's view of it)."""
+        return root / APPS_DIR / self.name
+
+    def own(self, source: Path, *parts: str) -> Path:
+        """The entry's own directory (or one inside it) under `source`, created and checked
+        before anything is built or removed there."""
+        return owned_dir(source, APPS_DIR, self.name, *parts)
 
     def prepare(self, source: Path, scratch: Path, stop: StopToken) -> None:
         """Create what every run needs (once per session; reuse what is already there whole)."""
@@ -148,13 +154,13 @@ class TarExtract(Program):
 
     def prepare(self, source: Path, scratch: Path, stop: StopToken) -> None:
         tree = self.tree.generate(source, stop)
-        archive = self.archive(scratch)
+        archive = self.archive(owned_dir(scratch))
         argv = [_tool("tar"), "--format=gnu", "--sort=name", "-cf", str(archive), "-C", str(tree), "."]
-        _build_unless_whole(archive, {"version": FORMAT_VERSION, "tree": self.tree.model_dump()},
-                            lambda: _run(argv, f"archiving {tree}", stop))
+        build_unless_whole(archive, {"version": FORMAT_VERSION, "tree": self.tree.model_dump()},
+                           lambda: _run(argv, f"archiving {tree}", stop))
 
     def reset(self, source: Path) -> None:
-        _empty_dir(self.cell_dir(source) / "out")
+        empty_dir(self.own(source, "out"))
 
     def command(self, root: Path, scratch: Path) -> Command:
         return Command([_tool("tar"), "-xf", str(self.archive(scratch)), "-C", str(self.cell_dir(root) / "out")])
@@ -191,7 +197,7 @@ class CpTree(Program):
     program: Literal["cp-tree"]
 
     def reset(self, source: Path) -> None:
-        _empty_dir(self.cell_dir(source))
+        empty_dir(self.own(source))
 
     def command(self, root: Path, scratch: Path) -> Command:
         return Command([_tool("cp"), "-a", str(self.tree.path_in(root)), str(self.cell_dir(root) / "copy")])
@@ -207,8 +213,8 @@ class RmTree(Program):
 
     def reset(self, source: Path) -> None:
         # Every run removes the victim (a failed run part of it): there is never a whole one to keep.
-        cell = self.cell_dir(source)
-        _empty_dir(cell)
+        cell = self.own(source)
+        empty_dir(cell)
         _copy_tree(self.tree.path_in(source), cell / "victim")
 
     def command(self, root: Path, scratch: Path) -> Command:
@@ -230,14 +236,13 @@ class GitRepository(Program):
 
     def prepare(self, source: Path, scratch: Path, stop: StopToken) -> None:
         tree = self.tree.generate(source, stop)
-        home = scratch / GIT_HOME
-        home.mkdir(parents=True, exist_ok=True)
+        home = owned_dir(scratch, GIT_HOME)
         # A target may show the repository as owned by someone else, which git refuses as "dubious ownership".
         atomic_write(home / ".gitconfig", "[safe]\n\tdirectory = *\n")
-        repo = self.repository(source)
+        repo = self.own(source) / "repo"
         expected = {"version": FORMAT_VERSION, "tree": self.tree.model_dump(), "modified": self.modified,
                     "untracked": self.untracked}
-        _build_unless_whole(repo, expected, lambda: self._build(tree, repo, scratch, stop))
+        build_unless_whole(repo, expected, lambda: self._build(tree, repo, scratch, stop))
 
     def _build(self, tree: Path, repo: Path, scratch: Path, stop: StopToken) -> None:
         _copy_tree(tree, repo, stop)
@@ -308,9 +313,9 @@ class Make(Program):
         return self.cell_dir(source) / "project"
 
     def prepare(self, source: Path, scratch: Path, stop: StopToken) -> None:
-        project = self.project(source)
-        _build_unless_whole(project, {"version": FORMAT_VERSION, "sources": self.sources},
-                            lambda: self._write(project, stop))
+        project = self.own(source) / "project"
+        build_unless_whole(project, {"version": FORMAT_VERSION, "sources": self.sources},
+                           lambda: self._write(project, stop))
 
     def _write(self, project: Path, stop: StopToken) -> None:
         for index, (path, text) in enumerate(self.files().items()):
@@ -321,9 +326,8 @@ class Make(Program):
         (project / "obj").mkdir()
 
     def reset(self, source: Path) -> None:
-        project = self.project(source)
-        _empty_dir(project / "obj")
-        (project / "program").unlink(missing_ok=True)
+        empty_dir(self.own(source, "project", "obj"))
+        (self.own(source, "project") / "program").unlink(missing_ok=True)
 
     def command(self, root: Path, scratch: Path) -> Command:
         # The runner's minimal environment carries no MAKEFLAGS (no jobserver or flags from outside).
@@ -397,8 +401,7 @@ def _run(argv: list[str], what: str, stop: StopToken | None = None, env: dict[st
     """Run a preparation command natively in a minimal environment plus `env` (BenchError if it fails)."""
     name = Path(argv[0]).name
     try:
-        started = Started(argv, env={"PATH": os.environ.get("PATH", os.defpath), "LANG": "C", **(env or {})},
-                          keep_stdout=False)
+        started = Started(argv, env=minimal_env(env), keep_stdout=False)
         status, _, stderr = started.wait(PREPARE_TIMEOUT_S, stop)
     except OSError as exc:
         raise BenchError(f"{what}: cannot start {name}: {exc.strerror}") from None
@@ -408,44 +411,9 @@ def _run(argv: list[str], what: str, stop: StopToken | None = None, env: dict[st
         raise BenchError(f"{what}: {name} exited with status {status}{stderr_tail(stderr, name)}")
 
 
-def _build_unless_whole(target: Path, expected: dict, build: Callable[[], None]) -> None:
-    """Build `target` unless the marker beside it (written last) says it was built whole with
-    these settings; whatever was there is removed first."""
-    marker = target.with_suffix(".json")
-    try:
-        if json.loads(marker.read_text()) == expected:
-            return
-    except (OSError, ValueError):
-        pass
-    marker.unlink(missing_ok=True)
-    _remove(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    build()
-    os.sync()  # the target on disk before its marker
-    atomic_write(marker, json.dumps(expected))
-
-
 def _copy_tree(tree: Path, destination: Path, stop: StopToken | None = None) -> None:
     """A copy of a tree with its modes, times and owners (cp -a: at least as fast as shutil.copytree here)."""
     _run([_tool("cp"), "-a", str(tree), str(destination)], f"copying {tree} to {destination}", stop)
-
-
-def _remove(path: Path) -> None:
-    """Remove a file or a directory tree, if there is one."""
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    else:
-        path.unlink(missing_ok=True)
-
-
-def _empty_dir(path: Path) -> None:
-    """Make `path` an empty directory (nothing to do, and cheap, when it already is one)."""
-    if path.is_dir() and not path.is_symlink():
-        with os.scandir(path) as entries:
-            if next(entries, None) is None:
-                return
-    _remove(path)
-    path.mkdir(parents=True)
 
 
 ENTRIES = (FindStat, TarExtract, TarCreate, ReadAll, CpTree, RmTree, GitStatus, GitDiff, Make)

@@ -18,9 +18,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from bench.fio_output import FioResult
 from bench.fusefs.units import format_size
 from bench.scenario import Cell
-from bench.vocabulary import PATTERNS
+from bench.vocabulary import FAMILIES, FIO, PATTERNS
 
-FORMAT_VERSION = 2  # 2: requests.csv, fd-pressure snapshots and client reports; runs.csv columns added at the end
+# 2: requests.csv, fd-pressure snapshots and client reports. 3: workload families (runs.csv's
+# kind and work columns, at the end; opens/).
+FORMAT_VERSION = 3
 
 # Statuses of a run (runs.csv `status`), an fd-pressure step, and of a whole results folder.
 STATUS_OK, STATUS_FAILED, STATUS_UNAVAILABLE = "ok", "failed", "unavailable"
@@ -89,7 +91,7 @@ class WorkloadAsRun(Record):
     @classmethod
     def of(cls, cell: Cell) -> WorkloadAsRun:
         """The columns of a cell (fio's keys only for fio cells)."""
-        if cell.family != "fio":
+        if cell.family != FIO:
             return cls(cache=cell.cache)
         return cls(rw=cell.rw, bs=format_size(cell.bs), iodepth=cell.iodepth, ioengine=cell.ioengine,
                    direct=cell.direct, numjobs=cell.numjobs, nrfiles=cell.nrfiles, cache=cell.cache)
@@ -193,9 +195,9 @@ class TargetSettings(Record):
 class WorkloadKind(Record):
     """Which family the workload is of, and the state its files were in when the run started."""
 
-    family: Literal["fio", "opens", "program"] | None = column(
+    family: Literal[FAMILIES] | None = column(
         "`fio` (block I/O, small files, mmap, metadata engines), `opens` (open/close loop) or `program` "
-        "(from the catalog); empty in folders of format 1 (all fio)")
+        "(from the catalog); empty in folders of formats 1 and 2 (all fio)")
     program: str | None = column("the catalog program of a `program` run")
     start_tree: str | None = column("digest of the names and sizes of the workload's files when the measured run "
                                     "started: the same for every target, or the targets did not start alike")
@@ -256,7 +258,7 @@ class SampleRecord(Record):
     """One row of samples.csv: one role at one instant of a run, `sample_hz` times a second."""
 
     run_id: str = column("the run this sample belongs to", REQUIRED)
-    t_s: float = column("seconds since fio started", REQUIRED)
+    t_s: float = column("seconds since the workload started", REQUIRED)
     role: Literal["fio", "program", "daemon", "system"] = column(
         "`fio` (fio and its job processes), `program` (an open/close loop or a catalog program and its children), "
         "`daemon` (the FUSE server) or `system`", REQUIRED)
@@ -350,8 +352,9 @@ class Manifest(BaseModel):
 
     model_config = ConfigDict(extra="ignore", validate_assignment=True)
 
-    format_version: int = Field(FORMAT_VERSION, description="version of this layout (1 or 2; 2 added "
-                                "requests.csv and fd_pressure_snapshots.csv)")
+    format_version: int = Field(FORMAT_VERSION, description="version of this layout (1 to 3; 2 added "
+                                "requests.csv and fd_pressure_snapshots.csv, 3 the workload families' columns "
+                                "and opens/)")
     scenario: str = Field(description="scenario name")
     scenario_hash: str = Field(description="a hash of the scenario text (`--resume` checks it)")
     seed: int = Field(description="seed of the target order")

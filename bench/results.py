@@ -38,6 +38,7 @@ from bench.records import (
     SampleRecord,
     SnapshotRecord,
 )
+from bench.vocabulary import FIO, OPENS
 
 MANIFEST = "manifest.json"
 SCENARIO = "scenario.yaml"
@@ -132,9 +133,9 @@ class ResultsWriter:
     def output_path(self, run_id: str, family: str) -> Path | None:
         """Where a run's raw output is kept: fio's JSON, an open/close loop's result; None for a
         program (its measured time is the run's duration)."""
-        if family == "fio":
+        if family == FIO:
             return self.fio_output_path(run_id)
-        if family == "opens":
+        if family == OPENS:
             (self.folder / OPENS_DIR).mkdir(exist_ok=True)
             return opens_output_path(self.folder, run_id)
         return None

@@ -23,7 +23,7 @@ from pydantic import (
 )
 
 from bench.errors import InputError
-from bench.fields import Duration, LocatedError, Name, Size, Strict, key
+from bench.fields import Duration, LocatedError, Name, Size, Strict, key, passes
 from bench.fusefs.options import MODES, Option, conflicts, scenario_options
 from bench.fusefs.units import format_size
 from bench.programs import CATALOG, Program, ProgramEntry
@@ -31,9 +31,11 @@ from bench.tree import TreeSpec
 from bench.vocabulary import (
     ASYNC_IOENGINES,
     FILE_SERVICE_TYPES,
+    FIO,
     IOENGINES,
     METADATA_ENGINES,
     MIXED,
+    OPENS,
     RW_NAMES,
     STAT_TYPES,
     TREE_CHANGING_ENGINES,
@@ -184,7 +186,7 @@ SWEEPABLE = tuple(_WORKLOAD_FIELDS)
 
 
 class _CellChecks(Strict):
-    family: ClassVar[str] = "fio"
+    family: ClassVar[str] = FIO
 
     @model_validator(mode="before")
     @classmethod
@@ -198,18 +200,18 @@ class _CellChecks(Strict):
     def _consistent(self):
         if self.rw is None:
             raise LocatedError(("rw",), f"rw is required for ioengine {self.ioengine}: one of {', '.join(RW_NAMES)}")
+        if self.stat_type is not None and self.ioengine != "filestat":
+            raise LocatedError(("stat_type",), "stat_type only applies to ioengine filestat")
+        if self.openfiles is not None and self.openfiles > self.nrfiles:
+            raise LocatedError(("openfiles",), "openfiles cannot exceed nrfiles")
         if self.ioengine in METADATA_ENGINES:
             return self._metadata_consistent()
-        if self.stat_type is not None:
-            raise LocatedError(("stat_type",), "stat_type only applies to ioengine filestat")
         if self.size % self.bs:
             raise LocatedError(("size",), f"size {format_size(self.size)} is not a multiple of bs {format_size(self.bs)}")
         if self.size // self.nrfiles < self.bs:
             raise LocatedError(("nrfiles",), "size / nrfiles is smaller than bs: each file needs at least one block")
         if self.rwmixread is not None and self.rw not in MIXED:
             raise LocatedError(("rwmixread",), f"rwmixread only applies to {', '.join(MIXED)}")
-        if self.openfiles is not None and self.openfiles > self.nrfiles:
-            raise LocatedError(("openfiles",), "openfiles cannot exceed nrfiles")
         if self.iodepth > 1 and self.ioengine not in ASYNC_IOENGINES:
             raise LocatedError(
                 ("iodepth",),
@@ -223,8 +225,6 @@ class _CellChecks(Strict):
         if self.rw != METADATA_ENGINES[engine]:
             raise LocatedError(("rw",), f"rw does not apply to ioengine {engine} (it counts its operations as "
                                         f"{METADATA_ENGINES[engine]}s); leave rw out")
-        if self.stat_type is not None and engine != "filestat":
-            raise LocatedError(("stat_type",), "stat_type only applies to ioengine filestat")
         if self.direct or self.iodepth > 1:
             raise LocatedError(("direct" if self.direct else "iodepth",),
                                f"ioengine {engine} does one operation per file: direct and iodepth do not apply")
@@ -258,7 +258,7 @@ class _CellChecks(Strict):
         guessed from its files and bytes, capped at `runtime`."""
         one_pass = self.nrfiles * ESTIMATE_S_PER_FILE + self.size / ESTIMATE_BYTES_PER_S
         measured = self.runtime + self.ramp_time if self.loops() else min(self.runtime, one_pass)
-        return measured * (2 if self.cache == "warm" else 1)
+        return measured * passes(self.cache)
 
 
 # Rough costs of a pass that does not loop, for the plan's estimate only.
@@ -320,7 +320,7 @@ class Opens(Strict):
     """Open and close existing files, one after the other, as fast as one process can: open
     latency and opens/s through a target (the passthrough fd policies differ here)."""
 
-    family: ClassVar[str] = "opens"
+    family: ClassVar[str] = OPENS
 
     name: Name = key(..., "workload name (unique among the scenario's workloads, opens and programs)")
     files: int = key(1000, "files opened and closed in turn", ge=1, le=1_000_000)
@@ -334,7 +334,7 @@ class Opens(Strict):
 
     def estimate_s(self) -> float:
         """Expected time of the measured run (a warm run twice)."""
-        return self.runtime * (2 if self.cache == "warm" else 1)
+        return self.runtime * passes(self.cache)
 
 
 Cell = Union[WorkloadCell, Opens, Program]

@@ -280,8 +280,9 @@ class Session:
                 mounts.release(run.target.name)  # the next run of this target gets a fresh daemon
             info = info.changed(status=STATUS_FAILED, error=_one_line(exc))
             return RunRecord(info=info, **head), [], []
-        info = info.changed(status=STATUS_OK, duration_s=round(measured.duration_s, 3))
-        record = RunRecord(info=info, fio=FioFigures.of(measured.fio, run.cell.rw) if measured.fio else FioFigures(),
+        done = measured.done
+        info = info.changed(status=STATUS_OK, duration_s=round(done.wall_s, 3))
+        record = RunRecord(info=info, fio=FioFigures.of(done.fio, run.cell.rw) if done.fio else FioFigures(),
                            monitor=measured.monitor.summary, requests=measured.requests.totals(),
                            work=_work(measured), **head)
         return record, measured.monitor.samples, measured.requests.records(run.run_id)
@@ -339,14 +340,14 @@ class Session:
 
 def _work(measured: Measured) -> WorkFigures:
     """The work columns of a measured run (an open/close loop's rate and latencies too)."""
-    loop = measured.loop
+    done, loop = measured.done, measured.done.loop
     latency = loop.open_us() if loop else [None, None, None]
     backing = measured.requests.backing() or {}
 
     def mean_us(ns: str, calls: str) -> float | None:
         return round(backing[ns] / backing[calls] / 1000, 2) if backing.get(calls) else None
 
-    return WorkFigures(ops=measured.ops, files=measured.files, mib=round(measured.mib, 3),
+    return WorkFigures(ops=done.ops, files=done.files, mib=round(done.mib, 3),
                        ops_per_s=round(loop.opens_per_s, 1) if loop else None,
                        op_p50_us=latency[0], op_p99_us=latency[1], op_p999_us=latency[2],
                        backing_opens=backing.get("backing_opens_total"),

@@ -15,8 +15,7 @@ def file_name(index: int) -> str:
 
 
 def create_files(directory: Path, count: int) -> Path:
-    """`count` small files in `directory` (created once; existing ones are reused)."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """`count` small files in `directory` (a workspace.owned_dir; created once, existing ones reused)."""
     for index in range(count):
         try:
             fd = os.open(directory / file_name(index), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)

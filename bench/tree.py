@@ -12,20 +12,21 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import random
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.fields import Size, Strict, key
-from bench.fusefs.files import atomic_write
+from pydantic import model_validator
+
+from bench.fields import LocatedError, Size, Strict, key
 from bench.stop import StopToken
+from bench.workspace import build_unless_whole, owned_dir
 
 TREES_DIR = "fusebench-trees"
-VERSION = 1
+VERSION = 2  # 2: content written in chunks (other bytes than version 1)
 SIGMA = 1.6  # spread of log(size): with a 4 KiB median, 1 file in 20 is over 50 KiB
 EXTENSIONS = (".c", ".h", ".py", ".txt", ".md", ".json", ".rs", ".go")
+CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -41,9 +42,16 @@ class TreeSpec(Strict):
 
     files: int = key(5000, "files in the tree", ge=1, le=1_000_000)
     dirs: int = key(300, "directories the files are spread over", ge=1, le=100_000)
-    median_size: Size = key("4k", "median file size (sizes spread log-normally around it)", ge=1)
-    max_size: Size = key("4M", "largest file size", ge=1)
+    median_size: Size = key("4k", "median file size (sizes spread log-normally around it; at most `max_size`)",
+                            ge=1, le=1 << 30)
+    max_size: Size = key("4M", "largest file size (up to 1G)", ge=1, le=1 << 30)
     seed: int = key(1, "seed of names, shape and content: the same seed gives the same tree")
+
+    @model_validator(mode="after")
+    def _median_within_max(self):
+        if self.median_size > self.max_size:
+            raise LocatedError(("median_size",), "median_size is larger than max_size: every file would be max_size")
+        return self
 
     def digest(self) -> str:
         """A short name for this shape (the directory it is generated in)."""
@@ -76,17 +84,11 @@ class TreeSpec(Strict):
 
     def generate(self, source: Path, stop: StopToken | None = None) -> Path:
         """The tree under `source`, written unless its marker says it is already there whole."""
-        root = self.path_in(source)
-        marker = root.with_suffix(".json")  # beside the tree, not in it: programs see only the tree
-        expected = {"version": VERSION, "spec": self.model_dump()}
-        try:
-            if json.loads(marker.read_text()) == expected:
-                return root
-        except (OSError, ValueError):
-            pass
-        marker.unlink(missing_ok=True)
-        if root.exists():
-            shutil.rmtree(root)
+        root = owned_dir(source, TREES_DIR) / self.digest()
+        build_unless_whole(root, {"version": VERSION, "spec": self.model_dump()}, lambda: self._write(root, stop))
+        return root
+
+    def _write(self, root: Path, stop: StopToken | None) -> None:
         dirs, entries = self.layout()
         for directory in dirs:
             (root / directory).mkdir(parents=True, exist_ok=True)
@@ -95,7 +97,5 @@ class TreeSpec(Strict):
                 stop.check()
             stream = random.Random(f"fusebench-tree-content-v{VERSION}:{self.seed}:{index}")
             with open(root / entry.path, "wb") as out:
-                out.write(stream.randbytes(entry.size))
-        os.sync()
-        atomic_write(marker, json.dumps(expected))
-        return root
+                for offset in range(0, entry.size, CHUNK):  # never a whole large file in memory
+                    out.write(stream.randbytes(min(CHUNK, entry.size - offset)))

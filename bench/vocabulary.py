@@ -47,3 +47,9 @@ FILE_SERVICE_TYPES = ("roundrobin", "sequential", "random")
 IOENGINES = ("sync", "psync", "vsync", "pvsync", "pvsync2", "libaio", "io_uring", "posixaio", "mmap",
              *METADATA_ENGINES)
 ASYNC_IOENGINES = ("libaio", "io_uring", "posixaio")  # iodepth > 1 means something only for these
+
+# The workload families: fio (block I/O, small files, mmap, metadata engines), open/close
+# loops and catalog programs. Each cell model names its family; the runner and the results
+# folder go by these names.
+FIO, OPENS, PROGRAM = "fio", "opens", "program"
+FAMILIES = (FIO, OPENS, PROGRAM)

@@ -70,6 +70,7 @@ class FakeFio:
         if behaviour is not None:
             behaviour(self.host, stop)
         self.host.serve_requests()
+        self.host.reap()
         shutil.copy(FIO_OUTPUT, self.output)
         return parse_fio_output(self.output.read_text())
 
@@ -88,6 +89,7 @@ class FakeCommand:
     def wait(self, timeout: float, stop: StopToken | None = None) -> tuple[int, str, str]:
         self.host.commands.append(self.argv)
         self.host.serve_requests()
+        self.host.reap()
         if self.argv[1:3] == ["-m", "bench.opens"]:
             Path(self.argv[-1]).write_text(json.dumps({"opens": 2000, "wall_s": 1.0, "open_ns": {"5000": 1990, "90000": 10},
                                                        "close_ns": {"1000": 2000}}))
@@ -107,6 +109,8 @@ class FakeHost(Host):
         self.failing_mounts = set(failing_mounts)
         self.stats: dict[str, Any] | None = None  # what a mount's stats file says first (None: no stats file)
         self.requests_per_run: dict[str, int] = {}  # what each fio run adds to every stats file
+        self.backing_per_run: dict[str, int] = {}  # what each run adds to the stats files' backing totals
+        self.reaped_cpu = [0.0, 0.0]  # user and system seconds of the workloads that ended
         self._stats_files: list[Path] = []
         self.fio_runs = 0
         self.fio_behaviour: dict[int, Callable[[FakeHost, StopToken], None]] = {}  # n-th fio run -> effect
@@ -134,7 +138,12 @@ class FakeHost(Host):
         return self._ticks
 
     def children_cpu(self) -> tuple[float, float]:
-        return 0.25 * self.fio_runs, 0.5 * self.fio_runs
+        return self.reaped_cpu[0], self.reaped_cpu[1]
+
+    def reap(self) -> None:
+        """A workload ended: the kernel adds its CPU to the children's."""
+        self.reaped_cpu[0] += 0.25
+        self.reaped_cpu[1] += 0.5
 
     @contextlib.contextmanager
     def stop_signals(self, stop: StopToken, on_first: Callable[[str], None]) -> Iterator[None]:
@@ -196,6 +205,8 @@ class FakeHost(Host):
             stats = json.loads(path.read_text())
             for opcode, count in self.requests_per_run.items():
                 stats["requests"][opcode] = stats["requests"].get(opcode, 0) + count
+            for name, count in self.backing_per_run.items():
+                stats[name] = stats.get(name, 0) + count
             path.write_text(json.dumps(stats))
 
     def abort_connection(self, connection: int) -> bool:
@@ -205,7 +216,7 @@ class FakeHost(Host):
     def start_fio(self, argv: list[str]) -> FakeFio:
         return FakeFio(self, argv)
 
-    def start_command(self, argv: list[str], cwd: Path | None = None, env=None) -> FakeCommand:
+    def start_command(self, argv: list[str], env=None) -> FakeCommand:
         return FakeCommand(self, argv)
 
     def monitor(self, hz: float, daemon_pid: int | None, run_id: str, role: str) -> FakeMonitor:

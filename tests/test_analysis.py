@@ -271,6 +271,7 @@ def _families_folder(path: Path) -> Path:
     from bench.records import (
         FioFigures,
         RequestRecord,
+        RequestTotals,
         RunInfo,
         RunRecord,
         WorkFigures,
@@ -285,21 +286,24 @@ def _families_folder(path: Path) -> Path:
     stats = {"native": [40e3, 41e3, 39e3], "fuse": [20e3, 20.5e3, 19.5e3], "passthrough": [20.1e3, 19.6e3, 20.4e3]}
     types = {"native": "native", "fuse": "fuse", "passthrough": "passthrough"}
     for target, kind in types.items():
+        counted = RequestTotals(fuse_requests_source="server") if kind != "native" else RequestTotals()
         for rep in range(3):
             common = dict(target=target, target_type=kind, repetition=rep + 1, status="ok")
             run_id = f"untar--{target}--r{rep + 1}"
             writer.append_run(RunRecord(
                 info=RunInfo(run_id=run_id, workload="untar", cell="untar", duration_s=seconds[target][rep], **common),
                 kind=WorkloadKind(family="program", program="tar-extract", start_tree="aaaa"),
-                work=WorkFigures(ops=1, files=100, mib=2.0, backing_opens=100 if kind == "passthrough" else None)),
+                work=WorkFigures(ops=1, files=100, mib=2.0, backing_opens=100 if kind == "passthrough" else None),
+                requests=counted),
                 requests=[RequestRecord(run_id=run_id, source="server", opcode=op, requests=n)
-                          for op, n in (("CREATE", 100), ("LOOKUP", 300), ("WRITE", 50))] if kind != "native" else [])
+                          for op, n in (("CREATE", 100), ("LOOKUP", 300), ("WRITE", 50), ("FSYNC", 9))
+                          if op != "FSYNC" or rep == 0] if kind != "native" else [])
             run_id = f"loop--{target}--r{rep + 1}"
             writer.append_run(RunRecord(
                 info=RunInfo(run_id=run_id, workload="loop", cell="loop", duration_s=2.0, **common),
                 kind=WorkloadKind(family="opens", start_tree="bbbb" if target != "fuse" else "cccc"),
                 work=WorkFigures(ops=int(opens[target][rep] * 2), files=1000, mib=0.0, ops_per_s=opens[target][rep],
-                                 op_p50_us=3.0)),
+                                 op_p50_us=3.0), requests=counted),
                 requests=[RequestRecord(run_id=run_id, source="server", opcode="OPEN",
                                         requests=int(opens[target][rep] * 2))] if kind != "native" else [])
             writer.append_run(RunRecord(
@@ -347,6 +351,8 @@ def test_requests_per_operation_file_and_mib(families: analysis.Analysis) -> Non
     assert per_op.loc[("untar", "fuse", "WRITE"), "per_mib"] == 25
     assert per_op.loc[("loop", "passthrough", "OPEN"), "per_op"] == 1
     assert per_op.loc[("loop", "passthrough", "OPEN"), "per_run"] == 20000
+    # an opcode counted in one run of three: the other two had none of it
+    assert per_op.loc[("untar", "fuse", "FSYNC"), "per_run"] == 0 and per_op.loc[("untar", "fuse", "FSYNC"), "runs"] == 3
     assert "native" not in set(families.per_op["target"])
     work = families.work.set_index(["cell", "target"])
     assert work.loc[("untar", "passthrough"), "backing_opens_per_op"] == 100

@@ -8,6 +8,7 @@ import pytest
 
 from bench.datafiles import DATA_DIR, DataFileError, data_dir, file_size, prepare_files
 from bench.scenario import parse_scenario
+from bench.workspace import WorkspaceError
 
 
 def cells(**fields):
@@ -91,7 +92,7 @@ def test_read_cells_share_files_writing_cells_get_their_own(tmp_path):
 def test_symlinked_data_dir_is_refused(tmp_path):
     source, elsewhere = _mkdir(tmp_path / "src"), _mkdir(tmp_path / "elsewhere")
     (source / DATA_DIR).symlink_to(elsewhere)
-    with pytest.raises(DataFileError, match="symlink"):
+    with pytest.raises(WorkspaceError, match="symlink"):
         prepare_files(cell(), source)
     assert not any(elsewhere.iterdir())
 
@@ -100,7 +101,7 @@ def test_symlinked_cell_dir_is_refused(tmp_path):
     source, elsewhere = _mkdir(tmp_path / "src"), _mkdir(tmp_path / "elsewhere")
     (source / DATA_DIR).mkdir()
     (source / data_dir(cell())).symlink_to(elsewhere)
-    with pytest.raises(DataFileError, match="symlink"):
+    with pytest.raises(WorkspaceError, match="symlink"):
         prepare_files(cell(), source)
     assert not any(elsewhere.iterdir())
 

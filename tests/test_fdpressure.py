@@ -26,6 +26,7 @@ from bench.records import FdPressureRecord, SnapshotRecord
 from bench.scenario import Scenario, load_scenario, parse_scenario
 from bench.smallfiles import create_files
 from bench.targets import open_target
+from bench.workspace import owned_dir
 
 CLIENT_NOFILE = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
 
@@ -126,7 +127,7 @@ def test_bindfs_at_its_fd_limit_fails_opens_with_emfile(run_steps) -> None:
 @pytest.mark.usefixtures("require_root")
 def test_failed_opens_are_counted_with_the_first_errno(tmp_path: Path) -> None:
     count = 20
-    create_files(tmp_path / FILES_DIR, count)
+    create_files(owned_dir(tmp_path, FILES_DIR), count)
     target = fd_scenario([BINDFS], [count], daemon_nofile=4096).target("bindfs")
     with open_target(target, tmp_path, tmp_path / "work") as mounted:
         # Five names past the prepared files: the client opens names, it never lists the mount.
@@ -220,7 +221,7 @@ def test_baseline_differences_count_only_an_excess_of_system_wide_counts() -> No
 @pytest.mark.usefixtures("require_root")
 def test_a_hung_daemon_fails_the_step_and_leaves_no_client_behind(tmp_path: Path) -> None:
     count = 10
-    create_files(tmp_path / FILES_DIR, count)
+    create_files(owned_dir(tmp_path, FILES_DIR), count)
     target = fd_scenario([BINDFS], [count], daemon_nofile=4096).target("bindfs")
     with open_target(target, tmp_path, tmp_path / "work") as mounted:
         os.kill(mounted.daemon_pid, signal.SIGSTOP)

@@ -78,7 +78,8 @@ def test_fd_policy_and_no_leaks(tmp_path: Path, policy: str, many_fds: None) -> 
         fds = [os.open(fs.path / f"f{i}", os.O_RDONLY) for i in range(FILES)]
         try:
             stats = fs.wait_stats(lambda s: s["backing_ids"] >= FILES)
-            assert stats["backing_ids"] == FILES
+            assert stats["backing_ids"] == stats["backing_opens_total"] == FILES
+            assert stats["backing_open_ns_total"] > 0 and stats["backing_closes_total"] == 0
             grown = fs.fds() - baseline
             if policy == "keep":
                 assert grown >= FILES * 0.95
@@ -90,9 +91,10 @@ def test_fd_policy_and_no_leaks(tmp_path: Path, policy: str, many_fds: None) -> 
         expected = 100 if policy == "cache" else 0
         stats = fs.wait_stats(lambda s: s["backing_ids"] == expected)
         assert stats["backing_ids"] == expected and stats["backing_ids_peak"] == FILES
+        assert stats["backing_closes_total"] == FILES - expected and stats["backing_close_ns_total"] > 0
         drop_caches(level=2)  # FORGETs free every node, and with them cached backing ids
         stats = fs.wait_stats(lambda s: s["backing_ids"] == 0 and s["nodes"] == 1)
-        assert (stats["backing_ids"], stats["nodes"]) == (0, 1)
+        assert (stats["backing_ids"], stats["nodes"], stats["backing_closes_total"]) == (0, 1, FILES)
         assert fs.fds() <= baseline
 
 
@@ -175,7 +177,8 @@ def test_stats_file_format(tmp_path: Path) -> None:
         stats = fs.wait_stats(lambda s: s["requests"]["READ"] > 0)
         for key in ("pid", "mode", "fd_policy", "xattr", "options", "connection", "mounted", "time",
                     "requests", "bytes", "errors", "errors_total", "backing_ids",
-                    "backing_ids_peak", "backing_opens_total", "daemon_fds"):
+                    "backing_ids_peak", "backing_opens_total", "backing_closes_total", "backing_open_ns_total",
+                    "backing_close_ns_total", "daemon_fds"):
             assert key in stats, key
         assert stats["pid"] == fs.pid and stats["mounted"] is True and stats["mode"] == "plain"
         assert stats["connection"] == os.minor(os.stat(fs.path).st_dev)

@@ -1,7 +1,8 @@
 """Every workload family measured for real (integration: root, fio, real mounts, real programs),
 at small sizes: one run of each family on native, plain FUSE, passthrough (keep and cache) and
 bindfs, read back from the results folder it wrote. The session's logic on a fake host is in
-test_session.py; the timeout and watchdog paths of measure are in test_runner.py."""
+test_session.py; the timeout and watchdog paths of measure are in test_runner.py; what a run may take
+before it is stopped is a unit test here."""
 
 from __future__ import annotations
 
@@ -18,9 +19,10 @@ from bench import leftovers, report
 from bench.datafiles import data_dir, tree_digest
 from bench.fusefs import mounts
 from bench.host import Host
+from bench.measure import TIMEOUT_MARGIN_S, timeout_of
 from bench.results import RUNS, ResultsFolder
 from bench.runner import RunOptions, run
-from bench.scenario import PassthroughTarget, load_scenario
+from bench.scenario import PassthroughTarget, load_scenario, parse_scenario
 from bench.targets import target_unavailable_reason
 from bench.tracing import tracing_unavailable_reason
 
@@ -102,6 +104,20 @@ def opcode(requests: pd.DataFrame, row: dict[str, str], name: str) -> int:
     """Requests of one opcode in one run (0 when none were counted)."""
     chosen = requests[(requests["run_id"] == row["run_id"]) & (requests["opcode"] == name)]
     return int(chosen["requests"].sum())
+
+
+@pytest.mark.parametrize(("entry", "timeout"), [
+    ("workloads: [{name: w, rw: read, size: 10G, runtime: 300s}]", 2 * 300 + TIMEOUT_MARGIN_S),
+    ("workloads: [{name: w, rw: read, size: 1G, ramp_time: 60s, runtime: 120s, cache: warm}]",
+     2 * 180 + TIMEOUT_MARGIN_S),
+    ("workloads: [{name: w, ioengine: filecreate, nrfiles: 100000, size: 100000, runtime: 600s}]",
+     2 * 600 + TIMEOUT_MARGIN_S),
+    ("opens: [{name: o, runtime: 5s}]", 2 * 5 + TIMEOUT_MARGIN_S),
+    ("programs: [{name: p, program: find-stat, timeout: 90s}]", 90),
+])
+def test_a_run_may_take_twice_its_runtime_and_ramp_plus_a_margin(entry: str, timeout: float) -> None:
+    (cell,) = parse_scenario(f"name: t\ntargets: [{{name: n, type: native}}]\n{entry}\n").cells()
+    assert timeout_of(cell) == timeout  # never the estimate: a slow target must not be cut short
 
 
 @pytest.mark.integration

@@ -36,7 +36,7 @@ def test_the_loop_opens_every_file_in_turn_and_writes_its_result(tmp_path: Path)
     assert json.loads(output.read_text())["opens"] == result.opens
 
 
-def test_a_result_that_is_not_one_is_a_value_error(tmp_path: Path) -> None:
+def test_a_result_that_lacks_its_figures_is_refused(tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text('{"opens": 3}')
     with pytest.raises(KeyError):
         opens.read_result(tmp_path / "bad.json")

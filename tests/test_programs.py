@@ -13,7 +13,7 @@ import pydantic
 import pytest
 
 from bench.fields import Duration, Name, Size
-from bench.processes import Started
+from bench.processes import Started, minimal_env
 from bench.programs import CATALOG, Command, Program, ProgramEntry
 from bench.stop import Interrupted, StopToken
 from bench.tree import TreeSpec
@@ -33,9 +33,7 @@ def entry_of(program: str) -> Program:
 
 def run(command: Command, keep_stdout: bool = False) -> str:
     """Run a command as the runner does (minimal environment plus its own); its stdout if kept."""
-    env = {"PATH": os.environ.get("PATH", os.defpath), "LANG": "C", **command.env}
-    status, stdout, stderr = Started(command.argv, cwd=str(command.cwd) if command.cwd else None, env=env,
-                                     keep_stdout=keep_stdout).wait(60)
+    status, stdout, stderr = Started(command.argv, env=minimal_env(command.env), keep_stdout=keep_stdout).wait(60)
     assert status == 0, stderr
     return stdout
 

@@ -224,6 +224,8 @@ def test_every_family_is_recorded_with_its_kind_its_work_and_its_starting_tree(t
     host = FakeHost()
     host.stats = {"requests": {}, "backing_opens_total": 0}
     host.requests_per_run = {"OPEN": 10, "LOOKUP": 3}
+    host.backing_per_run = {"backing_opens_total": 10, "backing_open_ns_total": 52_000,
+                            "backing_closes_total": 4, "backing_close_ns_total": 10_000}
     assert run(options(tmp_path, path), host) == EXIT_OK
     runs = ResultsFolder(tmp_path / "out").runs().set_index("run_id")
     assert set(runs["status"]) == {"ok"} and len(runs) == 8
@@ -233,12 +235,14 @@ def test_every_family_is_recorded_with_its_kind_its_work_and_its_starting_tree(t
     assert runs.loc["create--fuse--r1", "family"] == "fio" and runs.loc["create--fuse--r1", "ops"] > 0
     for cell in ("create", "loop", "find", "build"):
         assert runs.loc[f"{cell}--native--r1", "start_tree"] == runs.loc[f"{cell}--fuse--r1", "start_tree"]
-    assert runs.loc["loop--fuse--r1", "backing_opens"] == 0 and pd.isna(runs.loc["loop--native--r1", "backing_opens"])
+    fuse = runs.loc["loop--fuse--r1"]
+    assert (fuse["backing_opens"], fuse["backing_open_us"], fuse["backing_close_us"]) == (10, 5.2, 2.5)
+    assert pd.isna(runs.loc["loop--native--r1", "backing_opens"])
     assert (tmp_path / "out" / "opens" / "loop--fuse--r1.json").is_file()
     # the loop and the programs ran as commands (the fio cell through fio), each workload CPU from the kernel
     assert [argv[1:3] for argv in host.commands].count(["-m", "bench.opens"]) == 2
     assert sum("make" in argv[0] for argv in host.commands) == 2
-    assert runs["fio_cpu_user_s"].notna().all()
+    assert (runs["fio_cpu_user_s"] == 0.25).all() and (runs["fio_cpu_sys_s"] == 0.5).all()  # the kernel's account
 
 
 def test_a_program_that_fails_is_a_failed_row_with_what_it_said(tmp_path: Path) -> None:

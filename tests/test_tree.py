@@ -6,6 +6,8 @@ import os
 import statistics
 from pathlib import Path
 
+import pytest
+
 from bench.tree import TreeSpec
 
 
@@ -40,7 +42,8 @@ def test_generate_writes_the_layout_once_and_reuses_it(tmp_path: Path) -> None:
     first = root / entries[0].path
     stamp = first.stat().st_mtime_ns
     assert spec.generate(tmp_path) == root and first.stat().st_mtime_ns == stamp  # reused, not rewritten
-    assert not any(path.name.startswith(".") for path in root.rglob("*"))  # the marker is beside the tree
+    marker = root.with_suffix(".json")
+    assert marker.is_file() and marker.parent == root.parent  # beside the tree: programs see only the tree
 
 
 def test_a_tree_whose_marker_is_gone_is_generated_again(tmp_path: Path) -> None:
@@ -50,3 +53,10 @@ def test_a_tree_whose_marker_is_gone_is_generated_again(tmp_path: Path) -> None:
     root.with_suffix(".json").unlink()
     spec.generate(tmp_path)
     assert not (root / "stray").exists() and spec.totals()[0] == sum(len(n) for _, _, n in os.walk(root))
+
+
+def test_a_median_above_the_largest_size_is_refused() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="median_size is larger than max_size"):
+        TreeSpec(median_size="1M", max_size="64k")

@@ -15,7 +15,7 @@ from bench.fusefs.units import parse_size
 from bench.records import Manifest
 from bench.results import ResultsFolder
 from bench.scenario import Scenario, ScenarioError, cell_key, parse_scenario
-from bench.vocabulary import METADATA_ENGINES, PATTERNS
+from bench.vocabulary import METADATA_ENGINES, OPENS, PATTERNS, PROGRAM
 
 LARGE_BS = 64 << 10
 # A fio workload over this many files is about small files (opening and closing them), not blocks.
@@ -91,9 +91,9 @@ def with_primary_metric(runs: pd.DataFrame) -> pd.DataFrame:
 def section_of(family: Any, ioengine: Any, nrfiles: Any) -> str:
     """The report section of a run (folders of format 1 have no family: all fio)."""
     family, ioengine = (None if pd.isna(value) else value for value in (family, ioengine))
-    if family == "opens":
+    if family == OPENS:
         return "open/close"
-    if family == "program":
+    if family == PROGRAM:
         return "programs"
     if ioengine in METADATA_ENGINES:
         return "metadata"

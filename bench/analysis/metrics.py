@@ -247,24 +247,30 @@ def _opens_result(results: Results, run_id: str, unreadable: list[str]) -> Opens
 
 def requests_per_op(results: Results, runs: pd.DataFrame, order: tuple[list[str], list[str]] | None = None
                     ) -> pd.DataFrame:
-    """Per cell x FUSE target x opcode: the median over runs of its requests per operation, per
-    file and per MiB moved (operations: fio's I/Os, the loop's opens, 1 per program run)."""
+    """Per cell x FUSE target x opcode: the median over runs of its requests per run, per
+    operation, per file and per MiB moved (operations: fio's I/Os, the loop's opens, 1 per
+    program run). A run that counted requests but none of an opcode had 0 of it."""
     columns = ["cell", "target", "target_type", "opcode", "per_run", "per_op", "per_file", "per_mib", "runs"]
     requests = results.folder.requests()
     if requests is None or requests.empty or "ops" not in runs:
         return pd.DataFrame(columns=columns)
-    work = runs.loc[:, ["run_id", "cell", "target", "target_type"]].assign(
-        ops=numeric(runs, "ops"), files=numeric(runs, "files"), mib=numeric(runs, "mib"))
-    joined = requests.merge(work[work["target_type"] != "native"], on="run_id")
-    if joined.empty:
+    counted = runs[(runs["target_type"] != "native") & runs["fuse_requests_source"].notna()]
+    wide = requests.pivot_table(index="run_id", columns="opcode", values="requests", aggfunc="sum", fill_value=0)
+    wide = wide.reindex(index=counted["run_id"], fill_value=0)
+    if wide.empty:
         return pd.DataFrame(columns=columns)
+    every = wide.stack().rename("requests").reset_index()
+    work = counted.loc[:, ["run_id", "cell", "target", "target_type"]].assign(
+        ops=numeric(counted, "ops"), files=numeric(counted, "files"), mib=numeric(counted, "mib"))
+    joined = every.merge(work, on="run_id")
     count = joined["requests"].astype("float64")
     joined = joined.assign(per_op=count / joined["ops"], per_file=count / joined["files"],
                            per_mib=(count / joined["mib"]).where(joined["mib"] > 0))
     frame = (joined.groupby(["cell", "target", "target_type", "opcode"], sort=False)
-             .agg(per_run=("requests", "median"), per_op=("per_op", "median"), per_file=("per_file", "median"), per_mib=("per_mib", "median"),
-                  runs=("run_id", "nunique")).reset_index())
-    frame = frame.sort_values("per_op", ascending=False, kind="stable")
+             .agg(per_run=("requests", "median"), per_op=("per_op", "median"), per_file=("per_file", "median"),
+                  per_mib=("per_mib", "median"), runs=("run_id", "nunique"), seen=("requests", "max"))
+             .reset_index())
+    frame = frame[frame["seen"] > 0].drop(columns="seen").sort_values("per_op", ascending=False, kind="stable")
     return in_order(frame, *order) if order is not None else frame.reset_index(drop=True)
 
 

@@ -43,6 +43,7 @@ from bench.scenario import AnyTarget, FdPressure, Scenario
 from bench.smallfiles import create_files
 from bench.stop import POLL_S, StopToken
 from bench.targets import MountedTarget, TargetUnavailable, open_target
+from bench.workspace import owned_dir
 
 FILES_DIR = "fusebench-fdp"
 CLIENT_FD_RESERVE = 16  # fds the client interpreter itself needs besides the N files
@@ -251,7 +252,7 @@ def run_fd_pressure(scenario: Scenario, source: Path, workdir: Path, write: Writ
     source, workdir = source.resolve(), workdir.resolve()
     client_nofile = _client_nofile(plan, progress)
     progress(f"fd pressure: preparing {max(plan.open_files)} files in {source / FILES_DIR}")
-    create_files(source / FILES_DIR, max(plan.open_files))
+    create_files(owned_dir(source, FILES_DIR), max(plan.open_files))
     records = []
     for name in plan.targets:
         target = scenario.target(name)

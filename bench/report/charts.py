@@ -250,5 +250,5 @@ def comparison_changes(changes: pd.DataFrame) -> str | None:
             error_kw={"elinewidth": 0.8, "capsize": 2})
     ax.axvline(0, color="black", linewidth=0.8)
     ax.invert_yaxis()
-    ax.set_xlabel("change of the median, B relative to A (%), 95% CI")
+    ax.set_xlabel("change of the speed, B relative to A (%), 95% CI")
     return to_svg(fig)

@@ -18,7 +18,7 @@ from bench.analysis import (
 )
 from bench.report import charts
 from bench.report.rows import (
-    SIGNIFICANT,
+    comparison_legend,
     comparison_rows,
     environment_line,
     format_number,
@@ -164,8 +164,7 @@ def render_comparison(a: Analysis, b: Analysis, changes: pd.DataFrame, only: pd.
         name_a=a.results.path.name, name_b=b.results.path.name,
         env_a=environment_line(env_a), env_b=environment_line(env_b), env_differs=differs,
         rows=comparison_rows(changes),
-        legend=f"change: B's speed relative to A's (for programs: A's time / B's time). {SIGNIFICANT} significant: Welch's t-test p < {a.settings.alpha} and a change of at least "
-               f"{a.settings.threshold:.0%}. CI: {a.settings.confidence:.0%} percentile bootstrap of the ratio of medians.",
+        legend=comparison_legend(a.settings),
         chart=charts.comparison_changes(changes),
         only=only.to_dict("records"),
         warnings=warnings,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from bench.analysis import Analysis, environment
 from bench.report.rows import (
     SIGNIFICANT,
+    comparison_legend,
     comparison_rows,
     environment_line,
     headline_rows,
@@ -60,6 +61,7 @@ def render_comparison(a: Analysis, b: Analysis, changes, only) -> str:
     rows = [[r["cell"], r["target"], r["unit"], r["a"], r["b"], _marked(r["change"], bool(r["verdict"])), r["p"], r["verdict"]]
             for r in comparison_rows(changes)]
     lines += _table(["cell", "target", "unit", "A median", "B median", "change B/A [95% CI]", "p", "verdict"], rows)
+    lines += ["", comparison_legend(a.settings)]
     if not only.empty:
         lines += ["", "## Present in one folder only", ""]
         lines += [f"- {row.cell} / {row.target}: only in {row.only_in}" for row in only.itertuples()]

@@ -133,6 +133,13 @@ def environment_line(env: dict[str, str]) -> str:
             f"fusebench {env['tool']}; scenario {env['scenario']}")
 
 
+def comparison_legend(settings) -> str:
+    """What a comparison's change and its star mean, in the words every format prints."""
+    return (f"change: B's speed relative to A's (for programs: A's time / B's time). {SIGNIFICANT} significant: "
+            f"Welch's t-test p < {settings.alpha} and a change of at least {settings.threshold:.0%}. CI: "
+            f"{settings.confidence:.0%} percentile bootstrap of the ratio of medians.")
+
+
 def comparison_rows(changes: pd.DataFrame) -> list[dict]:
     """`compare` rows as text, with the verdict: better, worse or '' (not significant)."""
     rows = []

@@ -9,6 +9,7 @@ import pandas as pd
 from bench.analysis import CPU_PARTS, Analysis, environment
 from bench.report.rows import (
     SIGNIFICANT,
+    comparison_legend,
     comparison_rows,
     environment_line,
     format_number,
@@ -182,7 +183,5 @@ def render_comparison(a: Analysis, b: Analysis, changes, only) -> str:
     if not only.empty:
         lines += ["", "Present in one folder only:"]
         lines += [f"- {row.cell} / {row.target}: only in {row.only_in}" for row in only.itertuples()]
-    lines += [""] + _wrap(f"change: B's speed relative to A's (for programs: A's time / B's time). {SIGNIFICANT} "
-                          f"significant: Welch's t-test p < {a.settings.alpha} and a change of at least "
-                          f"{a.settings.threshold:.0%}; CI: bootstrap of the ratio of medians.")
+    lines += [""] + _wrap(comparison_legend(a.settings))
     return "\n".join(lines) + "\n"
