@@ -50,12 +50,7 @@ def _doctor(args: argparse.Namespace) -> int:
 
 def _validate(args: argparse.Namespace) -> int:
     scenario = _require("bench.scenario", "validate").load_scenario(args.scenario)
-    cells = scenario.cells()
-    print(
-        f"{args.scenario}: ok: scenario {scenario.name}, {len(cells)} cells x {len(scenario.targets)} targets "
-        f"x {scenario.repeat} repetitions = {len(cells) * len(scenario.targets) * scenario.repeat} runs"
-        + (", plus fd pressure" if scenario.fd_pressure else "")
-    )
+    print(f"{args.scenario}: ok: {scenario.summary()}")
     return 0
 
 

@@ -25,6 +25,7 @@ from bench.programs import CATALOG, Program
 from bench.records import (
     MANIFEST_DERIVED,
     RUN_SECTIONS,
+    CommandRecord,
     FdPressureRecord,
     Manifest,
     RequestRecord,
@@ -121,6 +122,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "runs.csv": lambda: column_table(RUN_SECTIONS),
     "samples.csv": lambda: column_table([SampleRecord]),
     "requests.csv": lambda: column_table([RequestRecord]),
+    "commands.csv": lambda: column_table([CommandRecord]),
     "fd_pressure.csv": lambda: column_table([FdPressureRecord]),
     "fd_pressure_snapshots.csv": lambda: column_table([SnapshotRecord]),
 }

@@ -16,6 +16,7 @@ import resource
 import shutil
 import signal
 import stat
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -24,7 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from bench import datafiles, fio, leftovers, opens, system
+from bench import datafiles, environment, fio, leftovers, opens, system
 from bench.errors import BenchError
 from bench.fdpressure.steps import Write, run_fd_pressure
 from bench.fusefs import kernel, mounts
@@ -39,6 +40,7 @@ from bench.targets import MountedTarget, open_target, target_unavailable_reason
 from bench.tracing import OPCODES, RequestTracer, tracing_unavailable_reason
 
 CAP_SYS_ADMIN = 21
+VERSION_TIMEOUT_S = 5.0  # an external server asked for its --version
 
 
 class Host:
@@ -137,6 +139,27 @@ class Host:
     def host_info(self) -> dict[str, Any]:
         """The environment a result is measured in (for the manifest)."""
         return system.host_info()
+
+    def environment(self, workdir: Path) -> dict[str, Any]:
+        """Everything about this machine a result depends on (bench.environment.collect)."""
+        return environment.collect(workdir)
+
+    def disk_device(self, path: Path) -> str | None:
+        """The block device (its /proc/diskstats name) holding `path`, or None."""
+        return environment.device_of(path)
+
+    def disk_counters(self, device: str | None) -> environment.DiskCounters | None:
+        """The device's cumulative request and byte counters (None without a device)."""
+        return environment.read_diskstats(device) if device else None
+
+    def program_version(self, program: str) -> str | None:
+        """The first line `program --version` prints (an external FUSE server's version), or None."""
+        try:
+            status, stdout, stderr = Started([program, "--version"], env=minimal_env()).wait(VERSION_TIMEOUT_S)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        lines = (stdout or stderr).strip().splitlines()
+        return lines[0][:200] if lines else None
 
     def tracing_unavailable_reason(self) -> str | None:
         """Why FUSE requests cannot be counted at the kernel tracepoint here, or None."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import fio, opens
+from bench.environment import DiskCounters
 from bench.errors import BenchError
 from bench.fio_output import FioError, FioResult
 from bench.host import Host
@@ -52,6 +53,7 @@ class Done:
     mib: float
     wall_s: float
     sampled: MonitorResult | None
+    argv: list[str]
     fio: FioResult | None = None
     loop: OpensResult | None = None
 
@@ -64,6 +66,7 @@ class Measured:
     monitor: MonitorResult
     requests: RequestCounter
     done: Done
+    disk: DiskCounters | None  # what the block device under the work directory did meanwhile
 
 
 Execute = Callable[[Host, Cell, MountedTarget, list[Path], Path | None, Path, StopToken, Monitor | None], Done]
@@ -78,8 +81,9 @@ def timeout_of(cell: Cell) -> float:
 
 
 def measure(host: Host, run: PlannedRun, mounted: MountedTarget, paths: list[Path], output: Path | None,
-            scratch: Path, sample_hz: float, tracing: bool, stop: StopToken) -> Measured:
-    """Cache state, counters before, the workload under the monitor, counters after."""
+            scratch: Path, sample_hz: float, tracing: bool, stop: StopToken, device: str | None = None) -> Measured:
+    """Cache state, counters before (FUSE requests, the block device `device`, reaped CPU), the
+    workload under the monitor, counters after."""
     execute = EXECUTORS[run.cell.family]
     if run.cell.cache == "cold":
         host.drop_caches()
@@ -88,15 +92,16 @@ def measure(host: Host, run: PlannedRun, mounted: MountedTarget, paths: list[Pat
         execute(host, run.cell, mounted, paths, scratch / f"warmup.{run.cell.family}.json", scratch, stop, None)
     sampler = host.monitor(sample_hz, mounted.daemon_pid, run.run_id, ROLES[run.cell.family])
     with RequestCounter(mounted, host.tracer if tracing else None) as counter:
-        cpu_before = host.children_cpu()
+        cpu_before, disk_before = host.children_cpu(), host.disk_counters(device)
         done = execute(host, run.cell, mounted, paths, output, scratch, stop, sampler)
-        cpu_after = host.children_cpu()
+        cpu_after, disk_after = host.children_cpu(), host.disk_counters(device)
     assert done.sampled is not None
     # The workload was reaped by now: the kernel's account of its CPU is exact, where sampling
     # misses a program that ends between two samples.
     user_s, sys_s = (round(after - before, 3) for before, after in zip(cpu_before, cpu_after))
     summary = done.sampled.summary.model_copy(update={"fio_cpu_user_s": user_s, "fio_cpu_sys_s": sys_s})
-    return Measured(MonitorResult(done.sampled.samples, summary), counter, done)
+    disk = disk_after - disk_before if disk_before and disk_after else None
+    return Measured(MonitorResult(done.sampled.samples, summary), counter, done, disk)
 
 
 def _watched(host: Host, mounted: MountedTarget, timeout: float, start: Callable[[], object],
@@ -143,14 +148,14 @@ def _fio(host: Host, cell: WorkloadCell, mounted: MountedTarget, paths: list[Pat
     """fio on the cell's files through the mount."""
     files = [Path(mounted.path) / rel for rel in paths]
     pages = fio.hugepages_needed(cell) if cell.buffers == "hugepages" else 0
+    argv = fio.build_argv(cell, files, output)
     with host.hugepages(pages) if pages else nullcontext():
-        result, wall_s, sampled = _watched(host, mounted, timeout_of(cell),
-                                           lambda: host.start_fio(fio.build_argv(cell, files, output)),
+        result, wall_s, sampled = _watched(host, mounted, timeout_of(cell), lambda: host.start_fio(argv),
                                            lambda process: process.wait(timeout_of(cell), stop), sampler, stop, "fio")
     ios = result.read.total_ios + result.write.total_ios
     # A metadata engine's io_bytes are fio's accounting of file sizes: it moves no data.
     moved = 0.0 if cell.ioengine in METADATA_ENGINES else (result.read.io_bytes + result.write.io_bytes) / MIB
-    return Done(ios, cell.nrfiles, moved, wall_s, sampled, fio=result)
+    return Done(ios, cell.nrfiles, moved, wall_s, sampled, argv, fio=result)
 
 
 def _opens(host: Host, cell: Opens, mounted: MountedTarget, paths: list[Path], output: Path | None,
@@ -171,7 +176,7 @@ def _opens(host: Host, cell: Opens, mounted: MountedTarget, paths: list[Path], o
     loop, wall_s, sampled = _watched(host, mounted, timeout_of(cell),
                                      lambda: host.start_command(argv, env=opens.client_env()), finish, sampler, stop,
                                      "the open/close loop")
-    return Done(loop.opens, cell.files, 0.0, wall_s, sampled, loop=loop)
+    return Done(loop.opens, cell.files, 0.0, wall_s, sampled, argv, loop=loop)
 
 
 def _program(host: Host, cell: Program, mounted: MountedTarget, paths: list[Path], output: Path | None,
@@ -187,7 +192,7 @@ def _program(host: Host, cell: Program, mounted: MountedTarget, paths: list[Path
     _, wall_s, sampled = _watched(host, mounted, cell.timeout, lambda: host.start_command(command.argv, command.env),
                                   finish, sampler, stop, cell.program)
     files, size = cell.touched()
-    return Done(1, files, size / MIB, wall_s, sampled)
+    return Done(1, files, size / MIB, wall_s, sampled, command.argv)
 
 
 EXECUTORS: dict[str, Execute] = {FIO: _fio, OPENS: _opens, PROGRAM: _program}

@@ -13,7 +13,7 @@ import random
 from dataclasses import dataclass
 
 from bench.progress import format_duration
-from bench.scenario import AnyTarget, Cell, Scenario, cell_key
+from bench.scenario import AUTO_MIN_REPEAT, AnyTarget, Cell, Scenario, cell_key
 
 # Estimated overheads (seconds) for --dry-run and the ETA; measured on the 2-vCPU VM.
 MOUNT_S = 1.0
@@ -36,13 +36,31 @@ class PlannedRun:
 
 
 @dataclass(frozen=True)
+class AutoRepeat:
+    """`repeat: auto`: after `min_repeat` repetitions, another whole repetition is added until
+    every comparison with the baseline is decided or the budget is spent."""
+
+    baseline: str
+    threshold: float
+    min_repeat: int
+    max_repeat: int
+    max_time_s: float | None
+
+
+@dataclass(frozen=True)
 class Plan:
-    """Every run in execution order, and the target order each repetition used."""
+    """Every run in execution order (with `auto`, the whole budget: the session stops early),
+    and the target order each repetition uses."""
 
     seed: int
     repeat: int
     runs: list[PlannedRun]
     target_order: list[list[str]]
+    auto: AutoRepeat | None = None
+
+    def repetition(self, number: int) -> list[PlannedRun]:
+        """The runs of one repetition, in order."""
+        return [run for run in self.runs if run.repetition == number]
 
 
 def run_id_of(key: str, target: str, repetition: int) -> str:
@@ -50,8 +68,14 @@ def run_id_of(key: str, target: str, repetition: int) -> str:
     return f"{key}--{target}--r{repetition}"
 
 
-def make_plan(scenario: Scenario, repeat: int, seed: int) -> Plan:
-    """cells x targets x repetitions; per repetition, every cell runs on all targets in a shuffled order."""
+def make_plan(scenario: Scenario, repeat: int | str, seed: int) -> Plan:
+    """cells x targets x repetitions; per repetition, every cell runs on all targets in a shuffled
+    order. `repeat: "auto"` plans the whole budget (`max_repeat` repetitions)."""
+    auto = None
+    if repeat == "auto":
+        auto = AutoRepeat(scenario.baseline_target(), scenario.threshold, AUTO_MIN_REPEAT, scenario.max_repeat,
+                          scenario.max_time)
+        repeat = scenario.max_repeat
     rng = random.Random(seed)
     cells = [(cell_key(cell), cell) for cell in scenario.cells()]
     runs: list[PlannedRun] = []
@@ -72,7 +96,7 @@ def make_plan(scenario: Scenario, repeat: int, seed: int) -> Plan:
                 runs.append(
                     PlannedRun(run_id_of(key, target.name, repetition), cell, key, target, repetition, len(runs))
                 )
-    return Plan(seed, repeat, runs, orders)
+    return Plan(seed, repeat, runs, orders, auto)
 
 
 def run_estimate_s(run: PlannedRun) -> float:
@@ -96,22 +120,38 @@ def fd_pressure_steps(scenario: Scenario) -> int:
 
 
 def describe_plan(plan: Plan, scenario: Scenario) -> list[str]:
-    """The lines --dry-run prints: totals, target order per repetition, every run."""
+    """The lines --dry-run prints: totals (with `auto`, the budget), target order per
+    repetition, every run (with `auto`, those of the first repetitions)."""
     cells = {run.cell_key for run in plan.runs}
     steps = fd_pressure_steps(scenario)
+    extra = steps * FD_PRESSURE_STEP_S
+    auto = plan.auto
+    shown = plan.runs if auto is None else [run for run in plan.runs if run.repetition <= auto.min_repeat]
+    if auto is None:
+        head = f"{plan.repeat} repetitions = {len(plan.runs)} runs"
+        duration = f"estimated duration: {format_duration(estimate_s(plan) + extra)}"
+    else:
+        head = (f"{auto.min_repeat} to {auto.max_repeat} repetitions (repeat: auto) = {len(shown)} to "
+                f"{len(plan.runs)} runs, until every comparison with {auto.baseline} is decided at a "
+                f"{auto.threshold:.0%} threshold")
+        most = estimate_s(plan) if auto.max_time_s is None else min(estimate_s(plan), auto.max_time_s)
+        duration = (f"estimated duration: {format_duration(estimate_s(plan, shown) + extra)} to "
+                    f"{format_duration(most + extra)}"
+                    + (f" (max_time {format_duration(auto.max_time_s)})" if auto.max_time_s is not None else ""))
     lines = [
-        f"scenario {scenario.name}: {len(cells)} cells x {len(scenario.targets)} targets x "
-        f"{plan.repeat} repetitions = {len(plan.runs)} runs, seed {plan.seed}"
+        f"scenario {scenario.name}: {len(cells)} cells x {len(scenario.targets)} targets x {head}, seed {plan.seed}"
         + (f", then {steps} fd-pressure steps" if steps else ""),
-        f"estimated duration: {format_duration(estimate_s(plan) + steps * FD_PRESSURE_STEP_S)} "
-        f"(runtimes, plus per-run start and cache drop, mounts, prefill"
+        f"{duration} (runtimes, plus per-run start and cache drop, mounts, prefill"
         + (", about 5s per fd-pressure step)" if steps else ")"),
     ]
     for repetition, order in enumerate(plan.target_order, 1):
         lines.append(f"repetition {repetition}: targets in order {', '.join(order)}")
     width = len(str(len(plan.runs)))
-    for run in plan.runs:
+    for run in shown:
         lines.append(
             f"  {run.order + 1:>{width}}. {run.run_id}  ({run.cell.describe()})"
         )
+    if len(shown) < len(plan.runs):
+        lines.append(f"  ... then repetitions {auto.min_repeat + 1} to {auto.max_repeat} in the same way, one at a "
+                     "time, while a comparison is undecided")
     return lines

@@ -57,6 +57,14 @@ class RunProgress:
         pace = (time.monotonic() - self._started) / self._estimate_done
         return self._estimate_left * pace
 
+    def extend(self, runs: int, estimate_s: float) -> None:
+        """More runs to do than planned at the start (`repeat: auto` added a repetition)."""
+        self.total += runs
+        self._estimate_left += estimate_s
+        if self._bar:
+            bar, task = self._bar
+            bar.update(task, total=self.total)
+
     def message(self, text: str) -> None:
         """A line that stays on screen (above the bar on a terminal)."""
         if self._bar:

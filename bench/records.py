@@ -21,8 +21,8 @@ from bench.scenario import Cell
 from bench.vocabulary import FAMILIES, FIO, PATTERNS
 
 # 2: requests.csv, fd-pressure snapshots and client reports. 3: workload families (runs.csv's
-# kind and work columns, at the end; opens/).
-FORMAT_VERSION = 3
+# kind and work columns, at the end; opens/). 4: the environment, commands.csv, device counters.
+FORMAT_VERSION = 4
 
 # Statuses of a run (runs.csv `status`), an fd-pressure step, and of a whole results folder.
 STATUS_OK, STATUS_FAILED, STATUS_UNAVAILABLE = "ok", "failed", "unavailable"
@@ -222,6 +222,17 @@ class WorkFigures(Record):
                                             "during the run, microseconds")
 
 
+class DiskFigures(Record):
+    """What the block device under the work directory did during the run (/proc/diskstats,
+    before and after), next to what the workload moved."""
+
+    dev_reads: int | None = column("read requests the device completed during the run")
+    dev_read_bytes: int | None = column("bytes the device read during the run")
+    dev_writes: int | None = column("write requests the device completed during the run")
+    dev_write_bytes: int | None = column("bytes the device wrote during the run (the whole device: other writers "
+                                         "and the file system's journal too)")
+
+
 class RunRecord(BaseModel):
     """One row of runs.csv: one measured run, its sections (in column order) filled by the parts
     that know them."""
@@ -236,6 +247,7 @@ class RunRecord(BaseModel):
     target: TargetSettings = TargetSettings()
     kind: WorkloadKind = WorkloadKind()
     work: WorkFigures = WorkFigures()
+    disk: DiskFigures = DiskFigures()
 
     def row(self) -> dict[str, Any]:
         """The runs.csv row."""
@@ -282,6 +294,14 @@ class RequestRecord(Record):
     opcode: str = column("FUSE opcode name (`LOOKUP`, `READ`, ...; `OTHER`: opcodes the tracepoint "
                          "counter could not name)", REQUIRED)
     requests: int = column("requests of this opcode during the measured run", REQUIRED)
+
+
+class CommandRecord(Record):
+    """One row of commands.csv: the exact command line of one measured run."""
+
+    run_id: str = column("the run", REQUIRED)
+    argv: str = column("the command as a JSON list: fio with every option, the open/close loop, or the program",
+                       REQUIRED)
 
 
 class FdPressureRecord(Record):
@@ -347,21 +367,46 @@ class PlanEntry(BaseModel):
     repetition: int
 
 
+class AutoState(BaseModel):
+    """How a `repeat: auto` run went: its rule, its budget, and why it stopped."""
+
+    model_config = ConfigDict(extra="ignore", validate_assignment=True)
+
+    baseline: str = Field(description="the target every comparison is made with")
+    threshold: float = Field(description="a comparison is decided beyond it (faster, slower) or within it (equivalent)")
+    min_repeat: int = Field(description="repetitions before the first decision")
+    max_repeat: int = Field(description="the budget in repetitions")
+    max_time_s: float | None = Field(description="the budget in seconds of runs (none: no limit)")
+    elapsed_s: float = Field(0.0, description="seconds spent in repetitions so far, over every session")
+    stopped: Literal["decided", "max_repeat", "max_time"] | None = Field(
+        None, description="why no repetition was added: every comparison decided, or the budget spent")
+    undecided: list[str] = Field(default_factory=list, description="`cell / target` comparisons still undecided "
+                                 "after the last repetition")
+
+
 class Manifest(BaseModel):
     """manifest.json: what was run, where, in which order, and how far it got."""
 
     model_config = ConfigDict(extra="ignore", validate_assignment=True)
 
-    format_version: int = Field(FORMAT_VERSION, description="version of this layout (1 to 3; 2 added "
+    format_version: int = Field(FORMAT_VERSION, description="version of this layout (1 to 4; 2 added "
                                 "requests.csv and fd_pressure_snapshots.csv, 3 the workload families' columns "
-                                "and opens/)")
+                                "and opens/, 4 the environment, targets, commands.csv and the device columns)")
     scenario: str = Field(description="scenario name")
     scenario_hash: str = Field(description="a hash of the scenario text (`--resume` checks it)")
     seed: int = Field(description="seed of the target order")
-    repeat: int = Field(description="repetitions the plan was built with")
+    repeat: int = Field(description="repetitions planned (with `repeat: auto`, those started so far)")
+    auto: AutoState | None = Field(None, description="`repeat: auto` only: the rule, the budget and why it stopped")
     plan: list[PlanEntry] = Field(description="every run in execution order: `run_id`, `cell`, `target`, `repetition`")
     target_order: list[list[str]] = Field(description="the target order of each repetition")
     host: dict[str, Any] = Field(description="hostname, kernel and build, arch, CPU model, cores, memory, Python")
+    environment: dict[str, Any] = Field(default_factory=dict, description="the whole environment (bench.environment): "
+                                        "kernel command line, FUSE config and module parameters, CPU governors, SMT, "
+                                        "mitigations, virtualization, THP and memory, the work directory's file "
+                                        "system and block device, fusebench's version and git commit")
+    targets: dict[str, Any] = Field(default_factory=dict, description="target -> what it is (`description`), and "
+                                    "what its FUSE connection negotiated at INIT (built-in targets: `init`) or its "
+                                    "command and `--version` output (external targets)")
     fio_version: str | None = Field(description="fio's version")
     tool_version: str = Field(description="fusebench's version")
     workdir: str = Field(description="where data files and mounts were")

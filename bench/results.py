@@ -30,6 +30,7 @@ from bench.records import (
     RUN_COLUMNS,
     RUN_SECTIONS,
     STATUS_OK,
+    CommandRecord,
     FdPressureRecord,
     Manifest,
     Record,
@@ -45,13 +46,14 @@ SCENARIO = "scenario.yaml"
 RUNS = "runs.csv"
 SAMPLES = "samples.csv"
 REQUESTS = "requests.csv"
+COMMANDS = "commands.csv"
 FD_PRESSURE = "fd_pressure.csv"
 FD_SNAPSHOTS = "fd_pressure_snapshots.csv"
 FIO_DIR = "fio"
 OPENS_DIR = "opens"  # each open/close loop's output (its latency histograms), as JSON
 FD_CLIENT_DIR = "fd_pressure"  # each step's client report (every open's latency), as JSON
 # Files whose rows belong to one run each: a redone run's rows go from all of them.
-PER_RUN_FILES = (RUNS, SAMPLES, REQUESTS)
+PER_RUN_FILES = (RUNS, SAMPLES, REQUESTS, COMMANDS)
 
 
 class ResultsError(InputError):
@@ -141,11 +143,12 @@ class ResultsWriter:
         return None
 
     def append_run(self, record: RunRecord, samples: Sequence[SampleRecord] = (),
-                   requests: Sequence[RequestRecord] = ()) -> None:
-        """Append one run: its samples and per-opcode requests, then its runs.csv row, which
-        marks the run done (a run killed before it is redone, its other rows dropped)."""
+                   requests: Sequence[RequestRecord] = (), command: CommandRecord | None = None) -> None:
+        """Append one run: its samples, per-opcode requests and command line, then its runs.csv
+        row, which marks the run done (a run killed before it is redone, its other rows dropped)."""
         self._append(SAMPLES, SampleRecord.columns(), [sample.row() for sample in samples])
         self._append(REQUESTS, RequestRecord.columns(), [request.row() for request in requests])
+        self._append(COMMANDS, CommandRecord.columns(), [command.row()] if command else [])
         self._append(RUNS, RUN_COLUMNS, [record.row()])
 
     def append_fd_pressure(self, record: FdPressureRecord, snapshots: Sequence[SnapshotRecord] = (),
@@ -366,6 +369,10 @@ class ResultsFolder:
     def samples(self) -> pd.DataFrame | None:
         """samples.csv, or None when no run was sampled."""
         return self._frame(SAMPLES, SampleRecord)
+
+    def commands(self) -> pd.DataFrame | None:
+        """commands.csv (each run's exact command line), or None before format 4."""
+        return self._frame(COMMANDS, CommandRecord)
 
     def requests(self) -> pd.DataFrame | None:
         """requests.csv (per run and opcode), or None (format 1 folders, or nothing counted)."""

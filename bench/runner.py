@@ -49,7 +49,7 @@ def run(options: RunOptions, host: Host | None = None) -> int:
     previous = _previous_manifest(out) if options.resume else None
     if previous:
         _check_resumable(previous, scenario_hash(text), options)
-        seed, repeat = previous.seed, previous.repeat
+        seed, repeat = previous.seed, "auto" if previous.auto else previous.repeat
     else:
         seed = next(s for s in (options.seed, scenario.seed, secrets.randbelow(2**32)) if s is not None)
         repeat = options.repeat or scenario.repeat
@@ -87,8 +87,10 @@ def _check_resumable(manifest: Manifest, digest: str, options: RunOptions) -> No
             f"{options.scenario_path} changed since {options.out} was started (hash {digest} != "
             f"{manifest.scenario_hash}); resume with the scenario.yaml kept in that folder, or start a new --out"
         )
+    if manifest.auto and options.repeat is not None:
+        raise InputError(f"{options.out} was started with repeat: auto; drop --repeat to resume it")
     for flag, asked, recorded in (
-        ("--repeat", options.repeat, manifest.repeat),
+        ("--repeat", options.repeat, None if manifest.auto else manifest.repeat),
         ("--seed", options.seed, manifest.seed),
     ):
         if asked is not None and asked != recorded:

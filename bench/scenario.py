@@ -112,6 +112,21 @@ def builtin_options(target: FuseTarget | PassthroughTarget) -> dict[str, Any]:
     return {"mode": MODE_OF_TYPE[target.type], **values}
 
 
+def describe_target(target: AnyTarget) -> str:
+    """What a target is, in words a report prints next to its numbers (a built-in target is
+    fusebench's own Python server, not "FUSE" in general)."""
+    if target.type == "native":
+        return "the source directory itself, no FUSE"
+    if target.type == "external":
+        return "external FUSE server: " + " ".join(target.command)
+    mode = ("plain mode: every read and write goes through the daemon" if target.type == "fuse" else
+            "passthrough mode: the kernel reads and writes the backing files")
+    shown = {None: "default", True: "on", False: "off"}
+    settings = ", ".join(f"{name} {shown.get(value, value) if isinstance(value, (bool, type(None))) else value}"
+                         for name, value in builtin_options(target).items() if name != "mode")
+    return f"fusebench's built-in FUSE server (Python, bench/fusefs), {mode}; {settings}"
+
+
 class ExternalTarget(Strict):
     """Any FUSE server started from an argv template; no shell is involved."""
 
@@ -363,13 +378,27 @@ class FdPressure(Strict):
 
 # ---------------------------------------------------------------- scenario
 
+# `repeat: auto` runs at least this many repetitions before it asks whether every comparison
+# is decided: with fewer, a t-interval on two values per side is too wide to decide anything.
+AUTO_MIN_REPEAT = 3
+
 
 class Scenario(Strict):
     """A whole scenario file."""
 
     name: Name = key(..., "scenario name (results and workdir names derive from it)")
     description: str = key("", "free text", shown='`""`')
-    repeat: int = key(3, "measured repetitions of every cell on every target (1-1000)", ge=1, le=1000)
+    repeat: Annotated[int, Field(ge=1, le=1000)] | Literal["auto"] = key(
+        3, "measured repetitions of every cell on every target (1-1000), or `auto`: whole repetitions are added "
+        f"(at least {AUTO_MIN_REPEAT}) until every comparison with the baseline is decided, or the budget "
+        "(`max_repeat`, `max_time`) is spent")
+    baseline: Name | None = key(None, "the target every other one is compared with: in the headline, by `repeat: "
+                                "auto` and by `fusebench compare`", shown="the first native target, else the first")
+    threshold: float = key(0.05, "the smallest change that matters: a comparison is decided faster or slower when "
+                           "its 95% interval lies beyond it, equivalent when within it", gt=0, lt=1)
+    max_repeat: int = key(20, "`repeat: auto`: at most this many repetitions", ge=AUTO_MIN_REPEAT, le=1000)
+    max_time: Duration | None = key(None, "`repeat: auto`: no repetition starts once this much time has passed",
+                                    shown="none", gt=0)
     seed: int | None = key(None, "seed of the target order; recorded in the manifest", shown="random")
     sample_hz: float = key(10.0, "monitor sampling rate (samples per second, up to 1000)", shown="`10`", gt=0, le=1000)
     workdir: Path | None = key(None, "where data files and mountpoints go (`--workdir` overrides)",
@@ -397,14 +426,15 @@ class Scenario(Strict):
             if program.mutates and program.cache == "warm":
                 raise LocatedError(("programs", index, "cache"), f"program {program.program} changes files, so a "
                                    "warm run would start from another state than the measured one; use cache: cold")
+        if self.baseline is not None and self.baseline not in names:
+            raise LocatedError(("baseline",), f"baseline names target {self.baseline!r}, which is not defined"
+                               f"{_did_you_mean(self.baseline, names)}")
         if self.fd_pressure:
             for index, name in enumerate(self.fd_pressure.targets):
                 if name not in names:
-                    hint = difflib.get_close_matches(name, names, n=1)
-                    did_you_mean = f"; did you mean {hint[0]!r}?" if hint else f"; targets are {names}"
                     raise LocatedError(
                         ("fd_pressure", "targets", index),
-                        f"fd_pressure names target {name!r}, which is not defined{did_you_mean}",
+                        f"fd_pressure names target {name!r}, which is not defined{_did_you_mean(name, names)}",
                     )
         if not (self.workloads or self.opens or self.programs or self.fd_pressure):
             raise ValueError("a scenario needs workloads, opens, programs or fd_pressure")
@@ -417,6 +447,31 @@ class Scenario(Strict):
     def target(self, name: str):
         """The target called `name`."""
         return next(t for t in self.targets if t.name == name)
+
+    def summary(self) -> str:
+        """What the scenario runs, in one line: `scenario quick, 6 cells x 3 targets x 3 repetitions = 54 runs`."""
+        per_repetition = len(self.cells()) * len(self.targets)
+        if self.repeat == "auto":
+            repeats = f"{AUTO_MIN_REPEAT} to {self.max_repeat} repetitions (auto)"
+            runs = f"{per_repetition * AUTO_MIN_REPEAT} to {per_repetition * self.max_repeat}"
+        else:
+            repeats, runs = f"{self.repeat} repetitions", f"{per_repetition * self.repeat}"
+        return (f"scenario {self.name}, {len(self.cells())} cells x {len(self.targets)} targets x {repeats} = "
+                f"{runs} runs" + (", plus fd pressure" if self.fd_pressure else ""))
+
+    def baseline_target(self) -> str:
+        """The name of the target every other one is compared with."""
+        return self.baseline or default_baseline([t.name for t in self.targets], {t.name: t.type for t in self.targets})
+
+
+def default_baseline(targets: list[str], types: dict[str, str]) -> str:
+    """Without a `baseline:` key: the first native target, else the first target."""
+    return next((name for name in targets if types.get(name) == "native"), targets[0])
+
+
+def _did_you_mean(name: str, names: list[str]) -> str:
+    hint = difflib.get_close_matches(name, names, n=1)
+    return f"; did you mean {hint[0]!r}?" if hint else f"; targets are {names}"
 
 
 # ---------------------------------------------------------------- loading

@@ -6,15 +6,27 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import bench
+from bench import stopping
 from bench.datafiles import data_dir, tree_digest
+from bench.environment import DiskCounters, differences
 from bench.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, BenchError, InputError
 from bench.host import Host
 from bench.measure import Measured, measure
-from bench.plan import Plan, PlannedRun, estimate_s, fd_pressure_steps, run_estimate_s
+from bench.plan import (
+    AutoRepeat,
+    Plan,
+    PlannedRun,
+    estimate_s,
+    fd_pressure_steps,
+    run_estimate_s,
+)
 from bench.programs import Program
 from bench.records import (
     FOLDER_COMPLETE,
@@ -24,6 +36,9 @@ from bench.records import (
     STATUS_FAILED,
     STATUS_OK,
     STATUS_UNAVAILABLE,
+    AutoState,
+    CommandRecord,
+    DiskFigures,
     FioFigures,
     Manifest,
     PlanEntry,
@@ -44,7 +59,14 @@ from bench.results import (
     ResultsFolder,
     ResultsWriter,
 )
-from bench.scenario import MODE_OF_TYPE, AnyTarget, Opens, Scenario, scenario_hash
+from bench.scenario import (
+    MODE_OF_TYPE,
+    AnyTarget,
+    Opens,
+    Scenario,
+    describe_target,
+    scenario_hash,
+)
 from bench.stop import Interrupted, StopToken
 from bench.targets import MountedTarget, TargetError
 
@@ -108,6 +130,8 @@ class Session:
         self._tracing = False
         self._prepared: set[str] = set()
         self._missing_tools: dict[str, str] = {}
+        self._device: str | None = None  # the block device under the source directory
+        self.manifest: Manifest | None = None
 
     # -- orchestration
 
@@ -120,6 +144,9 @@ class Session:
             unavailable = self._check_targets()
             self._missing_tools = self._check_programs()
             writer, manifest, pending = self._open_results()
+            self.manifest = manifest
+            self.source.mkdir(parents=True, exist_ok=True)
+            self._device = self.host.disk_device(self.source)
             manifest.skipped_targets = {name: reason for name, reason in unavailable.items() if reason}
             self._tracing = self._tracing_usable()
             outcome = self._run_all(pending, unavailable, manifest, writer)
@@ -127,24 +154,45 @@ class Session:
 
     def _run_all(self, pending: list[PlannedRun], unavailable: dict[str, str | None], manifest: Manifest,
                  writer: ResultsWriter) -> str:
-        """Every pending run, then fd pressure; the folder status to record. Mounts come down on every path."""
-        measured = {run.run_id for run in pending
-                    if not (unavailable[run.target.name] or self._missing_tools.get(run.cell.name))}
-        progress = self.host.progress(len(pending), estimate_s(self.plan, [r for r in pending if r.run_id in measured]))
+        """Every pending run, repetition by repetition (with `repeat: auto`, while a comparison is
+        undecided), then fd pressure; the folder status to record. Mounts come down on every path."""
+        todo = {run.run_id for run in pending}
+
+        def measured(runs: list[PlannedRun]) -> list[PlannedRun]:
+            return [run for run in runs if not (unavailable[run.target.name] or self._missing_tools.get(run.cell.name))]
+
+        started = [run for run in pending if run.repetition <= manifest.repeat]
+        progress = self.host.progress(len(started), estimate_s(self.plan, measured(started)))
         say, self.say = self.say, progress.message
         mounts = MountedTargets(self.host, self.source, self.workdir)
         outcome = manifest.status  # stays "running" if an unexpected error escapes: --resume completes it
         try:
             with self.host.stop_signals(self.stop, self._on_first_signal):
-                for run in pending:
+                for number in range(1, self.plan.repeat + 1):
+                    began = self.host.monotonic()
+                    for run in self.plan.repetition(number):
+                        if self.stop.requested:
+                            break
+                        if run.run_id not in todo:
+                            continue
+                        progress.start_run(f"{run.cell_key} on {run.target.name} (r{run.repetition})")
+                        record, samples, requests, command = self._one_run(run, unavailable, mounts, writer)
+                        writer.append_run(record, samples, requests, command)
+                        manifest.runs[run.run_id] = record.info.status
+                        writer.write_manifest(manifest)
+                        progress.finish_run(_summary(run, record), run_estimate_s(run) if measured([run]) else 0.0)
                     if self.stop.requested:
                         break
-                    progress.start_run(f"{run.cell_key} on {run.target.name} (r{run.repetition})")
-                    record, samples, requests = self._one_run(run, unavailable, mounts, writer)
-                    writer.append_run(record, samples, requests)
-                    manifest.runs[run.run_id] = record.info.status
+                    if self.plan.auto is None or number < manifest.repeat:
+                        continue
+                    manifest.auto.elapsed_s = round(manifest.auto.elapsed_s + self.host.monotonic() - began, 1)
+                    if self._enough(manifest, writer, number):
+                        break
+                    block = self.plan.repetition(number + 1)
+                    manifest.plan += [_entry(run) for run in block]
+                    manifest.repeat = number + 1
                     writer.write_manifest(manifest)
-                    progress.finish_run(_summary(run, record), run_estimate_s(run) if run.run_id in measured else 0.0)
+                    progress.extend(len(block), estimate_s(self.plan, measured(block)))
                 mounts.close()  # fd pressure mounts its targets afresh for every step
                 if not self.stop.requested:
                     self._fd_pressure(manifest, writer)
@@ -159,6 +207,21 @@ class Session:
             manifest.ended_at = self._now()
             writer.write_manifest(manifest)
         return outcome
+
+    def _enough(self, manifest: Manifest, writer: ResultsWriter, repetitions: int) -> bool:
+        """`repeat: auto`: judge every comparison with the baseline after `repetitions`; whether to stop."""
+        auto, state = self.plan.auto, manifest.auto
+        decided = stopping.verdicts(writer.folder, auto)
+        state.undecided = sorted(pair for pair, verdict in decided.items() if verdict == stopping.UNDECIDED)
+        state.stopped = stopping.stop_reason(decided, auto, repetitions, state.elapsed_s)
+        writer.write_manifest(manifest)
+        counts = ", ".join(f"{n} {verdict}" for verdict, n in sorted(Counter(decided.values()).items()))
+        if state.stopped is None:
+            self.say(f"after {repetitions} repetitions: {counts or 'nothing to compare'}; adding repetition "
+                     f"{repetitions + 1}")
+        else:
+            self.say(f"after {repetitions} repetitions: {counts or 'nothing to compare'}; stopping ({state.stopped})")
+        return state.stopped is not None
 
     def _on_first_signal(self, name: str) -> None:
         self.say(f"{name}: stopping after the current run; press Ctrl-C again to abort it now")
@@ -183,19 +246,25 @@ class Session:
             manifest.notes.append(f"{self._now()}: resumed by fusebench {bench.__version__}; {len(done)} runs kept, "
                                   f"{len(pending)} to run")
             manifest.format_version = FORMAT_VERSION  # what is written from now on
+            changed = [key for key, _, _ in differences(manifest.environment, self.host.environment(self.workdir))]
+            if manifest.environment and changed:
+                manifest.notes.append(f"{self._now()}: the environment changed since the run began: "
+                                      f"{', '.join(changed[:12])}{' ...' if len(changed) > 12 else ''}")
             self.say(f"resuming {self.out}: {len(done)} runs already ok, {len(pending)} to run")
         else:
             writer = ResultsWriter.create(self.out, force=self.force)
             writer.write_scenario(self.text)
+            first = self.plan.auto.min_repeat if self.plan.auto else self.plan.repeat
             manifest = Manifest(
                 scenario=self.scenario.name,
                 scenario_hash=scenario_hash(self.text),
                 seed=self.plan.seed,
-                repeat=self.plan.repeat,
-                plan=[PlanEntry(run_id=r.run_id, cell=r.cell_key, target=r.target.name, repetition=r.repetition)
-                      for r in self.plan.runs],
+                repeat=first,
+                plan=[_entry(run) for run in self.plan.runs if run.repetition <= first],
+                auto=_auto_state(self.plan.auto),
                 target_order=self.plan.target_order,
                 host=self.host.host_info(),
+                environment=self.host.environment(self.workdir),
                 fio_version=self.host.fio_version(),
                 tool_version=bench.__version__,
                 workdir=str(self.workdir),
@@ -257,9 +326,9 @@ class Session:
     # -- one run
 
     def _one_run(self, run: PlannedRun, unavailable: dict[str, str | None], mounts: MountedTargets,
-                 writer: ResultsWriter) -> tuple[RunRecord, list[SampleRecord], list[RequestRecord]]:
-        """Execute one run: its runs.csv record, samples and per-opcode requests; a failure is a
-        record, not an exception."""
+                 writer: ResultsWriter) -> tuple[RunRecord, list[SampleRecord], list[RequestRecord], CommandRecord | None]:
+        """Execute one run: its runs.csv record, samples, per-opcode requests and command line; a
+        failure is a record, not an exception."""
         info = RunInfo(run_id=run.run_id, workload=run.cell.name, cell=run.cell_key, sweep=sweep_text(getattr(run.cell, "sweep", {})),
                        target=run.target.name, target_type=run.target.type, repetition=run.repetition,
                        order=run.order, started_at=self._now(), status=STATUS_OK)
@@ -268,24 +337,38 @@ class Session:
         reason = unavailable[run.target.name] or self._missing_tools.get(run.cell.name)
         if reason:
             info = info.changed(status=STATUS_UNAVAILABLE, error=reason)
-            return RunRecord(info=info, **head), [], []
+            return RunRecord(info=info, **head), [], [], None
         try:
             paths, start_tree = self._prepare(run)
             head["kind"] = kind.changed(start_tree=start_tree)
             mounted = mounts.get(run.target)
+            if run.target.name not in self.manifest.targets:
+                self.manifest.targets[run.target.name] = self._target_facts(run.target, mounted)
             measured = measure(self.host, run, mounted, paths, writer.output_path(run.run_id, run.cell.family),
-                               self.scratch, self.scenario.sample_hz, self._tracing, self.stop)
+                               self.scratch, self.scenario.sample_hz, self._tracing, self.stop, self._device)
         except (BenchError, OSError) as exc:
             if run.target.type != "native":
                 mounts.release(run.target.name)  # the next run of this target gets a fresh daemon
             info = info.changed(status=STATUS_FAILED, error=_one_line(exc))
-            return RunRecord(info=info, **head), [], []
+            return RunRecord(info=info, **head), [], [], None
         done = measured.done
         info = info.changed(status=STATUS_OK, duration_s=round(done.wall_s, 3))
         record = RunRecord(info=info, fio=FioFigures.of(done.fio, run.cell.rw) if done.fio else FioFigures(),
                            monitor=measured.monitor.summary, requests=measured.requests.totals(),
-                           work=_work(measured), **head)
-        return record, measured.monitor.samples, measured.requests.records(run.run_id)
+                           work=_work(measured), disk=_disk(measured.disk), **head)
+        command = CommandRecord(run_id=run.run_id, argv=json.dumps(done.argv))
+        return record, measured.monitor.samples, measured.requests.records(run.run_id), command
+
+    def _target_facts(self, target: AnyTarget, mounted: MountedTarget) -> dict[str, Any]:
+        """What the manifest says of a target: what it is, and what its connection negotiated
+        (the built-in server's INIT) or what the external server says it is."""
+        facts: dict[str, Any] = {"type": target.type, "description": describe_target(target)}
+        stats = mounted.read_stats(newer_than=0.0) if mounted.stats_file is not None else None
+        if stats and stats.get("init"):
+            facts["init"] = stats["init"]
+        if target.type == "external":
+            facts.update(argv=list(target.command), version=self.host.program_version(target.command[0]))
+        return facts
 
     def _prepare(self, run: PlannedRun) -> tuple[list[Path], str]:
         """Bring the cell's files to the state every run starts from (outside the measured time):
@@ -336,6 +419,24 @@ class Session:
                     f"another fusebench run is using {self.workdir}; wait for it or pass --workdir"
                 ) from None
             yield
+
+
+def _entry(run: PlannedRun) -> PlanEntry:
+    return PlanEntry(run_id=run.run_id, cell=run.cell_key, target=run.target.name, repetition=run.repetition)
+
+
+def _auto_state(auto: AutoRepeat | None) -> AutoState | None:
+    if auto is None:
+        return None
+    return AutoState(baseline=auto.baseline, threshold=auto.threshold, min_repeat=auto.min_repeat,
+                     max_repeat=auto.max_repeat, max_time_s=auto.max_time_s)
+
+
+def _disk(counters: DiskCounters | None) -> DiskFigures:
+    if counters is None:
+        return DiskFigures()
+    return DiskFigures(dev_reads=counters.reads, dev_read_bytes=counters.read_bytes, dev_writes=counters.writes,
+                       dev_write_bytes=counters.write_bytes)
 
 
 def _work(measured: Measured) -> WorkFigures:

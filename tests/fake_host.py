@@ -34,6 +34,9 @@ class FakeProgress:
     def start_run(self, label: str) -> None:
         pass
 
+    def extend(self, runs: int, estimate_s: float) -> None:
+        self.lines.append(f"(+{runs} runs)")
+
     def finish_run(self, line: str, estimate_s: float) -> None:
         self.lines.append(line)
 
@@ -166,6 +169,15 @@ class FakeHost(Host):
 
     def host_info(self) -> dict[str, Any]:
         return {"hostname": "fake", "kernel": "6.18.0-test", "arch": "x86_64", "cpu_cores": 2}
+
+    def environment(self, workdir: Path) -> dict[str, Any]:
+        return {"kernel": {"release": "6.18.0-test", "cmdline": "quiet"}, "workdir": {"path": str(workdir)}}
+
+    def disk_device(self, path: Path) -> str | None:
+        return None
+
+    def program_version(self, program: str) -> str | None:
+        return f"{program} 1.0"
 
     def tracing_unavailable_reason(self) -> str | None:
         return "no tracepoint in unit tests"

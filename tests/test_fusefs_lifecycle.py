@@ -25,6 +25,7 @@ from fusefs_helpers import (
 )
 
 from bench.fusefs.mounts import is_mounted
+from bench.fusefs.protocol import KERNEL_MINOR_MAX
 from bench.system import drop_caches
 
 pytestmark = [pytest.mark.integration, needs_root]
@@ -171,18 +172,27 @@ def test_cli_main_in_process_rejects_bad_input(tmp_path: Path, capsys: pytest.Ca
     assert "source is not a directory" in capsys.readouterr().err
 
 
-def test_stats_file_format(tmp_path: Path) -> None:
-    with mount(tmp_path, files={"f": b"abc"}) as fs:
+@pytest.mark.parametrize("mode", [param for param in mode_params() if param.id in ("plain", "pt-keep")])
+def test_stats_file_format(tmp_path: Path, mode: str) -> None:
+    passthrough = mode != "plain"
+    with mount(tmp_path, *MODES[mode], "--max-pages", "64", files={"f": b"abc"}) as fs:
         assert (fs.path / "f").read_bytes() == b"abc"
-        stats = fs.wait_stats(lambda s: s["requests"]["READ"] > 0)
-        for key in ("pid", "mode", "fd_policy", "xattr", "options", "connection", "mounted", "time",
+        stats = fs.wait_stats(lambda s: s["requests"].get("RELEASE", 0) > 0)
+        for key in ("pid", "mode", "fd_policy", "xattr", "options", "connection", "mounted", "init", "time",
                     "requests", "bytes", "errors", "errors_total", "backing_ids",
                     "backing_ids_peak", "backing_opens_total", "backing_closes_total", "backing_open_ns_total",
                     "backing_close_ns_total", "daemon_fds"):
             assert key in stats, key
-        assert stats["pid"] == fs.pid and stats["mounted"] is True and stats["mode"] == "plain"
+        assert stats["pid"] == fs.pid and stats["mounted"] is True and stats["mode"] == MODES[mode][1]
         assert stats["connection"] == os.minor(os.stat(fs.path).st_dev)
-        assert stats["bytes"]["READ"] == 3
+        assert stats["bytes"]["READ"] == (0 if passthrough else 3)  # passthrough reads bypass the daemon
+        init = stats["init"]
+        kernel_minor = int(init["kernel_protocol"].removeprefix("7."))
+        assert init["protocol"] == f"7.{min(kernel_minor, KERNEL_MINOR_MAX)}"
+        asked = {"ASYNC_READ", "BIG_WRITES", "MAX_PAGES", "INIT_EXT"} | ({"PASSTHROUGH"} if passthrough else set())
+        assert asked <= set(init["flags"]) <= set(init["kernel_flags"])
+        assert init["flags"] == sorted(init["flags"]) and ("PASSTHROUGH" in init["flags"]) == passthrough
+        assert (init["max_pages"], init["max_write"], init["max_background"]) == (64, 64 * 4096, 64)
 
 
 @needs_passthrough

@@ -92,7 +92,7 @@ def test_manifest_is_replaced_atomically_with_the_derived_cell_status(tmp_path: 
     assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["fio", MANIFEST, RUNS]
     data = json.loads((tmp_path / "r" / MANIFEST).read_text())
     assert data["cells"] == {"c": {"native": "partial", "fuse": "failed"}}
-    assert data["format_version"] == 3
+    assert data["format_version"] == 4
     assert ResultsFolder(tmp_path / "r").manifest().runs == manifest.runs
 
 

@@ -5,12 +5,16 @@ Statistics used (docs in the report's "Method" section say the same):
   programs) and has one primary metric: bandwidth (MiB/s) for sequential patterns or bs >= 64k,
   IOPS for random small-block patterns (read + write summed, so mixed patterns have one
   figure), operations/s for metadata engines, opens/s for open/close loops, seconds for programs.
-- Per cell x target: n, median, mean, stdev, CoV, min, max and a 95% percentile-bootstrap CI
-  of the MEDIAN (seeded, so reports are reproducible).
-- Speedup: ratio of medians (target / baseline; baseline / target for seconds, so above 1 is
-  always faster) with a percentile-bootstrap CI, each side resampled independently. Significant only when Welch's t-test gives p < alpha AND the
-  ratio is at least `threshold` away from 1. (Welch rather than Mann-Whitney U: with the
-  usual 3 repetitions per side Mann-Whitney cannot go below p = 0.1.)
+- Per cell x target: n, median, mean, stdev, CoV, min, max, and a distribution-free interval
+  of the MEDIAN from order statistics, with its exact coverage (the narrowest reaching 95%;
+  below n = 6 only [min, max], which covers 75% at n = 3: the report prints that level).
+- Comparison with the baseline (and passthrough with plain): ratio of geometric means (target /
+  baseline; baseline / target for seconds, so above 1 is always faster) with a 95% Welch
+  t-interval on log values. Verdict against `threshold`: faster or slower when the whole
+  interval lies beyond 1 +- threshold, equivalent when it lies within (two one-sided tests at
+  2.5% each), else undecided. `repeat: auto` adds repetitions until nothing is undecided.
+- A run more than 3 robust standard deviations (1.4826 MAD) from its cell's median is marked
+  an outlier; it stays in the statistics.
 - Latency percentiles come from fio json+ clat bins summed over repetitions and jobs.
 - CPU efficiency pools the runs: sum of CPU seconds / sum of GiB (or of 1,000 I/Os).
 
@@ -36,6 +40,7 @@ from bench.analysis.metrics import (
     first_of_type,
     in_order,
     latency_percentiles,
+    outliers,
     passthrough_verdicts,
     request_counts,
     requests_per_op,
@@ -71,9 +76,9 @@ class Analysis:
     findings: list[Finding] = field(default_factory=list)
 
     @property
-    def native(self) -> str | None:
-        """The target every other one is compared with."""
-        return first_of_type(self.results, "native")
+    def baseline(self) -> str | None:
+        """The target every other one is compared with (the scenario's `baseline`, else native)."""
+        return self.results.baseline
 
     @property
     def plain(self) -> str | None:
@@ -81,8 +86,11 @@ class Analysis:
         return first_of_type(self.results, "fuse")
 
 
-def analyse(results: Results, settings: Settings = Settings()) -> Analysis:
-    """All statistics and findings of one results folder."""
+def analyse(results: Results, settings: Settings | None = None) -> Analysis:
+    """All statistics and findings of one results folder (by default with the scenario's threshold)."""
+    if settings is None:
+        settings = Settings() if results.threshold is None else Settings(threshold=results.threshold)
+    results.runs["outlier"] = outliers(results.runs)
     used = usable_runs(results.runs)
     groups = dict(iter(used.groupby(["cell", "target"], sort=False)))
     order = (results.cells, results.targets)

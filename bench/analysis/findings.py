@@ -1,16 +1,18 @@
 """What a reader must be told next to the numbers: missing, failed, unavailable and
-not-engaged runs, noisy cells, likely artifacts, too few repetitions, fd-pressure steps that
-did not return to their baseline."""
+not-engaged runs, noisy cells, outlying runs, runs that measured a short window, direct I/O the
+block device never saw, a target faster than native (with what was measured about it), too
+few repetitions, fd-pressure steps that did not return to their baseline."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
-from bench.analysis.load import Results
-from bench.analysis.metrics import fd_config_label
+from bench.analysis.load import Results, directions_sum, numeric
+from bench.analysis.metrics import OUTLIER_MADS, fd_config_label
 from bench.records import FOLDER_COMPLETE, STATUS_FAILED, STATUS_OK, STATUS_UNAVAILABLE
 
 if TYPE_CHECKING:
@@ -21,8 +23,8 @@ if TYPE_CHECKING:
 class Finding:
     """One warning for the reader: what kind, where, and in words."""
 
-    kind: str      # missing | failed | unavailable | not_engaged | noisy | cache_artifact | few_repetitions
-                   # | not_back_to_baseline | note
+    kind: str      # missing | failed | unavailable | not_engaged | noisy | outlier | short_window
+                   # | served_from_cache | faster_than_native | few_repetitions | not_back_to_baseline | note
     cell: str
     target: str
     message: str
@@ -85,21 +87,74 @@ def findings_of(analysis: Analysis, unreadable: list[str]) -> list[Finding]:
     for row in summary[summary["cov"] > settings.noisy_cov].itertuples():
         findings.append(Finding("noisy", row.cell, row.target,
                                 f"{row.cell} / {row.target}: noisy, CoV {row.cov:.1%} > {settings.noisy_cov:.0%}"))
-    beats = summary[(summary["target_type"] != "native") & summary["vs_native_significant"] & (summary["vs_native_ratio"] > 1)]
-    direct_cells = set(runs.loc[runs["direct"] == True, "cell"]) if "direct" in runs else set()  # noqa: E712
-    for row in beats.itertuples():
-        why = ("no page cache with O_DIRECT: likely the requests reaching the disk differ (a daemon "
-               "buffer on huge pages makes fewer, larger ones than fio's own buffer)"
-               if row.cell in direct_cells else
-               "likely a cache artifact (check cache state is the same for every target)")
-        findings.append(Finding("cache_artifact", row.cell, row.target,
-                                f"{row.cell} / {row.target}: {row.vs_native_ratio:.2f}x native, beyond the noise; {why}"))
-    few = summary[(summary["n"] > 0) & (summary["n"] < 5)]
+    findings += _cache_findings(runs)
+    findings += _window_findings(runs, results.windows)
+    for row in runs[runs["outlier"]].itertuples():
+        findings.append(Finding("outlier", row.cell, row.target, f"{row.run_id}: {row.value:.4g} {row.unit} lies more "
+                                f"than {OUTLIER_MADS:g} robust deviations from its cell's median; kept in the statistics"))
+    baseline_type = results.target_types.get(results.baseline or "", "")
+    if baseline_type == "native":
+        beats = summary[(summary["target_type"] != "native") & (summary["vs_baseline_verdict"] == "faster")]
+        served = _served_from_cache(runs)
+        for row in beats.itertuples():
+            why = (f"its runs read {served[(row.cell, row.target)]:.0%} of what fio moved from the device: served "
+                   "from a cache" if (row.cell, row.target) in served else
+                   "nothing measured explains it (device bytes match what fio moved, or were not counted)")
+            findings.append(Finding("faster_than_native", row.cell, row.target,
+                                    f"{row.cell} / {row.target}: {row.vs_baseline_ratio:.2f}x native, decided "
+                                    f"faster; {why}"))
+    few = summary[(summary["n"] > 0) & (summary["ci_level"].isna() | (summary["ci_level"] < settings.confidence))]
     if not few.empty:
         findings.append(Finding("few_repetitions", "", "",
-                                f"{len(few)} of {len(summary)} cell/target pairs have fewer than 5 good runs "
-                                f"(lowest n = {int(few['n'].min())}); treat differences as indicative"))
+                                f"{len(few)} of {len(summary)} cell/target pairs have too few good runs for a "
+                                f"{settings.confidence:.0%} interval of the median (lowest n = {int(few['n'].min())}; "
+                                "6 are needed): their intervals are [min, max] with the coverage printed"))
     return findings
+
+
+# A direct-I/O run whose device moved less than this share of fio's bytes was served from a cache.
+DEVICE_SHORTFALL = 0.5
+# A run that measured less than this share of the runtime it asked for measured a short window.
+SHORT_WINDOW = 0.8
+
+
+def _device_share(runs: pd.DataFrame) -> pd.Series:
+    """Per good direct-I/O run with device counters: device bytes / fio bytes (NaN otherwise)."""
+    if "dev_read_bytes" not in runs:
+        return pd.Series(np.nan, index=runs.index)
+    fio_bytes = directions_sum(runs, "io_bytes")
+    device = numeric(runs, "dev_read_bytes").fillna(0) + numeric(runs, "dev_write_bytes").fillna(0)
+    direct = (runs["direct"] == True) & (runs["status"] == STATUS_OK)  # noqa: E712
+    return (device / fio_bytes).where(direct & (fio_bytes > 0) & numeric(runs, "dev_read_bytes").notna())
+
+
+def _served_from_cache(runs: pd.DataFrame) -> dict[tuple[str, str], float]:
+    """(cell, target) -> the median device share of its direct-I/O runs, where it falls short."""
+    share = _device_share(runs)
+    medians = share.groupby([runs["cell"], runs["target"]]).median().dropna()
+    return {key: value for key, value in medians.items() if value < DEVICE_SHORTFALL}
+
+
+def _cache_findings(runs: pd.DataFrame) -> list[Finding]:
+    """Direct-I/O runs whose device did far less than fio moved: a cache answered, whatever the target."""
+    share = _device_share(runs)
+    short = runs[share < DEVICE_SHORTFALL]
+    return [Finding("served_from_cache", cell, target,
+                    f"{cell} / {target}: {len(frame)} direct-I/O runs moved {share[frame.index].median():.0%} of "
+                    "fio's bytes at the block device: served from a cache (O_DIRECT not honoured below the target)")
+            for (cell, target), frame in short.groupby(["cell", "target"], sort=False)]
+
+
+def _window_findings(runs: pd.DataFrame, windows: dict[str, float]) -> list[Finding]:
+    """fio runs that measured under SHORT_WINDOW of the runtime they asked for."""
+    asked = runs["cell"].map(windows)
+    measured = numeric(runs, "fio_runtime_s")
+    short = runs[(runs["status"] == STATUS_OK) & (measured < SHORT_WINDOW * asked)]
+    return [Finding("short_window", cell, target,
+                    f"{cell} / {target}: fio measured {measured[frame.index].median():.2g} s of the "
+                    f"{windows[cell]:g} s asked ({len(frame)} runs): a cold buffered run ends when its data is "
+                    "read once; give it more data, O_DIRECT or cache: warm to fill the window")
+            for (cell, target), frame in short.groupby(["cell", "target"], sort=False)]
 
 
 def _start_trees(runs: pd.DataFrame) -> dict[str, str]:

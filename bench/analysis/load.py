@@ -14,8 +14,15 @@ import pandas as pd
 from bench.fusefs.units import parse_size
 from bench.records import Manifest
 from bench.results import ResultsFolder
-from bench.scenario import Scenario, ScenarioError, cell_key, parse_scenario
-from bench.vocabulary import METADATA_ENGINES, OPENS, PATTERNS, PROGRAM
+from bench.scenario import (
+    Scenario,
+    ScenarioError,
+    cell_key,
+    default_baseline,
+    describe_target,
+    parse_scenario,
+)
+from bench.vocabulary import FIO, METADATA_ENGINES, OPENS, PATTERNS, PROGRAM
 
 LARGE_BS = 64 << 10
 # A fio workload over this many files is about small files (opening and closing them), not blocks.
@@ -42,6 +49,10 @@ class Results:
     targets: list[str]          # scenario order
     target_types: dict[str, str]
     cells: list[str]            # scenario order
+    baseline: str | None        # the target every other one is compared with
+    threshold: float | None     # the scenario's threshold (None: no scenario to read it from)
+    windows: dict[str, float]   # fio cell -> the runtime it asked for (block I/O, small files, mmap)
+    targets_described: dict[str, str]  # target -> what it is and its settings, in words
 
     @property
     def path(self) -> Path:
@@ -54,8 +65,12 @@ def load(results_dir: Path) -> Results:
     folder = ResultsFolder(Path(results_dir))
     manifest = folder.manifest()
     runs = with_primary_metric(folder.runs())
-    targets, target_types, cells, expected = _plan(_scenario(folder), manifest, runs)
+    scenario = _scenario(folder)
+    targets, target_types, cells, expected = _plan(scenario, manifest, runs)
     samples = folder.samples()
+    baseline = scenario.baseline_target() if scenario else (default_baseline(targets, target_types) if targets else None)
+    fio_cells = [c for c in scenario.cells() if c.family == FIO and c.ioengine not in METADATA_ENGINES] \
+        if scenario else []
     return Results(
         folder=folder,
         manifest=manifest,
@@ -66,6 +81,10 @@ def load(results_dir: Path) -> Results:
         targets=targets,
         target_types=target_types,
         cells=cells,
+        baseline=baseline,
+        threshold=scenario.threshold if scenario else None,
+        windows={cell_key(c): c.runtime for c in fio_cells},
+        targets_described={t.name: describe_target(t) for t in scenario.targets} if scenario else {},
     )
 
 

@@ -1,5 +1,5 @@
 """What is derived from the runs of a folder: the summary of each cell and target against
-native and plain FUSE, secondary metrics, CPU cost per GiB and per I/O, FUSE request counts,
+the baseline and plain FUSE, outlying runs, secondary metrics, CPU cost per GiB and per I/O, FUSE request counts,
 latency percentiles from fio's histograms, and the fd-pressure steps and limits."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from bench.analysis.load import (
     directions_sum,
     numeric,
 )
-from bench.analysis.statistics import Settings, compare, describe
+from bench.analysis.statistics import EMPTY_COMPARISON, Settings, compare, describe
 from bench.fio_output import FioError
 from bench.opens import OpensResult
 from bench.percentile import percentiles
@@ -44,14 +44,14 @@ def usable_runs(runs: pd.DataFrame) -> pd.DataFrame:
 
 def summary(results: Results, groups: dict, settings: Settings) -> pd.DataFrame:
     """Per cell x target: what was run, the primary metric's statistics, and the comparison
-    with the native and the plain-FUSE target."""
-    native = first_of_type(results, "native")
+    with the baseline target and with the plain-FUSE target."""
     plain = first_of_type(results, "fuse")
     runs = results.runs
     expected = results.expected.groupby(["cell", "target"]).size()
     present = runs.groupby(["cell", "target"]).size()
     failed = runs[runs["status"] == STATUS_FAILED].groupby(["cell", "target"]).size()
     unavailable = runs[runs["status"] == STATUS_UNAVAILABLE].groupby(["cell", "target"]).size()
+    outlying = runs[runs["outlier"]].groupby(["cell", "target"]).size()
     rows = []
     for cell in results.cells:
         cell_runs = runs[runs["cell"] == cell]
@@ -68,34 +68,53 @@ def summary(results: Results, groups: dict, settings: Settings) -> pd.DataFrame:
                    "target_type": results.target_types.get(target, ""),
                    "metric": metric, "unit": METRIC_UNITS[metric],
                    "failed": int(failed.get(key, 0)), "unavailable": int(unavailable.get(key, 0)),
-                   "missing": max(int(expected.get(key, 0)) - int(present.get(key, 0)), 0)}
+                   "missing": max(int(expected.get(key, 0)) - int(present.get(key, 0)), 0),
+                   "outliers": int(outlying.get(key, 0))}
             row["excluded"] = int(present.get(key, 0)) - row["failed"] - row["unavailable"] - len(values)
-            row.update(describe(values, settings, cell, target))
-            for label, base in (("native", native), ("plain", plain)):
+            row.update(describe(values, settings))
+            for label, base in (("baseline", results.baseline), ("plain", plain)):
                 if base is None or target == base or (label == "plain" and row["target_type"] == "native"):
                     row.update({f"vs_{label}_{k}": v for k, v in EMPTY_COMPARISON.items()})
                     continue
-                verdict = speed_ratio(metric, values, values_of(groups, cell, base), settings, cell, target, base)
+                verdict = speed_ratio(metric, values, values_of(groups, cell, base), settings)
                 row.update({f"vs_{label}_{k}": v for k, v in verdict.items()})
             rows.append(row)
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 
-def speed_ratio(metric: str, new: np.ndarray, base: np.ndarray, settings: Settings, *keys: str) -> dict[str, Any]:
+def speed_ratio(metric: str, new: np.ndarray, base: np.ndarray, settings: Settings) -> dict[str, Any]:
     """`compare` of new against base as a speed: for a time (less is better) base/new, so that
     above 1 is always faster."""
     if metric in LOWER_IS_BETTER:
-        return compare(base, new, settings, *keys)
-    return compare(new, base, settings, *keys)
+        return compare(base, new, settings)
+    return compare(new, base, settings)
 
-
-EMPTY_COMPARISON = {"ratio": np.nan, "ratio_low": np.nan, "ratio_high": np.nan, "p": np.nan, "significant": False}
 
 SUMMARY_COLUMNS = (
-    ["section", "cell", "workload", "target", "target_type", "metric", "unit", "failed", "unavailable", "missing", "excluded",
-     "n", "median", "mean", "stdev", "cov", "ci_low", "ci_high", "min", "max"]
-    + [f"vs_{label}_{k}" for label in ("native", "plain") for k in EMPTY_COMPARISON]
+    ["section", "cell", "workload", "target", "target_type", "metric", "unit", "failed", "unavailable", "missing",
+     "outliers", "excluded", "n", "median", "mean", "stdev", "cov", "ci_low", "ci_high", "ci_level", "min", "max"]
+    + [f"vs_{label}_{k}" for label in ("baseline", "plain") for k in EMPTY_COMPARISON]
 )
+
+# A run is an outlier when it lies more than this many robust standard deviations (1.4826 x the
+# median absolute deviation) from its cell's median. Marked, never dropped.
+OUTLIER_MADS = 3.0
+
+
+def outliers(runs: pd.DataFrame) -> pd.Series:
+    """Per run: whether its value is an outlier among the good runs of its cell and target
+    (judged from 3 runs on; never when the others do not spread at all)."""
+    good = usable_runs(runs)
+    flagged = pd.Series(False, index=runs.index)
+    for _, frame in good.groupby(["cell", "target"], sort=False):
+        values = frame["value"].astype(float)
+        if len(values) < 3:
+            continue
+        median = values.median()
+        spread = 1.4826 * (values - median).abs().median()
+        if spread > 0:
+            flagged[frame.index] = (values - median).abs() > OUTLIER_MADS * spread
+    return flagged
 
 
 def values_of(groups: dict, cell: str, target: str | None) -> np.ndarray:
@@ -116,8 +135,7 @@ def secondary(groups: dict, settings: Settings) -> pd.DataFrame:
         for metric in SECONDARY_METRICS:
             values = numeric(frame, metric).dropna().to_numpy(dtype=float)
             if len(values):
-                rows.append({"cell": cell, "target": target, "metric": metric,
-                             **describe(values, settings, cell, target, metric)})
+                rows.append({"cell": cell, "target": target, "metric": metric, **describe(values, settings)})
     return pd.DataFrame(rows)
 
 
@@ -290,16 +308,13 @@ def work_done(runs: pd.DataFrame, order: tuple[list[str], list[str]] | None = No
     return in_order(frame, *order) if order is not None else frame
 
 
-PASSTHROUGH_VERDICTS = ("faster", "unchanged", "slower")
+PASSTHROUGH_VERDICTS = ("faster", "equivalent", "slower", "undecided")
 
 
 def passthrough_verdicts(summary: pd.DataFrame) -> pd.DataFrame:
-    """Per section: in how many cells passthrough is faster than plain FUSE, unchanged (not a
-    significant difference) or slower, and the cells of each verdict with their speed ratio."""
+    """Per section: in how many cells passthrough is decided faster than plain FUSE, equivalent
+    or slower, or undecided, and the cells of each verdict with their speed ratio."""
     rows = summary[(summary["target_type"] == "passthrough") & summary["vs_plain_ratio"].notna()]
-    verdict = np.where(~rows["vs_plain_significant"].astype(bool), "unchanged",
-                       np.where(rows["vs_plain_ratio"] > 1, "faster", "slower"))
-    rows = rows.assign(verdict=verdict)
     out = []
     for section in SECTIONS:
         cells = rows[rows["section"] == section]
@@ -307,7 +322,7 @@ def passthrough_verdicts(summary: pd.DataFrame) -> pd.DataFrame:
             continue
         entry = {"section": section, "cells": len(cells)}
         for name in PASSTHROUGH_VERDICTS:
-            chosen = cells[cells["verdict"] == name]
+            chosen = cells[cells["vs_plain_verdict"] == name]
             entry[name] = len(chosen)
             entry[f"{name}_cells"] = [(row.cell, row.target, float(row.vs_plain_ratio)) for row in chosen.itertuples()]
         out.append(entry)

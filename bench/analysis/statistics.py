@@ -1,88 +1,179 @@
-"""The statistics of a cell: descriptive figures with a bootstrap CI of the median, and the
-comparison of two sets of runs (ratio of medians, its CI, Welch's test, practical significance).
-
-Seeded per comparison, so reports are reproducible and adding a cell never moves another's CI.
+"""The statistics of a cell, with intervals whose coverage is what they say at the small n a
+benchmark has: the median with a distribution-free order-statistic interval (its exact
+coverage stated, 75% at n = 3), and the comparison of two sets of runs as a ratio of geometric
+means with a Welch t-interval on log values, judged against a practical threshold: faster,
+slower, equivalent or undecided. Deterministic: no resampling.
 """
 
 from __future__ import annotations
 
-import warnings
-import zlib
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 
 
 @dataclass(frozen=True)
 class Settings:
     """Knobs of the statistics; the defaults are what reports use."""
 
-    threshold: float = 0.05   # practical significance: |ratio - 1| must reach this
-    alpha: float = 0.05       # Welch's t-test level
+    threshold: float = 0.05   # the smallest change that matters: decided beyond it, equivalent within it
     noisy_cov: float = 0.05   # CoV above this flags a cell x target as noisy
     confidence: float = 0.95
-    resamples: int = 4000
-    seed: int = 1
 
 
-def _rng(settings: Settings, *keys: str) -> np.random.Generator:
-    # One stream per comparison, so adding a cell never changes another cell's CI.
-    return np.random.default_rng([settings.seed, zlib.crc32("\0".join(keys).encode())])
+DECIDED_DIFFERENT = ("faster", "slower")
 
 
-def _boot_medians(values: np.ndarray, rng: np.random.Generator, resamples: int) -> np.ndarray:
-    picks = rng.integers(0, len(values), size=(resamples, len(values)))
-    return np.median(values[picks], axis=1)
-
-
-def _bounds(settings: Settings) -> tuple[float, float]:
-    tail = (1.0 - settings.confidence) / 2 * 100
-    return tail, 100 - tail
-
-
-def describe(values: np.ndarray, settings: Settings, *keys: str) -> dict[str, float]:
-    """n, median, mean, stdev, CoV, min, max and the bootstrap CI of the median."""
+def describe(values: np.ndarray, settings: Settings) -> dict[str, float]:
+    """n, median, mean, stdev, CoV, min, max, and the order-statistic interval of the median
+    with its exact coverage (`ci_level`)."""
     n = len(values)
     out = {"n": n, "median": np.nan, "mean": np.nan, "stdev": np.nan, "cov": np.nan,
-           "ci_low": np.nan, "ci_high": np.nan, "min": np.nan, "max": np.nan}
+           "ci_low": np.nan, "ci_high": np.nan, "ci_level": np.nan, "min": np.nan, "max": np.nan}
     if n == 0:
         return out
     mean = float(values.mean())
     stdev = float(values.std(ddof=1)) if n > 1 else np.nan
+    interval = median_interval(values, settings.confidence)
     out.update(median=float(np.median(values)), mean=mean, stdev=stdev,
                cov=stdev / mean if n > 1 and mean else np.nan,
-               min=float(values.min()), max=float(values.max()))
-    if n > 1:
-        low, high = np.percentile(_boot_medians(values, _rng(settings, *keys), settings.resamples), _bounds(settings))
-        out.update(ci_low=float(low), ci_high=float(high))
+               min=float(values.min()), max=float(values.max()),
+               ci_low=interval.low, ci_high=interval.high, ci_level=interval.coverage)
     return out
 
 
-def compare(new: np.ndarray, base: np.ndarray, settings: Settings, *keys: str) -> dict[str, Any]:
-    """Ratio of medians new/base with its bootstrap CI, Welch's p and the significance verdict."""
-    out: dict[str, Any] = {"ratio": np.nan, "ratio_low": np.nan, "ratio_high": np.nan, "p": np.nan, "significant": False}
-    if len(new) == 0 or len(base) == 0 or np.median(base) == 0:
-        return out
-    ratio = float(np.median(new) / np.median(base))
-    out["ratio"] = ratio
-    if len(new) < 2 or len(base) < 2:
-        return out
-    rng = _rng(settings, *keys)
-    boot = _boot_medians(new, rng, settings.resamples) / _boot_medians(base, rng, settings.resamples)
-    low, high = np.percentile(boot[np.isfinite(boot)], _bounds(settings))
-    p = _welch_p(new, base)
-    out.update(ratio_low=float(low), ratio_high=float(high), p=p,
-               significant=bool(p < settings.alpha and abs(ratio - 1.0) >= settings.threshold))
-    return out
+def compare(new: np.ndarray, base: np.ndarray, settings: Settings) -> dict[str, Any]:
+    """new/base as a ratio of geometric means with its t-interval on logs, Welch's p, and the
+    verdict against the threshold (`significant`: decided faster or slower)."""
+    if len(new) == 0 or len(base) == 0:
+        return dict(EMPTY_COMPARISON)
+    ratio = ratio_interval(new, base, settings.confidence)
+    verdict = decide(ratio, settings.threshold)
+    return {"ratio": ratio.ratio, "ratio_low": ratio.low, "ratio_high": ratio.high, "p": ratio.p,
+            "verdict": verdict, "significant": verdict in DECIDED_DIFFERENT}
 
 
-def _welch_p(a: np.ndarray, b: np.ndarray) -> float:
-    if a.std() == 0 and b.std() == 0:
-        # No spread at all: scipy returns NaN; identical constants are "no difference".
-        return 1.0 if a[0] == b[0] else 0.0
-    with warnings.catch_warnings():
-        # Nearly identical values (a few requests apart) make scipy warn about precision; the p is still right.
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+EMPTY_COMPARISON: dict[str, Any] = {"ratio": np.nan, "ratio_low": np.nan, "ratio_high": np.nan, "p": np.nan,
+                                    "verdict": "", "significant": False}
+
+
+# Small-n methods whose coverage is what they state (issue 11): order-statistic intervals for a
+# median, Welch t-intervals on log values for a ratio, and the verdict of a comparison.
+
+@dataclass(frozen=True)
+class Interval:
+    """An interval and the probability it covers what it estimates."""
+
+    low: float
+    high: float
+    coverage: float   # the exact (or nominal) coverage; nan when there is no interval
+
+
+_NO_INTERVAL = Interval(np.nan, np.nan, np.nan)
+
+
+def _check_confidence(confidence: float) -> None:
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), not {confidence!r}")
+
+
+@lru_cache(maxsize=256)
+def _order_rank(n: int, confidence: float) -> tuple[int, float]:
+    """The rank k of the narrowest (x_(k), x_(n+1-k)) covering the median at `confidence`, and its coverage."""
+    ranks = np.arange(1, n // 2 + 1)
+    coverage = 1.0 - 2.0 * stats.binom.cdf(ranks - 1, n, 0.5)   # falls as k grows
+    # A hair of slack so a coverage equal to the confidence (0.75 at n = 3) is not lost to rounding.
+    enough = np.flatnonzero(coverage >= confidence - 1e-12)
+    k = int(ranks[enough[-1]]) if len(enough) else 1
+    return k, float(coverage[k - 1])
+
+
+def median_interval(values: np.ndarray, confidence: float = 0.95) -> Interval:
+    """Distribution-free interval for the median from order statistics: the narrowest symmetric
+    pair (x_(k), x_(n+1-k)) of the sorted values whose exact coverage
+    1 - 2 * BinomCDF(k - 1; n, 1/2) is at least `confidence`. When even [min, max] covers less
+    (at 95%: n <= 5; [min, max] covers 75% at n = 3, 87.5% at n = 4, 93.75% at n = 5), return
+    [min, max] with its real coverage. n < 2 (or any nan): Interval(nan, nan, nan).
+
+    The coverage is exact for continuous data and a lower bound when values tie."""
+    _check_confidence(confidence)
+    ordered = np.sort(np.asarray(values, dtype=float).ravel())
+    n = len(ordered)
+    if n < 2 or np.isnan(ordered).any():
+        return _NO_INTERVAL
+    k, coverage = _order_rank(n, float(confidence))
+    return Interval(float(ordered[k - 1]), float(ordered[n - k]), coverage)
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """new/base with its interval and Welch's p, all on log values."""
+
+    ratio: float      # exp(mean(log new) - mean(log base)): the ratio of geometric means
+    low: float        # Welch t-interval on the log values, at `confidence`, exponentiated
+    high: float
+    p: float          # Welch's two-sided p for "the log means differ" (nan when undefined)
+
+
+def ratio_interval(new: np.ndarray, base: np.ndarray, confidence: float = 0.95) -> Ratio:
+    """new/base as a ratio of geometric means with a Welch t-interval on log values (correct
+    coverage for log-normal spread even at n = 2 or 3 per side). Non-positive, non-finite or
+    missing values make it undefined (all nan). One side with n < 2: ratio only, low/high/p nan.
+    Both sides with zero spread: low = high = ratio, p = 1.0 if equal else 0.0."""
+    return contrast_interval([new], [base], confidence)
+
+
+def contrast_interval(over: list[np.ndarray], under: list[np.ndarray], confidence: float = 0.95) -> Ratio:
+    """prod(geometric means of `over`) / prod(geometric means of `under`) with a Welch-Satterthwaite
+    t-interval on the log contrast: a ratio of two groups, or a ratio of ratios (a target's
+    speed against its baseline in folder B, over the same in folder A). Undefined cases as
+    ratio_interval."""
+    _check_confidence(confidence)
+    groups = [np.asarray(values, dtype=float).ravel() for values in (*over, *under)]
+    signs = [1.0] * len(over) + [-1.0] * len(under)
+    if any(len(g) == 0 or not np.isfinite(g).all() or (g <= 0).any() for g in groups):
+        return Ratio(np.nan, np.nan, np.nan, np.nan)
+    if all(np.ptp(g) == 0 for g in groups):
+        # Constants: their logs' means can be an ulp off, and 0/0 has no t, so answer exactly.
+        ratio = float(np.prod([g[0] for g in groups[:len(over)]]) / np.prod([g[0] for g in groups[len(over):]]))
+        if any(len(g) < 2 for g in groups):
+            return Ratio(ratio, np.nan, np.nan, np.nan)
+        return Ratio(ratio, ratio, ratio, 1.0 if ratio == 1.0 else 0.0)
+    logs = [np.log(g) for g in groups]
+    diff = float(sum(sign * g.mean() for sign, g in zip(signs, logs)))
+    if any(len(g) < 2 for g in groups):
+        return Ratio(float(np.exp(diff)), np.nan, np.nan, np.nan)
+    shares = np.array([g.var(ddof=1) / len(g) for g in logs])
+    se2 = float(shares.sum())   # > 0: at least one group has spread
+    # Welch-Satterthwaite df from the shares of the variance, so nothing underflows to 0/0.
+    df = 1.0 / sum((share / se2) ** 2 / (len(g) - 1) for share, g in zip(shares, logs))
+    se = float(np.sqrt(se2))
+    half = float(special.stdtrit(df, 0.5 + confidence / 2)) * se
+    p = float(2.0 * special.stdtr(df, -abs(diff) / se))
+    return Ratio(float(np.exp(diff)), float(np.exp(diff - half)), float(np.exp(diff + half)), min(p, 1.0))
+
+
+VERDICTS = ("faster", "slower", "equivalent", "undecided")
+
+
+def decide(ratio: Ratio, threshold: float) -> str:
+    """The verdict of a comparison whose ratio is a speed (above 1: new is faster):
+    'faster' when the whole interval is at or above 1 + threshold, 'slower' when it is at or
+    below 1 - threshold, 'equivalent' when it lies within [1 - threshold, 1 + threshold]
+    (two one-sided tests at the interval's level), else 'undecided' (also when the interval is nan).
+    The checks run in that order, so a zero-width interval on a boundary is faster or slower."""
+    if threshold < 0:
+        raise ValueError(f"threshold must be >= 0, not {threshold!r}")
+    low, high = ratio.low, ratio.high
+    if np.isnan(low) or np.isnan(high):
+        return "undecided"
+    if low >= 1.0 + threshold:
+        return "faster"
+    if high <= 1.0 - threshold:
+        return "slower"
+    if low >= 1.0 - threshold and high <= 1.0 + threshold:
+        return "equivalent"
+    return "undecided"

@@ -69,18 +69,62 @@ class Opcode(IntEnum):
 MAX_OPCODE = max(Opcode) + 1  # per-opcode counter arrays are this long
 OPCODE_NAMES: dict[int, str] = {op.value: op.name for op in Opcode}
 
-# INIT flags (bits 32..63 travel in flags2, shifted down).
-ASYNC_READ = 1 << 0
-BIG_WRITES = 1 << 5
-AUTO_INVAL_DATA = 1 << 12
-DO_READDIRPLUS = 1 << 13
-READDIRPLUS_AUTO = 1 << 14
-ASYNC_DIO = 1 << 15
-WRITEBACK_CACHE = 1 << 16
-PARALLEL_DIROPS = 1 << 18
-MAX_PAGES = 1 << 22
-INIT_EXT = 1 << 30
-PASSTHROUGH = 1 << 37
+
+class InitFlag(IntEnum):
+    """INIT flags (include/uapi/linux/fuse.h, FUSE_*); bits 32..63 travel in flags2, shifted down."""
+
+    ASYNC_READ = 1 << 0
+    POSIX_LOCKS = 1 << 1
+    FILE_OPS = 1 << 2
+    ATOMIC_O_TRUNC = 1 << 3
+    EXPORT_SUPPORT = 1 << 4
+    BIG_WRITES = 1 << 5
+    DONT_MASK = 1 << 6
+    SPLICE_WRITE = 1 << 7
+    SPLICE_MOVE = 1 << 8
+    SPLICE_READ = 1 << 9
+    FLOCK_LOCKS = 1 << 10
+    HAS_IOCTL_DIR = 1 << 11
+    AUTO_INVAL_DATA = 1 << 12
+    DO_READDIRPLUS = 1 << 13
+    READDIRPLUS_AUTO = 1 << 14
+    ASYNC_DIO = 1 << 15
+    WRITEBACK_CACHE = 1 << 16
+    NO_OPEN_SUPPORT = 1 << 17
+    PARALLEL_DIROPS = 1 << 18
+    HANDLE_KILLPRIV = 1 << 19
+    POSIX_ACL = 1 << 20
+    ABORT_ERROR = 1 << 21
+    MAX_PAGES = 1 << 22
+    CACHE_SYMLINKS = 1 << 23
+    NO_OPENDIR_SUPPORT = 1 << 24
+    EXPLICIT_INVAL_DATA = 1 << 25
+    MAP_ALIGNMENT = 1 << 26
+    SUBMOUNTS = 1 << 27
+    HANDLE_KILLPRIV_V2 = 1 << 28
+    SETXATTR_EXT = 1 << 29
+    INIT_EXT = 1 << 30
+    SECURITY_CTX = 1 << 32
+    HAS_INODE_DAX = 1 << 33
+    CREATE_SUPP_GROUP = 1 << 34
+    HAS_EXPIRE_ONLY = 1 << 35
+    DIRECT_IO_ALLOW_MMAP = 1 << 36
+    PASSTHROUGH = 1 << 37
+    NO_EXPORT_SUPPORT = 1 << 38
+    HAS_RESEND = 1 << 39
+    ALLOW_IDMAP = 1 << 40
+    OVER_IO_URING = 1 << 41
+    REQUEST_TIMEOUT = 1 << 42
+
+
+# Each flag also as a module constant (p.PASSTHROUGH), as the re module does with its flags.
+globals().update(InitFlag.__members__)
+INIT_FLAG_NAMES: dict[int, str] = {flag.value: flag.name for flag in InitFlag}
+
+
+def init_flag_names(flags: int) -> list[str]:
+    """The names of the INIT flags set in `flags`, sorted; a bit without a name as `bit<N>`."""
+    return sorted(INIT_FLAG_NAMES.get(1 << n, f"bit{n}") for n in range(flags.bit_length()) if flags >> n & 1)
 
 # Open reply flags.
 FOPEN_DIRECT_IO = 1 << 0

@@ -109,6 +109,7 @@ class Server:
         self._session = -1
         self._mounted = False
         self._counters: list[Counters] = []
+        self._negotiated: dict[str, Any] | None = None  # what INIT agreed (the stats file's "init")
         self._wake = threading.Event()
         self._signalled = False
         self._bufsize = max(p.MIN_READ_BUFFER, opts.max_write + 4096)
@@ -180,7 +181,7 @@ class Server:
             "pid": os.getpid(), "mode": self.opts.mode,
             "fd_policy": self.opts.fd_policy if self.opts.passthrough else None,
             "xattr": self.opts.xattr, "options": self.opts.summary(),
-            "connection": self.connection, "mounted": self._mounted,
+            "connection": self.connection, "mounted": self._mounted, "init": self._negotiated,
         }
         data.update(snapshot(self._counters), daemon_fds=daemon_fds())
         data.update(self.ops.stats())
@@ -213,11 +214,19 @@ class Server:
             wanted |= p.PASSTHROUGH
         agreed = wanted & init.flags
         background = self.opts.max_background
-        send(self._session, ctx.unique, wire.init_out(
+        reply = wire.init_out(
             init, agreed, max_background=background, congestion_threshold=max(1, background * 3 // 4),
             max_write=self.opts.max_write, max_pages=self.opts.max_pages,
             max_stack_depth=1 if self.opts.passthrough else 0,
-        ))
+        )
+        send(self._session, ctx.unique, reply)
+        major, minor = p.INIT_OUT.unpack_from(reply)[:2]
+        self._negotiated = {
+            "kernel_protocol": f"{init.major}.{init.minor}", "protocol": f"{major}.{minor}",
+            "kernel_flags": p.init_flag_names(init.flags), "flags": p.init_flag_names(agreed),
+            "max_write": self.opts.max_write, "max_pages": self.opts.max_pages,
+            "max_background": background,
+        }
         if self.opts.passthrough and not agreed & p.PASSTHROUGH:
             raise MountError(f"passthrough refused: the kernel (FUSE 7.{init.minor}) did not offer PASSTHROUGH in INIT")
         return agreed

@@ -15,6 +15,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.ticker import NullLocator  # noqa: E402
 
 from bench.analysis import CPU_PARTS, Analysis  # noqa: E402
+from bench.analysis.load import LOWER_IS_BETTER
 from bench.records import STATUS_OK
 
 MAX_PANELS = 12          # small multiples beyond this would make the page heavy and unreadable
@@ -84,30 +85,48 @@ def _grid(count: int, columns: int = 3, size: tuple[float, float] = (3.6, 2.4)):
 
 
 def relative_throughput(analysis: Analysis) -> str | None:
-    """Horizontal bars: each target's speed as a ratio of native's, with the CI as error bars."""
-    native = analysis.native
+    """Horizontal bars: each target's speed as a ratio of the baseline's, with the interval as
+    error bars, and every run as a dot (outliers in red)."""
+    baseline = analysis.baseline
     summary = analysis.summary[analysis.summary["n"] > 0]
-    if native is None or summary.empty:
+    if baseline is None or summary.empty:
         return None
     colours = target_colours(analysis)
     cells = list(dict.fromkeys(summary["cell"]))
     targets = [t for t in analysis.results.targets if t in set(summary["target"])]
     height = 0.8 / len(targets)
+    dots = run_ratios(analysis)
     fig, ax = plt.subplots(figsize=(7.5, 0.5 + 0.28 * len(cells) * len(targets)))
     for i, target in enumerate(targets):
         rows = summary[summary["target"] == target].set_index("cell").reindex(cells)
-        ratio = rows["vs_native_ratio"].where(rows["target"] != native, 1.0)
-        low = (ratio - rows["vs_native_ratio_low"]).clip(lower=0).fillna(0)
-        high = (rows["vs_native_ratio_high"] - ratio).clip(lower=0).fillna(0)
+        ratio = rows["vs_baseline_ratio"].where(rows["target"] != baseline, 1.0)
+        low = (ratio - rows["vs_baseline_ratio_low"]).clip(lower=0).fillna(0)
+        high = (rows["vs_baseline_ratio_high"] - ratio).clip(lower=0).fillna(0)
         y = np.arange(len(cells)) + i * height
-        ax.barh(y, ratio.fillna(0), height, xerr=[low, high], color=colours[target], label=target,
+        ax.barh(y, ratio.fillna(0), height, xerr=[low, high], color=colours[target], label=target, alpha=0.85,
                 error_kw={"elinewidth": 0.8, "capsize": 2})
+        mine = dots[dots["target"] == target]
+        rank = {cell: position for position, cell in enumerate(cells)}
+        ys = mine["cell"].map(rank) + i * height
+        ax.scatter(mine["ratio"], ys, s=6, color=np.where(mine["outlier"], "#c53030", "black"), zorder=3)
     ax.axvline(1.0, color="black", linewidth=0.8)
     ax.set_yticks(np.arange(len(cells)) + height * (len(targets) - 1) / 2, cells)
     ax.invert_yaxis()
-    ax.set_xlabel(f"median speed relative to {native} (95% CI)")
+    ax.set_xlabel(f"speed relative to {baseline} ({analysis.settings.confidence:.0%} interval; dots: runs, "
+                  "red: outliers)")
     ax.legend(loc="lower left", bbox_to_anchor=(0, 1), frameon=False, ncols=len(targets))
     return to_svg(fig)
+
+
+def run_ratios(analysis: Analysis) -> pd.DataFrame:
+    """Every good run's speed relative to the geometric mean of its cell's baseline runs."""
+    runs = analysis.results.runs
+    good = runs[(runs["status"] == STATUS_OK) & runs["value"].notna() & (runs["value"] > 0)]
+    base = good[good["target"] == analysis.baseline].groupby("cell")["value"].apply(lambda v: np.exp(np.log(v).mean()))
+    scale = good["cell"].map(base)
+    ratio = (good["value"] / scale).where(~good["metric"].isin(LOWER_IS_BETTER), scale / good["value"])
+    return pd.DataFrame({"cell": good["cell"], "target": good["target"], "ratio": ratio,
+                         "outlier": good["outlier"].astype(bool)}).dropna(subset=["ratio"])
 
 
 def latency_curves(analysis: Analysis) -> str | None:

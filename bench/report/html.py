@@ -23,6 +23,7 @@ from bench.report.rows import (
     environment_line,
     format_number,
     headline_rows,
+    marked,
     method_lines,
     per_op_rows,
     verdict_lines,
@@ -38,6 +39,10 @@ _ENV = jinja2.Environment(
 FD_COLUMNS = ("status", "open_files", "opened", "failed", "errno", "daemon_fds_delta", "client_fds_delta", "file_nr_delta",
               "hidden_files", "backing_file_objects", "open_p50_us", "open_p99_us", "kernel_bytes_per_file",
               "daemon_rss_delta_kib")
+
+
+# How the headline colours a verdict (undecided and no comparison stay plain).
+VERDICT_CLASSES = {"faster": "better", "slower": "worse", "equivalent": "same", "undecided": "", "": ""}
 
 
 def _cell(value) -> str:
@@ -119,7 +124,10 @@ def render_report(analysis: Analysis) -> str:
         name=analysis.results.path.name,
         env_line=environment_line(environment(analysis.results)),
         status=analysis.results.manifest.status if analysis.results.manifest else "",
-        native=analysis.native,
+        baseline=analysis.baseline,
+        targets_described=analysis.results.targets_described,
+        verdict_class=VERDICT_CLASSES,
+        mark=marked,
         plain=analysis.plain,
         findings=analysis.findings,
         finding_counts=count_by_kind(analysis.findings),
@@ -163,7 +171,9 @@ def render_comparison(a: Analysis, b: Analysis, changes: pd.DataFrame, only: pd.
     return _ENV.get_template("compare.html.j2").render(
         name_a=a.results.path.name, name_b=b.results.path.name,
         env_a=environment_line(env_a), env_b=environment_line(env_b), env_differs=differs,
-        rows=comparison_rows(changes),
+        rows=(rows := comparison_rows(changes)),
+        relative=[row for row in rows if row["rel_change"]],
+        baseline=a.baseline,
         legend=comparison_legend(a.settings),
         chart=charts.comparison_changes(changes),
         only=only.to_dict("records"),

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from bench.analysis import Analysis, environment
 from bench.report.rows import (
-    SIGNIFICANT,
     comparison_legend,
     comparison_rows,
     environment_line,
     headline_rows,
+    marked,
     method_lines,
     per_op_rows,
     verdict_lines,
@@ -22,21 +22,23 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return [line(header), "|" + "|".join("---" for _ in header) + "|", *(line(row) for row in rows)]
 
 
-def _marked(text: str, significant: bool) -> str:
-    return f"**{text}** {SIGNIFICANT}" if text and significant else text
+def _marked(text: str, verdict: str) -> str:
+    return f"**{marked(text, verdict)}**" if text and verdict in ("faster", "slower") else marked(text, verdict)
 
 
 def render_report(analysis: Analysis) -> str:
     """The whole Markdown report."""
     plain = analysis.plain or "plain"
     rows = [
-        [row.section, row.cell, row.unit, row.target, str(row.n), row.median, row.ci or row.note,
-         _marked(row.of_native, row.of_native_significant), _marked(row.vs_plain, row.vs_plain_significant)]
+        [row.section, row.cell, row.unit, row.target, str(row.n), row.median, row.ci,
+         _marked(row.of_baseline, row.of_baseline_verdict), _marked(row.vs_plain, row.vs_plain_verdict), row.note]
         for row in headline_rows(analysis)
     ]
     lines = [f"# fusebench report: {analysis.results.path.name}", "",
              environment_line(environment(analysis.results)), ""]
-    lines += _table(["section", "cell", "unit", "target", "n", "median", "95% CI", "% native", f"vs {plain}"], rows)
+    lines += [f"- {name}: {what}" for name, what in analysis.results.targets_described.items()] + [""]
+    lines += _table(["section", "cell", "unit", "target", "n", "median", "interval (coverage)",
+                     f"% {analysis.baseline or 'baseline'}", f"vs {plain}", "note"], rows)
     lines += [""] + [f"- {text}" for text in method_lines(analysis)]
     verdicts = verdict_lines(analysis)
     if verdicts:
@@ -61,6 +63,11 @@ def render_comparison(a: Analysis, b: Analysis, changes, only) -> str:
     rows = [[r["cell"], r["target"], r["unit"], r["a"], r["b"], _marked(r["change"], bool(r["verdict"])), r["p"], r["verdict"]]
             for r in comparison_rows(changes)]
     lines += _table(["cell", "target", "unit", "A median", "B median", "change B/A [95% CI]", "p", "verdict"], rows)
+    relative = [r for r in comparison_rows(changes) if r["rel_change"]]
+    if relative:
+        lines += ["", f"## Against each folder's baseline ({a.baseline})", ""]
+        lines += _table(["cell", "target", "change of the speed relative to the baseline [95% CI]", "verdict"],
+                        [[r["cell"], r["target"], r["rel_change"], r["rel_verdict"]] for r in relative])
     lines += ["", comparison_legend(a.settings)]
     if not only.empty:
         lines += ["", "## Present in one folder only", ""]

@@ -11,7 +11,8 @@ import pandas as pd
 from bench.analysis import SECTIONS, Analysis
 from bench.analysis.metrics import PASSTHROUGH_VERDICTS
 
-SIGNIFICANT = "*"
+# How every format marks a comparison's verdict (report/text legends say the same).
+VERDICT_MARKS = {"faster": "+", "slower": "-", "equivalent": "=", "undecided": "?", "": ""}
 
 
 @dataclass(frozen=True)
@@ -25,13 +26,12 @@ class HeadlineRow:
     target_type: str
     n: int
     median: str
-    ci: str
-    of_native: str          # "100%" or ""
-    of_native_significant: bool
+    ci: str                 # "[1980, 2020] 75%": the median's interval and its coverage
+    of_baseline: str        # "100%" or ""
+    of_baseline_verdict: str  # faster, slower, equivalent, undecided or ""
     vs_plain: str           # "4.00x [3.88-4.12]" or ""
-    vs_plain_significant: bool
-    vs_plain_better: bool | None   # None when not significant
-    note: str               # "3 missing", "1 failed", "1 not engaged" ...
+    vs_plain_verdict: str
+    note: str               # "3 missing", "1 failed", "1 not engaged", "1 outlier" ...
 
 
 def format_number(value: float) -> str:
@@ -61,11 +61,18 @@ def ratio_text(ratio: float, low: float, high: float) -> str:
     return f"{ratio:.2f}x [{low:.2f}-{high:.2f}]"
 
 
-def ci_text(low: float, high: float) -> str:
-    """'[1980, 2020]', or '' without a CI."""
+def ci_text(low: float, high: float, level: float | None = None) -> str:
+    """'[1980, 2020]' with its coverage when given ('[1980, 2020] 75%'), or '' without one."""
     if not (_is_number(low) and _is_number(high)):
         return ""
-    return f"[{format_number(low)}, {format_number(high)}]"
+    text = f"[{format_number(low)}, {format_number(high)}]"
+    return f"{text} {math.floor(level * 1000) / 10:g}%" if _is_number(level) else text
+
+
+def marked(text: str, verdict: str) -> str:
+    """A comparison's text followed by its verdict mark ('1.61x [1.30-1.83] +')."""
+    mark = VERDICT_MARKS.get(verdict, "")
+    return f"{text} {mark}" if text and mark else text
 
 
 def change_text(ratio: float, low: float, high: float) -> str:
@@ -88,6 +95,8 @@ def _note(row) -> str:
         parts.append(f"{row.unavailable} unavailable")
     if row.excluded:
         parts.append(f"{row.excluded} not engaged")
+    if row.outliers:
+        parts.append(f"{row.outliers} outlier{'s' if row.outliers > 1 else ''}")
     return ", ".join(parts)
 
 
@@ -97,16 +106,14 @@ def headline_rows(analysis: Analysis) -> list[HeadlineRow]:
     rank = {name: i for i, name in enumerate(SECTIONS)}
     summary = analysis.summary.iloc[np.argsort(analysis.summary["section"].map(rank).to_numpy(), kind="stable")]
     for row in summary.itertuples():
-        has_plain = _is_number(row.vs_plain_ratio)
         rows.append(HeadlineRow(
             section=row.section, cell=row.cell, unit=row.unit, target=row.target, target_type=row.target_type, n=int(row.n),
             median=format_number(row.median) if row.n else "-",
-            ci=ci_text(row.ci_low, row.ci_high),
-            of_native=f"{row.vs_native_ratio:.0%}" if _is_number(row.vs_native_ratio) else "",
-            of_native_significant=bool(row.vs_native_significant),
+            ci=ci_text(row.ci_low, row.ci_high, row.ci_level),
+            of_baseline=f"{row.vs_baseline_ratio:.0%}" if _is_number(row.vs_baseline_ratio) else "",
+            of_baseline_verdict=row.vs_baseline_verdict,
             vs_plain=ratio_text(row.vs_plain_ratio, row.vs_plain_ratio_low, row.vs_plain_ratio_high),
-            vs_plain_significant=bool(row.vs_plain_significant),
-            vs_plain_better=(row.vs_plain_ratio > 1) if has_plain and row.vs_plain_significant else None,
+            vs_plain_verdict=row.vs_plain_verdict,
             note=_note(row),
         ))
     return rows
@@ -116,14 +123,19 @@ def method_lines(analysis: Analysis) -> list[str]:
     """What the numbers mean, in the words every format prints."""
     s = analysis.settings
     plain = analysis.plain or "plain FUSE"
-    native = analysis.native or "native"
+    baseline = analysis.baseline or "the baseline"
+    marks = ", ".join(f"{mark} {verdict}" for verdict, mark in VERDICT_MARKS.items() if mark)
     return [
-        f"Median of the runs; CI: {s.confidence:.0%} percentile bootstrap of the median ({s.resamples} resamples, seeded).",
+        "Median of the runs, with a distribution-free interval from order statistics and its exact coverage "
+        f"(the narrowest reaching {s.confidence:.0%}; with fewer than 6 runs only [min, max], which covers less: "
+        "75% at 3 runs).",
         "Primary metric: MiB/s for sequential or >= 64k blocks, IOPS for random small blocks (read + write); "
         "operations/s for metadata engines, opens/s for open/close loops, seconds for programs.",
-        f"% native: speed as a share of {native}'s. vs {plain}: ratio of medians with a bootstrap CI. For "
-        "programs both are speeds too (the baseline's time / the target's), so above 1 is always faster.",
-        f"{SIGNIFICANT} significant: Welch's t-test p < {s.alpha} and a change of at least {s.threshold:.0%}.",
+        f"% {baseline}: speed as a share of {baseline}'s; vs {plain}: passthrough's speed against plain. Both are "
+        f"ratios of geometric means with a {s.confidence:.0%} Welch t-interval on log values; for programs the "
+        "baseline's time / the target's, so above 1 is always faster.",
+        f"Verdict ({marks}): faster or slower when the whole interval lies beyond {s.threshold:.0%}, equivalent when "
+        "it lies within it, else undecided (`repeat: auto` adds repetitions until none is).",
     ]
 
 
@@ -134,19 +146,20 @@ def environment_line(env: dict[str, str]) -> str:
 
 
 def comparison_legend(settings) -> str:
-    """What a comparison's change and its star mean, in the words every format prints."""
-    return (f"change: B's speed relative to A's (for programs: A's time / B's time). {SIGNIFICANT} significant: "
-            f"Welch's t-test p < {settings.alpha} and a change of at least {settings.threshold:.0%}. CI: "
-            f"{settings.confidence:.0%} percentile bootstrap of the ratio of medians.")
+    """What a comparison's change and its verdict mean, in the words every format prints."""
+    return (f"change: B's speed relative to A's (for programs: A's time / B's time), a ratio of geometric means "
+            f"with a {settings.confidence:.0%} Welch t-interval on log values. better or worse: the whole interval "
+            f"lies beyond {settings.threshold:.0%}; same: within it; blank: undecided.")
+
+
+COMPARISON_WORDS = {"faster": "better", "slower": "worse", "equivalent": "same"}
 
 
 def comparison_rows(changes: pd.DataFrame) -> list[dict]:
-    """`compare` rows as text, with the verdict: better, worse or '' (not significant)."""
+    """`compare` rows as text, with the verdict: better, worse, same or '' (undecided)."""
     rows = []
     for row in changes.itertuples():
-        verdict = ""
-        if row.significant:
-            verdict = "better" if row.ratio > 1 else "worse"
+        verdict = COMPARISON_WORDS.get(row.verdict, "")
         rows.append({
             "cell": row.cell, "target": row.target, "unit": row.unit,
             "n_a": int(row.n_a), "a": format_number(row.median_a) if row.n_a else "-",
@@ -154,6 +167,8 @@ def comparison_rows(changes: pd.DataFrame) -> list[dict]:
             "change": change_text(row.ratio, row.ratio_low, row.ratio_high),
             "p": ("<0.001" if row.p < 0.001 else f"{row.p:.3f}") if _is_number(row.p) else "",
             "verdict": verdict,
+            "rel_change": change_text(row.rel_ratio, row.rel_low, row.rel_high),
+            "rel_verdict": COMPARISON_WORDS.get(row.rel_verdict, ""),
         })
     return rows
 
@@ -169,7 +184,7 @@ def verdict_lines(analysis: Analysis) -> list[str]:
             if not cells:
                 continue
             named = ", ".join(f"{cell}{f' ({target})' if several else ''} {ratio:.2f}x" for cell, target, ratio in cells) \
-                if verdict != "unchanged" else ""
+                if verdict in ("faster", "slower") else ""
             parts.append(f"{verdict} in {len(cells)}" + (f" ({named})" if named else ""))
         lines.append(f"{row.section}: {'; '.join(parts)}")
     return lines

@@ -6,22 +6,22 @@ import textwrap
 
 import pandas as pd
 
-from bench.analysis import CPU_PARTS, Analysis, environment
+from bench.analysis import CPU_PARTS, Analysis, count_by_kind, environment
 from bench.report.rows import (
-    SIGNIFICANT,
     comparison_legend,
     comparison_rows,
     environment_line,
     format_number,
     headline_rows,
+    marked,
     method_lines,
     per_op_rows,
     verdict_lines,
 )
 
 WIDTH = 80
-# target, n, median, CI, % native, vs plain
-_HEAD = "{:<18} {:>3} {:>8}  {:<16} {:<7}  {}"
+# target, n, median, interval (coverage), % baseline, vs plain
+_HEAD = "{:<16} {:>3} {:>8}  {:<21} {:<7} {}"
 _CPU = "{:<18} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9}"
 _CMP = "{:<26} {:>8} {:>8}  {:<24} {}"
 _PER_OP = "{:<18} {:>9} {:>7} {:>8} {:>8} {:>7} {:>8}"
@@ -37,15 +37,27 @@ def _fit(name: str, width: int) -> str:
     return name if len(name) <= width else name[: width - 1] + "~"
 
 
-def _marked(text: str, significant: bool) -> str:
-    return f"{text} {SIGNIFICANT}" if text and significant else text
-
-
 def _header(analysis: Analysis, title: str) -> list[str]:
     env = environment(analysis.results)
     lines = _wrap(title)
     lines += _wrap(environment_line(env))
     return lines
+
+
+def _targets(analysis: Analysis) -> list[str]:
+    """What each target is (a built-in target is fusebench's own Python server, not FUSE in general)."""
+    lines = []
+    for name, what in analysis.results.targets_described.items():
+        lines += _wrap(f"{name}: {what}", "- ")
+    return lines
+
+
+def _finding_counts(analysis: Analysis) -> list[str]:
+    counts = count_by_kind(analysis.findings)
+    if not counts:
+        return []
+    return _wrap("Warnings: " + ", ".join(f"{n} {kind.replace('_', ' ')}" for kind, n in counts.items())
+                 + " (listed at the end)")
 
 
 def _findings(analysis: Analysis) -> list[str]:
@@ -60,7 +72,8 @@ def _findings(analysis: Analysis) -> list[str]:
 def headline_table(analysis: Analysis) -> list[str]:
     """The headline table, one block per cell."""
     plain = analysis.plain or "plain"
-    lines = [_HEAD.format("", "n", "median", "95% CI", "%native", f"vs {_fit(plain, 16)}").rstrip()]
+    lines = [_HEAD.format("", "n", "median", "interval (coverage)", f"%{_fit(analysis.baseline or 'base', 6)}",
+                          f"vs {_fit(plain, 16)}").rstrip()]
     current, section = None, None
     for row in headline_rows(analysis):
         if row.section != section:
@@ -69,12 +82,12 @@ def headline_table(analysis: Analysis) -> list[str]:
         if row.cell != current:
             current = row.cell
             lines.append(_fit(f"{row.cell} ({row.unit})", WIDTH))
-        spread = row.ci or (f"({row.note})" if row.note else "")
         lines.append(_HEAD.format(
-            "  " + _fit(row.target, 16), row.n, row.median, spread,
-            _marked(row.of_native, row.of_native_significant),
-            _marked(row.vs_plain, row.vs_plain_significant),
+            "  " + _fit(row.target, 14), row.n, row.median, row.ci,
+            marked(row.of_baseline, row.of_baseline_verdict), marked(row.vs_plain, row.vs_plain_verdict),
         ).rstrip())
+        if row.note:
+            lines.append(f"    ({row.note})")
     return lines
 
 
@@ -156,6 +169,7 @@ def render_report(analysis: Analysis) -> str:
     """The whole text report."""
     name = analysis.results.path.name
     lines = _header(analysis, f"fusebench report: {name}")
+    lines += _targets(analysis) + _finding_counts(analysis)
     lines += [""] + headline_table(analysis)
     lines += [""] + [line for text in method_lines(analysis) for line in _wrap(text)]
     if not analysis.verdicts.empty:
@@ -178,8 +192,14 @@ def render_comparison(a: Analysis, b: Analysis, changes, only) -> str:
     lines += ["", _CMP.format("cell / target", "A", "B", "change B/A [95% CI]", "").rstrip()]
     for row in comparison_rows(changes):
         label = _fit(f"{row['cell']} {row['target']}", 26)
-        verdict = f"{SIGNIFICANT} {row['verdict']}" if row["verdict"] else ""
+        verdict = row["verdict"]
         lines.append(_CMP.format(label, row["a"], row["b"], row["change"], verdict).rstrip())
+    relative = [row for row in comparison_rows(changes) if row["rel_change"]]
+    if relative:
+        lines += [""] + _wrap(f"Against each folder's baseline ({a.baseline}): the change of each target's speed "
+                              "relative to it, which a faster or slower disk in one folder leaves alone")
+        lines += [_CMP.format(_fit(f"{row['cell']} {row['target']}", 26), "", "", row["rel_change"],
+                              row["rel_verdict"]).rstrip() for row in relative]
     if not only.empty:
         lines += ["", "Present in one folder only:"]
         lines += [f"- {row.cell} / {row.target}: only in {row.only_in}" for row in only.itertuples()]
