@@ -33,7 +33,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 from bench.fio_output import parse_fio_output  # noqa: E402
 from bench.scenario import ExternalTarget  # noqa: E402
 from bench.targets import open_target  # noqa: E402
-from bench.tracing import EVENT, RequestTracer, bpf_run_time_stats, tracing_unavailable_reason  # noqa: E402
+from bench.tracing import (  # noqa: E402
+    EVENT,
+    RequestTracer,
+    bpf_run_time_stats,
+    tracing_unavailable_reason,
+)
 
 BINDFS = ExternalTarget(name="bindfs", type="external", command=["bindfs", "-f", "{source}", "{mountpoint}"])
 

@@ -272,3 +272,69 @@ def test_a_program_whose_commands_are_missing_is_unavailable_and_said_once(tmp_p
     assert "no-such-compiler-here not found" in runs.loc["build--fuse--r1", "error"]
     assert [line for line in host.said if "skipped" in line] == [
         "build: skipped: no-such-compiler-here not found on PATH (Debian: apt-get install no-such-compiler-here)"]
+
+
+AUTO = SCENARIO.replace("repeat: 2", "repeat: auto\nmax_repeat: 6")
+
+
+def auto_scenario(tmp_path: Path, text: str = AUTO) -> Path:
+    path = tmp_path / "auto.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_auto_stops_once_every_comparison_with_the_baseline_is_decided(tmp_path: Path) -> None:
+    host = FakeHost()
+    host.speed_of = lambda run_id: 0.5 if "--fuse--" in run_id else 1.0  # fuse: half native's speed, every run
+    assert run(options(tmp_path, auto_scenario(tmp_path)), host) == EXIT_OK
+    manifest = ResultsFolder(tmp_path / "out").manifest()
+    assert (manifest.auto.stopped, manifest.repeat, manifest.auto.undecided) == ("decided", 3, [])
+    assert len(manifest.plan) == len(manifest.runs) == 6  # 3 repetitions x 2 targets, no more planned
+    assert "after 3 repetitions: 1 slower; stopping (decided)" in host.said
+
+
+def test_auto_adds_repetitions_while_undecided_up_to_its_budget(tmp_path: Path) -> None:
+    host = FakeHost()
+    # fuse alternates between 0.7 and 1.3 of native: never decided either way
+    host.speed_of = lambda run_id: (0.7 if run_id.endswith(("1", "3", "5")) else 1.3) if "--fuse--" in run_id else 1.0
+    assert run(options(tmp_path, auto_scenario(tmp_path)), host) == EXIT_OK
+    manifest = ResultsFolder(tmp_path / "out").manifest()
+    assert (manifest.auto.stopped, manifest.repeat, manifest.auto.undecided) == ("max_repeat", 6, ["seqread / fuse"])
+    assert len(manifest.runs) == 12 and [line for line in host.said if line.startswith("(+")] == ["(+2 runs)"] * 3
+    assert "after 5 repetitions: 1 undecided; adding repetition 6" in host.said
+
+
+def test_an_auto_run_interrupted_and_resumed_goes_on_where_it_stopped(tmp_path: Path) -> None:
+    undecided_until_5 = {"r1": 0.6, "r2": 1.4, "r3": 0.6, "r4": 1.4, "r5": 0.5, "r6": 0.5}
+    host = FakeHost()
+    host.speed_of = lambda run_id: undecided_until_5.get(run_id[-2:], 1.0) * 0.5 if "--fuse--" in run_id else 0.5
+    host.fio_behaviour[8] = ctrl_c  # during repetition 4
+    scenario = auto_scenario(tmp_path)
+    assert run(options(tmp_path, scenario), host) == EXIT_INTERRUPTED
+    first = ResultsFolder(tmp_path / "out").manifest()
+    assert (first.status, first.repeat, len(first.runs), first.auto.stopped) == ("interrupted", 4, 8, None)
+    again = FakeHost()
+    again.speed_of = host.speed_of
+    assert run(options(tmp_path, tmp_path / "out" / "scenario.yaml", resume=True), again) == EXIT_OK
+    manifest = ResultsFolder(tmp_path / "out").manifest()
+    assert (manifest.status, manifest.repeat, manifest.auto.stopped) == ("complete", 6, "max_repeat")
+    assert manifest.auto.elapsed_s > first.auto.elapsed_s
+    runs = ResultsFolder(tmp_path / "out").runs()
+    assert sorted(runs["repetition"].value_counts().to_dict().items()) == [(r, 2) for r in range(1, 7)]
+
+
+def test_an_auto_run_refuses_a_fixed_repeat_on_resume(tmp_path: Path) -> None:
+    host = FakeHost()
+    assert run(options(tmp_path, auto_scenario(tmp_path)), host) == EXIT_OK
+    with pytest.raises(InputError, match="started with repeat: auto; drop --repeat"):
+        run(options(tmp_path, tmp_path / "out" / "scenario.yaml", resume=True, repeat=4), FakeHost())
+
+
+def test_dry_run_of_an_auto_scenario_shows_its_budget(tmp_path: Path) -> None:
+    host = FakeHost()
+    assert run(options(tmp_path, auto_scenario(tmp_path, AUTO + "max_time: 10m\n"), dry_run=True), host) == EXIT_OK
+    assert host.said[0].startswith("scenario unit: 1 cells x 2 targets x 3 to 6 repetitions (repeat: auto) = 6 to 12 "
+                                   "runs, until every comparison with native is decided at a 5% threshold")
+    assert "(max_time 10m00s)" in host.said[1]
+    assert sum(line.lstrip()[:1].isdigit() for line in host.said) == 6  # the runs of the first 3 repetitions
+    assert host.said[-1].startswith("  ... then repetitions 4 to 6")

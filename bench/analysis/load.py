@@ -192,14 +192,16 @@ def _plan(scenario: Scenario | None, manifest: Manifest | None,
 
 
 def environment(results: Results) -> dict[str, str]:
-    """The facts a number needs next to it: kernel, CPU, fio, tool, scenario."""
+    """The facts a number needs next to it, in words: kernel, CPU, memory, fio, tool, scenario,
+    and from a format-4 manifest the kernel command line, FUSE, CPU frequency and SMT,
+    virtualization, THP and the work directory's file system and device ("" when unknown)."""
     manifest = results.manifest
     if manifest is None:
         return {"kernel": "unknown", "cpu": "unknown CPU", "memory": "memory unknown", "fio": "fio version unknown",
                 "tool": "unknown", "scenario": "unknown", "started": "", "ended": "", "seed": ""}
     host = manifest.host
     memory, cores = host.get("memory_bytes"), host.get("cpu_cores")
-    return {
+    facts = {
         "kernel": " ".join(str(v) for v in (host.get("kernel"), host.get("arch")) if v) or "unknown",
         "cpu": f"{host.get('cpu_model') or 'unknown CPU'}" + (f" ({cores} cores)" if cores else ""),
         "memory": f"{memory / GIB:.1f} GiB" if isinstance(memory, (int, float)) else "memory unknown",
@@ -210,3 +212,44 @@ def environment(results: Results) -> dict[str, str]:
         "ended": manifest.ended_at or "",
         "seed": str(manifest.seed),
     }
+    return facts | _environment_facts(manifest.environment)
+
+
+def _environment_facts(env: dict[str, Any]) -> dict[str, str]:
+    """The short environment block of a format-4 manifest's `environment`."""
+    if not env:
+        return {}
+
+    def get(*path: str) -> Any:
+        node: Any = env
+        for part in path:
+            node = node.get(part) if isinstance(node, dict) else None
+        return node
+
+    fuse = get("fuse", "config") or {}
+    params = get("fuse", "parameters") or {}
+    device = get("workdir", "device") or {}
+    mount = get("workdir", "mount") or {}
+    virtual = get("cpu", "virtualization") or {}
+    tool = get("tool") or {}
+    return {
+        "cmdline": get("kernel", "cmdline") or "",
+        "fuse": ", ".join(f"{key.removeprefix('CONFIG_')}={value}" for key, value in fuse.items())
+                + (f"; module {', '.join(f'{k}={v}' for k, v in params.items())}" if params else ""),
+        "cpu frequency": f"governor {get('cpu', 'governors')}, idle {get('cpu', 'cpuidle', 'driver')}, "
+                         f"SMT {get('cpu', 'smt', 'control')}",
+        "virtualization": ("a virtual machine" if virtual.get("hypervisor_flag") else "bare metal or unknown")
+                          + "".join(f", {virtual[key]}" for key in ("hypervisor_type", "product_name")
+                                    if virtual.get(key)),
+        "THP": f"enabled {get('memory', 'transparent_hugepage', 'enabled')}, defrag "
+               f"{get('memory', 'transparent_hugepage', 'defrag')}",
+        "work directory": f"{get('workdir', 'path')}: {mount.get('fs_type')} on {mount.get('source')} "
+                          f"({mount.get('options')})"
+                          + (f"; device {device.get('name')} {device.get('driver') or ''}, scheduler "
+                             f"{device.get('scheduler')}, rotational {device.get('rotational')}, nr_requests "
+                             f"{device.get('nr_requests')}" if device else "; no block device"),
+        "commit": f"{tool.get('commit')}{' (dirty)' if tool.get('dirty') else ''}" if tool.get("commit") else "",
+    }
+
+
+ENVIRONMENT_BLOCK = ("cmdline", "fuse", "cpu frequency", "virtualization", "THP", "work directory", "commit")

@@ -16,16 +16,19 @@ from bench.analysis import (
     fd_config_label,
     in_order,
 )
+from bench.analysis.load import ENVIRONMENT_BLOCK
 from bench.report import charts
 from bench.report.rows import (
     comparison_legend,
     comparison_rows,
+    environment_differences,
     environment_line,
     format_number,
     headline_rows,
     marked,
     method_lines,
     per_op_rows,
+    target_facts_line,
     verdict_lines,
 )
 
@@ -60,6 +63,8 @@ def _environment(analysis: Analysis) -> list[tuple[str, str]]:
              ("seed", env["seed"]), ("kernel", env["kernel"]), ("kernel build", str(host.get("kernel_build", ""))),
              ("CPU", env["cpu"]), ("memory", env["memory"]), ("fio", env["fio"]), ("fusebench", env["tool"]),
              ("python", str(host.get("python", "")))]
+    pairs += [(key, env.get(key, "")) for key in ENVIRONMENT_BLOCK]
+    pairs += [(f"target {name}", target_facts_line(facts)) for name, facts in (manifest.targets if manifest else {}).items()]
     return [(key, value) for key, value in pairs if value]
 
 
@@ -166,7 +171,7 @@ def render_report(analysis: Analysis) -> str:
 def render_comparison(a: Analysis, b: Analysis, changes: pd.DataFrame, only: pd.DataFrame) -> str:
     """B relative to A as HTML; wins and losses coloured only when significant."""
     env_a, env_b = environment(a.results), environment(b.results)
-    differs = [key for key in ("kernel", "cpu", "memory", "fio", "tool") if env_a[key] != env_b[key]]
+    differs = environment_differences(a, b)
     warnings = [f"A: {f.message}" for f in a.findings] + [f"B: {f.message}" for f in b.findings]
     return _ENV.get_template("compare.html.j2").render(
         name_a=a.results.path.name, name_b=b.results.path.name,

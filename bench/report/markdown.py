@@ -6,6 +6,7 @@ from bench.analysis import Analysis, environment
 from bench.report.rows import (
     comparison_legend,
     comparison_rows,
+    environment_differences,
     environment_line,
     headline_rows,
     marked,
@@ -60,6 +61,9 @@ def render_comparison(a: Analysis, b: Analysis, changes, only) -> str:
     lines = [f"# fusebench compare: {a.results.path.name} (A) vs {b.results.path.name} (B)", "",
              f"- A: {environment_line(environment(a.results))}",
              f"- B: {environment_line(environment(b.results))}", ""]
+    differs = environment_differences(a, b)
+    if differs:
+        lines += ["## The environments differ", ""] + [f"- {line}" for line in differs] + [""]
     rows = [[r["cell"], r["target"], r["unit"], r["a"], r["b"], _marked(r["change"], bool(r["verdict"])), r["p"], r["verdict"]]
             for r in comparison_rows(changes)]
     lines += _table(["cell", "target", "unit", "A median", "B median", "change B/A [95% CI]", "p", "verdict"], rows)

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from bench.analysis import SECTIONS, Analysis
+from bench.analysis import SECTIONS, Analysis, environment
 from bench.analysis.metrics import PASSTHROUGH_VERDICTS
+from bench.environment import differences
 
 # How every format marks a comparison's verdict (report/text legends say the same).
 VERDICT_MARKS = {"faster": "+", "slower": "-", "equivalent": "=", "undecided": "?", "": ""}
@@ -137,6 +138,38 @@ def method_lines(analysis: Analysis) -> list[str]:
         f"Verdict ({marks}): faster or slower when the whole interval lies beyond {s.threshold:.0%}, equivalent when "
         "it lies within it, else undecided (`repeat: auto` adds repetitions until none is).",
     ]
+
+
+def environment_differences(a: Analysis, b: Analysis, limit: int = 40) -> list[str]:
+    """What differs between the two folders' environments, one 'key: A -> B' line each (the
+    whole recorded environment when both have one, else the short facts)."""
+    env_a, env_b = a.results.manifest, b.results.manifest
+    if env_a and env_b and env_a.environment and env_b.environment:
+        pairs = differences(env_a.environment, env_b.environment)
+    else:
+        short_a, short_b = environment(a.results), environment(b.results)
+        pairs = [(key, short_a[key], short_b[key]) for key in ("kernel", "cpu", "memory", "fio", "tool")
+                 if short_a[key] != short_b[key]]
+
+    def shown(value) -> str:
+        text = str(value)
+        return text if len(text) <= 60 else text[:57] + "..."
+
+    lines = [f"{key}: {shown(va)} -> {shown(vb)}" for key, va, vb in pairs if key != "workdir.path"]
+    return lines[:limit] + ([f"... and {len(lines) - limit} more"] if len(lines) > limit else [])
+
+
+def target_facts_line(facts: dict) -> str:
+    """What a manifest says of a target, in one line: its FUSE protocol and INIT flags, or its version."""
+    init = facts.get("init") or {}
+    parts = []
+    if init:
+        parts.append(f"FUSE {init.get('protocol')} (kernel offered {init.get('kernel_protocol')}), flags "
+                     f"{' '.join(init.get('flags') or [])}, max_write {init.get('max_write')}, max_pages "
+                     f"{init.get('max_pages')}, max_background {init.get('max_background')}")
+    if facts.get("argv"):
+        parts.append("argv " + " ".join(facts["argv"]) + (f"; {facts['version']}" if facts.get("version") else ""))
+    return "; ".join(parts)
 
 
 def environment_line(env: dict[str, str]) -> str:

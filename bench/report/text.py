@@ -7,9 +7,11 @@ import textwrap
 import pandas as pd
 
 from bench.analysis import CPU_PARTS, Analysis, count_by_kind, environment
+from bench.analysis.load import ENVIRONMENT_BLOCK
 from bench.report.rows import (
     comparison_legend,
     comparison_rows,
+    environment_differences,
     environment_line,
     format_number,
     headline_rows,
@@ -41,6 +43,7 @@ def _header(analysis: Analysis, title: str) -> list[str]:
     env = environment(analysis.results)
     lines = _wrap(title)
     lines += _wrap(environment_line(env))
+    lines += [line for key in ENVIRONMENT_BLOCK if env.get(key) for line in _wrap(f"{key}: {env[key]}", "  ")]
     return lines
 
 
@@ -189,6 +192,10 @@ def render_comparison(a: Analysis, b: Analysis, changes, only) -> str:
     lines = _wrap(f"fusebench compare: A = {a.results.path.name}, B = {b.results.path.name}")
     lines += _wrap(environment_line(environment(a.results)), "A: ")
     lines += _wrap(environment_line(environment(b.results)), "B: ")
+    differs = environment_differences(a, b)
+    if differs:
+        lines += ["", "The environments differ (part of any change may come from there):"]
+        lines += [line for text in differs for line in _wrap(text, "- ")]
     lines += ["", _CMP.format("cell / target", "A", "B", "change B/A [95% CI]", "").rstrip()]
     for row in comparison_rows(changes):
         label = _fit(f"{row['cell']} {row['target']}", 26)
