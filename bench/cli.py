@@ -19,6 +19,11 @@ from bench.errors import EXIT_FAILED, EXIT_INTERRUPTED, BenchError, InputError
 from bench.report import FORMATS  # cheap: the writers are imported when used
 
 
+def repetitions(text: str) -> int | str:
+    """A whole number >= 1, or `auto` (argparse type of --repeat)."""
+    return "auto" if text == "auto" else positive_int(text)
+
+
 def positive_int(text: str) -> int:
     """A whole number >= 1 (argparse type)."""
     try:
@@ -106,7 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run a scenario into a results folder")
     run.add_argument("scenario", type=Path, metavar="SCENARIO.yaml")
     run.add_argument("--out", type=Path, help="results folder (default: results/NAME-TIMESTAMP)")
-    run.add_argument("--repeat", type=positive_int, help="repetitions per cell (overrides the scenario's repeat)")
+    run.add_argument("--repeat", type=repetitions, metavar="N|auto",
+                     help="repetitions per cell, or auto (overrides the scenario's repeat)")
     existing = run.add_mutually_exclusive_group()
     existing.add_argument("--resume", action="store_true", help="complete an interrupted results folder (--out)")
     run.add_argument("--dry-run", action="store_true", help="print the plan and its estimated duration; run nothing")

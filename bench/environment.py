@@ -198,8 +198,9 @@ def checkout_state(package: Path) -> dict:
 def git(root: Path, *args: str) -> str:
     """stdout of a git command in `root`; raises when it fails or hangs. It takes no optional
     locks: a refresh of the index must not get in the way of someone working in the checkout."""
-    return subprocess.run(["git", "--no-optional-locks", "-C", str(root), *args], capture_output=True, text=True, check=True,
-                          timeout=GIT_TIMEOUT).stdout
+    # safe.directory: run as root from a checkout someone else owns, git refuses "dubious ownership"
+    return subprocess.run(["git", "--no-optional-locks", "-c", f"safe.directory={root}", "-C", str(root), *args],
+                          capture_output=True, text=True, check=True, timeout=GIT_TIMEOUT).stdout
 
 
 # -- mounts and block devices ------------------------------------------------------------------

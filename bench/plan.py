@@ -13,6 +13,7 @@ import random
 from dataclasses import dataclass
 
 from bench.progress import format_duration
+from bench.records import AutoRule
 from bench.scenario import AUTO_MIN_REPEAT, AnyTarget, Cell, Scenario, cell_key
 
 # Estimated overheads (seconds) for --dry-run and the ETA; measured on the 2-vCPU VM.
@@ -36,18 +37,6 @@ class PlannedRun:
 
 
 @dataclass(frozen=True)
-class AutoRepeat:
-    """`repeat: auto`: after `min_repeat` repetitions, another whole repetition is added until
-    every comparison with the baseline is decided or the budget is spent."""
-
-    baseline: str
-    threshold: float
-    min_repeat: int
-    max_repeat: int
-    max_time_s: float | None
-
-
-@dataclass(frozen=True)
 class Plan:
     """Every run in execution order (with `auto`, the whole budget: the session stops early),
     and the target order each repetition uses."""
@@ -56,7 +45,7 @@ class Plan:
     repeat: int
     runs: list[PlannedRun]
     target_order: list[list[str]]
-    auto: AutoRepeat | None = None
+    auto: AutoRule | None = None
 
     def repetition(self, number: int) -> list[PlannedRun]:
         """The runs of one repetition, in order."""
@@ -73,8 +62,8 @@ def make_plan(scenario: Scenario, repeat: int | str, seed: int) -> Plan:
     order. `repeat: "auto"` plans the whole budget (`max_repeat` repetitions)."""
     auto = None
     if repeat == "auto":
-        auto = AutoRepeat(scenario.baseline_target(), scenario.threshold, AUTO_MIN_REPEAT, scenario.max_repeat,
-                          scenario.max_time)
+        auto = AutoRule(baseline=scenario.baseline_target(), threshold=scenario.threshold, min_repeat=AUTO_MIN_REPEAT,
+                        max_repeat=scenario.max_repeat, max_time_s=scenario.max_time)
         repeat = scenario.max_repeat
     rng = random.Random(seed)
     cells = [(cell_key(cell), cell) for cell in scenario.cells()]

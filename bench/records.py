@@ -367,17 +367,30 @@ class PlanEntry(BaseModel):
     repetition: int
 
 
-class AutoState(BaseModel):
-    """How a `repeat: auto` run went: its rule, its budget, and why it stopped."""
+class AutoRule(BaseModel):
+    """`repeat: auto`: after `min_repeat` repetitions, another whole repetition is added until
+    every comparison with the baseline is decided or the budget is spent."""
 
-    model_config = ConfigDict(extra="ignore", validate_assignment=True)
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     baseline: str = Field(description="the target every comparison is made with")
     threshold: float = Field(description="a comparison is decided beyond it (faster, slower) or within it (equivalent)")
     min_repeat: int = Field(description="repetitions before the first decision")
     max_repeat: int = Field(description="the budget in repetitions")
-    max_time_s: float | None = Field(description="the budget in seconds of runs (none: no limit)")
-    elapsed_s: float = Field(0.0, description="seconds spent in repetitions so far, over every session")
+    max_time_s: float | None = Field(description="the budget in seconds (none: no limit)")
+
+    @property
+    def looks(self) -> int:
+        """How many times the comparisons may be checked (after each repetition from `min_repeat`)."""
+        return self.max_repeat - self.min_repeat + 1
+
+
+class AutoState(AutoRule):
+    """How a `repeat: auto` run went: its rule, and so far the time spent and why it stopped."""
+
+    model_config = ConfigDict(frozen=False, extra="ignore", validate_assignment=True)
+
+    elapsed_s: float = Field(0.0, description="seconds spent running so far, over every session")
     stopped: Literal["decided", "max_repeat", "max_time"] | None = Field(
         None, description="why no repetition was added: every comparison decided, or the budget spent")
     undecided: list[str] = Field(default_factory=list, description="`cell / target` comparisons still undecided "

@@ -25,7 +25,7 @@ class RunOptions:
 
     scenario_path: Path
     out: Path | None = None
-    repeat: int | None = None
+    repeat: int | str | None = None  # a count, or "auto"
     resume: bool = False
     dry_run: bool = False
     force: bool = False

@@ -121,7 +121,7 @@ def describe_target(target: AnyTarget) -> str:
         return "external FUSE server: " + " ".join(target.command)
     mode = ("plain mode: every read and write goes through the daemon" if target.type == "fuse" else
             "passthrough mode: the kernel reads and writes the backing files")
-    shown = {None: "default", True: "on", False: "off"}
+    shown = {None: "auto", True: "on", False: "off"}
     settings = ", ".join(f"{name} {shown.get(value, value) if isinstance(value, (bool, type(None))) else value}"
                          for name, value in builtin_options(target).items() if name != "mode")
     return f"fusebench's built-in FUSE server (Python, bench/fusefs), {mode}; {settings}"

@@ -20,7 +20,6 @@ from bench.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, BenchError, Inp
 from bench.host import Host
 from bench.measure import Measured, measure
 from bench.plan import (
-    AutoRepeat,
     Plan,
     PlannedRun,
     estimate_s,
@@ -36,6 +35,7 @@ from bench.records import (
     STATUS_FAILED,
     STATUS_OK,
     STATUS_UNAVAILABLE,
+    AutoRule,
     AutoState,
     CommandRecord,
     DiskFigures,
@@ -166,10 +166,15 @@ class Session:
         say, self.say = self.say, progress.message
         mounts = MountedTargets(self.host, self.source, self.workdir)
         outcome = manifest.status  # stays "running" if an unexpected error escapes: --resume completes it
+        began, spent_before = self.host.monotonic(), manifest.auto.elapsed_s if manifest.auto else 0.0
+
+        def count_time() -> None:  # every second of this session counts against `max_time`
+            if manifest.auto:
+                manifest.auto.elapsed_s = round(spent_before + self.host.monotonic() - began, 1)
+
         try:
             with self.host.stop_signals(self.stop, self._on_first_signal):
                 for number in range(1, self.plan.repeat + 1):
-                    began = self.host.monotonic()
                     for run in self.plan.repetition(number):
                         if self.stop.requested:
                             break
@@ -185,7 +190,7 @@ class Session:
                         break
                     if self.plan.auto is None or number < manifest.repeat:
                         continue
-                    manifest.auto.elapsed_s = round(manifest.auto.elapsed_s + self.host.monotonic() - began, 1)
+                    count_time()
                     if self._enough(manifest, writer, number):
                         break
                     block = self.plan.repetition(number + 1)
@@ -200,6 +205,7 @@ class Session:
         except Interrupted:
             outcome = FOLDER_INTERRUPTED
         finally:
+            count_time()
             mounts.close()
             progress.close()
             self.say = say
@@ -211,7 +217,7 @@ class Session:
     def _enough(self, manifest: Manifest, writer: ResultsWriter, repetitions: int) -> bool:
         """`repeat: auto`: judge every comparison with the baseline after `repetitions`; whether to stop."""
         auto, state = self.plan.auto, manifest.auto
-        decided = stopping.verdicts(writer.folder, auto)
+        decided = stopping.verdicts(writer.folder)
         state.undecided = sorted(pair for pair, verdict in decided.items() if verdict == stopping.UNDECIDED)
         state.stopped = stopping.stop_reason(decided, auto, repetitions, state.elapsed_s)
         writer.write_manifest(manifest)
@@ -243,14 +249,15 @@ class Session:
             pending = [run for run in self.plan.runs if run.run_id not in done]
             writer.drop_runs(run.run_id for run in pending)
             manifest.runs = {run_id: status for run_id, status in manifest.runs.items() if run_id in done}
+            todo = sum(run.repetition <= manifest.repeat for run in pending)  # with auto: of the started repetitions
             manifest.notes.append(f"{self._now()}: resumed by fusebench {bench.__version__}; {len(done)} runs kept, "
-                                  f"{len(pending)} to run")
+                                  f"{todo} to run")
             manifest.format_version = FORMAT_VERSION  # what is written from now on
             changed = [key for key, _, _ in differences(manifest.environment, self.host.environment(self.workdir))]
             if manifest.environment and changed:
                 manifest.notes.append(f"{self._now()}: the environment changed since the run began: "
                                       f"{', '.join(changed[:12])}{' ...' if len(changed) > 12 else ''}")
-            self.say(f"resuming {self.out}: {len(done)} runs already ok, {len(pending)} to run")
+            self.say(f"resuming {self.out}: {len(done)} runs already ok, {todo} to run")
         else:
             writer = ResultsWriter.create(self.out, force=self.force)
             writer.write_scenario(self.text)
@@ -275,7 +282,9 @@ class Session:
         manifest.status = FOLDER_RUNNING
         manifest.ended_at = None
         writer.write_manifest(manifest)
-        self.say(f"writing {writer.folder} (seed {self.plan.seed}, {len(pending)} runs)")
+        now = sum(run.repetition <= manifest.repeat for run in pending)
+        budget = f", up to {len(pending)} with repeat: auto" if self.plan.auto and now < len(pending) else ""
+        self.say(f"writing {writer.folder} (seed {self.plan.seed}, {now} runs{budget})")
         return writer, manifest, pending
 
     def _check_targets(self) -> dict[str, str | None]:
@@ -312,7 +321,7 @@ class Session:
         summary = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
         if outcome == FOLDER_INTERRUPTED:
             self.say(
-                f"interrupted: {self.out} keeps {summary or 'no runs'} of {len(self.plan.runs)} planned; "
+                f"interrupted: {self.out} keeps {summary or 'no runs'} of {len(manifest.plan)} planned; "
                 f"complete it with: fusebench run {self.out / SCENARIO} --out {self.out} --resume"
             )
             return EXIT_INTERRUPTED
@@ -425,11 +434,8 @@ def _entry(run: PlannedRun) -> PlanEntry:
     return PlanEntry(run_id=run.run_id, cell=run.cell_key, target=run.target.name, repetition=run.repetition)
 
 
-def _auto_state(auto: AutoRepeat | None) -> AutoState | None:
-    if auto is None:
-        return None
-    return AutoState(baseline=auto.baseline, threshold=auto.threshold, min_repeat=auto.min_repeat,
-                     max_repeat=auto.max_repeat, max_time_s=auto.max_time_s)
+def _auto_state(auto: AutoRule | None) -> AutoState | None:
+    return None if auto is None else AutoState(**auto.model_dump())
 
 
 def _disk(counters: DiskCounters | None) -> DiskFigures:

@@ -16,9 +16,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.analysis import analyse, load  # noqa: E402
+from bench.analysis import comparisons, load  # noqa: E402
 from bench.analysis.load import Results  # noqa: E402
-from bench.stopping import UNDECIDED  # noqa: E402
+from bench.analysis.statistics import UNDECIDED  # noqa: E402
+from bench.results import ResultsFolder  # noqa: E402
+from bench.stopping import judge  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 
@@ -28,7 +30,7 @@ def newest_perf_folder() -> Path:
     folders = [path for path in RESULTS.glob("perf*") if (path / "manifest.json").is_file()]
     if not folders:
         sys.exit("no results/perf* folder: run `make perf` first, or name a folder")
-    return max(folders, key=lambda path: load(path).manifest.started_at)
+    return max(folders, key=lambda path: ResultsFolder(path).manifest().started_at)
 
 
 def up_to(results: Results, repetitions: int) -> Results:
@@ -36,13 +38,6 @@ def up_to(results: Results, repetitions: int) -> Results:
     runs = results.runs[results.runs["repetition"] <= repetitions].copy()
     expected = results.expected[results.expected["repetition"] <= repetitions]
     return dataclasses.replace(results, runs=runs, expected=expected)
-
-
-def verdicts(results: Results) -> dict[tuple[str, str], tuple[str, float]]:
-    """(cell, target) -> (verdict against the baseline, ratio)."""
-    summary = analyse(results).summary
-    judged = summary[(summary["target"] != results.baseline) & (summary["n"] > 0)]
-    return {(row.cell, row.target): (row.vs_baseline_verdict, row.vs_baseline_ratio) for row in judged.itertuples()}
 
 
 def block_ends(results: Results) -> dict[int, float]:
@@ -61,26 +56,25 @@ def main(folder: Path) -> int:
     results = load(folder)
     auto = results.manifest.auto
     repeats = int(results.runs["repetition"].max())
-    first = auto.min_repeat if auto else repeats
-    history = {k: verdicts(up_to(results, k)) for k in range(first, repeats + 1)}
+    first = min(auto.min_repeat, repeats) if auto else repeats
+    history = {k: judge(up_to(results, k)) for k in range(first, repeats + 1)}
+    summary = comparisons(results)
+    ratios = {f"{row.cell} / {row.target}": row.vs_baseline_ratio for row in summary.itertuples()}
     ends = block_ends(results)
-    final = history[repeats]
     print(f"{folder}: {repeats} repetitions" + (f", stopped: {auto.stopped} (threshold {auto.threshold:.0%}, "
                                                 f"max_repeat {auto.max_repeat}, max_time {auto.max_time_s} s)"
                                                 if auto else " (fixed)"))
-    print(f"{'workload':22} {'target':14} {'verdict':11} {'ratio':>6} {'n':>3} {'decided by':>10}")
-    for (cell, target), (verdict, ratio) in final.items():
+    print(f"{'comparison with ' + results.baseline:38} {'verdict':11} {'ratio':>6} {'n':>3} {'decided by':>10}")
+    for pair, verdict in history[repeats].items():
         # the first repetition from which the verdict never changed again
-        settled = next((k for k in range(first, repeats + 1)
-                        if all(history[j].get((cell, target), ("",))[0] == verdict for j in range(k, repeats + 1))),
-                       repeats)
+        settled = next(k for k in range(first, repeats + 1)
+                       if all(history[j].get(pair) == verdict for j in range(k, repeats + 1)))
         when = f"{ends.get(settled, float('nan')) / 60:.1f} min" if verdict != UNDECIDED else "-"
-        print(f"{cell:22} {target:14} {verdict:11} {ratio:6.3f} {settled:>3} {when:>10}")
-    undecided = [key for key, (verdict, _) in final.items() if verdict == UNDECIDED]
+        print(f"{pair:38} {verdict:11} {ratios[pair]:6.3f} {settled:>3} {when:>10}")
+    undecided = [pair for pair, verdict in history[repeats].items() if verdict == UNDECIDED]
     total = ends.get(repeats, float("nan")) / 60
     print(f"all decided after {repeats} repetitions, {total:.1f} min of wall time" if not undecided else
-          f"{len(undecided)} undecided after {repeats} repetitions, {total:.1f} min: "
-          + ", ".join(f"{c} / {t}" for c, t in undecided))
+          f"{len(undecided)} undecided after {repeats} repetitions, {total:.1f} min: " + ", ".join(undecided))
     return 0
 
 

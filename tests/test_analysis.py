@@ -428,3 +428,17 @@ def test_comparing_two_folders_turns_times_into_speeds(tmp_path: Path, families:
     assert fuse["ratio"] == pytest.approx(1.0) and fuse["rel_ratio"] == pytest.approx(
         gmean([2.0, 1.1, 0.9]) / gmean([1.0, 1.1, 0.9]))
     assert np.isnan(native["rel_ratio"])  # the baseline itself has no ratio to itself
+
+
+def test_a_clean_cell_at_three_runs_has_no_outlier(tmp_path: Path) -> None:
+    import pandas as pd
+
+    folder = tmp_path / "clean"
+    shutil.copytree(BASIC, folder)
+    runs = pd.read_csv(folder / "runs.csv")
+    # 100, 105, 96: the MAD alone would call 105 an outlier (4.7 robust deviations); 5% is not far
+    for rep, value in ((1, 100.0), (2, 105.0), (3, 96.0)):
+        runs.loc[(runs["cell"] == "seqread-1m") & (runs["target"] == "native") & (runs["repetition"] == rep),
+                 "read_bw_mib_s"] = value
+    runs.to_csv(folder / "runs.csv", index=False)
+    assert row(analysis.analyse(analysis.load(folder)), "seqread-1m", "native")["outliers"] == 0

@@ -79,6 +79,14 @@ def test_run_dry_run_prints_the_plan(tmp_path: Path) -> None:
     assert not (tmp_path / "results").exists()
 
 
+def test_repeat_auto_from_the_command_line_shows_its_budget(tmp_path: Path) -> None:
+    (tmp_path / "s.yaml").write_text(GOOD)
+    done = fusebench("run", "s.yaml", "--repeat", "auto", "--dry-run", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "3 to 20 repetitions (repeat: auto)" in done.stdout
+    assert fusebench("run", "s.yaml", "--repeat", "many", "--dry-run", cwd=tmp_path).returncode == 2
+
+
 def test_resume_needs_an_existing_folder(tmp_path: Path) -> None:
     (tmp_path / "s.yaml").write_text(GOOD)
     done = fusebench("run", "s.yaml", "--out", "results/none", "--resume", cwd=tmp_path)

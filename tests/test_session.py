@@ -338,3 +338,13 @@ def test_dry_run_of_an_auto_scenario_shows_its_budget(tmp_path: Path) -> None:
     assert "(max_time 10m00s)" in host.said[1]
     assert sum(line.lstrip()[:1].isdigit() for line in host.said) == 6  # the runs of the first 3 repetitions
     assert host.said[-1].startswith("  ... then repetitions 4 to 6")
+
+
+def test_every_second_of_an_auto_run_counts_against_max_time(tmp_path: Path) -> None:
+    host = FakeHost()
+    host.speed_of = lambda run_id: (0.7 if run_id.endswith(("1", "3", "5")) else 1.3) if "--fuse--" in run_id else 1.0
+    # the fake clock moves 1.5 s at every reading: the first repetitions alone pass 5 s
+    assert run(options(tmp_path, auto_scenario(tmp_path, AUTO + "max_time: 5s\n")), host) == EXIT_OK
+    manifest = ResultsFolder(tmp_path / "out").manifest()
+    assert (manifest.auto.stopped, manifest.repeat) == ("max_time", 3)
+    assert manifest.auto.elapsed_s >= 5

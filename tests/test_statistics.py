@@ -224,3 +224,14 @@ def test_a_ratio_of_ratios_cancels_what_both_folders_share() -> None:
     assert rel.ratio == pytest.approx(1.0) and rel.low < 1.0 < rel.high
     assert contrast_interval([[4.0, 4.0]], [[2.0, 2.0], [2.0, 2.0]]) == Ratio(1.0, 1.0, 1.0, 1.0)
     assert np.isnan(contrast_interval([[1.0, 2.0]], [[1.0], [0.0, 1.0]]).ratio)  # a non-positive value: undefined
+
+
+def test_repeated_checks_widen_each_interval_to_keep_the_overall_level() -> None:
+    from bench.analysis.statistics import Settings, runs_for_median_interval, sequential_confidence
+
+    assert sequential_confidence(0.95, 1) == 0.95 and sequential_confidence(0.95, 10) == pytest.approx(0.995)
+    assert Settings(looks=10).compare_confidence == pytest.approx(0.995)
+    new, base = np.array([1.10, 1.12, 1.08, 1.11]), np.array([1.0, 1.02, 0.98, 1.01])
+    once, ten_times = ratio_interval(new, base, 0.95), ratio_interval(new, base, 0.995)
+    assert ten_times.low < once.low < once.high < ten_times.high
+    assert runs_for_median_interval(0.95) == 6 and runs_for_median_interval(0.75) == 3

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from bench.plan import AutoRepeat
+from bench.records import AutoRule
 from bench.stopping import stop_reason
 
-AUTO = AutoRepeat(baseline="native", threshold=0.05, min_repeat=3, max_repeat=8, max_time_s=600.0)
+AUTO = AutoRule(baseline="native", threshold=0.05, min_repeat=3, max_repeat=8, max_time_s=600.0)
 
 
-def run_until_stopped(sequence: list[dict[str, str]], auto: AutoRepeat = AUTO, block_s: float = 60.0):
+def run_until_stopped(sequence: list[dict[str, str]], auto: AutoRule = AUTO, block_s: float = 60.0):
     """Apply the rule after each repetition of a synthetic sequence of verdicts; (repetitions, reason)."""
     for repetitions, verdicts in enumerate(sequence, 1):
         reason = stop_reason(verdicts, auto, repetitions, repetitions * block_s)
@@ -41,7 +41,7 @@ def test_the_budget_in_repetitions_and_in_time_is_respected() -> None:
     forever = [{"w / fuse": "undecided"}] * 50
     assert run_until_stopped(forever) == (8, "max_repeat")
     assert run_until_stopped(forever, block_s=150.0) == (4, "max_time")  # 600 s reached after 4 x 150 s
-    unlimited = AutoRepeat(baseline="native", threshold=0.05, min_repeat=3, max_repeat=8, max_time_s=None)
+    unlimited = AutoRule(baseline="native", threshold=0.05, min_repeat=3, max_repeat=8, max_time_s=None)
     assert run_until_stopped(forever, unlimited, block_s=1e6) == (8, "max_repeat")
 
 

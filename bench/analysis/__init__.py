@@ -34,6 +34,7 @@ from bench.analysis.metrics import (
     CPU_PARTS,
     SECONDARY_METRICS,
     cpu_efficiency,
+    device_traffic,
     fd_config_label,
     fd_limits,
     fd_steps,
@@ -70,6 +71,7 @@ class Analysis:
     requests: pd.DataFrame      # cell x target (FUSE targets): median FUSE requests per run
     per_op: pd.DataFrame        # cell x target x opcode (FUSE targets): median requests per run, op, file, MiB
     work: pd.DataFrame          # cell x target: median operations, files, MiB per run; backing opens per op
+    disk: pd.DataFrame          # cell x target: median MiB fio moved and the block device read and wrote
     verdicts: pd.DataFrame      # per section: cells where passthrough is faster, unchanged, slower than plain
     fd_steps: pd.DataFrame      # fd-pressure steps that were measured (status ok), with `config`
     fd_limits: pd.DataFrame     # per fd-pressure configuration: first N that failed, and how
@@ -86,16 +88,26 @@ class Analysis:
         return first_of_type(self.results, "fuse")
 
 
+def default_settings(results: Results) -> Settings:
+    """The scenario's threshold, and as many looks as `repeat: auto` could take."""
+    return Settings(threshold=results.threshold or Settings.threshold, looks=results.looks)
+
+
+def comparisons(results: Results, settings: Settings | None = None) -> pd.DataFrame:
+    """The summary alone (cell x target statistics and comparisons): what `repeat: auto` judges."""
+    results.runs["outlier"] = outliers(results.runs)
+    used = usable_runs(results.runs)
+    return summary(results, dict(iter(used.groupby(["cell", "target"], sort=False))), settings or default_settings(results))
+
+
 def analyse(results: Results, settings: Settings | None = None) -> Analysis:
     """All statistics and findings of one results folder (by default with the scenario's threshold)."""
-    if settings is None:
-        settings = Settings() if results.threshold is None else Settings(threshold=results.threshold)
-    results.runs["outlier"] = outliers(results.runs)
+    settings = settings or default_settings(results)
+    summary_frame = comparisons(results, settings)
     used = usable_runs(results.runs)
     groups = dict(iter(used.groupby(["cell", "target"], sort=False)))
     order = (results.cells, results.targets)
     latency, unreadable = latency_percentiles(results, used)
-    summary_frame = summary(results, groups, settings)
     analysis = Analysis(
         results=results,
         settings=settings,
@@ -106,6 +118,7 @@ def analyse(results: Results, settings: Settings | None = None) -> Analysis:
         requests=request_counts(used, order),
         per_op=requests_per_op(results, used, order),
         work=work_done(used, order),
+        disk=device_traffic(used, order),
         verdicts=passthrough_verdicts(summary_frame),
         fd_steps=(steps := fd_steps(results.fd_pressure)),
         fd_limits=fd_limits(steps),

@@ -8,11 +8,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import numpy as np
 import pandas as pd
 
-from bench.analysis.load import Results, directions_sum, numeric
-from bench.analysis.metrics import OUTLIER_MADS, fd_config_label
+from bench.analysis.load import Results, numeric
+from bench.analysis.metrics import (
+    OUTLIER_MADS,
+    OUTLIER_SHARE,
+    device_share,
+    fd_config_label,
+)
+from bench.analysis.statistics import FASTER, runs_for_median_interval
 from bench.records import FOLDER_COMPLETE, STATUS_FAILED, STATUS_OK, STATUS_UNAVAILABLE
 
 if TYPE_CHECKING:
@@ -91,10 +96,11 @@ def findings_of(analysis: Analysis, unreadable: list[str]) -> list[Finding]:
     findings += _window_findings(runs, results.windows)
     for row in runs[runs["outlier"]].itertuples():
         findings.append(Finding("outlier", row.cell, row.target, f"{row.run_id}: {row.value:.4g} {row.unit} lies more "
-                                f"than {OUTLIER_MADS:g} robust deviations from its cell's median; kept in the statistics"))
+                                f"than {OUTLIER_MADS:g} robust deviations and {OUTLIER_SHARE:.0%} from its cell's median; kept "
+                                "in the statistics"))
     baseline_type = results.target_types.get(results.baseline or "", "")
     if baseline_type == "native":
-        beats = summary[(summary["target_type"] != "native") & (summary["vs_baseline_verdict"] == "faster")]
+        beats = summary[(summary["target_type"] != "native") & (summary["vs_baseline_verdict"] == FASTER)]
         served = _served_from_cache(runs)
         for row in beats.itertuples():
             why = (f"its runs read {served[(row.cell, row.target)]:.0%} of what fio moved from the device: served "
@@ -108,41 +114,29 @@ def findings_of(analysis: Analysis, unreadable: list[str]) -> list[Finding]:
         findings.append(Finding("few_repetitions", "", "",
                                 f"{len(few)} of {len(summary)} cell/target pairs have too few good runs for a "
                                 f"{settings.confidence:.0%} interval of the median (lowest n = {int(few['n'].min())}; "
-                                "6 are needed): their intervals are [min, max] with the coverage printed"))
+                                f"{runs_for_median_interval(settings.confidence)} are needed): their intervals are "
+                                "[min, max] with the coverage printed"))
     return findings
 
 
-# A direct-I/O run whose device moved less than this share of fio's bytes was served from a cache.
+# A direct-I/O cell whose device moved less than this share of fio's bytes was served from a cache.
 DEVICE_SHORTFALL = 0.5
 # A run that measured less than this share of the runtime it asked for measured a short window.
 SHORT_WINDOW = 0.8
 
 
-def _device_share(runs: pd.DataFrame) -> pd.Series:
-    """Per good direct-I/O run with device counters: device bytes / fio bytes (NaN otherwise)."""
-    if "dev_read_bytes" not in runs:
-        return pd.Series(np.nan, index=runs.index)
-    fio_bytes = directions_sum(runs, "io_bytes")
-    device = numeric(runs, "dev_read_bytes").fillna(0) + numeric(runs, "dev_write_bytes").fillna(0)
-    direct = (runs["direct"] == True) & (runs["status"] == STATUS_OK)  # noqa: E712
-    return (device / fio_bytes).where(direct & (fio_bytes > 0) & numeric(runs, "dev_read_bytes").notna())
-
-
 def _served_from_cache(runs: pd.DataFrame) -> dict[tuple[str, str], float]:
     """(cell, target) -> the median device share of its direct-I/O runs, where it falls short."""
-    share = _device_share(runs)
-    medians = share.groupby([runs["cell"], runs["target"]]).median().dropna()
+    medians = device_share(runs).groupby([runs["cell"], runs["target"]]).median().dropna()
     return {key: value for key, value in medians.items() if value < DEVICE_SHORTFALL}
 
 
 def _cache_findings(runs: pd.DataFrame) -> list[Finding]:
-    """Direct-I/O runs whose device did far less than fio moved: a cache answered, whatever the target."""
-    share = _device_share(runs)
-    short = runs[share < DEVICE_SHORTFALL]
+    """Direct-I/O cells whose device did far less than fio moved: a cache answered, whatever the target."""
     return [Finding("served_from_cache", cell, target,
-                    f"{cell} / {target}: {len(frame)} direct-I/O runs moved {share[frame.index].median():.0%} of "
-                    "fio's bytes at the block device: served from a cache (O_DIRECT not honoured below the target)")
-            for (cell, target), frame in short.groupby(["cell", "target"], sort=False)]
+                    f"{cell} / {target}: its direct-I/O runs moved {share:.0%} of fio's bytes at the block device "
+                    "(median): served from a cache (O_DIRECT not honoured below the target)")
+            for (cell, target), share in _served_from_cache(runs).items()]
 
 
 def _window_findings(runs: pd.DataFrame, windows: dict[str, float]) -> list[Finding]:

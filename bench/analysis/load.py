@@ -51,6 +51,7 @@ class Results:
     cells: list[str]            # scenario order
     baseline: str | None        # the target every other one is compared with
     threshold: float | None     # the scenario's threshold (None: no scenario to read it from)
+    looks: int                  # times `repeat: auto` could check the comparisons (1 for a fixed repeat)
     windows: dict[str, float]   # fio cell -> the runtime it asked for (block I/O, small files, mmap)
     targets_described: dict[str, str]  # target -> what it is and its settings, in words
 
@@ -83,6 +84,7 @@ def load(results_dir: Path) -> Results:
         cells=cells,
         baseline=baseline,
         threshold=scenario.threshold if scenario else None,
+        looks=manifest.auto.looks if manifest and manifest.auto else 1,
         windows={cell_key(c): c.runtime for c in fio_cells},
         targets_described={t.name: describe_target(t) for t in scenario.targets} if scenario else {},
     )
@@ -176,8 +178,11 @@ def _plan(scenario: Scenario | None, manifest: Manifest | None,
         targets = [t.name for t in scenario.targets]
         types.update({t.name: t.type for t in scenario.targets})
         repeat = manifest.repeat if manifest else scenario.repeat
-        expected = pd.DataFrame([(c, t, r) for c in cells for t in targets for r in range(1, repeat + 1)],
-                                columns=PLAN_COLUMNS)
+        if repeat == "auto":  # no manifest to say how many were started: what ran is what was asked
+            expected = runs.loc[:, PLAN_COLUMNS].dropna().reset_index(drop=True)
+        else:
+            expected = pd.DataFrame([(c, t, r) for c in cells for t in targets for r in range(1, repeat + 1)],
+                                    columns=PLAN_COLUMNS)
     else:
         cells, targets = [], []
         expected = runs.loc[:, PLAN_COLUMNS].dropna().reset_index(drop=True)

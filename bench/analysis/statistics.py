@@ -22,9 +22,12 @@ class Settings:
     threshold: float = 0.05   # the smallest change that matters: decided beyond it, equivalent within it
     noisy_cov: float = 0.05   # CoV above this flags a cell x target as noisy
     confidence: float = 0.95
+    looks: int = 1            # times the comparisons were checked (`repeat: auto`): their intervals widen to match
 
-
-DECIDED_DIFFERENT = ("faster", "slower")
+    @property
+    def compare_confidence(self) -> float:
+        """The level of each comparison's interval (95% overall however many looks)."""
+        return sequential_confidence(self.confidence, self.looks)
 
 
 def describe(values: np.ndarray, settings: Settings) -> dict[str, float]:
@@ -50,10 +53,10 @@ def compare(new: np.ndarray, base: np.ndarray, settings: Settings) -> dict[str, 
     verdict against the threshold (`significant`: decided faster or slower)."""
     if len(new) == 0 or len(base) == 0:
         return dict(EMPTY_COMPARISON)
-    ratio = ratio_interval(new, base, settings.confidence)
+    ratio = ratio_interval(new, base, settings.compare_confidence)
     verdict = decide(ratio, settings.threshold)
     return {"ratio": ratio.ratio, "ratio_low": ratio.low, "ratio_high": ratio.high, "p": ratio.p,
-            "verdict": verdict, "significant": verdict in DECIDED_DIFFERENT}
+            "verdict": verdict, "significant": verdict in (FASTER, SLOWER)}
 
 
 EMPTY_COMPARISON: dict[str, Any] = {"ratio": np.nan, "ratio_low": np.nan, "ratio_high": np.nan, "p": np.nan,
@@ -156,7 +159,18 @@ def contrast_interval(over: list[np.ndarray], under: list[np.ndarray], confidenc
     return Ratio(float(np.exp(diff)), float(np.exp(diff - half)), float(np.exp(diff + half)), min(p, 1.0))
 
 
-VERDICTS = ("faster", "slower", "equivalent", "undecided")
+VERDICTS = FASTER, SLOWER, EQUIVALENT, UNDECIDED = ("faster", "slower", "equivalent", "undecided")
+
+
+def sequential_confidence(confidence: float, looks: int) -> float:
+    """The level each of `looks` successive checks must use so that deciding at any of them
+    keeps `confidence` overall (Bonferroni: conservative, and right for any stopping rule)."""
+    return 1.0 - (1.0 - confidence) / max(1, looks)
+
+
+def runs_for_median_interval(confidence: float) -> int:
+    """The fewest runs whose [min, max] covers the median at `confidence` (6 at 95%)."""
+    return next(n for n in range(2, 64) if 1.0 - 2.0 * 0.5 ** n >= confidence - 1e-12)
 
 
 def decide(ratio: Ratio, threshold: float) -> str:

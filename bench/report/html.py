@@ -17,8 +17,10 @@ from bench.analysis import (
     in_order,
 )
 from bench.analysis.load import ENVIRONMENT_BLOCK
+from bench.analysis.statistics import EQUIVALENT, FASTER, SLOWER, UNDECIDED
 from bench.report import charts
 from bench.report.rows import (
+    auto_line,
     comparison_legend,
     comparison_rows,
     environment_differences,
@@ -45,7 +47,7 @@ FD_COLUMNS = ("status", "open_files", "opened", "failed", "errno", "daemon_fds_d
 
 
 # How the headline colours a verdict (undecided and no comparison stay plain).
-VERDICT_CLASSES = {"faster": "better", "slower": "worse", "equivalent": "same", "undecided": "", "": ""}
+VERDICT_CLASSES = {FASTER: "better", SLOWER: "worse", EQUIVALENT: "same", UNDECIDED: "", "": ""}
 
 
 def _cell(value) -> str:
@@ -131,6 +133,7 @@ def render_report(analysis: Analysis) -> str:
         status=analysis.results.manifest.status if analysis.results.manifest else "",
         baseline=analysis.baseline,
         targets_described=analysis.results.targets_described,
+        auto=auto_line(analysis),
         verdict_class=VERDICT_CLASSES,
         mark=marked,
         plain=analysis.plain,
@@ -150,6 +153,8 @@ def render_report(analysis: Analysis) -> str:
         latency_cap=f" First {charts.MAX_PANELS} of {latency_cells} workloads shown." if latency_cells > charts.MAX_PANELS else "",
         timeseries_cap=f" First {charts.MAX_PANELS // 2} of {cells} workloads shown." if cells > charts.MAX_PANELS // 2 else "",
         max_points=charts.MAX_POINTS,
+        disk_rows=[[f"{row.cell} / {row.target}", _cell(row.fio_mib), _cell(row.dev_read_mib), _cell(row.dev_write_mib),
+                    "" if pd.isna(row.device_share) else f"{row.device_share:.0%}"] for row in analysis.disk.itertuples()],
         cpu_rows=[{"label": f"{row.cell} / {row.target}",
                    "cells": [_cell(getattr(row, f"{part}_per_gib")) for part in CPU_PARTS]
                    + [_cell(row.total_s_per_gib), _cell(row.total_s_per_kio)]}

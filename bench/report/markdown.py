@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from bench.analysis import Analysis, environment
+from bench.analysis.statistics import FASTER, SLOWER
 from bench.report.rows import (
+    auto_line,
     comparison_legend,
     comparison_rows,
     environment_differences,
@@ -24,7 +26,7 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def _marked(text: str, verdict: str) -> str:
-    return f"**{marked(text, verdict)}**" if text and verdict in ("faster", "slower") else marked(text, verdict)
+    return f"**{marked(text, verdict)}**" if text and verdict in (FASTER, SLOWER) else marked(text, verdict)
 
 
 def render_report(analysis: Analysis) -> str:
@@ -37,7 +39,8 @@ def render_report(analysis: Analysis) -> str:
     ]
     lines = [f"# fusebench report: {analysis.results.path.name}", "",
              environment_line(environment(analysis.results)), ""]
-    lines += [f"- {name}: {what}" for name, what in analysis.results.targets_described.items()] + [""]
+    lines += [f"- {name}: {what}" for name, what in analysis.results.targets_described.items()]
+    lines += ([f"- {auto_line(analysis)}"] if auto_line(analysis) else []) + [""]
     lines += _table(["section", "cell", "unit", "target", "n", "median", "interval (coverage)",
                      f"% {analysis.baseline or 'baseline'}", f"vs {plain}", "note"], rows)
     lines += [""] + [f"- {text}" for text in method_lines(analysis)]

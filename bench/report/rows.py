@@ -10,10 +10,18 @@ import pandas as pd
 
 from bench.analysis import SECTIONS, Analysis, environment
 from bench.analysis.metrics import PASSTHROUGH_VERDICTS
+from bench.analysis.statistics import (
+    EQUIVALENT,
+    FASTER,
+    SLOWER,
+    UNDECIDED,
+    median_interval,
+    runs_for_median_interval,
+)
 from bench.environment import differences
 
 # How every format marks a comparison's verdict (report/text legends say the same).
-VERDICT_MARKS = {"faster": "+", "slower": "-", "equivalent": "=", "undecided": "?", "": ""}
+VERDICT_MARKS = {FASTER: "+", SLOWER: "-", EQUIVALENT: "=", UNDECIDED: "?", "": ""}
 
 
 @dataclass(frozen=True)
@@ -126,18 +134,42 @@ def method_lines(analysis: Analysis) -> list[str]:
     plain = analysis.plain or "plain FUSE"
     baseline = analysis.baseline or "the baseline"
     marks = ", ".join(f"{mark} {verdict}" for verdict, mark in VERDICT_MARKS.items() if mark)
+    needed = runs_for_median_interval(s.confidence)
+    at_three = median_interval(np.arange(3.0), s.confidence).coverage
+    looks = (f" With repeat: auto every check used {s.compare_confidence:.2%} intervals ({s.looks} possible checks), "
+             f"so a verdict keeps {s.confidence:.0%} however often it was checked." if s.looks > 1 else "")
     return [
         "Median of the runs, with a distribution-free interval from order statistics and its exact coverage "
-        f"(the narrowest reaching {s.confidence:.0%}; with fewer than 6 runs only [min, max], which covers less: "
-        "75% at 3 runs).",
+        f"(the narrowest reaching {s.confidence:.0%}; with fewer than {needed} runs only [min, max], which covers "
+        f"less: {at_three:.0%} at 3 runs).",
         "Primary metric: MiB/s for sequential or >= 64k blocks, IOPS for random small blocks (read + write); "
         "operations/s for metadata engines, opens/s for open/close loops, seconds for programs.",
         f"% {baseline}: speed as a share of {baseline}'s; vs {plain}: passthrough's speed against plain. Both are "
-        f"ratios of geometric means with a {s.confidence:.0%} Welch t-interval on log values; for programs the "
+        f"ratios of geometric means with a {percent(s.compare_confidence)} Welch t-interval on log values; for programs the "
         "baseline's time / the target's, so above 1 is always faster.",
         f"Verdict ({marks}): faster or slower when the whole interval lies beyond {s.threshold:.0%}, equivalent when "
-        "it lies within it, else undecided (`repeat: auto` adds repetitions until none is).",
+        f"it lies within it, else undecided (`repeat: auto` adds repetitions until none is).{looks}",
     ]
+
+
+def percent(share: float) -> str:
+    """0.95 -> '95%', 0.995 -> '99.5%'."""
+    return f"{share * 100:.3g}%"
+
+
+def auto_line(analysis: Analysis) -> str:
+    """How a `repeat: auto` run ended: after how many repetitions, why, and what stayed undecided."""
+    manifest = analysis.results.manifest
+    auto = manifest.auto if manifest else None
+    if auto is None:
+        return ""
+    budget = f"{auto.max_repeat} repetitions" + (f" or {auto.max_time_s / 60:g} min" if auto.max_time_s else "")
+    head = f"repeat: auto, {manifest.repeat} repetitions in {auto.elapsed_s / 60:.1f} min (budget {budget}): "
+    if auto.stopped is None:
+        return head + "not finished; `fusebench run --resume` goes on"
+    reason = {"decided": "every comparison with the baseline decided",
+              "max_repeat": "stopped at max_repeat", "max_time": "stopped at max_time"}[auto.stopped]
+    return head + reason + (f"; undecided: {', '.join(auto.undecided)}" if auto.undecided else "")
 
 
 def environment_differences(a: Analysis, b: Analysis, limit: int = 40) -> list[str]:
@@ -185,7 +217,7 @@ def comparison_legend(settings) -> str:
             f"lies beyond {settings.threshold:.0%}; same: within it; blank: undecided.")
 
 
-COMPARISON_WORDS = {"faster": "better", "slower": "worse", "equivalent": "same"}
+COMPARISON_WORDS = {FASTER: "better", SLOWER: "worse", EQUIVALENT: "same"}
 
 
 def comparison_rows(changes: pd.DataFrame) -> list[dict]:
@@ -217,7 +249,7 @@ def verdict_lines(analysis: Analysis) -> list[str]:
             if not cells:
                 continue
             named = ", ".join(f"{cell}{f' ({target})' if several else ''} {ratio:.2f}x" for cell, target, ratio in cells) \
-                if verdict in ("faster", "slower") else ""
+                if verdict in (FASTER, SLOWER) else ""
             parts.append(f"{verdict} in {len(cells)}" + (f" ({named})" if named else ""))
         lines.append(f"{row.section}: {'; '.join(parts)}")
     return lines

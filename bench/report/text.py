@@ -9,6 +9,7 @@ import pandas as pd
 from bench.analysis import CPU_PARTS, Analysis, count_by_kind, environment
 from bench.analysis.load import ENVIRONMENT_BLOCK
 from bench.report.rows import (
+    auto_line,
     comparison_legend,
     comparison_rows,
     environment_differences,
@@ -27,6 +28,7 @@ _HEAD = "{:<16} {:>3} {:>8}  {:<21} {:<7} {}"
 _CPU = "{:<18} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9}"
 _CMP = "{:<26} {:>8} {:>8}  {:<24} {}"
 _PER_OP = "{:<18} {:>9} {:>7} {:>8} {:>8} {:>7} {:>8}"
+_DISK = "{:<18} {:>9} {:>9} {:>9} {:>7}"
 # config, N, opened, failed, errno, daemon fds delta, hidden files, bfilp delta, open p50
 _FD = "{:<23} {:>5} {:>6} {:>6} {:<6} {:>7} {:>6} {:>6} {:>7}"
 
@@ -120,6 +122,22 @@ def per_op_table(analysis: Analysis) -> list[str]:
     return lines
 
 
+def disk_table(analysis: Analysis) -> list[str]:
+    """What fio moved against what the block device under the work directory did meanwhile."""
+    lines = _wrap("Block device under the work directory during the runs (median MiB per run; share: of "
+                  "fio's bytes, what the device moved in the same direction, direct I/O only)")
+    lines.append(_DISK.format("", "fio MiB", "dev read", "dev write", "share").rstrip())
+    current = None
+    for row in analysis.disk.itertuples():
+        if row.cell != current:
+            current = row.cell
+            lines.append(_fit(row.cell, WIDTH))
+        share = "" if pd.isna(row.device_share) else f"{row.device_share:.0%}"
+        lines.append(_DISK.format("  " + _fit(row.target, 16), format_number(row.fio_mib),
+                                  format_number(row.dev_read_mib), format_number(row.dev_write_mib), share).rstrip())
+    return lines
+
+
 def cpu_table(analysis: Analysis) -> list[str]:
     """CPU seconds per GiB by process and user/sys, and per 1,000 I/Os."""
     lines = ["CPU seconds per GiB moved (workload and FUSE daemon, user/sys)",
@@ -172,13 +190,15 @@ def render_report(analysis: Analysis) -> str:
     """The whole text report."""
     name = analysis.results.path.name
     lines = _header(analysis, f"fusebench report: {name}")
-    lines += _targets(analysis) + _finding_counts(analysis)
+    lines += _targets(analysis) + (_wrap(auto_line(analysis)) if auto_line(analysis) else []) + _finding_counts(analysis)
     lines += [""] + headline_table(analysis)
     lines += [""] + [line for text in method_lines(analysis) for line in _wrap(text)]
     if not analysis.verdicts.empty:
         lines += [""] + verdict_block(analysis)
     if not analysis.per_op.empty:
         lines += [""] + per_op_table(analysis)
+    if not analysis.disk.empty:
+        lines += [""] + disk_table(analysis)
     if not analysis.cpu.empty:
         lines += [""] + cpu_table(analysis)
     if not analysis.fd_steps.empty:
