@@ -67,8 +67,8 @@ def main(folder: Path) -> int:
     print(f"{'comparison with ' + results.baseline:38} {'verdict':11} {'ratio':>6} {'n':>3} {'decided by':>10}")
     for pair, verdict in history[repeats].items():
         # the first repetition from which the verdict never changed again
-        settled = next(k for k in range(first, repeats + 1)
-                       if all(history[j].get(pair) == verdict for j in range(k, repeats + 1)))
+        settled = repeats if verdict == UNDECIDED else next(
+            k for k in range(first, repeats + 1) if all(history[j].get(pair) == verdict for j in range(k, repeats + 1)))
         when = f"{ends.get(settled, float('nan')) / 60:.1f} min" if verdict != UNDECIDED else "-"
         print(f"{pair:38} {verdict:11} {ratios[pair]:6.3f} {settled:>3} {when:>10}")
     undecided = [pair for pair, verdict in history[repeats].items() if verdict == UNDECIDED]

@@ -7,6 +7,7 @@ before it is stopped is a unit test here."""
 from __future__ import annotations
 
 import csv
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -229,3 +230,24 @@ def test_the_report_has_a_section_per_family(folder: Path) -> None:
     assert "FUSE requests per operation" in text and "Passthrough vs fuse, per section:" in text
     for fmt in report.FORMATS:
         assert report.write_report(folder / "out", folder / f"r.{fmt}", fmt).stat().st_size > 0
+
+
+@pytest.mark.integration
+def test_the_manifest_keeps_the_environment_each_target_and_every_command(folder: Path, runs) -> None:
+    results = ResultsFolder(folder / "out")
+    manifest = results.manifest()
+    env = manifest.environment
+    assert env["kernel"]["cmdline"] and env["fuse"]["config"]["CONFIG_FUSE_PASSTHROUGH"] == "y"
+    assert env["workdir"]["mount"]["fs_type"] and "enable_uring" in env["fuse"]["parameters"]
+    assert manifest.targets["passthrough"]["init"]["protocol"].startswith("7.")
+    assert "PASSTHROUGH" in manifest.targets["passthrough"]["init"]["flags"]
+    assert "PASSTHROUGH" not in manifest.targets["fuse"]["init"]["flags"]
+    assert manifest.targets["bind"]["argv"][0] == "bindfs" and manifest.targets["bind"]["version"]
+    commands = dict(zip(results.commands()["run_id"], results.commands()["argv"]))
+    assert set(commands) == {row["run_id"] for row in runs.values()}
+    assert json.loads(commands[runs[("stat", "fuse")]["run_id"]])[:1] == ["fio"]
+    assert "--stat_type=lstat" in json.loads(commands[runs[("stat", "fuse")]["run_id"]])
+    assert json.loads(commands[runs[("find", "native")]["run_id"]])[0].endswith("find")
+    if env["workdir"]["device"]:  # a block device under the work directory: its counters moved
+        created = runs[("create", "native")]
+        assert created["dev_writes"] != "" and int(created["dev_write_bytes"]) >= 0

@@ -227,7 +227,11 @@ def test_a_ratio_of_ratios_cancels_what_both_folders_share() -> None:
 
 
 def test_repeated_checks_widen_each_interval_to_keep_the_overall_level() -> None:
-    from bench.analysis.statistics import Settings, runs_for_median_interval, sequential_confidence
+    from bench.analysis.statistics import (
+        Settings,
+        runs_for_median_interval,
+        sequential_confidence,
+    )
 
     assert sequential_confidence(0.95, 1) == 0.95 and sequential_confidence(0.95, 10) == pytest.approx(0.995)
     assert Settings(looks=10).compare_confidence == pytest.approx(0.995)
