@@ -76,16 +76,29 @@ def _run(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     report = _require("bench.report", "report")
-    if args.format == "text" and args.output is None:
-        print(report.render_text(args.results), end="")
+    first, several = args.results[0], len(args.results) > 1
+    if args.bundle is not None:
+        if several or args.output or args.format or args.width:
+            raise InputError("--bundle takes one results folder and holds every format: give it neither more "
+                             "folders, -o, --format nor --width (bundle several folders one at a time)")
+        written = report.write_bundle(first, args.bundle)
+    elif several:
+        if args.output is None or args.format not in (None, "html") or args.width:
+            raise InputError("several results folders make a site of HTML reports: give its folder with -o DIR "
+                             "(and no --format), or report the folders one at a time")
+        written = report.write_site(args.results, args.output)
     else:
-        print(f"wrote {report.write_report(args.results, args.output, args.format)}")
+        written = report.write_report(first, args.output, args.format or "html", args.width)
+    if written is not None:
+        print(f"wrote {written}")
     return 0
 
 
 def _compare(args: argparse.Namespace) -> int:
     report = _require("bench.report", "compare")
-    print(f"wrote {report.write_comparison(args.results_a, args.results_b, args.output, args.format)}")
+    written = report.write_comparison(args.base, args.others, args.output, args.format, args.width)
+    if written is not None:
+        print(f"wrote {written}")
     return 0
 
 
@@ -123,19 +136,49 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(func=_run)
 
-    report = commands.add_parser("report", help="summarise a results folder")
-    report.add_argument("results", type=Path, metavar="RESULTS_DIR")
-    report.add_argument(
-        "-o", "--output", type=Path, help="output file (default: reports/NAME.EXT; text goes to stdout)"
+    report = commands.add_parser(
+        "report", help="summarise a results folder; bundle it to publish; or index several in a site",
+        epilog="examples:\n  fusebench report results/quick                        # reports/quick.html\n"
+               "  fusebench report results/quick --format text --width 72   # for a mail, on stdout\n"
+               "  fusebench report results/quick --format json -o quick.json\n"
+               "  fusebench report results/quick --bundle quick.tar.gz\n"
+               "  fusebench report results/a results/b -o site              # site/index.html",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    report.add_argument("--format", choices=FORMATS, default="html")
+    report.add_argument("results", type=Path, nargs="+", metavar="RESULTS_DIR")
+    report.add_argument(
+        "-o", "--output", type=Path,
+        help="output file, - for stdout (default: text, markdown and json to stdout, html and csv to "
+             "reports/NAME.EXT); with several folders, the site's folder",
+    )
+    report.add_argument("--format", choices=FORMATS, help="default: html")
+    report.add_argument("--bundle", type=Path, metavar="OUT",
+                        help="write a bundle to publish (OUT.tar.gz, or a new folder): the results folder, every "
+                             "report and a README")
+    report.add_argument("--width", type=positive_int, metavar="N",
+                        help="text and markdown: lines of at most N columns, e.g. 72 for a mail (text default: 80)")
     report.set_defaults(func=_report)
 
-    compare = commands.add_parser("compare", help="compare two results folders")
-    compare.add_argument("results_a", type=Path, metavar="RESULTS_A")
-    compare.add_argument("results_b", type=Path, metavar="RESULTS_B")
-    compare.add_argument("-o", "--output", type=Path, help="output file (default: reports/A-vs-B.EXT)")
+    compare = commands.add_parser(
+        "compare",
+        help="compare results folders with a base one (kernels, server versions, machines)",
+        description="Every OTHER folder against BASE, per common cell and target: throughput or ops/s, latency "
+                    "p50/p99/p99.9, CPU seconds per GiB and per 1,000 operations, FUSE requests per GiB, each as a "
+                    "change with its interval and verdict; a summary per folder; pairs some folders lack; "
+                    "environment differences.",
+        epilog="examples:\n  fusebench compare results/v6.17 results/v6.18          # reports/v6.17-vs-v6.18.html\n"
+               "  fusebench compare results/a results/b results/c --format text --width 72\n"
+               "  fusebench compare results/a results/b --format json -o - | jq .summary",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    compare.add_argument("base", type=Path, metavar="BASE")
+    compare.add_argument("others", type=Path, nargs="+", metavar="OTHER")
+    compare.add_argument("-o", "--output", type=Path,
+                         help="output file, - for stdout (default: text, markdown and json to stdout, html and csv "
+                              "to reports/BASE-vs-OTHER.EXT)")
     compare.add_argument("--format", choices=FORMATS, default="html")
+    compare.add_argument("--width", type=positive_int, metavar="N",
+                         help="text and markdown: lines of at most N columns, e.g. 72 for a mail (text default: 80)")
     compare.set_defaults(func=_compare)
 
     mount = commands.add_parser(

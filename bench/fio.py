@@ -19,6 +19,7 @@ from bench.datafiles import (
     filename_format,
     files_per_job,
 )
+from bench.fio_logs import LOG_OPTIONS
 from bench.fio_output import FioError, FioResult, parse_fio_output
 from bench.processes import Started, stderr_tail
 from bench.scenario import WorkloadCell
@@ -31,7 +32,10 @@ ALLOWED_OPTIONS = frozenset({
     "name", "directory", "filename_format", "nrfiles", "openfiles", "size", "rw", "bs", "ioengine", "iodepth", "direct",
     "numjobs", "runtime", "time_based", "ramp_time", "rwmixread", "fsync", "end_fsync", "invalidate",
     "allow_file_create", "group_reporting", "output-format", "output", "mem", "stat_type", "file_service_type",
+    "log_avg_msec", *LOG_OPTIONS,
 })
+# Options whose value is a path fio writes or works in.
+PATH_OPTIONS = frozenset({"directory", "output", *LOG_OPTIONS})
 # No '=', ':', '$', '%', whitespace or newline: fio gives those meaning (option syntax, file
 # lists, environment expansion, arithmetic), so a value must never contain them.
 _CLEAN_VALUE = re.compile(r"[A-Za-z0-9_./+@-]+")
@@ -44,8 +48,10 @@ HUGE_PAGE = 2 << 20  # fio's default hugepage-size, the x86-64 default huge page
 # ---------------------------------------------------------------- argv
 
 
-def build_argv(cell: WorkloadCell, files: list[Path], output: Path) -> list[str]:
-    """fio's argv for `cell` on `files` (absolute, created by prepare_files), json+ to `output`."""
+def build_argv(cell: WorkloadCell, files: list[Path], output: Path, logs: Path | None = None) -> list[str]:
+    """fio's argv for `cell` on `files` (absolute, created by prepare_files), json+ to `output`,
+    and with `logs`, its bandwidth, IOPS and latency logs to files named `logs`_KIND.JOB.log
+    (bench.fio_logs) unless the cell's `log_interval` is 0."""
     if len(files) != cell.nrfiles:
         raise FioError(f"workload {cell.name} needs {cell.nrfiles} files, got {len(files)}")
     # filecreate makes the files (its own O_CREAT, not fio's layout): only their directory exists.
@@ -98,6 +104,10 @@ def build_argv(cell: WorkloadCell, files: list[Path], output: Path) -> list[str]
         options.append(("end_fsync", 1))
     if cell.buffers == "hugepages":
         options.append(("mem", "shmhuge"))
+    interval = cell.log_interval_s() if logs is not None else None
+    if interval:
+        prefix = _checked_path(Path(logs), must_exist=False)
+        options += [(option, prefix) for option in LOG_OPTIONS] + [("log_avg_msec", _whole_ms(interval))]
     argv = [FIO] + [f"--{key}" if value is None else f"--{key}={value}" for key, value in options]
     check_argv(argv)
     return argv
@@ -112,8 +122,13 @@ def hugepages_needed(cell: WorkloadCell) -> int:
 
 
 def _ms(seconds: float) -> str:
-    # Rounded to whole milliseconds but never to 0, which fio reads as "no limit".
-    return f"{max(1, round(seconds * 1000))}ms"
+    return f"{_whole_ms(seconds)}ms"
+
+
+def _whole_ms(seconds: float) -> int:
+    # Rounded to whole milliseconds but never to 0, which fio reads as "no limit" (or, for
+    # log_avg_msec, as "log every I/O").
+    return max(1, round(seconds * 1000))
 
 
 def _path_refusal(path: Path) -> str | None:
@@ -162,7 +177,7 @@ def check_argv(argv: list[str]) -> None:
                                f"{' and '.join(FILENAME_FORMATS)}")
         elif has_value and not _CLEAN_VALUE.fullmatch(value):
             raise FioError(f"refusing fio argument {arg!r}: its value has characters fio would interpret")
-        if key in ("directory", "output"):
+        if key in PATH_OPTIONS:
             reason = _path_refusal(Path(value))
             if reason:
                 raise FioError(f"refusing fio argument {arg[:200]!r}: {reason}")

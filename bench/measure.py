@@ -69,7 +69,10 @@ class Measured:
     disk: DiskCounters | None  # what the block device under the work directory did meanwhile
 
 
-Execute = Callable[[Host, Cell, MountedTarget, list[Path], Path | None, Path, StopToken, Monitor | None], Done]
+# (host, cell, mounted, paths, output, logs, scratch, stop, sampler): `output` is where the
+# family's raw result goes, `logs` the prefix of fio's logs (None: no logs).
+Execute = Callable[[Host, Cell, MountedTarget, list[Path], Path | None, Path | None, Path, StopToken, Monitor | None],
+                   Done]
 
 
 def timeout_of(cell: Cell) -> float:
@@ -81,19 +84,20 @@ def timeout_of(cell: Cell) -> float:
 
 
 def measure(host: Host, run: PlannedRun, mounted: MountedTarget, paths: list[Path], output: Path | None,
-            scratch: Path, sample_hz: float, tracing: bool, stop: StopToken, device: str | None = None) -> Measured:
+            scratch: Path, sample_hz: float, tracing: bool, stop: StopToken, device: str | None = None,
+            logs: Path | None = None) -> Measured:
     """Cache state, counters before (FUSE requests, the block device `device`, reaped CPU), the
-    workload under the monitor, counters after."""
+    workload under the monitor (fio's logs of it to the prefix `logs`), counters after."""
     execute = EXECUTORS[run.cell.family]
     if run.cell.cache == "cold":
         host.drop_caches()
     else:
         scratch.mkdir(parents=True, exist_ok=True)
-        execute(host, run.cell, mounted, paths, scratch / f"warmup.{run.cell.family}.json", scratch, stop, None)
+        execute(host, run.cell, mounted, paths, scratch / f"warmup.{run.cell.family}.json", None, scratch, stop, None)
     sampler = host.monitor(sample_hz, mounted.daemon_pid, run.run_id, ROLES[run.cell.family])
     with RequestCounter(mounted, host.tracer if tracing else None) as counter:
         cpu_before, disk_before = host.children_cpu(), host.disk_counters(device)
-        done = execute(host, run.cell, mounted, paths, output, scratch, stop, sampler)
+        done = execute(host, run.cell, mounted, paths, output, logs, scratch, stop, sampler)
         cpu_after, disk_after = host.children_cpu(), host.disk_counters(device)
     assert done.sampled is not None
     # The workload was reaped by now: the kernel's account of its CPU is exact, where sampling
@@ -144,11 +148,11 @@ def _watched(host: Host, mounted: MountedTarget, timeout: float, start: Callable
 
 
 def _fio(host: Host, cell: WorkloadCell, mounted: MountedTarget, paths: list[Path], output: Path | None,
-         scratch: Path, stop: StopToken, sampler: Monitor | None) -> Done:
+         logs: Path | None, scratch: Path, stop: StopToken, sampler: Monitor | None) -> Done:
     """fio on the cell's files through the mount."""
     files = [Path(mounted.path) / rel for rel in paths]
     pages = fio.hugepages_needed(cell) if cell.buffers == "hugepages" else 0
-    argv = fio.build_argv(cell, files, output)
+    argv = fio.build_argv(cell, files, output, logs)
     with host.hugepages(pages) if pages else nullcontext():
         result, wall_s, sampled = _watched(host, mounted, timeout_of(cell), lambda: host.start_fio(argv),
                                            lambda process: process.wait(timeout_of(cell), stop), sampler, stop, "fio")
@@ -159,7 +163,7 @@ def _fio(host: Host, cell: WorkloadCell, mounted: MountedTarget, paths: list[Pat
 
 
 def _opens(host: Host, cell: Opens, mounted: MountedTarget, paths: list[Path], output: Path | None,
-           scratch: Path, stop: StopToken, sampler: Monitor | None) -> Done:
+           logs: Path | None, scratch: Path, stop: StopToken, sampler: Monitor | None) -> Done:
     """The open/close loop on the cell's files through the mount."""
     (directory,) = paths
     argv = opens.client_argv(Path(mounted.path) / directory, cell.files, cell.runtime, output)
@@ -180,7 +184,7 @@ def _opens(host: Host, cell: Opens, mounted: MountedTarget, paths: list[Path], o
 
 
 def _program(host: Host, cell: Program, mounted: MountedTarget, paths: list[Path], output: Path | None,
-             scratch: Path, stop: StopToken, sampler: Monitor | None) -> Done:
+             logs: Path | None, scratch: Path, stop: StopToken, sampler: Monitor | None) -> Done:
     """The catalog program on the target's view of the source directory."""
     command = cell.command(Path(mounted.path), scratch)
 

@@ -22,7 +22,8 @@ from bench.vocabulary import FAMILIES, FIO, PATTERNS
 
 # 2: requests.csv, fd-pressure snapshots and client reports. 3: workload families (runs.csv's
 # kind and work columns, at the end; opens/). 4: the environment, commands.csv, device counters.
-FORMAT_VERSION = 4
+# 5: fio's bandwidth, IOPS and latency logs (fio_logs/).
+FORMAT_VERSION = 5
 
 # Statuses of a run (runs.csv `status`), an fd-pressure step, and of a whole results folder.
 STATUS_OK, STATUS_FAILED, STATUS_UNAVAILABLE = "ok", "failed", "unavailable"
@@ -402,9 +403,10 @@ class Manifest(BaseModel):
 
     model_config = ConfigDict(extra="ignore", validate_assignment=True)
 
-    format_version: int = Field(FORMAT_VERSION, description="version of this layout (1 to 4; 2 added "
+    format_version: int = Field(FORMAT_VERSION, description="version of this layout (1 to 5; 2 added "
                                 "requests.csv and fd_pressure_snapshots.csv, 3 the workload families' columns "
-                                "and opens/, 4 the environment, targets, commands.csv and the device columns)")
+                                "and opens/, 4 the environment, targets, commands.csv and the device columns, 5 "
+                                "fio's logs in fio_logs/)")
     scenario: str = Field(description="scenario name")
     scenario_hash: str = Field(description="a hash of the scenario text (`--resume` checks it)")
     seed: int = Field(description="seed of the target order")

@@ -22,6 +22,7 @@ import pandas as pd
 from pydantic import ValidationError
 
 from bench.errors import InputError, first_problem
+from bench.fio_logs import FioLog, read_log
 from bench.fio_output import FioResult, read_fio_output
 from bench.fusefs.files import atomic_write
 from bench.opens import OpensResult
@@ -50,6 +51,7 @@ COMMANDS = "commands.csv"
 FD_PRESSURE = "fd_pressure.csv"
 FD_SNAPSHOTS = "fd_pressure_snapshots.csv"
 FIO_DIR = "fio"
+FIO_LOGS_DIR = "fio_logs"  # fio's bandwidth, IOPS and latency logs of each run (format 5)
 OPENS_DIR = "opens"  # each open/close loop's output (its latency histograms), as JSON
 FD_CLIENT_DIR = "fd_pressure"  # each step's client report (every open's latency), as JSON
 # Files whose rows belong to one run each: a redone run's rows go from all of them.
@@ -142,6 +144,14 @@ class ResultsWriter:
             return opens_output_path(self.folder, run_id)
         return None
 
+    def logs_prefix(self, run_id: str, family: str) -> Path | None:
+        """The prefix fio's logs of a run are written to (bench.fio_logs names the files); None
+        for the families fio does not run."""
+        if family != FIO:
+            return None
+        (self.folder / FIO_LOGS_DIR).mkdir(exist_ok=True)
+        return fio_logs_prefix(self.folder, run_id)
+
     def append_run(self, record: RunRecord, samples: Sequence[SampleRecord] = (),
                    requests: Sequence[RequestRecord] = (), command: CommandRecord | None = None) -> None:
         """Append one run: its samples, per-opcode requests and command line, then its runs.csv
@@ -219,6 +229,11 @@ def _widen(path: Path, columns: Sequence[str]) -> None:
 def opens_output_path(folder: Path, run_id: str) -> Path:
     """Where an open/close loop's result is kept."""
     return folder / OPENS_DIR / f"{run_id}.json"
+
+
+def fio_logs_prefix(folder: Path, run_id: str) -> Path:
+    """The prefix of a run's fio logs: fio_logs/RUN_ID_bw.1.log and so on."""
+    return folder / FIO_LOGS_DIR / run_id
 
 
 def fd_client_path(folder: Path, target: str, open_files: int) -> Path:
@@ -409,6 +424,11 @@ class ResultsFolder:
             return read_opens_result(path)
         except (OSError, ValueError, KeyError) as exc:
             raise ResultsError(f"{path}: cannot read the open/close loop's result: {exc}") from None
+
+    def fio_log(self, run_id: str, kind: str) -> FioLog | None:
+        """A run's fio log of `kind` (bench.fio_logs.KINDS), its jobs added up, or None when it
+        has none (folders before format 5, `log_interval: 0`); lines cut short are left out and named."""
+        return read_log(fio_logs_prefix(self.path, run_id), kind)
 
     def fio_result(self, run_id: str) -> FioResult | None:
         """A run's fio result, or None when its output was not kept; FioError when it is unreadable."""

@@ -43,6 +43,8 @@ from bench.vocabulary import (
 
 RwMode = Literal[RW_NAMES]
 IoEngine = Literal[IOENGINES]
+# `log_interval: auto` gives about this many points over a run, at least this far apart and at most this far.
+LOG_POINTS, LOG_INTERVAL_MIN_S, LOG_INTERVAL_MAX_S = 20, 0.1, 1.0
 
 
 class ScenarioError(InputError):
@@ -196,8 +198,13 @@ _WORKLOAD_FIELDS: dict[str, tuple[Any, Any]] = {
         "malloc", "fio's I/O buffers: `malloc` (fio's default) or `hugepages` (`mem=shmhuge`; the runner adds the "
         "2 MiB pages fio needs to `vm.nr_hugepages` for the run and gives them back). With O_DIRECT the buffer's "
         "layout decides how many segments each request has, so `hugepages` gives every target the same disk path")),
+    "log_interval": (Annotated[Duration, Field(ge=0, le=60)] | Literal["auto"], key(
+        "auto", "interval of fio's bandwidth, IOPS and latency logs (`log_avg_msec`: each point averages it), kept "
+        f"in the results folder; `auto`: (`runtime` + `ramp_time`) / {LOG_POINTS}, between "
+        f"{LOG_INTERVAL_MIN_S * 1000:g} ms and {LOG_INTERVAL_MAX_S:g} s; `0`: no logs")),
 }
 SWEEPABLE = tuple(_WORKLOAD_FIELDS)
+SIZE_KEYS = ("bs", "size")  # the workload keys that are sizes, shown as fio spells them (4k, 1m)
 
 
 class _CellChecks(Strict):
@@ -267,6 +274,12 @@ class _CellChecks(Strict):
         if self.ioengine in METADATA_ENGINES:
             return self.ioengine == "filestat" and self.cache == "warm"
         return self.direct or self.cache == "warm"
+
+    def log_interval_s(self) -> float | None:
+        """The interval fio's logs average over (`log_interval`); None: no logs."""
+        if self.log_interval == "auto":
+            return min(LOG_INTERVAL_MAX_S, max(LOG_INTERVAL_MIN_S, (self.runtime + self.ramp_time) / LOG_POINTS))
+        return self.log_interval or None
 
     def estimate_s(self) -> float:
         """Expected time of the measured run (a warm run twice); a run that does not loop is
@@ -359,9 +372,13 @@ def cell_key(cell: Cell) -> str:
     """A readable, file-name-safe id of a cell: `randread-4k` or `randread-4k_iodepth-32`."""
     parts = [cell.name]
     for name, value in getattr(cell, "sweep", {}).items():
-        shown = format_size(value) if name in ("bs", "size") else value
-        parts.append(f"{name}-{str(shown).lower()}")
+        parts.append(f"{name}-{swept_value_text(name, value)}")
     return "_".join(parts)
+
+
+def swept_value_text(name: str, value: Any) -> str:
+    """A swept value as cell names show it: sizes as fio spells them (4k), the rest lower case."""
+    return str(format_size(value) if name in SIZE_KEYS else value).lower()
 
 
 # ---------------------------------------------------------------- fd pressure

@@ -353,8 +353,10 @@ class Session:
             mounted = mounts.get(run.target)
             if run.target.name not in self.manifest.targets:
                 self.manifest.targets[run.target.name] = self._target_facts(run.target, mounted)
-            measured = measure(self.host, run, mounted, paths, writer.output_path(run.run_id, run.cell.family),
-                               self.scratch, self.scenario.sample_hz, self._tracing, self.stop, self._device)
+            family = run.cell.family
+            measured = measure(self.host, run, mounted, paths, writer.output_path(run.run_id, family),
+                               self.scratch, self.scenario.sample_hz, self._tracing, self.stop, self._device,
+                               writer.logs_prefix(run.run_id, family))
         except (BenchError, OSError) as exc:
             if run.target.type != "native":
                 mounts.release(run.target.name)  # the next run of this target gets a fresh daemon

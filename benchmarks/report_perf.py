@@ -69,9 +69,10 @@ def fio_json(rng: np.random.Generator, direction: str, median_ns: float) -> str:
     return json.dumps(output)
 
 
-def build(folder: Path) -> None:
-    """The synthetic folder, written through the package's own writer and record types."""
-    rng = np.random.default_rng(0)
+def build(folder: Path, seed: int = 0) -> None:
+    """The synthetic folder, written through the package's own writer and record types (`seed`:
+    another draw of the same figures)."""
+    rng = np.random.default_rng(seed)
     writer = ResultsWriter.create(folder)
     cells = [(f"w{i:02d}-{rw}-{bs}", rw, bs) for i, (rw, bs) in enumerate(PATTERNS * 5)]
     plan = []

@@ -121,6 +121,59 @@ def test_report_of_a_non_results_folder_is_bad_input(tmp_path: Path) -> None:
     assert done.stderr.startswith("fusebench: error: ") and "Traceback" not in done.stderr
 
 
+RESULTS = REPO / "tests" / "fixtures" / "results"
+
+
+def test_report_writes_a_bundle_and_a_site(tmp_path: Path) -> None:
+    done = fusebench("report", str(RESULTS / "basic"), "--bundle", "basic.tar.gz", cwd=tmp_path)
+    assert (done.returncode, done.stdout) == (0, "wrote basic.tar.gz\n"), done.stderr
+    done = fusebench("report", str(RESULTS / "basic"), str(RESULTS / "basic-b"), "-o", "site", cwd=tmp_path)
+    assert (done.returncode, done.stdout) == (0, "wrote site/index.html\n"), done.stderr
+    assert sorted(path.name for path in (tmp_path / "site").iterdir()) == ["basic-b.html", "basic.html", "index.html"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["basic", "basic-b"], "give its folder with -o DIR"),
+    (["basic", "basic-b", "-o", "site", "--format", "text"], "several results folders make a site of HTML"),
+    (["basic", "basic-b", "-o", "taken"], "is not a folder"),
+    (["basic", "basic-b", "-o", "-"], "is not a folder"),
+    (["basic", "--bundle", "-"], "not standard output"),
+    (["basic", "basic-b", "--bundle", "b.tar.gz"], "--bundle takes one results folder"),
+    (["basic", "--bundle", "b.tar.gz", "-o", "r.html"], "--bundle takes one results folder"),
+    (["basic", "--bundle", "taken"], "exists and is not an empty folder"),
+    (["basic", "--format", "html", "--width", "72"], "--width applies to the text, markdown formats, not to html"),
+    (["basic", "--format", "text", "--width", "30"], "--width 30 is too narrow"),
+    (["basic", "--bundle", "b.tar.gz", "--width", "72"], "--bundle takes one results folder"),
+])
+def test_report_options_that_do_not_go_together_are_bad_input(tmp_path: Path, args: list[str], message: str) -> None:
+    (tmp_path / "taken").write_text("mine")
+    folders = [str(RESULTS / arg) if arg.startswith("basic") else arg for arg in args]
+    done = fusebench("report", *folders, cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("fusebench: error: ") and message in done.stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["taken"]
+
+
+@pytest.mark.parametrize("command", [["report", "basic"], ["compare", "basic", "basic-b", "basic-c"]])
+@pytest.mark.parametrize("fmt", ["text", "markdown", "json", "csv", "html"])
+def test_dash_writes_every_format_to_stdout_and_nothing_else(tmp_path: Path, command: list[str], fmt: str) -> None:
+    args = [str(RESULTS / arg) if arg.startswith("basic") else arg for arg in command]
+    done = fusebench(*args, "--format", fmt, "-o", "-", cwd=tmp_path)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert len(done.stdout) > 500 and "wrote" not in done.stdout
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", [["report", "basic"], ["compare", "basic", "basic-b", "basic-c"]])
+def test_width_72_for_a_mail(tmp_path: Path, command: list[str]) -> None:
+    args = [str(RESULTS / arg) if arg.startswith("basic") else arg for arg in command]
+    done = fusebench(*args, "--format", "text", "--width", "72", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) > 40 and max(map(len, lines)) <= 72 and done.stdout.isascii()
+    assert list(tmp_path.iterdir()) == []  # text without -o: standard output
+
+
 def test_mount_delegates_to_the_builtin_server(tmp_path: Path) -> None:
     done = fusebench("mount", "--help", cwd=tmp_path)
     assert done.returncode == 0, done.stderr

@@ -17,6 +17,7 @@ from bench.fio import (
     fio_version,
     hugepages_needed,
 )
+from bench.fio_logs import KINDS, LOG_OPTIONS, read_log
 from bench.scenario import ScenarioError, WorkloadCell, parse_scenario
 from bench.system import hugepages
 from bench.vocabulary import IOENGINES
@@ -79,6 +80,42 @@ def test_defaults_leave_optional_options_out(tmp_path):
     opts = options(build_argv(c, prepared(c, tmp_path), tmp_path / "o.json"))
     assert not {"openfiles", "rwmixread", "ramp_time", "fsync", "end_fsync"} & set(opts)
     assert opts["direct"] == "0" and opts["ioengine"] == "psync"
+
+
+@pytest.mark.parametrize(("workload", "interval"), [
+    ("rw: read, runtime: 1s", "100"),              # auto: a 20th of the run, at least 100 ms
+    ("rw: read, runtime: 5s", "250"),
+    ("rw: read, runtime: 4s, ramp_time: 1s", "250"),
+    ("rw: read, runtime: 60s", "1000"),            # ... and at most 1 s
+    ("rw: read, runtime: 60s, log_interval: 200ms", "200"),
+    ("rw: read, log_interval: 0", None),           # no logs
+])
+def test_logs_are_asked_for_at_the_workloads_interval_under_the_tools_prefix(tmp_path, workload, interval):
+    c = cell(f"{workload}, size: 64k")
+    opts = options(build_argv(c, prepared(c, tmp_path), tmp_path / "o.json", tmp_path / "run"))
+    logs = {key: opts.get(key) for key in (*LOG_OPTIONS, "log_avg_msec")}
+    if interval is None:
+        assert set(logs.values()) == {None}
+    else:
+        assert logs == {**dict.fromkeys(LOG_OPTIONS, str(tmp_path / "run")), "log_avg_msec": interval}
+    assert not set(LOG_OPTIONS) & set(options(build_argv(c, prepared(c, tmp_path), tmp_path / "o.json")))
+
+
+def test_log_prefixes_fio_would_interpret_or_misplace_are_refused(tmp_path):
+    c = cell()
+    with pytest.raises(FioError, match="refusing fio path"):
+        build_argv(c, prepared(c, tmp_path), tmp_path / "o.json", tmp_path / "run:1")
+    with pytest.raises(FioError, match="No such file"):
+        build_argv(c, prepared(c, tmp_path), tmp_path / "o.json", tmp_path / "missing" / "run")
+    (tmp_path / "linked").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(FioError, match="symlink"):
+        build_argv(c, prepared(c, tmp_path), tmp_path / "o.json", tmp_path / "linked")
+
+
+@pytest.mark.parametrize("log", ["write_bw_log=/dev/shm/x", "write_lat_log=logs/x", "write_iops_log=/tmp/a b"])
+def test_check_argv_refuses_log_paths_off_the_rules(log):
+    with pytest.raises(FioError, match="^refusing"):
+        check_argv(["fio", "--directory=/tmp", "--filename_format=f$filenum", "--output=/tmp/o.json", f"--{log}"])
 
 
 def test_hugepage_buffers_ask_fio_for_shm_huge_pages(tmp_path):
@@ -240,6 +277,24 @@ def test_real_fio_run_through_build_argv(tmp_path):
     assert json.loads(output.read_text())["jobs"][0]["job options"]["rw"] == "randrw"  # raw output kept
     assert [f.stat().st_size for f in files] == before  # fio wrote inside the prepared files only
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fusebench-data", "run.json"]
+
+
+@pytest.mark.integration
+@needs_fio
+def test_real_fio_writes_a_log_per_job_and_kind_that_adds_up_to_its_result(tmp_path):
+    c = cell("rw: read, bs: 4k, size: 1M, numjobs: 2, runtime: 1s, cache: warm, log_interval: 200ms")
+    files = prepared(c, tmp_path)
+    (tmp_path / "logs").mkdir()
+    result = run_fio(build_argv(c, files, tmp_path / "run.json", tmp_path / "logs" / "run"), timeout=30)
+    names = sorted(p.name for p in (tmp_path / "logs").iterdir())
+    assert names == sorted(f"run_{kind}.{job}.log" for kind in KINDS for job in (1, 2))
+    bw, iops = read_log(tmp_path / "logs" / "run", "bw"), read_log(tmp_path / "logs" / "run", "iops")
+    assert bw.jobs == iops.jobs == 2 and bw.damaged == iops.damaged == []
+    assert 4 <= len(bw.t_s) <= 6 and all(0.15 <= t <= 1.1 for t in bw.t_s)
+    # The mean of the steps is the run's rate (the last, partial window aside).
+    assert sum(bw.value[:4]) / 4 == pytest.approx(result.read.bw_mib_s, rel=0.25)
+    assert sum(iops.value[:4]) / 4 == pytest.approx(result.read.iops, rel=0.25)
+    assert read_log(tmp_path / "logs" / "run", "clat").unit == "us"
 
 
 @pytest.mark.integration

@@ -10,6 +10,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from sweep_folder import sweep_folder
 
 from bench import report
 from bench.errors import InputError
@@ -17,6 +18,7 @@ from bench.errors import InputError
 FIXTURES = Path(__file__).parent / "fixtures" / "results"
 BASIC = FIXTURES / "basic"
 BASIC_B = FIXTURES / "basic-b"
+BASIC_C = FIXTURES / "basic-c"
 EXPECTED = FIXTURES / "expected"
 
 
@@ -79,18 +81,69 @@ def test_text_fits_80_columns() -> None:
         assert max(len(line) for line in text.splitlines()) <= 80
 
 
-def test_text_comparison_matches_golden_file(tmp_path: Path) -> None:
-    out = report.write_comparison(BASIC, BASIC_B, tmp_path / "cmp.txt", "text")
-    assert out.read_text() == (EXPECTED / "basic-vs-basic-b.txt").read_text()
-    assert max(len(line) for line in out.read_text().splitlines()) <= 80
+@pytest.mark.parametrize("fmt", ["text", "markdown"])
+def test_three_way_comparison_matches_golden_file(tmp_path: Path, fmt: str) -> None:
+    """basic-b lacks randwrite-4k and adds seqread-4m; basic-c lacks seqwrite-1m and ran on another kernel."""
+    out = report.write_comparison(BASIC, [BASIC_B, BASIC_C], tmp_path / "cmp", fmt)
+    text = out.read_text()
+    assert text == (EXPECTED / f"basic-vs-basic-b-vs-basic-c.{report.FORMATS[fmt].extension}").read_text()
+    for needle in ("kernel: 6.18.0-fixture x86_64 -> 6.19.0-fixture x86_64", "seqwrite-1m / fuse: in basic, basic-b; "
+                   "not in basic-c", "latency p99", "CPU s per GiB", "FUSE requests per GiB"):
+        assert needle in text
+
+
+@pytest.mark.parametrize("width", [40, 60, 72, 80, 120])
+def test_text_fits_its_width(tmp_path: Path, width: int, swept: Path) -> None:
+    texts = [report.render(report.analyse_folder(folder), "text", width) for folder in (BASIC, BASIC_B, swept)]
+    texts.append(report.write_comparison(BASIC, [BASIC_B, BASIC_C], tmp_path / "c.txt", "text", width).read_text())
+    for text in texts:
+        assert max(len(line) for line in text.splitlines()) <= width
+    headline = texts[0].splitlines()
+    # columns that do not fit go to a second block of the same rows, never off the edge
+    assert sum(line.startswith("  passthrough") for line in headline) >= (3 if width >= 72 else 4)
+
+
+def test_text_formats_are_ascii_whatever_the_machine_says(tmp_path: Path) -> None:
+    folder = tmp_path / "accents"
+    shutil.copytree(BASIC, folder)
+    manifest = (folder / "manifest.json").read_text()
+    (folder / "manifest.json").write_text(manifest.replace("Fixture CPU @ 2.0GHz", "Proc\u00e9ssor\u00ae \u00b5arch \u2013 2\u00d72"))
+    analysis = report.analyse_folder(folder)
+    for fmt in ("text", "markdown"):
+        text = report.render(analysis, fmt)
+        assert text.isascii() and "Processor? uarch - 2x2" in text, fmt
+    assert "Proc\u00e9ssor\u00ae" in report.render(analysis, "json")  # JSON keeps what the machine said
+
+
+def test_markdown_wraps_prose_but_not_tables() -> None:
+    text = report.render(report.analyse_folder(BASIC), "markdown", 72)
+    prose = [line for line in text.splitlines() if not line.startswith(("|", "#"))]
+    assert max(map(len, prose)) <= 72 and max(map(len, text.splitlines())) > 72  # the table rows stay whole
 
 
 def test_default_output_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    out = report.write_report(BASIC, None, "text")
-    assert out == Path("reports/basic.txt")
-    assert out.read_text() == report.render_text(BASIC)
-    assert report.write_comparison(BASIC, BASIC_B, None, "markdown") == Path("reports/basic-vs-basic-b.md")
+    out = report.write_report(BASIC, None, "html")
+    assert out == Path("reports/basic.html")
+    assert out.read_text() == report.render(report.analyse_folder(BASIC), "html")
+    assert report.write_comparison(BASIC, [BASIC_B], None, "html") == Path("reports/basic-vs-basic-b.html")
+    assert report.write_comparison(BASIC, [BASIC_B, BASIC_C], None, "csv") == Path(
+        "reports/basic-vs-basic-b-vs-basic-c.csv")
+
+
+@pytest.mark.parametrize("fmt", list(report.FORMATS))
+def test_dash_and_text_formats_go_to_stdout(fmt: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert report.write_report(BASIC, Path("-"), fmt) is None
+    assert report.write_comparison(BASIC, [BASIC_B], Path("-"), fmt) is None
+    out = capsys.readouterr().out
+    assert report.render(report.analyse_folder(BASIC), fmt) in out and len(out) > 100
+    assert not Path("-").exists() and not Path("reports").exists()
+    if report.FORMATS[fmt].to_stdout:
+        assert report.write_report(BASIC, None, fmt) is None
+        assert report.write_comparison(BASIC, [BASIC_B], None, fmt) is None
+        assert capsys.readouterr().out and not Path("reports").exists()
 
 
 def test_bad_inputs(tmp_path: Path) -> None:
@@ -106,8 +159,8 @@ def test_html_is_self_contained_with_charts(basic_html: str) -> None:
     assert external_references(page) == []
     assert not re.search(r"(src|href)\s*=\s*['\"]?https?://", basic_html)
     assert "script" not in page.tags and "link" not in page.tags and "img" not in page.tags
-    # throughput, latency, CPU, time series, fd pressure
-    assert page.tags.get("svg") == 5
+    # throughput, absolute figures, latency, CPU, time series, fd pressure
+    assert page.tags.get("svg") == 6
     assert "@media print" in basic_html
     assert len(basic_html) < 400_000
 
@@ -132,11 +185,14 @@ def test_html_headline_and_sections(basic_html: str) -> None:
         assert needle in basic_html
 
 
-def test_html_comparison_colours_only_significant_changes(tmp_path: Path) -> None:
-    page = Page(report.write_comparison(BASIC, BASIC_B, tmp_path / "cmp.html").read_text())
+def test_html_comparison_colours_only_decided_changes(tmp_path: Path) -> None:
+    page = Page(report.write_comparison(BASIC, [BASIC_B, BASIC_C], tmp_path / "cmp.html").read_text())
     assert external_references(page) == []
-    coloured = {(row[0][1], row[1][1], cls) for row in page.rows for cls, _ in row if cls in ("better", "worse")}
-    assert coloured == {("seqread-1m", "passthrough", "better"), ("seqread-1m", "fuse", "worse")}
+    throughput = [row for row in page.rows if len(row) == 6 and row[2][1] in ("MiB/s", "IOPS")]
+    coloured = {(row[0][1], row[1][1], column, cls) for row in throughput
+                for column, (cls, _) in enumerate(row) if cls in ("better", "worse")}
+    assert coloured == {("seqread-1m", "passthrough", 4, "better"), ("seqread-1m", "fuse", 4, "worse"),
+                        ("seqread-1m", "fuse", 5, "better")}
     assert page.tags.get("svg") == 1
 
 
@@ -158,9 +214,12 @@ def test_csv_report(tmp_path: Path) -> None:
 
 
 def test_csv_comparison_lists_one_sided_cells(tmp_path: Path) -> None:
-    rows = list(csv.DictReader(io.StringIO(report.write_comparison(BASIC, BASIC_B, tmp_path / "c.csv", "csv").read_text())))
-    assert {r["only_in"] for r in rows} == {"", "A", "B"}
-    assert sum(r["only_in"] == "B" for r in rows) == 3
+    out = report.write_comparison(BASIC, [BASIC_B, BASIC_C], tmp_path / "c.csv", "csv")
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    one_sided = [r for r in rows if r["present_in"]]
+    assert {r["present_in"] for r in one_sided} == {"basic", "basic-b", "basic;basic-b"}
+    assert sum(r["present_in"] == "basic-b" for r in rows) == 3  # seqread-4m on three targets
+    assert all(r["metric"] and r["ratio"] for r in rows if not r["present_in"])
 
 
 def test_partial_folder_reports_what_is_missing(tmp_path: Path) -> None:
@@ -194,3 +253,59 @@ def test_a_folder_of_the_previous_format_still_reports(tmp_path: Path, fmt: str)
         assert cell in text
     if fmt == "text":
         assert "fd pressure" in text and "passthrough" in text
+
+
+# ---------------------------------------------------------------- sweeps and absolute figures
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory) -> Path:
+    return sweep_folder(tmp_path_factory.mktemp("sweeps") / "sweeps")
+
+
+def figures(html: str) -> dict[str, str]:
+    """Each <figure>'s SVG by the first words of its caption."""
+    found = re.findall(r"<figure>(<svg.*?</svg>)\s*<figcaption>(.*?)</figcaption>", html, flags=re.DOTALL)
+    return {" ".join(caption.split()[:4]): svg for svg, caption in found}
+
+
+def test_text_report_has_a_table_per_sweep_curve(swept: Path) -> None:
+    lines = report.render_text(swept).splitlines()
+    start = lines.index("depth (numjobs=1): IOPS against iodepth, log scale; intervals cover 75%")
+    assert lines[start + 1:start + 6] == [
+        "  iodepth                native                  fuse           passthrough",
+        "  1        10240 [10138, 10342]     5120 [5069, 5171]   10035 [9935, 10136]",
+        "  4        20480 [20275, 20685]  10240 [10138, 10342]  20070 [19870, 20271]",
+        "  16       40960 [40550, 41370]  20480 [20275, 41370]  40141 [39739, 40542]",  # fuse r3 is an outlier
+        "  64       81920 [81101, 82739]  40960 [40550, 41370]  80282 [79479, 81084]",
+    ]
+    # with the intervals the numjobs=2 table would not fit in 80 columns: medians alone
+    start = lines.index("depth (numjobs=2): IOPS against iodepth, log scale; intervals cover 75%")
+    assert lines[start + 1:start + 3] == ["  iodepth  native   fuse  passthrough",
+                                          "  1         20480  10240        20070"]
+    assert "blocks: MiB/s against bs, log scale; intervals cover 75%" in lines
+    assert "jobs (rw=write): MiB/s against numjobs; intervals cover 75%" in lines
+    assert max(len(line) for line in lines) <= 80
+    assert "Sweeps:" not in report.render_text(BASIC)
+
+
+def test_markdown_report_has_the_sweep_tables(swept: Path, tmp_path: Path) -> None:
+    text = report.write_report(swept, tmp_path / "s.md", "markdown").read_text()
+    assert "### blocks: MiB/s against bs, log scale; intervals cover 75%" in text
+    assert "| bs | native | fuse | passthrough |" in text
+    assert "| 64k | 160 [158, 162] | 80 [79.2, 80.8] | 157 [155, 158] |" in text
+
+
+def test_html_charts_sweeps_and_absolute_figures_with_every_run(swept: Path, tmp_path: Path) -> None:
+    html = report.write_report(swept, tmp_path / "s.html", "html").read_text()
+    assert external_references(Page(html)) == []
+    charts = figures(html)
+    sweeps, absolute = charts["One panel per swept"], charts["Median of each target"]
+    for title in ("depth (numjobs=1)", "depth (numjobs=2)", "blocks", "jobs (rw=read)", "jobs (rw=write)"):
+        assert f">{title}<" in sweeps
+    assert all(f">{tick}<" in sweeps for tick in ("4k", "64k", "1m", "iodepth (log scale)", "numjobs"))
+    assert "First 12 of 18 workloads shown." in html  # 18 cells, at most MAX_PANELS panels
+    assert ">depth_iodepth-1_numjobs-1<" in absolute and ">single<" not in absolute
+    assert '<h2 id="sweeps">' in html and "<th>iodepth</th>" in html
+    assert '<h2 id="sweeps">' not in report.write_report(BASIC, tmp_path / "b.html", "html").read_text()
+

@@ -8,6 +8,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from fio_log_folder import with_logs
+from sweep_folder import sweep_folder
 
 from bench import report
 
@@ -42,13 +44,20 @@ def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=120)
 
 
-@pytest.mark.parametrize("kind", ["report", "comparison"])
+@pytest.mark.parametrize("kind", ["report", "comparison", "sweeps", "over-time"])
 def test_html_renders_in_chromium_without_errors(tmp_path: Path, kind: str) -> None:
     if kind == "report":
         page = report.write_report(FIXTURES / "basic", tmp_path / "report.html", "html")
+    elif kind == "sweeps":
+        page = report.write_report(sweep_folder(tmp_path / "sweeps"), tmp_path / "report.html", "html")
+    elif kind == "over-time":  # fio's logs kept: throughput over time beside CPU and fds
+        page = report.write_report(with_logs(FIXTURES / "basic", tmp_path / "basic"), tmp_path / "report.html", "html")
     else:
-        page = report.write_comparison(FIXTURES / "basic", FIXTURES / "basic-b", tmp_path / "report.html")
+        page = report.write_comparison(FIXTURES / "basic", [FIXTURES / "basic-b", FIXTURES / "basic-c"], tmp_path / "report.html")
     html = page.read_text()
+    if kind == "sweeps":  # the sweep curves and the absolute figures are there, each a chart
+        assert '<h2 id="sweeps">' in html and "<figcaption>One panel per swept workload" in html
+        assert "<figcaption>Median of each target" in html
 
     shot = tmp_path / "shot.png"
     result = chromium(tmp_path, f"--screenshot={shot}", "--window-size=1200,3000", page.as_uri())
@@ -65,5 +74,7 @@ def test_html_renders_in_chromium_without_errors(tmp_path: Path, kind: str) -> N
     assert recorded, dom[-2000:]
     errors, svgs, width = recorded.groups()
     assert errors == "[]"
-    assert int(svgs) == (5 if kind == "report" else 1)
+    assert int(svgs) == {"report": 6, "comparison": 1, "sweeps": 4, "over-time": 6}[kind]
+    if kind == "over-time":
+        assert "seqread-1m: MiB/s (fio log)" in dom and "seqread-1m: daemon open fds" in dom
     assert float(width) > 300  # charts laid out at a readable size

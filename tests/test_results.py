@@ -72,6 +72,17 @@ def test_new_folder_layout(tmp_path: Path) -> None:
     assert folder.samples() is None and folder.requests() is None and folder.fd_pressure() is None
 
 
+def test_fio_logs_go_under_a_prefix_of_the_tools_choosing_and_are_read_back(tmp_path: Path) -> None:
+    writer = ResultsWriter.create(tmp_path / "r")
+    assert writer.logs_prefix("c--native--r1", "opens") is None and writer.logs_prefix("c--n--r1", "program") is None
+    prefix = writer.logs_prefix("c--native--r1", "fio")
+    assert prefix == tmp_path / "r" / "fio_logs" / "c--native--r1" and prefix.parent.is_dir()
+    prefix.with_name("c--native--r1_iops.1.log").write_text("500, 10, 0, 0, 0, 0\n1000, 30, 0, 0, 0, 0\n")
+    folder = ResultsFolder(tmp_path / "r")
+    assert folder.fio_log("c--native--r1", "iops").value == [10.0, 30.0]
+    assert folder.fio_log("c--native--r1", "bw") is None and folder.fio_log("c--native--r2", "iops") is None
+
+
 def test_runs_csv_columns_extend_those_of_format_1_at_the_end() -> None:
     with open(V1 / RUNS, newline="") as handle:
         first = next(csv.reader(handle))
@@ -92,7 +103,7 @@ def test_manifest_is_replaced_atomically_with_the_derived_cell_status(tmp_path: 
     assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["fio", MANIFEST, RUNS]
     data = json.loads((tmp_path / "r" / MANIFEST).read_text())
     assert data["cells"] == {"c": {"native": "partial", "fuse": "failed"}}
-    assert data["format_version"] == 4
+    assert data["format_version"] == 5
     assert ResultsFolder(tmp_path / "r").manifest().runs == manifest.runs
 
 

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from bench import report
+from bench.fio_logs import KINDS
 from bench.fusefs import mounts
 from bench.host import Host
 from bench.plan import make_plan
@@ -146,6 +148,29 @@ def test_builtin_targets_count_requests_and_show_passthrough_engaged(
     assert rows["passthrough"]["fuse_read_requests"] == "0" and rows["passthrough"]["passthrough_engaged"] == "true"
     assert float(rows["fuse"]["daemon_cpu_sys_s"]) >= 0 and int(rows["fuse"]["daemon_fds_max"]) > 0
     assert not _fuse_mounts_under(tmp_path)
+
+
+@pytest.mark.integration
+def test_fio_logs_of_every_measured_run_are_kept_and_charted(tmp_path: Path, require_root: None,
+                                                               require_fio: None) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(scenario_text(targets=["{name: native, type: native}", "{name: fuse, type: fuse}"], repeat=1,
+                                  workloads=["{name: jobs, rw: read, bs: 64k, size: 8M, runtime: 1s, direct: true, "
+                                             "numjobs: 2, cache: warm}"]))
+    out, work = tmp_path / "results", tmp_path / "work"
+    assert run(RunOptions(path, out=out, workdir=work), Quiet()) == 0
+    assert not _fuse_mounts_under(tmp_path)
+    logs = sorted(p.name for p in (out / "fio_logs").iterdir())
+    assert logs == sorted(f"jobs--{target}--r1_{kind}.{job}.log" for target in ("native", "fuse") for kind in KINDS
+                          for job in (1, 2))
+    assert not list((work / "scratch").rglob("*.log"))  # the unmeasured warm pass keeps none
+    folder = ResultsFolder(out)
+    for row in load_runs(out):
+        bw = folder.fio_log(row["run_id"], "bw")
+        assert bw.jobs == 2 and bw.damaged == [] and len(bw.t_s) >= 5  # log_interval auto: 100 ms for 1 s
+        assert max(bw.value) > 0
+    html = report.write_report(out, tmp_path / "report.html", "html").read_text()
+    assert "jobs: MiB/s (fio log)" in html and "jobs: daemon open fds" in html
 
 
 @pytest.mark.integration

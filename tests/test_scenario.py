@@ -36,6 +36,8 @@ BAD = [
     ("size-too-small", workload("rw: read\nsize: 1k  # <-\n"), ["size", "4096"]),
     ("bad-duration", workload("rw: read\nruntime: 3 fortnights  # <-\n"), ["runtime", "not a duration"]),
     ("zero-duration", workload("rw: read\nruntime: 0s  # <-\n"), ["runtime", "greater than 0"]),
+    ("bad-log-interval", workload("rw: read\nlog_interval: often  # <-\n"), ["log_interval", "not a duration"]),
+    ("log-interval-too-long", workload("rw: read\nlog_interval: 2m  # <-\n"), ["log_interval", "less than or equal to 60"]),
     ("bad-rw", workload("rw: readd  # <-\n"), ["rw", "'read'"]),
     ("missing-rw", workload("bs: 4k\n").replace("  - name: w", "  - name: w  # <-"), ["rw", "required"]),
     ("bad-target-type", "name: t\ntargets:\n  - name: n\n    type: nfs  # <-\nworkloads: [{name: w, rw: read}]\n", ["targets.0", "native, fuse, passthrough, external"]),
@@ -141,6 +143,12 @@ def test_units_and_defaults_reach_the_cell():
     (cell,) = parse_scenario(workload("rw: read\nbs: 1M\nsize: 1G\nruntime: 1.5m\nramp_time: 500ms\n")).cells()
     assert (cell.bs, cell.size, cell.runtime, cell.ramp_time) == (1 << 20, 1 << 30, 90.0, 0.5)
     assert (cell.ioengine, cell.iodepth, cell.numjobs, cell.nrfiles, cell.direct, cell.cache) == ("psync", 1, 1, 1, False, "cold")
+
+
+@pytest.mark.parametrize(("value", "interval"), [("auto", 0.25), ("500ms", 0.5), ("2", 2.0), ("0", None)])
+def test_log_interval_reaches_the_cell(value, interval):
+    (cell,) = parse_scenario(workload(f"rw: read\nruntime: 5s\nlog_interval: {value}\n")).cells()
+    assert cell.log_interval_s() == interval
 
 
 def test_one_bad_sweep_cell_rejects_the_workload_even_if_others_are_fine():

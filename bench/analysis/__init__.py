@@ -19,7 +19,8 @@ Statistics used (docs in the report's "Method" section say the same):
 - CPU efficiency pools the runs: sum of CPU seconds / sum of GiB (or of 1,000 I/Os).
 
 Modules: `load` (the folder as frames), `statistics`, `metrics` (what is derived),
-`findings` (what the reader must be told), `compare` (two folders).
+`findings` (what the reader must be told), `compare` (two folders), `sweeps` (swept workloads as curves),
+`timeline` (representative runs over time, from fio's logs).
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ from bench.analysis.metrics import (
     work_done,
 )
 from bench.analysis.statistics import Settings
+from bench.analysis.sweeps import sweeps_of
+from bench.analysis.timeline import representative_runs, throughput_over_time
 
 __all__ = [
     "CPU_PARTS", "SECONDARY_METRICS", "SECTIONS", "Analysis", "Finding", "Results", "Settings", "analyse", "count_by_kind",
@@ -75,6 +78,9 @@ class Analysis:
     verdicts: pd.DataFrame      # per section: cells where passthrough is faster, unchanged, slower than plain
     fd_steps: pd.DataFrame      # fd-pressure steps that were measured (status ok), with `config`
     fd_limits: pd.DataFrame     # per fd-pressure configuration: first N that failed, and how
+    sweeps: pd.DataFrame        # swept workloads: curve point (workload, panel, x) x target -> stats of its metric
+    sweep_runs: pd.DataFrame    # every good run at its curve point, with its outlier mark
+    timeline: pd.DataFrame      # representative fio runs: primary metric over time from fio's logs (timeline.COLUMNS)
     findings: list[Finding] = field(default_factory=list)
 
     @property
@@ -108,6 +114,8 @@ def analyse(results: Results, settings: Settings | None = None) -> Analysis:
     groups = dict(iter(used.groupby(["cell", "target"], sort=False)))
     order = (results.cells, results.targets)
     latency, unreadable = latency_percentiles(results, used)
+    sweep_points, sweep_runs = sweeps_of(results, groups, settings)
+    timeline, damaged_logs = throughput_over_time(results, representative_runs(results.runs))
     analysis = Analysis(
         results=results,
         settings=settings,
@@ -122,6 +130,9 @@ def analyse(results: Results, settings: Settings | None = None) -> Analysis:
         verdicts=passthrough_verdicts(summary_frame),
         fd_steps=(steps := fd_steps(results.fd_pressure)),
         fd_limits=fd_limits(steps),
+        sweeps=sweep_points,
+        sweep_runs=sweep_runs,
+        timeline=timeline,
     )
-    analysis.findings = findings_of(analysis, unreadable)
+    analysis.findings = findings_of(analysis, unreadable, damaged_logs)
     return analysis

@@ -43,8 +43,9 @@ def missing_runs(results: Results) -> pd.DataFrame:
     return merged[merged["_merge"] == "left_only"].drop(columns="_merge").reset_index(drop=True)
 
 
-def findings_of(analysis: Analysis, unreadable: list[str]) -> list[Finding]:
-    """Every finding of an analysis; `unreadable`: runs whose fio output could not be read."""
+def findings_of(analysis: Analysis, unreadable: list[str], damaged_logs: list[str]) -> list[Finding]:
+    """Every finding of an analysis; `unreadable`: runs whose fio output could not be read;
+    `damaged_logs`: lines of fio's logs that could not be read."""
     results, settings = analysis.results, analysis.settings
     runs = results.runs
     findings: list[Finding] = []
@@ -58,6 +59,8 @@ def findings_of(analysis: Analysis, unreadable: list[str]) -> list[Finding]:
         findings.append(Finding("unavailable", "", target, f"target {target} was skipped: {why}"))
     for problem in unreadable:
         findings.append(Finding("note", "", "", f"{problem}; left out of the latency percentiles"))
+    for problem in damaged_logs:
+        findings.append(Finding("note", "", "", f"{problem}; left out of the chart over time"))
     for name, lines in results.folder.damaged.items():
         findings.append(Finding("note", "", "", f"{name}: rows cut short (a run killed while they were written) "
                                 f"at line {', '.join(map(str, lines))} were left out; `fusebench run --resume` "

@@ -100,13 +100,22 @@ def with_primary_metric(runs: pd.DataFrame) -> pd.DataFrame:
     metric = [primary_metric(section, rw, bs) for section, rw, bs in zip(runs["section"], runs["rw"], runs["bs"])]
     runs["metric"] = pd.Series(metric, index=runs.index, dtype="string")
     runs["unit"] = runs["metric"].map(METRIC_UNITS)
-    values = {"bw_mib_s": directions_sum(runs, "bw_mib_s"), "iops": directions_sum(runs, "iops"),
-              "ops_s": directions_sum(runs, "iops"), "opens_s": numeric(runs, "ops_per_s"),
-              "seconds": numeric(runs, "duration_s")}
     runs["value"] = pd.Series(np.nan, index=runs.index, dtype="float64")
-    for name, column in values.items():
-        runs["value"] = runs["value"].where(runs["metric"] != name, column)
+    for name in METRIC_UNITS:
+        runs["value"] = runs["value"].where(runs["metric"] != name, metric_value(runs, name))
     return runs
+
+
+def metric_value(runs: pd.DataFrame, metric: str) -> pd.Series:
+    """Each run's figure in one of the METRIC_UNITS metrics (NaN where the run has none)."""
+    column = _METRIC_COLUMNS[metric]
+    return directions_sum(runs, column) if metric in _FIO_METRICS else numeric(runs, column)
+
+
+# The runs.csv figure of each metric; fio's (_FIO_METRICS) are read_<figure> + write_<figure>.
+_METRIC_COLUMNS = {"bw_mib_s": "bw_mib_s", "iops": "iops", "ops_s": "iops", "opens_s": "ops_per_s",
+                   "seconds": "duration_s"}
+_FIO_METRICS = frozenset({"bw_mib_s", "iops", "ops_s"})
 
 
 def section_of(family: Any, ioengine: Any, nrfiles: Any) -> str:

@@ -160,9 +160,15 @@ def in_order(frame: pd.DataFrame, cells: list[str], targets: list[str]) -> pd.Da
     return frame.iloc[np.argsort(key.to_numpy(), kind="stable")].reset_index(drop=True)
 
 
-def cpu_efficiency(runs: pd.DataFrame, order: tuple[list[str], list[str]] | None = None) -> pd.DataFrame:
-    """CPU seconds per GiB moved and per 1,000 operations (I/Os, opens, program runs), by process
-    (the workload, the daemon) and user/sys."""
+# cpu_efficiency's columns: CPU seconds summed over the runs by part, GiB and thousands of operations
+# moved, and the cost of each part and of their total per GiB and per 1,000 operations.
+CPU_COLUMNS = ["cell", "target", *CPU_PARTS, "gib", "kios",
+               *(f"{part}_per_{unit}" for part in (*CPU_PARTS, "total_s") for unit in ("gib", "kio"))]
+
+
+def cpu_parts(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per run: CPU seconds by process and user/sys (CPU_PARTS), the GiB moved and the thousands
+    of operations done (I/Os, opens, program runs)."""
     runtime = numeric(runs, "fio_runtime_s").fillna(numeric(runs, "duration_s"))
     parts = pd.DataFrame({
         "cell": runs["cell"], "target": runs["target"],
@@ -177,7 +183,13 @@ def cpu_efficiency(runs: pd.DataFrame, order: tuple[list[str], list[str]] | None
     })
     if "section" in runs:  # a metadata engine's bytes are fio's accounting, not data moved
         parts["gib"] = parts["gib"].where(runs["section"] != "metadata")
-    totals = parts.groupby(["cell", "target"], sort=False).sum(min_count=1).reset_index()
+    return parts
+
+
+def cpu_efficiency(runs: pd.DataFrame, order: tuple[list[str], list[str]] | None = None) -> pd.DataFrame:
+    """CPU seconds per GiB moved and per 1,000 operations, by process (the workload, the daemon)
+    and user/sys, pooled over the runs of each cell x target."""
+    totals = cpu_parts(runs).groupby(["cell", "target"], sort=False).sum(min_count=1).reset_index()
     if order is not None:
         totals = in_order(totals, *order)
     gib, kios = totals["gib"].where(totals["gib"] > 0), totals["kios"].where(totals["kios"] > 0)  # none moved: no cost per
@@ -186,7 +198,7 @@ def cpu_efficiency(runs: pd.DataFrame, order: tuple[list[str], list[str]] | None
         totals[f"{part}_per_kio"] = totals[part] / kios
     totals["total_s_per_gib"] = totals[list(CPU_PARTS)].sum(axis=1) / gib
     totals["total_s_per_kio"] = totals[list(CPU_PARTS)].sum(axis=1) / kios
-    return totals
+    return totals.loc[:, CPU_COLUMNS]
 
 
 REQUEST_COLUMNS = ("fuse_read_requests", "fuse_write_requests", "fuse_other_requests")
@@ -217,11 +229,13 @@ def fd_steps(frame: pd.DataFrame | None) -> pd.DataFrame:
                         failed=numeric(steps, "failed").fillna(0)).sort_values(["config", "open_files"], kind="stable")
 
 
+FD_LIMIT_COLUMNS = ["config", "daemon_nofile", "max_ok", "first_failed_n", "failed", "errno"]
+
+
 def fd_limits(steps: pd.DataFrame) -> pd.DataFrame:
     """Per target/policy: the largest N that fully succeeded and the first N with failed > 0 (errno)."""
-    columns = ["config", "daemon_nofile", "max_ok", "first_failed_n", "failed", "errno"]
     if steps.empty:
-        return pd.DataFrame(columns=columns)
+        return pd.DataFrame(columns=FD_LIMIT_COLUMNS)
     rows = []
     for config, steps in steps.groupby("config", sort=False):
         bad = steps[steps["failed"] > 0]
@@ -235,7 +249,10 @@ def fd_limits(steps: pd.DataFrame) -> pd.DataFrame:
             "failed": first["failed"] if first is not None else 0,
             "errno": str(first.get("errno", "")) if first is not None and pd.notna(first.get("errno")) else "",
         })
-    return pd.DataFrame(rows, columns=columns)
+    return pd.DataFrame(rows, columns=FD_LIMIT_COLUMNS)
+
+
+LATENCY_FRAME_COLUMNS = ["cell", "target", "direction", "percentile", "latency_us", "ios"]
 
 
 def latency_percentiles(results: Results, runs: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
@@ -265,7 +282,7 @@ def latency_percentiles(results: Results, runs: pd.DataFrame) -> tuple[pd.DataFr
         rows.extend({"cell": cell, "target": target, "direction": direction, "percentile": p,
                      "latency_us": ns / 1000.0, "ios": count}
                     for p, ns in zip(LATENCY_PERCENTILES, percentiles(bins, LATENCY_PERCENTILES)))
-    return pd.DataFrame(rows, columns=["cell", "target", "direction", "percentile", "latency_us", "ios"]), unreadable
+    return pd.DataFrame(rows, columns=LATENCY_FRAME_COLUMNS), unreadable
 
 
 def _opens_result(results: Results, run_id: str, unreadable: list[str]) -> OpensResult | None:
@@ -276,20 +293,22 @@ def _opens_result(results: Results, run_id: str, unreadable: list[str]) -> Opens
         return None
 
 
+PER_OP_COLUMNS = ["cell", "target", "target_type", "opcode", "per_run", "per_op", "per_file", "per_mib", "runs"]
+
+
 def requests_per_op(results: Results, runs: pd.DataFrame, order: tuple[list[str], list[str]] | None = None
                     ) -> pd.DataFrame:
     """Per cell x FUSE target x opcode: the median over runs of its requests per run, per
     operation, per file and per MiB moved (operations: fio's I/Os, the loop's opens, 1 per
     program run). A run that counted requests but none of an opcode had 0 of it."""
-    columns = ["cell", "target", "target_type", "opcode", "per_run", "per_op", "per_file", "per_mib", "runs"]
     requests = results.folder.requests()
     if requests is None or requests.empty or "ops" not in runs:
-        return pd.DataFrame(columns=columns)
+        return pd.DataFrame(columns=PER_OP_COLUMNS)
     counted = runs[(runs["target_type"] != "native") & runs["fuse_requests_source"].notna()]
     wide = requests.pivot_table(index="run_id", columns="opcode", values="requests", aggfunc="sum", fill_value=0)
     wide = wide.reindex(index=counted["run_id"], fill_value=0)
     if wide.empty:
-        return pd.DataFrame(columns=columns)
+        return pd.DataFrame(columns=PER_OP_COLUMNS)
     every = wide.stack().rename("requests").reset_index()
     work = counted.loc[:, ["run_id", "cell", "target", "target_type"]].assign(
         ops=numeric(counted, "ops"), files=numeric(counted, "files"), mib=numeric(counted, "mib"))
@@ -305,13 +324,15 @@ def requests_per_op(results: Results, runs: pd.DataFrame, order: tuple[list[str]
     return in_order(frame, *order) if order is not None else frame.reset_index(drop=True)
 
 
+WORK_COLUMNS = ["cell", "target", "ops", "files", "mib", "backing_opens_per_op", "backing_open_us", "backing_close_us"]
+
+
 def work_done(runs: pd.DataFrame, order: tuple[list[str], list[str]] | None = None) -> pd.DataFrame:
     """Per cell x target, medians over the runs: operations, files and MiB per run, the backing
     files the built-in passthrough server registered per operation, and the time of one
     BACKING_OPEN and one BACKING_CLOSE ioctl in it."""
-    columns = ["cell", "target", "ops", "files", "mib", "backing_opens_per_op", "backing_open_us", "backing_close_us"]
     if "ops" not in runs:
-        return pd.DataFrame(columns=columns)
+        return pd.DataFrame(columns=WORK_COLUMNS)
     frame = pd.DataFrame({"cell": runs["cell"], "target": runs["target"], "ops": numeric(runs, "ops"),
                           "files": numeric(runs, "files"), "mib": numeric(runs, "mib"),
                           "backing_opens_per_op": numeric(runs, "backing_opens") / numeric(runs, "ops"),
@@ -334,12 +355,14 @@ def device_share(runs: pd.DataFrame) -> pd.Series:
     return share.where(direct)
 
 
+DISK_COLUMNS = ["cell", "target", "fio_mib", "dev_read_mib", "dev_write_mib", "device_share"]
+
+
 def device_traffic(runs: pd.DataFrame, order: tuple[list[str], list[str]] | None = None) -> pd.DataFrame:
     """Per cell x target, medians over the runs: MiB fio moved and MiB the block device under the
     work directory read and wrote meanwhile, and the device share of direct-I/O runs."""
-    columns = ["cell", "target", "fio_mib", "dev_read_mib", "dev_write_mib", "device_share"]
     if "dev_read_bytes" not in runs or numeric(runs, "dev_read_bytes").isna().all():
-        return pd.DataFrame(columns=columns)
+        return pd.DataFrame(columns=DISK_COLUMNS)
     frame = pd.DataFrame({"cell": runs["cell"], "target": runs["target"],
                           "fio_mib": directions_sum(runs, "io_bytes") / (1 << 20),
                           "dev_read_mib": numeric(runs, "dev_read_bytes") / (1 << 20),

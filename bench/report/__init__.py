@@ -1,8 +1,11 @@
-"""Reports from results folders: HTML, text, Markdown and CSV, one writer module per format.
+"""Reports from results folders: HTML, text, Markdown, CSV and JSON, one writer module per format.
 
-    write_report(results_dir, out, fmt) -> Path      # fmt: one of FORMATS
-    render_text(results_dir) -> str                  # what `fusebench report --format text` prints
-    write_comparison(a, b, out, fmt="html") -> Path  # B relative to A
+    write_report(results_dir, out, fmt, width) -> Path|None   # fmt: one of FORMATS; None: to stdout
+    render(analysis, fmt, width) -> str                       # one format of an analysed folder
+    render_text(results_dir) -> str                           # the text report of a folder
+    write_comparison(base, others, out, fmt, width) -> Path|None  # every other folder against base
+    write_bundle(results_dir, out) -> Path           # every report with the folder and a README (bundle.py)
+    write_site(results_dirs, out) -> Path            # each folder's HTML report and an index (site.py)
 
 Importing this package is cheap (the command line takes FORMATS from it); the analysis and
 the writers are imported when a report is made.
@@ -11,6 +14,7 @@ the writers are imported when a report is made.
 from __future__ import annotations
 
 import importlib
+import sys
 from pathlib import Path
 from typing import NamedTuple
 
@@ -18,19 +22,25 @@ from bench.errors import InputError
 
 
 class Format(NamedTuple):
-    """A report format: its file extension and the module that writes it."""
+    """A report format: its file extension, the module that writes it, whether it goes to standard
+    output when no -o is given (text formats, to read or pipe) or to a file, and whether its
+    writer takes a line width (--width)."""
 
     extension: str
     writer: str
+    to_stdout: bool = False
+    width: bool = False
 
 
 FORMATS = {
     "html": Format("html", "bench.report.html"),
-    "text": Format("txt", "bench.report.text"),
-    "markdown": Format("md", "bench.report.markdown"),
+    "text": Format("txt", "bench.report.text", to_stdout=True, width=True),
+    "markdown": Format("md", "bench.report.markdown", to_stdout=True, width=True),
     "csv": Format("csv", "bench.report.csvout"),
+    "json": Format("json", "bench.report.jsonout", to_stdout=True),
 }
 REPORTS_DIR = Path("reports")
+STDOUT = Path("-")  # `-o -`: standard output, for every command that writes a file
 
 
 def _format(fmt: str) -> Format:
@@ -46,6 +56,16 @@ def _write(out: Path, content: str) -> Path:
     return out
 
 
+def _emit(content: str, out: Path | None, chosen: Format, default: Path) -> Path | None:
+    """Write `content` to `out`, or to standard output for `-o -` (and for a text format without
+    -o); the path written, None for standard output."""
+    if (out is None and chosen.to_stdout) or (out is not None and Path(out) == STDOUT):
+        sys.stdout.write(content)
+        sys.stdout.flush()
+        return None
+    return _write(Path(out) if out is not None else default, content)
+
+
 def analyse_folder(results_dir: Path):
     """Load and analyse a results folder (InputError when it is not one)."""
     from bench.analysis import analyse, load
@@ -53,26 +73,68 @@ def analyse_folder(results_dir: Path):
     return analyse(load(Path(results_dir)))
 
 
+def _options(fmt: str, width: int | None) -> dict[str, int]:
+    """The writer's keyword arguments: the line width, for the formats that take one."""
+    if width is None:
+        return {}
+    if not _format(fmt).width:
+        takes = ", ".join(name for name, chosen in FORMATS.items() if chosen.width)
+        raise InputError(f"--width applies to the {takes} formats, not to {fmt}")
+    return {"width": width}
+
+
+def render(analysis, fmt: str, width: int | None = None) -> str:
+    """The report of an analysed folder in one format (text formats at most `width` columns)."""
+    return importlib.import_module(_format(fmt).writer).render_report(analysis, **_options(fmt, width))
+
+
 def render_text(results_dir: Path) -> str:
     """The text report of a results folder, ready to print."""
-    return importlib.import_module(FORMATS["text"].writer).render_report(analyse_folder(results_dir))
+    return render(analyse_folder(results_dir), "text")
 
 
-def write_report(results_dir: Path, out: Path | None = None, fmt: str = "html") -> Path:
-    """Write the report of one results folder; default path reports/<results-name>.<ext>."""
+def write_report(results_dir: Path, out: Path | None = None, fmt: str = "html",
+                 width: int | None = None) -> Path | None:
+    """Write the report of one results folder to `out` (`-`: standard output); without `out`, text
+    formats go to standard output and the others to reports/<results-name>.<ext>. The path
+    written, None for standard output."""
     chosen = _format(fmt)
-    analysis = analyse_folder(results_dir)
-    out = Path(out) if out else REPORTS_DIR / f"{Path(results_dir).resolve().name}.{chosen.extension}"
-    return _write(out, importlib.import_module(chosen.writer).render_report(analysis))
+    options = _options(fmt, width)
+    content = render(analyse_folder(results_dir), fmt, **options)
+    return _emit(content, out, chosen, REPORTS_DIR / f"{Path(results_dir).resolve().name}.{chosen.extension}")
 
 
-def write_comparison(a: Path, b: Path, out: Path | None = None, fmt: str = "html") -> Path:
-    """Write B relative to A; default path reports/<A>-vs-<B>.<ext>."""
-    from bench.analysis.compare import compare_folders
+def write_comparison(base: Path, others: list[Path], out: Path | None = None, fmt: str = "html",
+                     width: int | None = None) -> Path | None:
+    """Write every folder of `others` relative to `base` (as write_report: `-` or a text format
+    without `out` to standard output; else reports/<base>-vs-<others>.<ext>)."""
+    from bench.analysis.compare import compare_folders, folder_names
 
     chosen = _format(fmt)
-    first, second = analyse_folder(a), analyse_folder(b)
-    changes, only = compare_folders(first, second)
-    name = f"{Path(a).resolve().name}-vs-{Path(b).resolve().name}.{chosen.extension}"
-    out = Path(out) if out else REPORTS_DIR / name
-    return _write(out, importlib.import_module(chosen.writer).render_comparison(first, second, changes, only))
+    options = _options(fmt, width)
+    names = folder_names([Path(base), *map(Path, others)])
+    comparison = compare_folders(analyse_folder(base), [analyse_folder(other) for other in others], names)
+    content = importlib.import_module(chosen.writer).render_comparison(comparison, **options)
+    default = REPORTS_DIR / f"{'-vs-'.join(Path(name).name for name in names)}.{chosen.extension}"
+    return _emit(content, out, chosen, default)
+
+
+def write_bundle(results_dir: Path, out: Path) -> Path:
+    """A bundle to publish: the results folder with every report of it and a README saying how
+    to re-derive them; a folder, or an archive when `out`'s name ends in one of bundle.ARCHIVES."""
+    from bench.report import bundle
+
+    def reports() -> dict[str, tuple[str, str]]:
+        analysis = analyse_folder(results_dir)
+        return {fmt: (f"report.{chosen.extension}", render(analysis, fmt)) for fmt, chosen in FORMATS.items()}
+
+    return bundle.write_bundle(Path(results_dir), Path(out), reports)
+
+
+def write_site(results_dirs: list[Path], out: Path) -> Path:
+    """Each folder's HTML report in the folder `out`, and an index.html with their headline
+    figures side by side; returns the index's path."""
+    from bench.report import site
+
+    analyses = (analyse_folder(results_dir) for results_dir in results_dirs)
+    return site.write_site(((analysis, render(analysis, "html")) for analysis in analyses), Path(out))

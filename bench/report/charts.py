@@ -12,17 +12,24 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.colors import to_rgba  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import NullLocator  # noqa: E402
 
 from bench.analysis import CPU_PARTS, Analysis  # noqa: E402
 from bench.analysis.load import LOWER_IS_BETTER
+from bench.analysis.metrics import usable_runs
+from bench.analysis.timeline import representative_runs
 from bench.records import STATUS_OK
 
 MAX_PANELS = 12          # small multiples beyond this would make the page heavy and unreadable
 MAX_POINTS = 120         # per time-series line
 TYPE_COLOURS = {"native": "#6b6b6b", "fuse": "#d9822b", "passthrough": "#2b6cb0", "external": "#2f855a"}
 EXTRA_COLOURS = ("#805ad5", "#b83280", "#319795", "#975a16")
+# One per folder of a comparison (the base has no bar).
+FOLDER_COLOURS = ("#2b6cb0", "#d9822b", "#2f855a", *EXTRA_COLOURS)
 PART_COLOURS = {"fio_user_s": "#90cdf4", "fio_sys_s": "#2b6cb0", "daemon_user_s": "#fbd38d", "daemon_sys_s": "#c05621"}
+OUTLIER_COLOUR = "#c53030"
 PART_LABELS = {"fio_user_s": "fio user", "fio_sys_s": "fio sys", "daemon_user_s": "daemon user", "daemon_sys_s": "daemon sys"}
 
 plt.rcParams.update({
@@ -108,7 +115,7 @@ def relative_throughput(analysis: Analysis) -> str | None:
         mine = dots[dots["target"] == target]
         rank = {cell: position for position, cell in enumerate(cells)}
         ys = mine["cell"].map(rank) + i * height
-        ax.scatter(mine["ratio"], ys, s=6, color=np.where(mine["outlier"], "#c53030", "black"), zorder=3)
+        _run_dots(ax, mine["ratio"], ys, mine["outlier"])
     ax.axvline(1.0, color="black", linewidth=0.8)
     ax.set_yticks(np.arange(len(cells)) + height * (len(targets) - 1) / 2, cells)
     ax.invert_yaxis()
@@ -127,6 +134,73 @@ def run_ratios(analysis: Analysis) -> pd.DataFrame:
     ratio = (good["value"] / scale).where(~good["metric"].isin(LOWER_IS_BETTER), scale / good["value"])
     return pd.DataFrame({"cell": good["cell"], "target": good["target"], "ratio": ratio,
                          "outlier": good["outlier"].astype(bool)}).dropna(subset=["ratio"])
+
+
+def _run_dots(ax, x, y, outlier, colour="black") -> None:
+    """Every run as a dot (`colour`: one, or one per run), outliers in red."""
+    ax.scatter(x, y, s=6, color=np.where(outlier, OUTLIER_COLOUR, colour), zorder=3)
+
+
+def absolute_figures(analysis: Analysis) -> str | None:
+    """One panel per cell: each target's median in the cell's own unit, with the median's
+    interval as error bars and every good run as a dot (outliers in red)."""
+    summary = analysis.summary[analysis.summary["n"] > 0]
+    if summary.empty:
+        return None
+    colours = target_colours(analysis)
+    cells = list(dict.fromkeys(summary["cell"]))[:MAX_PANELS]
+    runs = usable_runs(analysis.results.runs)
+    fig, axes = _grid(len(cells), size=(2.5, 2.1))
+    for ax, cell in zip(axes, cells):
+        rows = summary[summary["cell"] == cell]
+        x = np.arange(len(rows))
+        low = (rows["median"] - rows["ci_low"]).clip(lower=0).fillna(0)
+        high = (rows["ci_high"] - rows["median"]).clip(lower=0).fillna(0)
+        ax.bar(x, rows["median"], 0.7, yerr=[low, high], color=[colours.get(t, "black") for t in rows["target"]],
+               alpha=0.85, error_kw={"elinewidth": 0.8, "capsize": 2})
+        mine = runs[runs["cell"] == cell]
+        _run_dots(ax, mine["target"].map(dict(zip(rows["target"], x))), mine["value"], mine["outlier"])
+        ax.set_xticks(x, rows["target"], rotation=20, ha="right")
+        ax.grid(axis="x", visible=False)
+        ax.set_title(cell, fontsize=8)
+        less = " (less is better)" if rows["metric"].iloc[0] in LOWER_IS_BETTER else ""
+        ax.set_ylabel(rows["unit"].iloc[0] + less)
+    return to_svg(fig)
+
+
+def sweep_curves(analysis: Analysis) -> str | None:
+    """One panel per sweep curve: each target's median against the swept value, the median's
+    interval as a band and every good run as a dot in its target's colour (outliers in red), on
+    a log axis where the values grow geometrically (analysis.sweeps says which)."""
+    points = analysis.sweeps
+    if points.empty:
+        return None
+    colours = target_colours(analysis)
+    by_curve = dict(iter(points.groupby(["workload", "panel"], sort=False)))
+    runs = dict(iter(analysis.sweep_runs.groupby(["workload", "panel"], sort=False)))
+    curves = list(by_curve)[:MAX_PANELS]
+    fig, axes = _grid(len(curves))
+    for ax, (workload, panel) in zip(axes, curves):
+        frame = by_curve[(workload, panel)]
+        for target, line in frame.groupby("target", sort=False):
+            colour = colours.get(target, "black")
+            # No markers: the runs' dots are the points, the line's corners the medians.
+            ax.plot(line["x"], line["median"], color=colour, linewidth=1.2, label=target)
+            ax.fill_between(line["x"], line["ci_low"], line["ci_high"], color=colour, alpha=0.15, linewidth=0)
+        dots = runs.get((workload, panel))
+        if dots is not None:
+            _run_dots(ax, dots["x"], dots["value"], dots["outlier"], dots["target"].map(colours).fillna("black"))
+        first, ticks = frame.iloc[0], frame.drop_duplicates("x").sort_values("x")
+        if first.scale == "log":
+            ax.set_xscale("log")
+        ax.set_xticks(ticks["x"], ticks["x_label"])
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.set_ylim(bottom=0)
+        ax.set_xlabel(first.key + (" (log scale)" if first.scale == "log" else ""))
+        ax.set_ylabel(first.unit)
+        ax.set_title(f"{workload} ({panel})" if panel else workload, fontsize=8)
+    axes[0].legend(fontsize=6, frameon=False)
+    return to_svg(fig)
 
 
 def latency_curves(analysis: Analysis) -> str | None:
@@ -172,53 +246,60 @@ def cpu_per_gib(analysis: Analysis) -> str | None:
     return to_svg(fig)
 
 
-def representative_runs(analysis: Analysis) -> pd.DataFrame:
-    """Per cell x target, the good run whose value is closest to the median (ties: first)."""
-    runs = analysis.results.runs
-    runs = runs[(runs["status"] == STATUS_OK) & runs["value"].notna()]
-    if runs.empty:
-        return runs
-    median = runs.groupby(["cell", "target"])["value"].transform("median")
-    distance = (runs["value"] - median).abs()
-    return runs.loc[distance.groupby([runs["cell"], runs["target"]], sort=False).idxmin()]
-
-
 def _thin(frame: pd.DataFrame) -> pd.DataFrame:
     step = max(1, -(-len(frame) // MAX_POINTS))
     return frame.iloc[::step]
 
 
 def time_series(analysis: Analysis) -> str | None:
-    """CPU % (workload + daemon) and daemon fds over time, for each cell's representative runs."""
+    """Throughput (from fio's logs), CPU % (workload + daemon) and daemon fds over time, for
+    each cell's representative runs."""
     samples = analysis.results.samples
-    if samples.empty or not {"run_id", "t_s", "role"} <= set(samples.columns):
-        return None
-    picked = representative_runs(analysis)
+    picked = representative_runs(analysis.results.runs)
     picked = picked[picked["cell"].isin(list(dict.fromkeys(picked["cell"]))[: MAX_PANELS // 2])]
-    wanted = samples[samples["run_id"].isin(set(picked["run_id"])) & samples["role"].isin(["fio", "program", "daemon"])]
-    if wanted.empty:
+    if not samples.empty and {"run_id", "t_s", "role"} <= set(samples.columns):
+        wanted = samples[samples["run_id"].isin(set(picked["run_id"]))
+                         & samples["role"].isin(["fio", "program", "daemon"])]
+    else:
+        wanted = pd.DataFrame()
+    logged = analysis.timeline[analysis.timeline["run_id"].isin(set(picked["run_id"]))]
+    if wanted.empty and logged.empty:
         return None
     colours = target_colours(analysis)
     cells = list(dict.fromkeys(picked["cell"]))
-    fig, axes = plt.subplots(len(cells), 2, figsize=(7.5, 1.9 * len(cells)), squeeze=False)
+    panels = ["throughput"] * (not logged.empty) + ["cpu", "fds"]
+    fig, axes = plt.subplots(len(cells), len(panels), figsize=(3.75 * len(panels), 1.9 * len(cells)), squeeze=False)
     fig.subplots_adjust(hspace=0.6, wspace=0.25)
-    by_run = {run_id: frame for run_id, frame in wanted.groupby("run_id", sort=False)}
-    for (cpu_ax, fd_ax), cell in zip(axes, cells):
-        for run in picked[picked["cell"] == cell].itertuples():
+    by_run = {run_id: frame for run_id, frame in wanted.groupby("run_id", sort=False)} if not wanted.empty else {}
+    logs = {run_id: frame for run_id, frame in logged.groupby("run_id", sort=False)}
+    for row, cell in zip(axes, cells):
+        panel = dict(zip(panels, row))
+        mine = picked[picked["cell"] == cell]
+        for run in mine.itertuples():
+            colour = colours.get(run.target, "black")
+            if run.run_id in logs:
+                points = _thin(logs[run.run_id].sort_values("t_s"))
+                panel["throughput"].plot(points["t_s"], points["value"], color=colour, linewidth=1, label=run.target)
             frame = by_run.get(run.run_id)
             if frame is None:
                 continue
-            colour = colours.get(run.target, "black")
             if "cpu_pct" in frame:
                 cpu = _thin(frame.groupby("t_s", sort=True)["cpu_pct"].sum(min_count=1).reset_index())
-                cpu_ax.plot(cpu["t_s"], cpu["cpu_pct"], color=colour, linewidth=1, label=run.target)
+                panel["cpu"].plot(cpu["t_s"], cpu["cpu_pct"], color=colour, linewidth=1, label=run.target)
             daemon = frame[frame["role"] == "daemon"]
             if "num_fds" in daemon and daemon["num_fds"].notna().any():
                 daemon = _thin(daemon.sort_values("t_s"))
-                fd_ax.plot(daemon["t_s"], daemon["num_fds"], color=colour, linewidth=1, label=run.target)
-        cpu_ax.set_title(f"{cell}: workload + daemon CPU %", fontsize=8)
-        fd_ax.set_title(f"{cell}: daemon open fds", fontsize=8)
-        cpu_ax.legend(fontsize=6, frameon=False)
+                panel["fds"].plot(daemon["t_s"], daemon["num_fds"], color=colour, linewidth=1, label=run.target)
+        if "throughput" in panel:
+            shown = mine["run_id"].isin(set(logs))
+            panel["throughput"].set_title(f"{cell}: {mine['unit'][shown].iloc[0]} (fio log)" if shown.any()
+                                       else f"{cell}: no fio log", fontsize=8)
+            panel["throughput"].set_ylim(bottom=0)  # a stall reads as a fall to zero, not a rescaled wiggle
+        panel["cpu"].set_title(f"{cell}: workload + daemon CPU %", fontsize=8)
+        panel["fds"].set_title(f"{cell}: daemon open fds", fontsize=8)
+        labelled = next((a for a in row if a.lines), None)
+        if labelled is not None:
+            labelled.legend(fontsize=6, frameon=False)
     for ax in axes[-1]:
         ax.set_xlabel("seconds into the run")
     return to_svg(fig)
@@ -255,19 +336,33 @@ def fd_pressure(frame: pd.DataFrame) -> str | None:
     return to_svg(fig)
 
 
-def comparison_changes(changes: pd.DataFrame) -> str | None:
-    """Horizontal bars of the B/A change with CI, coloured only where significant."""
+def comparison_changes(comparison) -> str | None:
+    """Horizontal bars of each folder's change of the primary metric against the base folder, with
+    its interval, one colour per folder, pale where not decided better or worse."""
+    from bench.analysis.compare import PRIMARY
+
+    changes = comparison.changes[comparison.changes["metric"] == PRIMARY]
     if changes.empty:
         return None
-    labels = [f"{c} / {t}" for c, t in zip(changes["cell"], changes["target"])]
-    change = (changes["ratio"] - 1) * 100
-    low = (change - (changes["ratio_low"] - 1) * 100).clip(lower=0).fillna(0)
-    high = ((changes["ratio_high"] - 1) * 100 - change).clip(lower=0).fillna(0)
-    colours = np.where(~changes["significant"], "#a0aec0", np.where(change > 0, "#2f855a", "#c53030"))
-    fig, ax = plt.subplots(figsize=(7.5, 0.6 + 0.22 * len(changes)))
-    ax.barh(labels, change.fillna(0), xerr=[low, high], color=colours, height=0.7,
-            error_kw={"elinewidth": 0.8, "capsize": 2})
+    folders = [name for name in comparison.names[1:] if name in set(changes["folder"])]
+    pairs = list(dict.fromkeys(zip(changes["cell"], changes["target"])))
+    height = 0.8 / len(folders)
+    palette = FOLDER_COLOURS
+    fig, ax = plt.subplots(figsize=(7.5, 0.6 + 0.22 * len(pairs) * max(1, len(folders) * 0.7)))
+    for i, folder in enumerate(folders):
+        mine = changes[changes["folder"] == folder].set_index(["cell", "target"]).reindex(pairs)
+        change = (mine["ratio"] - 1) * 100
+        low = (change - (mine["ratio_low"] - 1) * 100).clip(lower=0).fillna(0)
+        high = ((mine["ratio_high"] - 1) * 100 - change).clip(lower=0).fillna(0)
+        decided = mine["significant"].fillna(False).astype(bool).to_numpy()
+        colour = palette[i % len(palette)]
+        ax.barh(np.arange(len(pairs)) + i * height, change.fillna(0), height, xerr=[low, high],
+                color=[to_rgba(colour, 0.9 if sure else 0.3) for sure in decided], label=folder,
+                error_kw={"elinewidth": 0.8, "capsize": 2})
     ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_yticks(np.arange(len(pairs)) + height * (len(folders) - 1) / 2, [f"{c} / {t}" for c, t in pairs])
     ax.invert_yaxis()
-    ax.set_xlabel("change of the speed, B relative to A (%), 95% CI")
+    ax.set_xlabel(f"change against {comparison.names[0]} (%), {comparison.settings.compare_confidence:.0%} interval")
+    handles = [Patch(color=palette[i % len(palette)], label=folder) for i, folder in enumerate(folders)]
+    ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0, 1), frameon=False, ncols=min(len(folders), 4))
     return to_svg(fig)

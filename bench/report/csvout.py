@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from bench.analysis import CPU_PARTS, Analysis
+from bench.analysis.compare import Comparison
 
 _CPU_COLUMNS = [f"{part}_per_{unit}" for unit in ("gib", "kio") for part in (*CPU_PARTS, "total_s")]
 
@@ -16,7 +17,10 @@ def render_report(analysis: Analysis) -> str:
     return table.to_csv(index=False, float_format="%.6g", lineterminator="\n")
 
 
-def render_comparison(a: Analysis, b: Analysis, changes: pd.DataFrame, only: pd.DataFrame) -> str:
-    """Per matching cell x target B/A; cells in one folder only get `only_in` and no figures."""
-    table = pd.concat([changes.assign(only_in=""), only], ignore_index=True)
+def render_comparison(comparison: Comparison) -> str:
+    """Every change at full precision, one row per folder x cell x target x metric; the pairs some
+    folders lack follow with `present_in` and `missing_in` (folder names joined by ';') and no figures."""
+    only = comparison.only.assign(present_in=comparison.only["present_in"].map(";".join),
+                                  missing_in=comparison.only["missing_in"].map(";".join))
+    table = pd.concat([comparison.changes.assign(present_in="", missing_in=""), only], ignore_index=True)
     return table.to_csv(index=False, float_format="%.6g", lineterminator="\n")

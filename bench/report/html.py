@@ -16,20 +16,24 @@ from bench.analysis import (
     fd_config_label,
     in_order,
 )
+from bench.analysis.compare import COMPARED_METRICS, PRIMARY, Comparison
 from bench.analysis.load import ENVIRONMENT_BLOCK
 from bench.analysis.statistics import EQUIVALENT, FASTER, SLOWER, UNDECIDED
 from bench.report import charts
 from bench.report.rows import (
+    SUMMARY_HEADER,
     auto_line,
+    change_rows,
     comparison_legend,
-    comparison_rows,
-    environment_differences,
+    comparison_summary_rows,
     environment_line,
     format_number,
     headline_rows,
     marked,
     method_lines,
+    only_lines,
     per_op_rows,
+    sweep_tables,
     target_facts_line,
     verdict_lines,
 )
@@ -127,6 +131,7 @@ def render_report(analysis: Analysis) -> str:
     fd_header, fd_rows = _fd_table(analysis)
     other_header, other_rows = _secondary_table(analysis)
     cells = len(analysis.results.cells)
+    measured = analysis.summary.loc[analysis.summary["n"] > 0, "cell"].nunique()
     return _ENV.get_template("report.html.j2").render(
         name=analysis.results.path.name,
         env_line=environment_line(environment(analysis.results)),
@@ -145,12 +150,17 @@ def render_report(analysis: Analysis) -> str:
         method=method_lines(analysis),
         charts={
             "relative": charts.relative_throughput(analysis),
+            "absolute": charts.absolute_figures(analysis),
+            "sweeps": charts.sweep_curves(analysis),
             "latency": charts.latency_curves(analysis),
             "cpu": charts.cpu_per_gib(analysis),
             "timeseries": charts.time_series(analysis),
             "fd": charts.fd_pressure(analysis.fd_steps),
         },
         latency_cap=f" First {charts.MAX_PANELS} of {latency_cells} workloads shown." if latency_cells > charts.MAX_PANELS else "",
+        absolute_cap=f" First {charts.MAX_PANELS} of {measured} workloads shown." if measured > charts.MAX_PANELS else "",
+        sweep_tables=(sweeps := sweep_tables(analysis)),
+        sweep_cap=f" First {charts.MAX_PANELS} of {len(sweeps)} curves shown." if len(sweeps) > charts.MAX_PANELS else "",
         timeseries_cap=f" First {charts.MAX_PANELS // 2} of {cells} workloads shown." if cells > charts.MAX_PANELS // 2 else "",
         max_points=charts.MAX_POINTS,
         disk_rows=[[f"{row.cell} / {row.target}", _cell(row.fio_mib), _cell(row.dev_read_mib), _cell(row.dev_write_mib),
@@ -173,19 +183,33 @@ def render_report(analysis: Analysis) -> str:
     )
 
 
-def render_comparison(a: Analysis, b: Analysis, changes: pd.DataFrame, only: pd.DataFrame) -> str:
-    """B relative to A as HTML; wins and losses coloured only when significant."""
-    env_a, env_b = environment(a.results), environment(b.results)
-    differs = environment_differences(a, b)
-    warnings = [f"A: {f.message}" for f in a.findings] + [f"B: {f.message}" for f in b.findings]
+def _metric_tables(comparison: Comparison, rows: list) -> list[dict]:
+    """Per metric: one row per cell x target, the base folder's median and each folder's change."""
+    tables: dict[str, dict] = {}
+    for row in rows:
+        table = tables.setdefault(row.metric, {"key": row.metric, "label": row.label, "pairs": {}})
+        pair = table["pairs"].setdefault((row.cell, row.target), {"cell": row.cell, "target": row.target,
+                                                                 "unit": row.unit, "base": row.base, "rows": {}})
+        pair["rows"][row.folder] = row
+    return [dict(table, pairs=list(table["pairs"].values())) for table in tables.values()]
+
+
+def render_comparison(comparison: Comparison) -> str:
+    """Every other folder relative to the base as HTML; changes coloured only when decided."""
+    names, analyses = comparison.names, [comparison.base, *comparison.others]
+    rows = change_rows(comparison)
     return _ENV.get_template("compare.html.j2").render(
-        name_a=a.results.path.name, name_b=b.results.path.name,
-        env_a=environment_line(env_a), env_b=environment_line(env_b), env_differs=differs,
-        rows=(rows := comparison_rows(changes)),
-        relative=[row for row in rows if row["rel_change"]],
-        baseline=a.baseline,
-        legend=comparison_legend(a.settings),
-        chart=charts.comparison_changes(changes),
-        only=only.to_dict("records"),
-        warnings=warnings,
+        names=names,
+        environments=[(name, environment_line(environment(a.results))) for name, a in zip(names, analyses)],
+        differences=comparison.differences,
+        summary_header=SUMMARY_HEADER,
+        summary_rows=comparison_summary_rows(comparison),
+        metrics=_metric_tables(comparison, rows),
+        relative=[row for row in rows if row.rel_change],
+        baseline=comparison.base.baseline,
+        legend=comparison_legend(comparison),
+        chart=charts.comparison_changes(comparison),
+        primary_label=COMPARED_METRICS[PRIMARY].label,
+        only=only_lines(comparison),
+        warnings=[f"{name}: {f.message}" for name, a in zip(names, analyses) for f in a.findings],
     )

@@ -1,19 +1,26 @@
-"""Markdown report: the headline table, the method, the environment and the warnings."""
+"""Markdown report: the headline table, the method, the sweeps, the environment and the warnings."""
 
 from __future__ import annotations
 
+import textwrap
+
 from bench.analysis import Analysis, environment
+from bench.analysis.compare import Comparison
 from bench.analysis.statistics import FASTER, SLOWER
 from bench.report.rows import (
+    SUMMARY_HEADER,
+    ascii_only,
     auto_line,
+    change_rows,
     comparison_legend,
-    comparison_rows,
-    environment_differences,
+    comparison_summary_rows,
     environment_line,
     headline_rows,
     marked,
     method_lines,
+    only_lines,
     per_op_rows,
+    sweep_tables,
     verdict_lines,
 )
 
@@ -29,8 +36,17 @@ def _marked(text: str, verdict: str) -> str:
     return f"**{marked(text, verdict)}**" if text and verdict in (FASTER, SLOWER) else marked(text, verdict)
 
 
-def render_report(analysis: Analysis) -> str:
-    """The whole Markdown report."""
+def _document(lines: list[str], width: int | None) -> str:
+    """The lines as one ASCII document, prose wrapped at `width` (tables and headings never are)."""
+    if width is not None:
+        lines = [wrapped for line in lines for wrapped in (
+            [line] if line.startswith(("|", "#")) or len(line) <= width
+            else textwrap.wrap(line, width, subsequent_indent="  " if line.startswith("- ") else ""))]
+    return ascii_only("\n".join(lines) + "\n")
+
+
+def render_report(analysis: Analysis, width: int | None = None) -> str:
+    """The whole Markdown report, ASCII only; prose wrapped at `width` when given."""
     plain = analysis.plain or "plain"
     rows = [
         [row.section, row.cell, row.unit, row.target, str(row.n), row.median, row.ci,
@@ -47,6 +63,13 @@ def render_report(analysis: Analysis) -> str:
     verdicts = verdict_lines(analysis)
     if verdicts:
         lines += ["", f"## Passthrough vs {plain}, per section", ""] + [f"- {text}" for text in verdicts]
+    sweeps = sweep_tables(analysis)
+    if sweeps:
+        lines += ["", "## Sweeps (each target's median [the median's interval])"]
+    for table in sweeps:
+        lines += ["", f"### {table.title}" + (f"; intervals cover {table.coverage}" if table.coverage else ""), ""]
+        lines += _table([table.key, *table.targets],
+                        [[label, *(f"{median} {interval}".rstrip() for median, interval in row)] for label, row in table.rows])
     per_op = per_op_rows(analysis)
     if per_op:
         lines += ["", "## FUSE requests per operation", ""]
@@ -56,27 +79,41 @@ def render_report(analysis: Analysis) -> str:
                           r.opcodes] for r in per_op])
     if analysis.findings:
         lines += ["", "## Warnings", ""] + [f"- {finding.message}" for finding in analysis.findings]
-    return "\n".join(lines) + "\n"
+    return _document(lines, width)
 
 
-def render_comparison(a: Analysis, b: Analysis, changes, only) -> str:
-    """B relative to A as Markdown."""
-    lines = [f"# fusebench compare: {a.results.path.name} (A) vs {b.results.path.name} (B)", "",
-             f"- A: {environment_line(environment(a.results))}",
-             f"- B: {environment_line(environment(b.results))}", ""]
-    differs = environment_differences(a, b)
-    if differs:
-        lines += ["## The environments differ", ""] + [f"- {line}" for line in differs] + [""]
-    rows = [[r["cell"], r["target"], r["unit"], r["a"], r["b"], _marked(r["change"], bool(r["verdict"])), r["p"], r["verdict"]]
-            for r in comparison_rows(changes)]
-    lines += _table(["cell", "target", "unit", "A median", "B median", "change B/A [95% CI]", "p", "verdict"], rows)
-    relative = [r for r in comparison_rows(changes) if r["rel_change"]]
+def render_comparison(comparison: Comparison, width: int | None = None) -> str:
+    """Every other folder relative to the base as Markdown (a summary, then a table per metric with
+    a column per folder), ASCII only; prose wrapped at `width` when given."""
+    base, names = comparison.base, comparison.names
+    analyses = [base, *comparison.others]
+    lines = [f"# fusebench compare: {', '.join(names[1:])} against {names[0]}", ""]
+    lines += [f"- {name}: {environment_line(environment(analysis.results))}" for name, analysis in zip(names, analyses)]
+    for name, differs in comparison.differences.items():
+        if differs:
+            lines += ["", f"## {name}'s environment differs from {names[0]}'s", ""] + [f"- {line}" for line in differs]
+    lines += ["", "## Summary", ""] + _table(SUMMARY_HEADER, comparison_summary_rows(comparison))
+    rows = change_rows(comparison)
+    for metric in dict.fromkeys(row.metric for row in rows):
+        mine = [row for row in rows if row.metric == metric]
+        by_pair: dict[tuple[str, str], dict[str, str]] = {}
+        for row in mine:
+            figures = by_pair.setdefault((row.cell, row.target), {"unit": row.unit, names[0]: row.base})
+            figures[row.folder] = f"{row.median} {_marked(row.change, row.verdict)}"
+        lines += ["", f"## {mine[0].label}", ""]
+        lines += _table(["cell", "target", "unit", *names],
+                        [[cell, target, figures["unit"], *(figures.get(name, "") for name in names)]
+                         for (cell, target), figures in by_pair.items()])
+    relative = [row for row in rows if row.rel_change]
     if relative:
-        lines += ["", f"## Against each folder's baseline ({a.baseline})", ""]
-        lines += _table(["cell", "target", "change of the speed relative to the baseline [95% CI]", "verdict"],
-                        [[r["cell"], r["target"], r["rel_change"], r["rel_verdict"]] for r in relative])
-    lines += ["", comparison_legend(a.settings)]
-    if not only.empty:
-        lines += ["", "## Present in one folder only", ""]
-        lines += [f"- {row.cell} / {row.target}: only in {row.only_in}" for row in only.itertuples()]
-    return "\n".join(lines) + "\n"
+        lines += ["", f"## Against each folder's baseline ({base.baseline})", ""]
+        lines += _table(["cell", "target", "folder", "change of the speed relative to the baseline", "verdict"],
+                        [[r.cell, r.target, r.folder, r.rel_change, r.rel_word] for r in relative])
+    lines += ["", comparison_legend(comparison)]
+    only = only_lines(comparison)
+    if only:
+        lines += ["", "## Present in some folders only", ""] + [f"- {line}" for line in only]
+    warnings = [f"{name}: {f.message}" for name, analysis in zip(names, analyses) for f in analysis.findings]
+    if warnings:
+        lines += ["", "## Warnings", ""] + [f"- {line}" for line in warnings]
+    return _document(lines, width)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+import unicodedata
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from bench.analysis import SECTIONS, Analysis, environment
+from bench.analysis import SECTIONS, Analysis
+from bench.analysis.compare import COMPARED_METRICS, Comparison
 from bench.analysis.metrics import PASSTHROUGH_VERDICTS
 from bench.analysis.statistics import (
     EQUIVALENT,
@@ -18,7 +20,6 @@ from bench.analysis.statistics import (
     median_interval,
     runs_for_median_interval,
 )
-from bench.environment import differences
 
 # How every format marks a comparison's verdict (report/text legends say the same).
 VERDICT_MARKS = {FASTER: "+", SLOWER: "-", EQUIVALENT: "=", UNDECIDED: "?", "": ""}
@@ -41,6 +42,18 @@ class HeadlineRow:
     vs_plain: str           # "4.00x [3.88-4.12]" or ""
     vs_plain_verdict: str
     note: str               # "3 missing", "1 failed", "1 not engaged", "1 outlier" ...
+
+
+# What a mail or a terminal without UTF-8 shows of the characters text reports may quote.
+_ASCII = str.maketrans({"\u00b5": "u", "\u03bc": "u", "\u00d7": "x", "\u2013": "-", "\u2014": "-", "\u2212": "-",
+                        "\u2026": "...", "\u00b1": "+-", "\u2264": "<=", "\u2265": ">=", "\u2018": "'",
+                        "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u00a0": " "})
+
+
+def ascii_only(text: str) -> str:
+    """`text` in ASCII: known symbols spelled out, accents dropped, anything else as '?'."""
+    decomposed = unicodedata.normalize("NFKD", text.translate(_ASCII))
+    return "".join(char for char in decomposed if not unicodedata.combining(char)).encode("ascii", "replace").decode()
 
 
 def format_number(value: float) -> str:
@@ -75,7 +88,12 @@ def ci_text(low: float, high: float, level: float | None = None) -> str:
     if not (_is_number(low) and _is_number(high)):
         return ""
     text = f"[{format_number(low)}, {format_number(high)}]"
-    return f"{text} {math.floor(level * 1000) / 10:g}%" if _is_number(level) else text
+    return f"{text} {coverage_text(level)}" if _is_number(level) else text
+
+
+def coverage_text(level: float) -> str:
+    """An interval's coverage, rounded down so it never claims more: 0.9375 -> '93.7%'."""
+    return f"{math.floor(level * 1000) / 10:g}%"
 
 
 def marked(text: str, verdict: str) -> str:
@@ -88,9 +106,13 @@ def change_text(ratio: float, low: float, high: float) -> str:
     """A ratio as a signed percent change with its CI: '+10.0% [+8.9, +11.1]'."""
     if not _is_number(ratio):
         return ""
-    text = f"{(ratio - 1) * 100:+.1f}%"
+
+    def percent_change(value: float) -> str:
+        return f"{round((value - 1) * 100, 1) + 0.0:+.1f}"  # + 0.0: no "-0.0" for a change that rounds to 0
+
+    text = f"{percent_change(ratio)}%"
     if _is_number(low) and _is_number(high):
-        text += f" [{(low - 1) * 100:+.1f}, {(high - 1) * 100:+.1f}]"
+        text += f" [{percent_change(low)}, {percent_change(high)}]"
     return text
 
 
@@ -172,25 +194,6 @@ def auto_line(analysis: Analysis) -> str:
     return head + reason + (f"; undecided: {', '.join(auto.undecided)}" if auto.undecided else "")
 
 
-def environment_differences(a: Analysis, b: Analysis, limit: int = 40) -> list[str]:
-    """What differs between the two folders' environments, one 'key: A -> B' line each (the
-    whole recorded environment when both have one, else the short facts)."""
-    env_a, env_b = a.results.manifest, b.results.manifest
-    if env_a and env_b and env_a.environment and env_b.environment:
-        pairs = differences(env_a.environment, env_b.environment)
-    else:
-        short_a, short_b = environment(a.results), environment(b.results)
-        pairs = [(key, short_a[key], short_b[key]) for key in ("kernel", "cpu", "memory", "fio", "tool")
-                 if short_a[key] != short_b[key]]
-
-    def shown(value) -> str:
-        text = str(value)
-        return text if len(text) <= 60 else text[:57] + "..."
-
-    lines = [f"{key}: {shown(va)} -> {shown(vb)}" for key, va, vb in pairs if key != "workdir.path"]
-    return lines[:limit] + ([f"... and {len(lines) - limit} more"] if len(lines) > limit else [])
-
-
 def target_facts_line(facts: dict) -> str:
     """What a manifest says of a target, in one line: its FUSE protocol and INIT flags, or its version."""
     init = facts.get("init") or {}
@@ -210,32 +213,80 @@ def environment_line(env: dict[str, str]) -> str:
             f"fusebench {env['tool']}; scenario {env['scenario']}")
 
 
-def comparison_legend(settings) -> str:
+def comparison_legend(comparison: Comparison) -> str:
     """What a comparison's change and its verdict mean, in the words every format prints."""
-    return (f"change: B's speed relative to A's (for programs: A's time / B's time), a ratio of geometric means "
-            f"with a {settings.confidence:.0%} Welch t-interval on log values. better or worse: the whole interval "
-            f"lies beyond {settings.threshold:.0%}; same: within it; blank: undecided.")
+    s = comparison.settings
+    return (f"change: a folder's figure relative to {comparison.names[0]}'s as a speed, a ratio of geometric means "
+            f"with a {percent(s.compare_confidence)} Welch t-interval on log values; for latency, CPU cost, request "
+            f"counts and programs' times {comparison.names[0]}'s / the folder's, so a + change is always better. "
+            f"better or worse: the whole interval lies beyond {s.threshold:.0%}; same: within it; ?: undecided.")
 
 
-COMPARISON_WORDS = {FASTER: "better", SLOWER: "worse", EQUIVALENT: "same"}
+COMPARISON_WORDS = {FASTER: "better", SLOWER: "worse", EQUIVALENT: "same", UNDECIDED: "?"}
 
 
-def comparison_rows(changes: pd.DataFrame) -> list[dict]:
-    """`compare` rows as text, with the verdict: better, worse, same or '' (undecided)."""
-    rows = []
-    for row in changes.itertuples():
-        verdict = COMPARISON_WORDS.get(row.verdict, "")
-        rows.append({
-            "cell": row.cell, "target": row.target, "unit": row.unit,
-            "n_a": int(row.n_a), "a": format_number(row.median_a) if row.n_a else "-",
-            "n_b": int(row.n_b), "b": format_number(row.median_b) if row.n_b else "-",
-            "change": change_text(row.ratio, row.ratio_low, row.ratio_high),
-            "p": ("<0.001" if row.p < 0.001 else f"{row.p:.3f}") if _is_number(row.p) else "",
-            "verdict": verdict,
-            "rel_change": change_text(row.rel_ratio, row.rel_low, row.rel_high),
-            "rel_verdict": COMPARISON_WORDS.get(row.rel_verdict, ""),
-        })
-    return rows
+@dataclass(frozen=True)
+class ChangeRow:
+    """One folder x cell x target x metric of `compare`, as text."""
+
+    folder: str
+    cell: str
+    target: str
+    metric: str         # a COMPARED_METRICS key
+    label: str          # what the metric is, in words
+    unit: str
+    n_base: int
+    base: str           # the base folder's median
+    n: int
+    median: str         # this folder's median
+    change: str         # "+10.0% [+8.9, +11.1]"
+    p: str
+    verdict: str        # faster, slower, equivalent, undecided (as statistics.decide says)
+    word: str           # the verdict as `compare` words it: better, worse, same, ?
+    rel_change: str     # the same against each folder's baseline target ("" when not compared)
+    rel_word: str
+
+
+def _p_text(p: float) -> str:
+    return ("<0.001" if p < 0.001 else f"{p:.3f}") if _is_number(p) else ""
+
+
+def change_rows(comparison: Comparison) -> list[ChangeRow]:
+    """Every change of `compare` as text, by metric, then cell and target, then folder."""
+    changes = comparison.changes
+    metric_rank = {name: i for i, name in enumerate(COMPARED_METRICS)}
+    pairs = list(zip(changes["cell"], changes["target"]))
+    pair_rank = {pair: i for i, pair in reversed(list(enumerate(pairs)))}  # the base folder's order
+    folder_rank = {name: i for i, name in enumerate(comparison.names)}
+    order = sorted(range(len(changes)), key=lambda i: (metric_rank[changes["metric"].iat[i]], pair_rank[pairs[i]],
+                                                        folder_rank[changes["folder"].iat[i]]))
+    ordered = changes.iloc[order]
+    return [ChangeRow(
+        folder=row.folder, cell=row.cell, target=row.target, metric=row.metric,
+        label=COMPARED_METRICS[row.metric].label, unit=row.unit,
+        n_base=int(row.n_base), base=format_number(row.median_base), n=int(row.n), median=format_number(row.median),
+        change=change_text(row.ratio, row.ratio_low, row.ratio_high), p=_p_text(row.p),
+        verdict=row.verdict, word=COMPARISON_WORDS.get(row.verdict, ""),
+        rel_change=change_text(row.rel_ratio, row.rel_low, row.rel_high),
+        rel_word=COMPARISON_WORDS.get(row.rel_verdict, ""),
+    ) for row in ordered.itertuples()]
+
+
+def comparison_summary_rows(comparison: Comparison) -> list[list[str]]:
+    """Per folder and metric: the pairs compared, the geometric mean of the changes, and how
+    many were better, worse, the same and undecided."""
+    return [[row.folder, COMPARED_METRICS[row.metric].label, str(row.pairs), change_text(row.geomean, np.nan, np.nan),
+             *(str(getattr(row, verdict)) for verdict in (FASTER, SLOWER, EQUIVALENT, UNDECIDED))]
+            for row in comparison.summary.itertuples()]
+
+
+SUMMARY_HEADER = ["folder", "metric", "pairs", "geomean", "better", "worse", "same", "?"]
+
+
+def only_lines(comparison: Comparison) -> list[str]:
+    """One line per cell x target that some folders lack."""
+    return [f"{row.cell} / {row.target}: in {', '.join(row.present_in)}; not in {', '.join(row.missing_in)}"
+            for row in comparison.only.itertuples()]
 
 
 def verdict_lines(analysis: Analysis) -> list[str]:
@@ -295,3 +346,36 @@ def per_op_rows(analysis: Analysis, top: int = 5) -> list[PerOpRow]:
                              backing_opens=format_number(done["backing_opens_per_op"]) if done is not None else "-",
                              opcodes=opcodes))
     return rows
+
+
+@dataclass(frozen=True)
+class SweepTable:
+    """One sweep curve as text: per swept value, each target's median and its interval."""
+
+    title: str          # "randread-4k (numjobs=2): IOPS against iodepth, log scale"
+    key: str            # the swept key: the first column
+    coverage: str       # the intervals' coverage: "75%", or "75%-94.5%" when the runs differ
+    targets: list[str]
+    rows: list[tuple[str, list[tuple[str, str]]]]  # (swept value, (median, interval) per target; "-" where none)
+
+
+def sweep_tables(analysis: Analysis) -> list[SweepTable]:
+    """Every curve of `analysis.sweeps`, in its order, its values ascending."""
+    tables = []
+    for (workload, panel), points in analysis.sweeps.groupby(["workload", "panel"], sort=False):
+        targets = [t for t in analysis.results.targets if t in set(points["target"])]
+        first = points.iloc[0]
+        rows = []
+        for _, at in points.groupby("x", sort=True):
+            by_target = at.set_index("target")
+            rows.append((at["x_label"].iloc[0], [
+                (format_number(by_target.at[t, "median"]), ci_text(by_target.at[t, "ci_low"], by_target.at[t, "ci_high"]))
+                if t in by_target.index else ("-", "") for t in targets]))
+        levels = points["ci_level"].dropna()
+        coverage = "-".join(dict.fromkeys(coverage_text(level) for level in (levels.min(), levels.max()))) \
+            if len(levels) else ""
+        title = (f"{workload}{f' ({panel})' if panel else ''}: {first.unit} against {first.key}"
+                 f"{', log scale' if first.scale == 'log' else ''}")
+        tables.append(SweepTable(title=title, key=first.key, coverage=coverage,
+                                 targets=targets, rows=rows))
+    return tables

@@ -1,40 +1,116 @@
-"""Plain-text report: aligned tables at most 80 columns wide, to paste into a cover letter."""
+"""Plain-text report: ASCII, aligned tables at most 80 columns wide (or --width), to paste into a
+cover letter."""
 
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import pandas as pd
 
 from bench.analysis import CPU_PARTS, Analysis, count_by_kind, environment
+from bench.analysis.compare import Comparison
 from bench.analysis.load import ENVIRONMENT_BLOCK
+from bench.errors import InputError
 from bench.report.rows import (
+    SUMMARY_HEADER,
+    ascii_only,
     auto_line,
+    change_rows,
     comparison_legend,
-    comparison_rows,
-    environment_differences,
+    comparison_summary_rows,
     environment_line,
     format_number,
     headline_rows,
     marked,
     method_lines,
+    only_lines,
     per_op_rows,
+    sweep_tables,
     verdict_lines,
 )
 
-WIDTH = 80
-# target, n, median, interval (coverage), % baseline, vs plain
-_HEAD = "{:<16} {:>3} {:>8}  {:<21} {:<7} {}"
-_CPU = "{:<18} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9}"
-_CMP = "{:<26} {:>8} {:>8}  {:<24} {}"
-_PER_OP = "{:<18} {:>9} {:>7} {:>8} {:>8} {:>7} {:>8}"
-_DISK = "{:<18} {:>9} {:>9} {:>9} {:>7}"
-# config, N, opened, failed, errno, daemon fds delta, hidden files, bfilp delta, open p50
-_FD = "{:<23} {:>5} {:>6} {:>6} {:<6} {:>7} {:>6} {:>6} {:>7}"
+WIDTH = 80          # the default; --width sets another (72 for mail)
+MIN_WIDTH = 40
+_GAP = "  "
+_width: ContextVar[int] = ContextVar("text_width", default=WIDTH)
+
+
+@contextmanager
+def _at_width(width: int) -> Iterator[None]:
+    if width < MIN_WIDTH:
+        raise InputError(f"--width {width} is too narrow for a table; use {MIN_WIDTH} or more (72 for mail)")
+    token = _width.set(width)
+    try:
+        yield
+    finally:
+        _width.reset(token)
+
+
+class Group(str):
+    """A table row that names the rows below it (a cell): printed across the table, in every block."""
+
+
+class Note(str):
+    """A line under a table row (a note, the opcodes): printed once, in the first block, wrapped."""
+
+
+Row = list[str] | Group | Note
+
+
+def _sizes(columns: list[tuple[str, str]], rows: list[Row]) -> list[int]:
+    cells = [row for row in rows if not isinstance(row, str)]
+    sizes = [max([len(title), *(len(row[i]) for row in cells)]) for i, (title, _) in enumerate(columns)]
+    sizes[0] = min(sizes[0], _width.get() // 3)
+    return sizes
+
+
+def _fits(columns: list[tuple[str, str]], rows: list[Row]) -> bool:
+    """Whether the table fits the width with its columns two spaces apart."""
+    sizes = _sizes(columns, rows)
+    return sum(sizes) + len(_GAP) * (len(sizes) - 1) <= _width.get()
+
+
+def _table(columns: list[tuple[str, str]], rows: list[Row]) -> list[str]:
+    """Aligned columns sized to their contents (`columns`: title and '<' or '>' each; the first
+    is the label), two spaces apart, or one where that makes them fit the width. Columns that
+    still do not fit go to a further block of the same rows."""
+    width = _width.get()
+    sizes = _sizes(columns, rows)
+    gap = _GAP if _fits(columns, rows) else " "
+    blocks: list[list[int]] = [[]]
+    used = sizes[0]
+    for i in range(1, len(columns)):
+        if blocks[-1] and used + len(gap) + sizes[i] > width:
+            blocks.append([])
+            used = sizes[0]
+        blocks[-1].append(i)
+        used += len(gap) + sizes[i]
+
+    def line(values: list[str], block: list[int]) -> str:
+        parts = [f"{_fit(values[0], sizes[0]):<{sizes[0]}}"]
+        parts += [f"{_fit(values[i], sizes[i]):{columns[i][1]}{sizes[i]}}" for i in block]
+        return gap.join(parts).rstrip()
+
+    lines: list[str] = []
+    for number, block in enumerate(blocks):
+        lines += [""] if number else []
+        lines.append(line([title for title, _ in columns], block))
+        for row in rows:
+            if isinstance(row, Group):
+                lines.append(_fit(row, width))
+            elif isinstance(row, Note):
+                lines += _wrap(row, "    ") if number == 0 else []
+            else:
+                lines.append(line(row, block))
+    return lines
 
 
 def _wrap(text: str, indent: str = "") -> list[str]:
-    return textwrap.wrap(text, WIDTH, initial_indent=indent, subsequent_indent=" " * len(indent) + "  ") or [""]
+    return textwrap.wrap(text, _width.get(), initial_indent=indent,
+                         subsequent_indent=" " * len(indent) + "  ") or [""]
 
 
 def _fit(name: str, width: int) -> str:
@@ -76,24 +152,21 @@ def _findings(analysis: Analysis) -> list[str]:
 
 def headline_table(analysis: Analysis) -> list[str]:
     """The headline table, one block per cell."""
-    plain = analysis.plain or "plain"
-    lines = [_HEAD.format("", "n", "median", "interval (coverage)", f"%{_fit(analysis.baseline or 'base', 6)}",
-                          f"vs {_fit(plain, 16)}").rstrip()]
+    rows: list[Row] = []
     current, section = None, None
     for row in headline_rows(analysis):
         if row.section != section:
             section = row.section
-            lines.append(f"[{section}]")
+            rows.append(Group(f"[{section}]"))
         if row.cell != current:
             current = row.cell
-            lines.append(_fit(f"{row.cell} ({row.unit})", WIDTH))
-        lines.append(_HEAD.format(
-            "  " + _fit(row.target, 14), row.n, row.median, row.ci,
-            marked(row.of_baseline, row.of_baseline_verdict), marked(row.vs_plain, row.vs_plain_verdict),
-        ).rstrip())
+            rows.append(Group(f"{row.cell} ({row.unit})"))
+        rows.append(["  " + row.target, str(row.n), row.median, row.ci, marked(row.of_baseline, row.of_baseline_verdict),
+                     marked(row.vs_plain, row.vs_plain_verdict)])
         if row.note:
-            lines.append(f"    ({row.note})")
-    return lines
+            rows.append(Note(f"({row.note})"))
+    return _table([("", "<"), ("n", ">"), ("median", ">"), ("interval (coverage)", "<"),
+                   (f"% {analysis.baseline or 'base'}", "<"), (f"vs {analysis.plain or 'plain'}", "<")], rows)
 
 
 def verdict_block(analysis: Analysis) -> list[str]:
@@ -104,53 +177,69 @@ def verdict_block(analysis: Analysis) -> list[str]:
     return lines
 
 
+def sweep_table(analysis: Analysis) -> list[str]:
+    """Each sweep curve as a table: a row per swept value, a column per target with its median
+    and the median's interval (medians alone when that does not fit)."""
+    lines = _wrap("Sweeps: each target's median at each swept value [the median's interval]")
+    for table in sweep_tables(analysis):
+        lines += [""] + _wrap(table.title + (f"; intervals cover {table.coverage}" if table.coverage else ""))
+        columns = [("  " + table.key, "<"), *((target, ">") for target in table.targets)]
+        rows: list[Row] = [["  " + label, *(f"{median} {interval}".rstrip() for median, interval in row)]
+                           for label, row in table.rows]
+        if not _fits(columns, rows):
+            rows = [["  " + label, *(median for median, _ in row)] for label, row in table.rows]
+        lines += _table(columns, rows)
+    return lines
+
+
 def per_op_table(analysis: Analysis) -> list[str]:
     """FUSE requests per operation, per file and per MiB, the opens the daemon served, and the
     main opcodes."""
     lines = _wrap("FUSE requests per operation (medians of runs; totals add the opcodes' medians); opens: OPEN "
                   "and CREATE requests per run; backing: passthrough files registered per operation, and "
                   "the daemon's mean time in one BACKING_OPEN and BACKING_CLOSE ioctl")
-    lines.append(_PER_OP.format("", "ops/run", "per op", "per file", "per MiB", "opens", "backing").rstrip())
+    rows: list[Row] = []
     current = None
     for row in per_op_rows(analysis, top=4):
         if row.cell != current:
             current = row.cell
-            lines.append(_fit(row.cell, WIDTH))
-        lines.append(_PER_OP.format("  " + _fit(row.target, 16), row.ops, row.per_op, row.per_file, row.per_mib,
-                                    row.opens, row.backing_opens).rstrip())
-        lines += _wrap(row.opcodes, "    ")
-    return lines
+            rows.append(Group(row.cell))
+        rows += [["  " + row.target, row.ops, row.per_op, row.per_file, row.per_mib, row.opens, row.backing_opens],
+                 Note(row.opcodes)]
+    return lines + _table([("", "<"), ("ops/run", ">"), ("per op", ">"), ("per file", ">"), ("per MiB", ">"),
+                           ("opens", ">"), ("backing", ">")], rows)
 
 
 def disk_table(analysis: Analysis) -> list[str]:
     """What fio moved against what the block device under the work directory did meanwhile."""
     lines = _wrap("Block device under the work directory during the runs (median MiB per run; share: of "
                   "fio's bytes, what the device moved in the same direction, direct I/O only)")
-    lines.append(_DISK.format("", "fio MiB", "dev read", "dev write", "share").rstrip())
+    rows: list[Row] = []
     current = None
     for row in analysis.disk.itertuples():
         if row.cell != current:
             current = row.cell
-            lines.append(_fit(row.cell, WIDTH))
+            rows.append(Group(row.cell))
         share = "" if pd.isna(row.device_share) else f"{row.device_share:.0%}"
-        lines.append(_DISK.format("  " + _fit(row.target, 16), format_number(row.fio_mib),
-                                  format_number(row.dev_read_mib), format_number(row.dev_write_mib), share).rstrip())
-    return lines
+        rows.append(["  " + row.target, format_number(row.fio_mib), format_number(row.dev_read_mib),
+                     format_number(row.dev_write_mib), share])
+    return lines + _table([("", "<"), ("fio MiB", ">"), ("dev read", ">"), ("dev write", ">"), ("share", ">")], rows)
 
 
 def cpu_table(analysis: Analysis) -> list[str]:
     """CPU seconds per GiB by process and user/sys, and per 1,000 I/Os."""
-    lines = ["CPU seconds per GiB moved (workload and FUSE daemon, user/sys)",
-             _CPU.format("", "wl usr", "wl sys", "dmn usr", "dmn sys", "total", "s/1k op")]
+    rows: list[Row] = []
     current = None
     for row in analysis.cpu.itertuples():
         if row.cell != current:
             current = row.cell
-            lines.append(_fit(row.cell, WIDTH))
+            rows.append(Group(row.cell))
         values = [getattr(row, f"{part}_per_gib") for part in CPU_PARTS]
-        lines.append(_CPU.format("  " + _fit(row.target, 16), *(format_number(v) for v in values),
-                                 format_number(row.total_s_per_gib), format_number(row.total_s_per_kio)))
-    return lines
+        rows.append(["  " + row.target, *(format_number(v) for v in values), format_number(row.total_s_per_gib),
+                     format_number(row.total_s_per_kio)])
+    return _wrap("CPU seconds per GiB moved (workload and FUSE daemon, user/sys)") + _table(
+        [("", "<"), ("wl usr", ">"), ("wl sys", ">"), ("dmn usr", ">"), ("dmn sys", ">"), ("total", ">"),
+         ("s/1k op", ">")], rows)
 
 
 def _signed(value) -> str:
@@ -164,14 +253,13 @@ def fd_pressure_table(analysis: Analysis) -> list[str]:
     limit = f" (daemon RLIMIT_NOFILE {', '.join(map(str, nofile))})" if nofile else ""
     lines = _wrap(f"fd pressure{limit}: N files opened through the mount and held; fds and files "
                   "counted while held")
-    lines.append(_FD.format("", "N", "opened", "failed", "errno", "dmn fds", "hidden", "bfilp", "p50 us").rstrip())
-    for step in steps.itertuples():
-        errno = step.errno if isinstance(step.errno, str) else ""
-        lines.append(_FD.format(
-            _fit(step.config, 23), int(step.open_files), int(step.opened), int(step.failed), errno,
-            _signed(step.daemon_fds_delta), _signed(step.hidden_files), _signed(step.backing_file_objects),
-            format_number(step.open_p50_us),
-        ).rstrip())
+    rows: list[Row] = [
+        [step.config, str(int(step.open_files)), str(int(step.opened)), str(int(step.failed)),
+         step.errno if isinstance(step.errno, str) else "", _signed(step.daemon_fds_delta), _signed(step.hidden_files),
+         _signed(step.backing_file_objects), format_number(step.open_p50_us)]
+        for step in steps.itertuples()]
+    lines += _table([("", "<"), ("N", ">"), ("opened", ">"), ("failed", ">"), ("errno", "<"), ("dmn fds", ">"),
+                     ("hidden", ">"), ("bfilp", ">"), ("p50 us", ">")], rows)
     lines += _wrap("dmn fds: the daemon's own fds; hidden: open files no process holds (registered backing "
                    "files whose daemon fd is closed); bfilp: the kernel's internal backing files (in no fd "
                    "table, not even in file-nr).")
@@ -186,8 +274,13 @@ def fd_pressure_table(analysis: Analysis) -> list[str]:
     return lines
 
 
-def render_report(analysis: Analysis) -> str:
-    """The whole text report."""
+def render_report(analysis: Analysis, width: int = WIDTH) -> str:
+    """The whole text report, at most `width` columns, ASCII only."""
+    with _at_width(width):
+        return ascii_only("\n".join(_report_lines(analysis)) + "\n")
+
+
+def _report_lines(analysis: Analysis) -> list[str]:
     name = analysis.results.path.name
     lines = _header(analysis, f"fusebench report: {name}")
     lines += _targets(analysis) + (_wrap(auto_line(analysis)) if auto_line(analysis) else []) + _finding_counts(analysis)
@@ -195,6 +288,8 @@ def render_report(analysis: Analysis) -> str:
     lines += [""] + [line for text in method_lines(analysis) for line in _wrap(text)]
     if not analysis.verdicts.empty:
         lines += [""] + verdict_block(analysis)
+    if not analysis.sweeps.empty:
+        lines += [""] + sweep_table(analysis)
     if not analysis.per_op.empty:
         lines += [""] + per_op_table(analysis)
     if not analysis.disk.empty:
@@ -204,31 +299,64 @@ def render_report(analysis: Analysis) -> str:
     if not analysis.fd_steps.empty:
         lines += [""] + fd_pressure_table(analysis)
     lines += _findings(analysis)
-    return "\n".join(lines) + "\n"
+    return lines
 
 
-def render_comparison(a: Analysis, b: Analysis, changes, only) -> str:
-    """B relative to A, per matching cell x target; cells present in one only are listed."""
-    lines = _wrap(f"fusebench compare: A = {a.results.path.name}, B = {b.results.path.name}")
-    lines += _wrap(environment_line(environment(a.results)), "A: ")
-    lines += _wrap(environment_line(environment(b.results)), "B: ")
-    differs = environment_differences(a, b)
-    if differs:
-        lines += ["", "The environments differ (part of any change may come from there):"]
-        lines += [line for text in differs for line in _wrap(text, "- ")]
-    lines += ["", _CMP.format("cell / target", "A", "B", "change B/A [95% CI]", "").rstrip()]
-    for row in comparison_rows(changes):
-        label = _fit(f"{row['cell']} {row['target']}", 26)
-        verdict = row["verdict"]
-        lines.append(_CMP.format(label, row["a"], row["b"], row["change"], verdict).rstrip())
-    relative = [row for row in comparison_rows(changes) if row["rel_change"]]
+def render_comparison(comparison: Comparison, width: int = WIDTH) -> str:
+    """Every other folder relative to the base, per metric, cell and target; a summary per folder;
+    the pairs some folders lack; what differs in the environments. At most `width` columns, ASCII."""
+    with _at_width(width):
+        return ascii_only("\n".join(_comparison_lines(comparison)) + "\n")
+
+
+def _comparison_lines(comparison: Comparison) -> list[str]:
+    base, names = comparison.base, comparison.names
+    lines = _wrap(f"fusebench compare: base {names[0]}; against it: {', '.join(names[1:])}")
+    for name, analysis in zip(names, [base, *comparison.others]):
+        lines += _wrap(environment_line(environment(analysis.results)), f"{name}: ")
+    for name, differs in comparison.differences.items():
+        if differs:
+            lines += [""] + _wrap(f"{name}'s environment differs from {names[0]}'s (part of any change may come "
+                                  "from there):")
+            lines += [line for text in differs for line in _wrap(text, "- ")]
+    lines += [""] + _wrap("Summary: per folder and metric, the geometric mean of the changes and the verdicts")
+    lines += _table([(title, "<" if i < 2 else ">") for i, title in enumerate(SUMMARY_HEADER)],
+                    comparison_summary_rows(comparison))
+    rows = change_rows(comparison)
+    columns = [("", "<"), ("median", ">"), ("n", ">"), ("change [interval]", "<"), ("verdict", "<")]
+    for metric in dict.fromkeys(row.metric for row in rows):
+        mine = [row for row in rows if row.metric == metric]
+        lines += ["", f"[{mine[0].label}]"] + _table(columns, _change_table(mine, names[0]))
+    relative = [row for row in rows if row.rel_change]
     if relative:
-        lines += [""] + _wrap(f"Against each folder's baseline ({a.baseline}): the change of each target's speed "
+        lines += [""] + _wrap(f"Against each folder's baseline ({base.baseline}): the change of each target's speed "
                               "relative to it, which a faster or slower disk in one folder leaves alone")
-        lines += [_CMP.format(_fit(f"{row['cell']} {row['target']}", 26), "", "", row["rel_change"],
-                              row["rel_verdict"]).rstrip() for row in relative]
-    if not only.empty:
-        lines += ["", "Present in one folder only:"]
-        lines += [f"- {row.cell} / {row.target}: only in {row.only_in}" for row in only.itertuples()]
-    lines += [""] + _wrap(comparison_legend(a.settings))
-    return "\n".join(lines) + "\n"
+        table: list[Row] = []
+        pair = None
+        for row in relative:
+            if (row.cell, row.target) != pair:
+                pair = (row.cell, row.target)
+                table.append(Group(f"{row.cell} / {row.target}"))
+            table.append(["  " + row.folder, row.rel_change, row.rel_word])
+        lines += _table([("", "<"), ("change [interval]", "<"), ("verdict", "<")], table)
+    only = only_lines(comparison)
+    if only:
+        lines += ["", "Present in some folders only:"] + [line for text in only for line in _wrap(text, "- ")]
+    warnings = [f"{name}: {finding.message}" for name, analysis in zip(names, [base, *comparison.others])
+                for finding in analysis.findings]
+    if warnings:
+        lines += ["", "Warnings:"] + [line for text in warnings for line in _wrap(text, "- ")]
+    lines += [""] + _wrap(comparison_legend(comparison))
+    return lines
+
+
+def _change_table(rows: list, base: str) -> list[Row]:
+    """The rows of one metric: per cell x target, the base folder's median, then each folder's."""
+    table: list[Row] = []
+    pair = None
+    for row in rows:
+        if (row.cell, row.target) != pair:
+            pair = (row.cell, row.target)
+            table += [Group(f"{row.cell} / {row.target} ({row.unit})"), ["  " + base, row.base, str(row.n_base), "base", ""]]
+        table.append(["  " + row.folder, row.median, str(row.n), row.change, row.word])
+    return table
