@@ -76,19 +76,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     report = _require("bench.report", "report")
-    first, several = args.results[0], len(args.results) > 1
-    if args.bundle is not None:
-        if several or args.output or args.format or args.width:
-            raise InputError("--bundle takes one results folder and holds every format: give it neither more "
-                             "folders, -o, --format nor --width (bundle several folders one at a time)")
-        written = report.write_bundle(first, args.bundle)
-    elif several:
-        if args.output is None or args.format not in (None, "html") or args.width:
-            raise InputError("several results folders make a site of HTML reports: give its folder with -o DIR "
-                             "(and no --format), or report the folders one at a time")
-        written = report.write_site(args.results, args.output)
-    else:
-        written = report.write_report(first, args.output, args.format or "html", args.width)
+    written = report.report_command(args.results, args.output, args.format, args.width, args.bundle)
     if written is not None:
         print(f"wrote {written}")
     return 0
@@ -156,7 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="write a bundle to publish (OUT.tar.gz, or a new folder): the results folder, every "
                              "report and a README")
     report.add_argument("--width", type=positive_int, metavar="N",
-                        help="text and markdown: lines of at most N columns, e.g. 72 for a mail (text default: 80)")
+                        help="text: lines of at most N columns (default 80; 72 for a mail); markdown: prose wrapped at N, "
+                             "tables kept whole")
     report.set_defaults(func=_report)
 
     compare = commands.add_parser(
@@ -178,7 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
                               "to reports/BASE-vs-OTHER.EXT)")
     compare.add_argument("--format", choices=FORMATS, default="html")
     compare.add_argument("--width", type=positive_int, metavar="N",
-                         help="text and markdown: lines of at most N columns, e.g. 72 for a mail (text default: 80)")
+                         help="text: lines of at most N columns (default 80; 72 for a mail); markdown: prose wrapped at N, "
+                             "tables kept whole")
     compare.set_defaults(func=_compare)
 
     mount = commands.add_parser(

@@ -223,7 +223,7 @@ def test_programs_run_through_every_target_with_their_requests_counted(runs, req
 
 @pytest.mark.integration
 def test_the_report_has_a_section_per_family(folder: Path) -> None:
-    text = report.render_text(folder / "out")
+    text = report.render(report.analyse_folder(folder / "out"), "text")
     sections = [line for line in text.splitlines() if line.startswith("[")]
     assert sections == ["[small files]", "[mmap]", "[metadata]", "[open/close]", "[programs]"]
     assert "find (s)" in text and "opens (opens/s)" in text and "create (ops/s)" in text

@@ -73,11 +73,11 @@ def basic_html(tmp_path_factory) -> str:
 
 
 def test_text_report_matches_golden_file() -> None:
-    assert report.render_text(BASIC) == (EXPECTED / "basic.txt").read_text()
+    assert report.render(report.analyse_folder(BASIC), "text") == (EXPECTED / "basic.txt").read_text()
 
 
 def test_text_fits_80_columns() -> None:
-    for text in (report.render_text(BASIC), report.render_text(BASIC_B)):
+    for text in (report.render(report.analyse_folder(BASIC), "text"), report.render(report.analyse_folder(BASIC_B), "text")):
         assert max(len(line) for line in text.splitlines()) <= 80
 
 
@@ -227,7 +227,7 @@ def test_partial_folder_reports_what_is_missing(tmp_path: Path) -> None:
     folder.mkdir()
     for name in ("manifest.json", "scenario.yaml"):
         shutil.copy(BASIC / name, folder / name)
-    text = report.render_text(folder)
+    text = report.render(report.analyse_folder(folder), "text")
     assert "seqread-1m / native: no result for r1, r2, r3" in text
     html = report.write_report(folder, tmp_path / "r.html", "html").read_text()
     assert external_references(Page(html)) == []
@@ -238,7 +238,7 @@ def test_runs_csv_alone_is_enough(tmp_path: Path) -> None:
     folder = tmp_path / "bare"
     folder.mkdir()
     shutil.copy(BASIC / "runs.csv", folder / "runs.csv")
-    text = report.render_text(folder)
+    text = report.render(report.analyse_folder(folder), "text")
     assert "4.00x [3.84-4.17] +" in text
     assert "never run" not in text  # without a plan or scenario nothing is known to be missing
     assert text.splitlines()[1] == "kernel unknown; unknown CPU, memory unknown; fio version unknown; fusebench"
@@ -270,7 +270,7 @@ def figures(html: str) -> dict[str, str]:
 
 
 def test_text_report_has_a_table_per_sweep_curve(swept: Path) -> None:
-    lines = report.render_text(swept).splitlines()
+    lines = report.render(report.analyse_folder(swept), "text").splitlines()
     start = lines.index("depth (numjobs=1): IOPS against iodepth, log scale; intervals cover 75%")
     assert lines[start + 1:start + 6] == [
         "  iodepth                native                  fuse           passthrough",
@@ -286,7 +286,7 @@ def test_text_report_has_a_table_per_sweep_curve(swept: Path) -> None:
     assert "blocks: MiB/s against bs, log scale; intervals cover 75%" in lines
     assert "jobs (rw=write): MiB/s against numjobs; intervals cover 75%" in lines
     assert max(len(line) for line in lines) <= 80
-    assert "Sweeps:" not in report.render_text(BASIC)
+    assert "Sweeps:" not in report.render(report.analyse_folder(BASIC), "text")
 
 
 def test_markdown_report_has_the_sweep_tables(swept: Path, tmp_path: Path) -> None:
@@ -309,3 +309,29 @@ def test_html_charts_sweeps_and_absolute_figures_with_every_run(swept: Path, tmp
     assert '<h2 id="sweeps">' in html and "<th>iodepth</th>" in html
     assert '<h2 id="sweeps">' not in report.write_report(BASIC, tmp_path / "b.html", "html").read_text()
 
+
+
+def test_comparison_keeps_long_folder_names_apart_and_prints_its_notes(tmp_path: Path) -> None:
+    """Default folder names differ only at their end; a cell measured in other units is noted."""
+    import pandas as pd
+
+    names = [f"metadata-20261128T10{minute}31Z-patched-v2" for minute in (52, 53, 54)]
+    for name in names:
+        shutil.copytree(BASIC_B, tmp_path / name)
+    runs = pd.read_csv(tmp_path / names[2] / "runs.csv")
+    runs.loc[runs["cell"] == "randread-4k", "bs"] = "1M"
+    runs.to_csv(tmp_path / names[2] / "runs.csv", index=False)
+    folders = [tmp_path / name for name in names]
+    for width in (40, 72):
+        text = report.write_comparison(folders[0], folders[1:], tmp_path / f"c{width}.txt", "text", width).read_text()
+        lines = text.splitlines()
+        assert max(map(len, lines)) <= width
+        # the names do not fit a table's label column: A, B and C stand for them, said in the header
+        assert [line for line in lines if line[1:3] == ": "] == [f"{letter}: {name}" for letter, name in zip("ABC", names)]
+        rows = [line for line in lines if line.startswith("  ") and line.split()[-1] in ("base", "same")
+                and line.split()[1].isdigit()]
+        assert {row.split()[0] for row in rows} == {"A", "B", "C"}
+        assert "Not compared, or compared with a caveat:" in text and "MiB/s in" in text
+    for fmt in ("markdown", "html"):
+        out = report.write_comparison(folders[0], folders[1:], tmp_path / f"c.{fmt}", fmt).read_text()
+        assert "IOPS in the base folder, MiB/s in" in out, fmt

@@ -44,7 +44,7 @@ def test_the_bundle_holds_the_results_folder_every_report_and_a_readme(unpacked:
     assert {name: data for name, data in bundled.items() if name in files(BASIC)} == files(BASIC)
     assert "fio/seqread-1m--native--r1.json" in bundled and "manifest.json" in bundled and "runs.csv" in bundled
     assert {f"report.{chosen.extension}" for chosen in FORMATS.values()} | {README} == set(bundled) - set(files(BASIC))
-    assert (unpacked / "report.txt").read_text() == report.render_text(BASIC)
+    assert (unpacked / "report.txt").read_text() == report.render(report.analyse_folder(BASIC), "text")
 
 
 def test_the_readme_commands_derive_the_same_reports_from_the_bundle(unpacked: Path, tmp_path: Path,
@@ -75,11 +75,13 @@ def test_a_bundle_as_a_folder_reports_like_its_results_folder(tmp_path: Path) ->
     (lambda tmp: tmp / "full", "exists and is not an empty folder"),
     (lambda tmp: tmp / "folder.tar.gz", "is a folder: name an archive"),
     (lambda tmp: tmp / "copy" / "inside.tar.gz", "inside the results folder"),
+    (lambda tmp: tmp / "kept.tar.gz", "exists; a bundle never replaces files"),
 ])
 def test_a_bundle_never_replaces_files_or_goes_inside_its_folder(tmp_path: Path, where, message: str) -> None:
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "keep").write_text("mine")
     (tmp_path / "folder.tar.gz").mkdir()
+    (tmp_path / "kept.tar.gz").write_text("an archive published earlier")
     (tmp_path / "copy").mkdir()
     (tmp_path / "copy" / "runs.csv").write_bytes((BASIC / "runs.csv").read_bytes())
     results = tmp_path / "copy" if "inside" in message else BASIC

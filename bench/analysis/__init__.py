@@ -19,7 +19,7 @@ Statistics used (docs in the report's "Method" section say the same):
 - CPU efficiency pools the runs: sum of CPU seconds / sum of GiB (or of 1,000 I/Os).
 
 Modules: `load` (the folder as frames), `statistics`, `metrics` (what is derived),
-`findings` (what the reader must be told), `compare` (two folders), `sweeps` (swept workloads as curves),
+`findings` (what the reader must be told), `compare` (other folders against a base one), `sweeps` (swept workloads as curves),
 `timeline` (representative runs over time, from fio's logs).
 """
 

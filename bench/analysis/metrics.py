@@ -85,16 +85,16 @@ def summary(results: Results, groups: dict, settings: Settings) -> pd.DataFrame:
                 if base is None or target == base or (label == "plain" and row["target_type"] == "native"):
                     row.update({f"vs_{label}_{k}": v for k, v in EMPTY_COMPARISON.items()})
                     continue
-                verdict = speed_ratio(metric, values, values_of(groups, cell, base), settings)
+                verdict = speed_ratio(metric in LOWER_IS_BETTER, values, values_of(groups, cell, base), settings)
                 row.update({f"vs_{label}_{k}": v for k, v in verdict.items()})
             rows.append(row)
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 
-def speed_ratio(metric: str, new: np.ndarray, base: np.ndarray, settings: Settings) -> dict[str, Any]:
-    """`compare` of new against base as a speed: for a time (less is better) base/new, so that
-    above 1 is always faster."""
-    if metric in LOWER_IS_BETTER:
+def speed_ratio(lower_is_better: bool, new: np.ndarray, base: np.ndarray, settings: Settings) -> dict[str, Any]:
+    """`compare` of new against base as a speed: for a figure where less is better (a time, a
+    latency, a cost) base/new, so that above 1 is always faster."""
+    if lower_is_better:
         return compare(base, new, settings)
     return compare(new, base, settings)
 
@@ -130,10 +130,10 @@ def outliers(runs: pd.DataFrame) -> pd.Series:
     return flagged
 
 
-def values_of(groups: dict, cell: str, target: str | None) -> np.ndarray:
-    """The primary-metric values of one cell x target group (empty when it has none)."""
+def values_of(groups: dict, cell: str, target: str | None, column: str = "value") -> np.ndarray:
+    """The primary-metric values (or `column`'s) of one cell x target group (empty when it has none)."""
     frame = groups.get((cell, target))
-    return np.array([]) if frame is None else frame["value"].to_numpy(dtype=float)
+    return np.array([]) if frame is None else frame[column].to_numpy(dtype=float)
 
 
 def first_of_type(results: Results, kind: str) -> str | None:
@@ -152,12 +152,16 @@ def secondary(groups: dict, settings: Settings) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def in_order(frame: pd.DataFrame, cells: list[str], targets: list[str]) -> pd.DataFrame:
-    """Rows sorted by cell, then target, in scenario order (runs are interleaved, so data order is not)."""
+def in_order_rank(frame: pd.DataFrame, cells: list[str], targets: list[str]) -> pd.Series:
+    """Each row's place by cell, then target, in scenario order (unknown ones last)."""
     cell_rank = {c: i for i, c in enumerate(cells)}
     target_rank = {t: i for i, t in enumerate(targets)}
-    key = frame["cell"].map(cell_rank).fillna(len(cells)) * (len(targets) + 1) + frame["target"].map(target_rank).fillna(len(targets))
-    return frame.iloc[np.argsort(key.to_numpy(), kind="stable")].reset_index(drop=True)
+    return frame["cell"].map(cell_rank).fillna(len(cells)) * (len(targets) + 1) + frame["target"].map(target_rank).fillna(len(targets))
+
+
+def in_order(frame: pd.DataFrame, cells: list[str], targets: list[str]) -> pd.DataFrame:
+    """Rows sorted by cell, then target, in scenario order (runs are interleaved, so data order is not)."""
+    return frame.iloc[np.argsort(in_order_rank(frame, cells, targets).to_numpy(), kind="stable")].reset_index(drop=True)
 
 
 # cpu_efficiency's columns: CPU seconds summed over the runs by part, GiB and thousands of operations

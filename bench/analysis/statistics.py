@@ -191,3 +191,10 @@ def decide(ratio: Ratio, threshold: float) -> str:
     if low >= 1.0 - threshold and high <= 1.0 + threshold:
         return "equivalent"
     return "undecided"
+
+
+def verdict_tally(ratios: np.ndarray, verdicts: list[str]) -> tuple[float, dict[str, int]]:
+    """The geometric mean of comparisons' ratios (nan for none) and how many reached each verdict."""
+    ratios = np.asarray(ratios, dtype=float)
+    mean = float(np.exp(np.log(ratios).mean())) if len(ratios) else np.nan
+    return mean, {verdict: sum(1 for v in verdicts if v == verdict) for verdict in VERDICTS}

@@ -2,10 +2,10 @@
 
     write_report(results_dir, out, fmt, width) -> Path|None   # fmt: one of FORMATS; None: to stdout
     render(analysis, fmt, width) -> str                       # one format of an analysed folder
-    render_text(results_dir) -> str                           # the text report of a folder
     write_comparison(base, others, out, fmt, width) -> Path|None  # every other folder against base
     write_bundle(results_dir, out) -> Path           # every report with the folder and a README (bundle.py)
     write_site(results_dirs, out) -> Path            # each folder's HTML report and an index (site.py)
+    report_command(results, out, fmt, width, bundle)  # what `fusebench report` does with its options
 
 Importing this package is cheap (the command line takes FORMATS from it); the analysis and
 the writers are imported when a report is made.
@@ -40,6 +40,7 @@ FORMATS = {
     "json": Format("json", "bench.report.jsonout", to_stdout=True),
 }
 REPORTS_DIR = Path("reports")
+MIN_WIDTH = 40  # --width: the narrowest line a table still reads in
 STDOUT = Path("-")  # `-o -`: standard output, for every command that writes a file
 
 
@@ -80,17 +81,14 @@ def _options(fmt: str, width: int | None) -> dict[str, int]:
     if not _format(fmt).width:
         takes = ", ".join(name for name, chosen in FORMATS.items() if chosen.width)
         raise InputError(f"--width applies to the {takes} formats, not to {fmt}")
+    if width < MIN_WIDTH:
+        raise InputError(f"--width {width} is too narrow for a table; use {MIN_WIDTH} or more (72 for mail)")
     return {"width": width}
 
 
 def render(analysis, fmt: str, width: int | None = None) -> str:
     """The report of an analysed folder in one format (text formats at most `width` columns)."""
     return importlib.import_module(_format(fmt).writer).render_report(analysis, **_options(fmt, width))
-
-
-def render_text(results_dir: Path) -> str:
-    """The text report of a results folder, ready to print."""
-    return render(analyse_folder(results_dir), "text")
 
 
 def write_report(results_dir: Path, out: Path | None = None, fmt: str = "html",
@@ -138,3 +136,21 @@ def write_site(results_dirs: list[Path], out: Path) -> Path:
 
     analyses = (analyse_folder(results_dir) for results_dir in results_dirs)
     return site.write_site(((analysis, render(analysis, "html")) for analysis in analyses), Path(out))
+
+
+def report_command(results: list[Path], out: Path | None, fmt: str | None, width: int | None,
+                   bundle: Path | None) -> Path | None:
+    """`fusebench report`: one folder's report, its bundle, or a site of several; refuses options
+    that do not go together. The path written, None for standard output."""
+    first, several = results[0], len(results) > 1
+    if bundle is not None:
+        if several or out or fmt or width:
+            raise InputError("--bundle takes one results folder and holds every format: give it neither more "
+                             "folders, -o, --format nor --width (bundle several folders one at a time)")
+        return write_bundle(first, bundle)
+    if several:
+        if out is None or fmt not in (None, "html") or width:
+            raise InputError("several results folders make a site of HTML reports: give its folder with -o DIR "
+                             "(and no --format), or report the folders one at a time")
+        return write_site(results, out)
+    return write_report(first, out, fmt or "html", width)

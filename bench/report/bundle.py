@@ -63,6 +63,8 @@ def _check(results_dir: Path, out: Path, mode: str | None) -> None:
         raise InputError(f"--bundle {out} is inside the results folder {results_dir}: write the bundle elsewhere")
     if mode is not None and target.is_dir():
         raise InputError(f"--bundle {out} is a folder: name an archive ({', '.join(ARCHIVES)}) or a new folder")
+    if mode is not None and target.exists():
+        raise InputError(f"--bundle {out} exists; a bundle never replaces files: name a new archive")
     if mode is None and target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise InputError(f"--bundle {out} exists and is not an empty folder; a bundle never replaces files: "
                          f"name a new folder, or an archive ({', '.join(ARCHIVES)})")

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pandas as pd
 
-from bench.analysis import CPU_PARTS, Analysis
+from bench.analysis import Analysis
 from bench.analysis.compare import Comparison
+from bench.analysis.metrics import CPU_COLUMNS
 
-_CPU_COLUMNS = [f"{part}_per_{unit}" for unit in ("gib", "kio") for part in (*CPU_PARTS, "total_s")]
+_CPU_COLUMNS = [column for column in CPU_COLUMNS if "_per_" in column]  # costs, not the sums behind them
 
 
 def render_report(analysis: Analysis) -> str:

@@ -31,6 +31,7 @@ from bench.report.rows import (
     headline_rows,
     marked,
     method_lines,
+    note_lines,
     only_lines,
     per_op_rows,
     sweep_tables,
@@ -38,7 +39,7 @@ from bench.report.rows import (
     verdict_lines,
 )
 
-_ENV = jinja2.Environment(
+TEMPLATES = jinja2.Environment(  # the report package's templates, for every HTML page
     loader=jinja2.PackageLoader("bench.report", "templates"),
     autoescape=True,
     trim_blocks=True,
@@ -132,7 +133,7 @@ def render_report(analysis: Analysis) -> str:
     other_header, other_rows = _secondary_table(analysis)
     cells = len(analysis.results.cells)
     measured = analysis.summary.loc[analysis.summary["n"] > 0, "cell"].nunique()
-    return _ENV.get_template("report.html.j2").render(
+    return TEMPLATES.get_template("report.html.j2").render(
         name=analysis.results.path.name,
         env_line=environment_line(environment(analysis.results)),
         status=analysis.results.manifest.status if analysis.results.manifest else "",
@@ -198,7 +199,7 @@ def render_comparison(comparison: Comparison) -> str:
     """Every other folder relative to the base as HTML; changes coloured only when decided."""
     names, analyses = comparison.names, [comparison.base, *comparison.others]
     rows = change_rows(comparison)
-    return _ENV.get_template("compare.html.j2").render(
+    return TEMPLATES.get_template("compare.html.j2").render(
         names=names,
         environments=[(name, environment_line(environment(a.results))) for name, a in zip(names, analyses)],
         differences=comparison.differences,
@@ -211,5 +212,6 @@ def render_comparison(comparison: Comparison) -> str:
         chart=charts.comparison_changes(comparison),
         primary_label=COMPARED_METRICS[PRIMARY].label,
         only=only_lines(comparison),
+        notes=note_lines(comparison),
         warnings=[f"{name}: {f.message}" for name, a in zip(names, analyses) for f in a.findings],
     )

@@ -28,6 +28,7 @@ from bench.analysis import (
 from bench.analysis.compare import (
     CHANGE_COLUMNS,
     COMPARED_METRICS,
+    NOTE_COLUMNS,
     ONLY_COLUMNS,
     Comparison,
 )
@@ -231,15 +232,16 @@ def schema() -> dict[str, Any]:
                             }, TABLES, definitions)
 
 
-_VERDICT = {"enum": [*VERDICTS, ""]}
 COMPARE_TABLES = {
     "changes": Table(lambda c: c.changes, CHANGE_COLUMNS, overrides={
         "folder": _TEXT, "metric": {"enum": list(COMPARED_METRICS)}, "unit": _TEXT, "n_base": _COUNT,
-        "verdict": _VERDICT, "significant": {"type": "boolean"}}),
+        "verdict": _SUFFIX_TYPES["_verdict"], "significant": {"type": "boolean"}}),
     "summary": Table(lambda c: c.summary, COMPARE_SUMMARY_COLUMNS, overrides={
         "folder": _TEXT, "metric": {"enum": list(COMPARED_METRICS)}, "pairs": _COUNT,
         **dict.fromkeys(VERDICTS, _COUNT)}),
     "only": Table(lambda c: c.only, ONLY_COLUMNS, overrides=dict.fromkeys(("present_in", "missing_in"), _array(_TEXT))),
+    "notes": Table(lambda c: c.notes, NOTE_COLUMNS, overrides={"folder": _TEXT, "compared": {"type": "boolean"},
+                                                               "note": _TEXT}),
 }
 
 

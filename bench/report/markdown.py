@@ -18,6 +18,7 @@ from bench.report.rows import (
     headline_rows,
     marked,
     method_lines,
+    note_lines,
     only_lines,
     per_op_rows,
     sweep_tables,
@@ -113,6 +114,9 @@ def render_comparison(comparison: Comparison, width: int | None = None) -> str:
     only = only_lines(comparison)
     if only:
         lines += ["", "## Present in some folders only", ""] + [f"- {line}" for line in only]
+    notes = note_lines(comparison)
+    if notes:
+        lines += ["", "## Not compared, or compared with a caveat", ""] + [f"- {line}" for line in notes]
     warnings = [f"{name}: {f.message}" for name, analysis in zip(names, analyses) for f in analysis.findings]
     if warnings:
         lines += ["", "## Warnings", ""] + [f"- {line}" for line in warnings]

@@ -17,6 +17,7 @@ from bench.analysis.statistics import (
     FASTER,
     SLOWER,
     UNDECIDED,
+    VERDICTS,
     median_interval,
     runs_for_median_interval,
 )
@@ -252,15 +253,7 @@ def _p_text(p: float) -> str:
 
 
 def change_rows(comparison: Comparison) -> list[ChangeRow]:
-    """Every change of `compare` as text, by metric, then cell and target, then folder."""
-    changes = comparison.changes
-    metric_rank = {name: i for i, name in enumerate(COMPARED_METRICS)}
-    pairs = list(zip(changes["cell"], changes["target"]))
-    pair_rank = {pair: i for i, pair in reversed(list(enumerate(pairs)))}  # the base folder's order
-    folder_rank = {name: i for i, name in enumerate(comparison.names)}
-    order = sorted(range(len(changes)), key=lambda i: (metric_rank[changes["metric"].iat[i]], pair_rank[pairs[i]],
-                                                        folder_rank[changes["folder"].iat[i]]))
-    ordered = changes.iloc[order]
+    """Every change of `compare` as text, in its order: by metric, then cell and target, then folder."""
     return [ChangeRow(
         folder=row.folder, cell=row.cell, target=row.target, metric=row.metric,
         label=COMPARED_METRICS[row.metric].label, unit=row.unit,
@@ -269,18 +262,23 @@ def change_rows(comparison: Comparison) -> list[ChangeRow]:
         verdict=row.verdict, word=COMPARISON_WORDS.get(row.verdict, ""),
         rel_change=change_text(row.rel_ratio, row.rel_low, row.rel_high),
         rel_word=COMPARISON_WORDS.get(row.rel_verdict, ""),
-    ) for row in ordered.itertuples()]
+    ) for row in comparison.changes.itertuples()]
 
 
 def comparison_summary_rows(comparison: Comparison) -> list[list[str]]:
     """Per folder and metric: the pairs compared, the geometric mean of the changes, and how
     many were better, worse, the same and undecided."""
-    return [[row.folder, COMPARED_METRICS[row.metric].label, str(row.pairs), change_text(row.geomean, np.nan, np.nan),
-             *(str(getattr(row, verdict)) for verdict in (FASTER, SLOWER, EQUIVALENT, UNDECIDED))]
+    return [[row.folder, COMPARED_METRICS[row.metric].label, str(row.pairs),
+             change_text(row.geomean, np.nan, np.nan) or "-", *(str(getattr(row, verdict)) for verdict in VERDICTS)]
             for row in comparison.summary.itertuples()]
 
 
-SUMMARY_HEADER = ["folder", "metric", "pairs", "geomean", "better", "worse", "same", "?"]
+SUMMARY_HEADER = ["folder", "metric", "pairs", "geomean", *(COMPARISON_WORDS[verdict] for verdict in VERDICTS)]
+
+
+def note_lines(comparison: Comparison) -> list[str]:
+    """One line per cell x target of a folder that was not compared, or compared with a caveat."""
+    return [f"{row.folder}: {row.cell} / {row.target}: {row.note}" for row in comparison.notes.itertuples()]
 
 
 def only_lines(comparison: Comparison) -> list[str]:

@@ -10,13 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-import numpy as np
-
 from bench.analysis import Analysis, environment
-from bench.analysis.statistics import VERDICTS
+from bench.analysis.statistics import VERDICTS, verdict_tally
 from bench.errors import InputError
 from bench.report import STDOUT
-from bench.report.html import _ENV
+from bench.report.html import TEMPLATES
 from bench.report.rows import VERDICT_MARKS
 
 INDEX = "index.html"
@@ -36,12 +34,11 @@ def headlines(analysis: Analysis) -> dict[str, Headline]:
     compared = analysis.summary[analysis.summary["vs_baseline_ratio"] > 0]
     out = {}
     for target, rows in compared.groupby("target", sort=False):
-        counts = rows["vs_baseline_verdict"].value_counts()
+        ratio, counts = verdict_tally(rows["vs_baseline_ratio"].to_numpy(), list(rows["vs_baseline_verdict"]))
         out[str(target)] = Headline(
-            ratio=float(np.exp(np.log(rows["vs_baseline_ratio"].astype(float)).mean())),
+            ratio=ratio,
             cells=len(rows),
-            verdicts=" ".join(f"{counts[verdict]}{VERDICT_MARKS[verdict]}" for verdict in VERDICTS
-                              if counts.get(verdict)),
+            verdicts=" ".join(f"{counts[verdict]}{VERDICT_MARKS[verdict]}" for verdict in VERDICTS if counts[verdict]),
         )
     return out
 
@@ -86,7 +83,7 @@ def write_site(pages: Iterable[tuple[Analysis, str]], out: Path) -> Path:
     targets = list(dict.fromkeys(target for row in rows for target in (row.baseline, *row.headlines) if target))
     index = out / INDEX
     marks = ", ".join(f"{verdict} ({VERDICT_MARKS[verdict]})" for verdict in VERDICTS)
-    index.write_text(_ENV.get_template("index.html.j2").render(rows=rows, targets=targets, marks=marks))
+    index.write_text(TEMPLATES.get_template("index.html.j2").render(rows=rows, targets=targets, marks=marks))
     return index
 
 

@@ -13,7 +13,6 @@ import pandas as pd
 from bench.analysis import CPU_PARTS, Analysis, count_by_kind, environment
 from bench.analysis.compare import Comparison
 from bench.analysis.load import ENVIRONMENT_BLOCK
-from bench.errors import InputError
 from bench.report.rows import (
     SUMMARY_HEADER,
     ascii_only,
@@ -26,6 +25,7 @@ from bench.report.rows import (
     headline_rows,
     marked,
     method_lines,
+    note_lines,
     only_lines,
     per_op_rows,
     sweep_tables,
@@ -33,15 +33,12 @@ from bench.report.rows import (
 )
 
 WIDTH = 80          # the default; --width sets another (72 for mail)
-MIN_WIDTH = 40
 _GAP = "  "
 _width: ContextVar[int] = ContextVar("text_width", default=WIDTH)
 
 
 @contextmanager
 def _at_width(width: int) -> Iterator[None]:
-    if width < MIN_WIDTH:
-        raise InputError(f"--width {width} is too narrow for a table; use {MIN_WIDTH} or more (72 for mail)")
     token = _width.set(width)
     try:
         yield
@@ -61,9 +58,12 @@ Row = list[str] | Group | Note
 
 
 def _sizes(columns: list[tuple[str, str]], rows: list[Row]) -> list[int]:
+    """Each column's width: what its contents need; the labels cut (in the middle) only where the
+    other columns leave them less than a third of the line."""
     cells = [row for row in rows if not isinstance(row, str)]
     sizes = [max([len(title), *(len(row[i]) for row in cells)]) for i, (title, _) in enumerate(columns)]
-    sizes[0] = min(sizes[0], _width.get() // 3)
+    rest = sum(sizes[1:]) + len(_GAP) * (len(sizes) - 1)
+    sizes[0] = min(sizes[0], max(_width.get() // 3, _width.get() - rest))
     return sizes
 
 
@@ -114,7 +114,12 @@ def _wrap(text: str, indent: str = "") -> list[str]:
 
 
 def _fit(name: str, width: int) -> str:
-    return name if len(name) <= width else name[: width - 1] + "~"
+    """`name` in `width` columns, cut in the middle: names that differ at their ends (a date, a
+    sweep value) stay told apart."""
+    if len(name) <= width:
+        return name
+    head = (width - 1) // 2
+    return name[:head] + "~" + name[len(name) - (width - 1 - head):]
 
 
 def _header(analysis: Analysis, title: str) -> list[str]:
@@ -311,9 +316,11 @@ def render_comparison(comparison: Comparison, width: int = WIDTH) -> str:
 
 def _comparison_lines(comparison: Comparison) -> list[str]:
     base, names = comparison.base, comparison.names
+    label = _folder_labels(names)
     lines = _wrap(f"fusebench compare: base {names[0]}; against it: {', '.join(names[1:])}")
     for name, analysis in zip(names, [base, *comparison.others]):
-        lines += _wrap(environment_line(environment(analysis.results)), f"{name}: ")
+        key = f"{label[name]}: {name}" if label[name] != name else f"{name}:"
+        lines += _wrap(key) + _wrap(environment_line(environment(analysis.results)), "  ")
     for name, differs in comparison.differences.items():
         if differs:
             lines += [""] + _wrap(f"{name}'s environment differs from {names[0]}'s (part of any change may come "
@@ -321,12 +328,12 @@ def _comparison_lines(comparison: Comparison) -> list[str]:
             lines += [line for text in differs for line in _wrap(text, "- ")]
     lines += [""] + _wrap("Summary: per folder and metric, the geometric mean of the changes and the verdicts")
     lines += _table([(title, "<" if i < 2 else ">") for i, title in enumerate(SUMMARY_HEADER)],
-                    comparison_summary_rows(comparison))
+                    [[label[row[0]], *row[1:]] for row in comparison_summary_rows(comparison)])
     rows = change_rows(comparison)
     columns = [("", "<"), ("median", ">"), ("n", ">"), ("change [interval]", "<"), ("verdict", "<")]
     for metric in dict.fromkeys(row.metric for row in rows):
         mine = [row for row in rows if row.metric == metric]
-        lines += ["", f"[{mine[0].label}]"] + _table(columns, _change_table(mine, names[0]))
+        lines += ["", f"[{mine[0].label}]"] + _table(columns, _change_table(mine, names[0], label))
     relative = [row for row in rows if row.rel_change]
     if relative:
         lines += [""] + _wrap(f"Against each folder's baseline ({base.baseline}): the change of each target's speed "
@@ -337,11 +344,14 @@ def _comparison_lines(comparison: Comparison) -> list[str]:
             if (row.cell, row.target) != pair:
                 pair = (row.cell, row.target)
                 table.append(Group(f"{row.cell} / {row.target}"))
-            table.append(["  " + row.folder, row.rel_change, row.rel_word])
+            table.append(["  " + label[row.folder], row.rel_change, row.rel_word])
         lines += _table([("", "<"), ("change [interval]", "<"), ("verdict", "<")], table)
     only = only_lines(comparison)
     if only:
         lines += ["", "Present in some folders only:"] + [line for text in only for line in _wrap(text, "- ")]
+    notes = note_lines(comparison)
+    if notes:
+        lines += ["", "Not compared, or compared with a caveat:"] + [line for text in notes for line in _wrap(text, "- ")]
     warnings = [f"{name}: {finding.message}" for name, analysis in zip(names, [base, *comparison.others])
                 for finding in analysis.findings]
     if warnings:
@@ -350,13 +360,32 @@ def _comparison_lines(comparison: Comparison) -> list[str]:
     return lines
 
 
-def _change_table(rows: list, base: str) -> list[Row]:
+def _folder_labels(names: list[str]) -> dict[str, str]:
+    """What the tables call each folder: its name, or A, B, C... (said in the header) when a name
+    would take more than a third of the line."""
+    if max(len(name) for name in names) + 2 <= _width.get() // 3:
+        return {name: name for name in names}
+    return {name: _letters(i) for i, name in enumerate(names)}
+
+
+def _letters(index: int) -> str:
+    """0 -> A, 25 -> Z, 26 -> AA ..."""
+    text = ""
+    index += 1
+    while index:
+        index, rest = divmod(index - 1, 26)
+        text = chr(ord("A") + rest) + text
+    return text
+
+
+def _change_table(rows: list, base: str, label: dict[str, str]) -> list[Row]:
     """The rows of one metric: per cell x target, the base folder's median, then each folder's."""
     table: list[Row] = []
     pair = None
     for row in rows:
         if (row.cell, row.target) != pair:
             pair = (row.cell, row.target)
-            table += [Group(f"{row.cell} / {row.target} ({row.unit})"), ["  " + base, row.base, str(row.n_base), "base", ""]]
-        table.append(["  " + row.folder, row.median, str(row.n), row.change, row.word])
+            table += [Group(f"{row.cell} / {row.target} ({row.unit})"),
+                      ["  " + label[base], row.base, str(row.n_base), "base", ""]]
+        table.append(["  " + label[row.folder], row.median, str(row.n), row.change, row.word])
     return table
