@@ -201,6 +201,8 @@ def counting_program(map_fd: int, opcode: Field, connection: Field | None, conne
 
 def _refusal(error: OSError) -> TracingUnavailable:
     """A clear TracingUnavailable for a bpf or perf_event_open call the kernel refused."""
+    if isinstance(error, libc.UnknownSyscall):
+        return TracingUnavailable(error.strerror)
     if error.errno in _REFUSED:
         paranoid = Path("/proc/sys/kernel/perf_event_paranoid").read_text().strip()
         return TracingUnavailable(

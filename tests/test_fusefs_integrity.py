@@ -3,6 +3,7 @@ same operations on a native file, and concurrent readers and writers."""
 
 from __future__ import annotations
 
+import mmap
 import os
 import random
 import threading
@@ -128,8 +129,6 @@ def test_concurrent_direct_reads_return_their_own_bytes(tmp_path: Path, batch: s
         errors: list[str] = []
 
         def reader(seed: int) -> None:
-            import mmap
-
             rng = random.Random(seed)
             buf = mmap.mmap(-1, 65536)
             fd = os.open(fs.path / "f", os.O_RDONLY | os.O_DIRECT)
@@ -150,3 +149,64 @@ def test_concurrent_direct_reads_return_their_own_bytes(tmp_path: Path, batch: s
         assert not errors, errors[:3]
         stats = fs.wait_stats(lambda s: s["requests"]["READ"] >= 16 * 300)
         assert stats["errors_total"] == 0
+
+
+def _backing_fds(pid: int, source: Path) -> list[int]:
+    """The open flags of each fd the daemon `pid` holds on `source`."""
+    flags = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") == str(source):
+                flags.append(int(Path(f"/proc/{pid}/fdinfo/{fd}").read_text().split("flags:")[1].split()[0], 8))
+        except FileNotFoundError:
+            pass  # closed meanwhile
+    return flags
+
+
+MMAP_MODES = mode_params() + ["plain-writeback", "plain-keep-cache"]  # --direct-io refuses shared mmap
+
+
+@pytest.mark.parametrize("mode", MMAP_MODES)
+@pytest.mark.parametrize("flag", ["O_DIRECT", "O_APPEND"])
+def test_shared_mmap_writes_reach_a_file_opened_direct_or_append(tmp_path: Path, mode: str, flag: str) -> None:
+    """The kernel writes a shared mapping's dirty pages back through the file's fh, the last
+    one cut at end of file: an O_DIRECT backing fd refused it (msync: EINVAL), an O_APPEND one
+    put it at end of file. The tail page is where both showed."""
+    args = MODES[mode] if mode in MODES else ["--mode", "plain", *PLAIN_VARIANTS[mode]]
+    data = bytearray(random.Random(3).randbytes(10000))
+    with mount(tmp_path, *args, files={"f": bytes(data)}) as fs:
+        fd = os.open(fs.path / "f", os.O_RDWR | getattr(os, flag))
+        try:
+            with mmap.mmap(fd, len(data)) as mapped:
+                for offset in (100, 9000):  # a whole page, then the tail
+                    mapped[offset : offset + 10] = data[offset : offset + 10] = b"x" * 10
+                mapped.flush()
+        finally:
+            os.close(fd)
+        assert (fs.source / "f").read_bytes() == data
+        assert (fs.path / "f").read_bytes() == data
+
+
+@pytest.mark.parametrize("args", [[], ["--writeback-cache"]], ids=["plain", "plain-writeback"])
+def test_direct_writes_keep_going_to_an_o_direct_backing_fd(tmp_path: Path, args: list[str]) -> None:
+    """Plain mode: a client's direct writes reach the disk with O_DIRECT (the figures of direct
+    I/O stay honest); only the page cache's writebacks go through a buffered twin, which is
+    opened on the first one and closed with the file."""
+    with mount(tmp_path, "--mode", "plain", *args, files={"f": bytes(3 * 4096 + 100)}) as fs:
+        source = fs.source / "f"
+        fd = os.open(fs.path / "f", os.O_RDWR | os.O_DIRECT)
+        try:
+            block = mmap.mmap(-1, 4096)
+            block[:] = b"d" * 4096
+            assert os.pwrite(fd, block, 4096) == 4096
+            assert [flags & os.O_DIRECT for flags in _backing_fds(fs.pid, source)] == [os.O_DIRECT]
+            with mmap.mmap(fd, 3 * 4096 + 100) as mapped:
+                mapped[-50:] = b"m" * 50
+                mapped.flush()
+            assert sorted(flags & os.O_DIRECT for flags in _backing_fds(fs.pid, source)) == [0, os.O_DIRECT]
+            assert os.pwrite(fd, block, 0) == 4096
+        finally:
+            os.close(fd)
+        assert source.read_bytes() == b"d" * 8192 + bytes(4096) + bytes(50) + b"m" * 50
+        fs.wait_stats(lambda s: s["requests"].get("RELEASE", 0) >= 1)
+        assert _backing_fds(fs.pid, source) == []

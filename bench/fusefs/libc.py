@@ -18,8 +18,10 @@ UTIME_NOW = (1 << 30) - 1
 UTIME_OMIT = (1 << 30) - 2
 MAX_HANDLE_SZ = 128
 
-# Syscalls without a C library wrapper, per `uname -m` (arch/x86/entry/syscalls/syscall_64.tbl,
-# include/uapi/asm-generic/unistd.h for arm64).
+# Syscalls without a C library wrapper, per architecture() (arch/x86/entry/syscalls/syscall_64.tbl,
+# include/uapi/asm-generic/unistd.h for arm64; tests/test_fusefs_libc.py checks them against the
+# installed headers). The ioctl numbers of protocol.py and tracing.py use the asm-generic
+# encoding, which every architecture here shares.
 SYSCALLS: dict[str, dict[str, int]] = {
     "x86_64": {"io_setup": 206, "io_destroy": 207, "io_getevents": 208, "io_submit": 209,
                "perf_event_open": 298, "bpf": 321},
@@ -48,12 +50,25 @@ def check(result: int, what: str = "") -> int:
     return result
 
 
+class UnknownSyscall(OSError):
+    """A syscall whose number fusebench does not know on this CPU architecture (errno ENOSYS)."""
+
+
+def architecture() -> str:
+    """The syscall ABI of this process: `uname -m`, with the pointer width when it is not 64
+    bits (a 32-bit process on a 64-bit kernel numbers its syscalls otherwise)."""
+    bits = ctypes.sizeof(ctypes.c_void_p) * 8
+    return platform.machine() if bits == 64 else f"{platform.machine()}/{bits}-bit"
+
+
 def syscall_number(name: str) -> int:
-    """The number of syscall `name` on this CPU architecture; OSError(ENOSYS) when unknown here."""
+    """The number of syscall `name` on this CPU architecture; UnknownSyscall names it otherwise."""
+    arch = architecture()
     try:
-        return SYSCALLS[platform.machine()][name]
+        return SYSCALLS[arch][name]
     except KeyError:
-        raise OSError(errno.ENOSYS, f"{name}: syscall number unknown for {platform.machine()}") from None
+        raise UnknownSyscall(errno.ENOSYS, f"{name}: syscall number unknown on this CPU architecture ({arch}; "
+                             f"fusebench knows {', '.join(SYSCALLS)})") from None
 
 
 def syscall(name: str, *args: int) -> int:

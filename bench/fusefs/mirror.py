@@ -24,6 +24,7 @@ from bench.fusefs.errors import MountError
 from bench.fusefs.operations import Connection, Operations
 from bench.fusefs.options import Options
 from bench.fusefs.wire import Attr, AttrChanges, Context, Dirents, Entry, Opened
+from bench.fusefs.writeback import WritebackFds
 
 ROOT_LOOKUPS = 1 << 62
 DT_DIR = 4
@@ -79,6 +80,7 @@ class Mirror(Operations):
         self._opts = opts
         self.fh_is_fd = not opts.passthrough  # passthrough opens hand out a backing id, no fh
         self._backing: BackingRegistry | None = None  # passthrough: made at init
+        self._writeback = WritebackFds(lambda fh: os.open(proc_path(fh), os.O_WRONLY | os.O_CLOEXEC))
         self._lock = threading.Lock()
         self._ids = itertools.count(p.ROOT_ID + 1)
         self._dir_ids = itertools.count(1)
@@ -362,7 +364,9 @@ class Mirror(Operations):
         id. The open count taken with the id keeps it registered until the matching RELEASE:
         the reply carrying it must reach the kernel before any BACKING_CLOSE of it."""
         if self._backing is None:
-            return Opened(fd if fd >= 0 else self.open_node(node, flags), self._fopen)
+            fh = fd if fd >= 0 else self.open_node(node, flags)
+            self._writeback.opened(fh, flags)
+            return Opened(fh, self._fopen)
         backing_id = self._backing.acquire(node, lambda: self.open_node(node, flags & IO_FLAGS), fd)
         return Opened(0, self._fopen, backing_id)
 
@@ -410,6 +414,10 @@ class Mirror(Operations):
         with self._file(nodeid, fh, os.O_WRONLY) as fd:
             return os.pwrite(fd, data, offset)
 
+    def writeback_fd(self, fh: int) -> int:
+        """The fh, or its buffered twin when it was opened O_DIRECT or O_APPEND (fusefs.writeback)."""
+        return self._writeback.fd(fh)
+
     def flush(self, ctx: Context, nodeid: int, fh: int) -> None:
         """Closing a dup releases the client's POSIX locks and reports close errors."""
         if self._backing is None:
@@ -418,6 +426,7 @@ class Mirror(Operations):
     def release(self, ctx: Context, nodeid: int, fh: int) -> None:
         """Close the fh (plain) or drop one open of the backing id (passthrough)."""
         if self._backing is None:
+            self._writeback.closing(fh)
             os.close(fh)
         else:
             self._backing.release(self.node(nodeid))

@@ -145,6 +145,11 @@ class Operations:
         """Write `data` at `offset`; how many bytes were written."""
         raise _enosys()
 
+    def writeback_fd(self, fh: int) -> int:
+        """With `fh_is_fd`: the fd that a write of the kernel's page cache (FUSE_WRITE_CACHE,
+        its fh guessed) to `fh` goes to."""
+        return fh
+
     def flush(self, ctx: Context, nodeid: int, fh: int) -> None:
         """A close(2) of a file descriptor of the open file."""
         raise _enosys()

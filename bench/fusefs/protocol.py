@@ -132,6 +132,9 @@ FOPEN_KEEP_CACHE = 1 << 1
 FOPEN_PARALLEL_DIRECT_WRITES = 1 << 6
 FOPEN_PASSTHROUGH = 1 << 7
 
+# fuse_write_in.write_flags: a write of the page cache (the kernel's writeback), fh guessed.
+FUSE_WRITE_CACHE = 1 << 0
+
 # SETATTR valid bits.
 FATTR_MODE, FATTR_UID, FATTR_GID, FATTR_SIZE = 1, 2, 4, 8
 FATTR_ATIME, FATTR_MTIME, FATTR_FH, FATTR_ATIME_NOW, FATTR_MTIME_NOW = 16, 32, 64, 128, 256
@@ -167,7 +170,7 @@ assert SETATTR_IN.size == 88
 OPEN_IN = struct.Struct("<II")
 OPEN_OUT = struct.Struct("<QIi")
 CREATE_IN = struct.Struct("<IIII")
-READ_IN = struct.Struct("<QQII")  # fh, offset, size, read_flags (lock_owner etc. unused)
+READ_IN = struct.Struct("<QQII")  # fh, offset, size, read_flags or write_flags (lock_owner etc. unused)
 WRITE_IN = READ_IN
 WRITE_OUT = struct.Struct("<II")
 RELEASE_IN = struct.Struct("<QII")

@@ -53,7 +53,9 @@ def message(n: int, head: bytearray, data: mmap.mmap) -> bytes:
 class DataReplies:
     """Answers plain-mode READ and WRITE from one worker's page-aligned buffers (the hot path)."""
 
-    def __init__(self, counters: Counters, data: memoryview, out: memoryview) -> None:
+    def __init__(self, counters: Counters, data: memoryview, out: memoryview,
+                 writeback_fd: Callable[[int], int]) -> None:
+        self._writeback_fd = writeback_fd
         self._read_hdr = bytearray(p.OUT_HEADER_SIZE)
         self._write_reply = bytearray(p.OUT_HEADER_SIZE + p.WRITE_OUT.size)
         self._nbytes, self._errors = counters.bytes, counters.errors
@@ -84,8 +86,10 @@ class DataReplies:
 
     def write(self, fd: int, unique: int, head: bytearray) -> None:
         """pwrite the request's data (already page-aligned in the data buffer), then reply."""
-        fh, offset, size, _ = p.READ_IN.unpack_from(head, 40)
+        fh, offset, size, write_flags = p.WRITE_IN.unpack_from(head, 40)
         try:
+            if write_flags & p.FUSE_WRITE_CACHE:
+                fh = self._writeback_fd(fh)
             got = os.pwrite(fh, self._data[:size], offset)
         except OSError as exc:
             send_error(fd, unique, exc.errno, self._errors)
@@ -274,7 +278,7 @@ class Server:
         data = io_buffer(self._bufsize)
         out = io_buffer(self.opts.max_write)
         iov = [head, data]
-        replies = DataReplies(counters, memoryview(data), memoryview(out))
+        replies = DataReplies(counters, memoryview(data), memoryview(out), self.ops.writeback_fd)
         answer_read, answer_write = replies.read, replies.write
         requests = counters.requests
         fast = self._fast
@@ -329,7 +333,7 @@ class Server:
         free = list(range(slots))  # slots whose head and reply buffer are not in use
         queued: list[int] = []  # slots holding a READ not submitted yet
         in_flight = 0
-        replies = DataReplies(counters, memoryview(data), memoryview(out))
+        replies = DataReplies(counters, memoryview(data), memoryview(out), self.ops.writeback_fd)
         answer_read, answer_write = replies.read, replies.write
         requests, errors = counters.requests, counters.errors
         readv, unpack_head, unpack_io = os.readv, p.IN_HEADER_HEAD.unpack_from, p.READ_IN.unpack_from
