@@ -5,23 +5,36 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 FUSEBENCH := $(VENV)/bin/fusebench
-APT_PACKAGES := fio fuse3 bindfs chromium git make gcc
+# What a run needs (git, make and gcc: the catalog's programs), then what only the tests need
+# (bindfs: the external-server tests; chromium: renders the HTML report in a test).
+RUN_PACKAGES := fio fuse3 git make gcc
+TEST_PACKAGES := bindfs chromium
 
-.PHONY: all setup bench perf test unit
+.PHONY: all setup setup-test bench perf test unit
 
 all: test
 
-# Idempotent: apt only when a package is missing, the venv only when absent.
-setup:
+# $(call install,APT PACKAGES,PIP TARGET): idempotent; apt only when a package is missing, the
+# venv only when absent.
+define install
 	@missing=""; \
-	for pkg in $(APT_PACKAGES); do dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	for pkg in $(1); do dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
 	[ -x $(PY) ] || $(PYTHON) -c 'import ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing$$missing"; \
 		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; \
 	fi
 	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
-	@$(PY) -m pip install --quiet -e '.[test]'
+	@$(PY) -m pip install --quiet -e '$(2)'
+endef
+
+# What `make bench` and `make perf` need to run a scenario.
+setup:
+	$(call install,$(RUN_PACKAGES),.)
+
+# What `make test` needs on top: the test tools and packages.
+setup-test:
+	$(call install,$(RUN_PACKAGES) $(TEST_PACKAGES),.[test])
 
 # $(call run-scenario,NAME): scenarios/NAME.yaml -> results/NAME -> reports/NAME.html + text table.
 # An unfinished results/NAME (killed or interrupted) is resumed with the scenario.yaml kept in it;
@@ -48,7 +61,7 @@ bench: setup
 
 # The unit tests first, without root powers (so a unit test that quietly needs root fails here too),
 # then the integration tests, which mount real FUSE file systems (as root).
-test: setup
+test: setup-test
 	@$(MAKE) --no-print-directory unit
 	$(PY) -m pytest -ra -m integration
 
@@ -56,7 +69,7 @@ test: setup
 # every capability dropped (uid 0 stays, so the interpreter and the checkout remain readable).
 UNIT := $(PY) -m pytest -ra -m "not integration" -p no:cacheprovider
 unit:
-	@[ -x $(PY) ] || { echo "no $(VENV): run 'make setup' first" >&2; exit 2; }
+	@[ -x $(PY) ] || { echo "no $(VENV): run 'make setup-test' first" >&2; exit 2; }
 	@if [ "$$(id -u)" = 0 ]; then \
 		echo "setpriv (every capability dropped) $(UNIT)"; \
 		setpriv --bounding-set -all --inh-caps -all --ambient-caps -all --securebits +noroot,+noroot_locked -- $(UNIT); \

@@ -15,7 +15,14 @@ from pathlib import Path
 from types import ModuleType
 
 from bench import __version__
-from bench.errors import EXIT_FAILED, EXIT_INTERRUPTED, BenchError, InputError
+from bench.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    BenchError,
+    InputError,
+)
 from bench.report import FORMATS  # cheap: the writers are imported when used
 
 
@@ -54,9 +61,15 @@ def _doctor(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    scenario = _require("bench.scenario", "validate").load_scenario(args.scenario)
-    print(f"{args.scenario}: ok: {scenario.summary()}")
-    return 0
+    commands = _require("bench.commands", "validate")
+    status = 0
+    for path in args.scenarios:
+        try:
+            print("\n".join(commands.validation(path)), flush=True)
+        except BenchError as exc:
+            _print_error(exc)
+            status = max(status, exc.exit_code)
+    return status
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -91,7 +104,36 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _mount(server_args: list[str]) -> int:
-    return _require("bench.fusefs.cli", "mount").main(server_args)
+    return _require("bench.fusefs.cli", "mount").main(server_args, prog="fusebench mount")
+
+
+# What each exit status means for every command (bench.errors defines the numbers).
+EXIT_MEANINGS = {
+    "doctor": {EXIT_OK: "the default scenario can run here", EXIT_BAD_INPUT: "something it needs is missing"},
+    "validate": {EXIT_OK: "every file is a valid scenario", EXIT_BAD_INPUT: "a file is not (file:line: message)"},
+    "run": {EXIT_OK: "every run ok (or the --dry-run plan)", EXIT_FAILED: "some run failed (runs.csv says why)",
+            EXIT_BAD_INPUT: "bad input, or it cannot run here", EXIT_INTERRUPTED: "interrupted (--resume goes on)"},
+    "report": {EXIT_OK: "written", EXIT_BAD_INPUT: "not a results folder, or options that do not go together"},
+    "compare": {EXIT_OK: "written", EXIT_BAD_INPUT: "not a results folder, or options that do not go together"},
+}
+
+
+class _Formatter(argparse.HelpFormatter):
+    """Descriptions wrapped to the terminal; epilogs (examples, exit statuses) kept as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" in text:
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+
+def _command(commands, name: str, summary: str, description: str, examples: list[str]) -> argparse.ArgumentParser:
+    """A subcommand whose --help has its description, examples and exit statuses."""
+    exits = [f"  {status:<4} {meaning}" for status, meaning in EXIT_MEANINGS[name].items()]
+    return commands.add_parser(name, help=summary, description=description,
+                               epilog="\n".join(["examples:", *(f"  {line}" for line in examples), "",
+                                                 "exit status:", *exits]),
+                               formatter_class=_Formatter)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -102,14 +144,27 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"fusebench {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    doctor = commands.add_parser("doctor", help="what this machine supports, and how to fix what it does not")
+    doctor = _command(commands, "doctor", "what this machine supports, and how to fix what it does not",
+                      "Check fio, /dev/fuse, root, the kernel and its FUSE passthrough (live), the tracepoint, "
+                      "bindfs and the catalog's programs; one line each, with the fix for what is missing.",
+                      ["fusebench doctor", "fusebench doctor | grep -v '^ok'"])
     doctor.set_defaults(func=_doctor)
 
-    validate = commands.add_parser("validate", help="check a scenario file (exit 2 with file:line: message)")
-    validate.add_argument("scenario", type=Path, metavar="SCENARIO.yaml")
+    validate = _command(commands, "validate", "check scenario files (exit 2 with file:line: message)",
+                        "Check each scenario file: `FILE: ok:` with the runs it plans and every command it would "
+                        "start as root (external servers' argv filled in, the built-in server, catalog programs), "
+                        "or its errors as `FILE:LINE: message` with the fix.",
+                        ["fusebench validate scenarios/quick.yaml", "fusebench validate scenarios/*.yaml"])
+    validate.add_argument("scenarios", type=Path, nargs="+", metavar="SCENARIO.yaml")
     validate.set_defaults(func=_validate)
 
-    run = commands.add_parser("run", help="run a scenario into a results folder")
+    run = _command(commands, "run", "run a scenario into a results folder",
+                   "Run every workload of SCENARIO.yaml on every target, repetitions in rotated target order, into "
+                   "a results folder (runs.csv, samples.csv, fio's outputs and logs, manifest.json). Progress goes "
+                   "to stdout at a terminal, else to stderr.",
+                   ["fusebench run scenarios/quick.yaml", "fusebench run scenarios/perf.yaml --repeat auto",
+                    "fusebench run scenarios/quick.yaml --dry-run",
+                    "fusebench run results/quick/scenario.yaml --out results/quick --resume"])
     run.add_argument("scenario", type=Path, metavar="SCENARIO.yaml")
     run.add_argument("--out", type=Path, help="results folder (default: results/NAME-TIMESTAMP)")
     run.add_argument("--repeat", type=repetitions, metavar="N|auto",
@@ -124,15 +179,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(func=_run)
 
-    report = commands.add_parser(
-        "report", help="summarise a results folder; bundle it to publish; or index several in a site",
-        epilog="examples:\n  fusebench report results/quick                        # reports/quick.html\n"
-               "  fusebench report results/quick --format text --width 72   # for a mail, on stdout\n"
-               "  fusebench report results/quick --format json -o quick.json\n"
-               "  fusebench report results/quick --bundle quick.tar.gz\n"
-               "  fusebench report results/a results/b -o site              # site/index.html",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    report = _command(
+        commands, "report", "summarise a results folder; bundle it to publish; or index several in a site",
+        "The statistics of one results folder (medians with their intervals, every target against the "
+        "baseline and passthrough against plain FUSE, latency, CPU cost, FUSE requests, fd pressure) in one "
+        "format; or a bundle of the folder with every report; or, for several folders, a site of their "
+        "HTML reports and an index.",
+        ["fusebench report results/quick                          # reports/quick.html",
+         "fusebench report results/quick --format text --width 72  # for a mail, on stdout",
+         "fusebench report results/quick --format json -o quick.json",
+         "fusebench report results/quick --bundle quick.tar.gz",
+         "fusebench report results/a results/b -o site             # site/index.html"])
     report.add_argument("results", type=Path, nargs="+", metavar="RESULTS_DIR")
     report.add_argument(
         "-o", "--output", type=Path,
@@ -148,18 +205,15 @@ def build_parser() -> argparse.ArgumentParser:
                              "tables kept whole")
     report.set_defaults(func=_report)
 
-    compare = commands.add_parser(
-        "compare",
-        help="compare results folders with a base one (kernels, server versions, machines)",
-        description="Every OTHER folder against BASE, per common cell and target: throughput or ops/s, latency "
-                    "p50/p99/p99.9, CPU seconds per GiB and per 1,000 operations, FUSE requests per GiB, each as a "
-                    "change with its interval and verdict; a summary per folder; pairs some folders lack; "
-                    "environment differences.",
-        epilog="examples:\n  fusebench compare results/v6.17 results/v6.18          # reports/v6.17-vs-v6.18.html\n"
-               "  fusebench compare results/a results/b results/c --format text --width 72\n"
-               "  fusebench compare results/a results/b --format json -o - | jq .summary",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    compare = _command(
+        commands, "compare", "compare results folders with a base one (kernels, server versions, machines)",
+        "Every OTHER folder against BASE, the first folder given: per cell and target both have, throughput "
+        "or ops/s, latency p50/p99/p99.9, CPU seconds per GiB and per 1,000 operations and FUSE requests per "
+        "GiB, each as a change of OTHER against BASE with its interval and verdict (+ is always better); a "
+        "summary per folder; pairs some folders lack or that cannot be compared; environment differences.",
+        ["fusebench compare results/v6.17 results/v6.18          # reports/v6.17-vs-v6.18.html",
+         "fusebench compare results/a results/b results/c --format text --width 72",
+         "fusebench compare results/a results/b --format json -o - | jq .summary"])
     compare.add_argument("base", type=Path, metavar="BASE")
     compare.add_argument("others", type=Path, nargs="+", metavar="OTHER")
     compare.add_argument("-o", "--output", type=Path,
@@ -190,12 +244,16 @@ def main(argv: list[str] | None = None) -> int:
     return _guarded(lambda: args.func(args))
 
 
+def _print_error(exc: BenchError) -> None:
+    for line in str(exc).splitlines() or [type(exc).__name__]:
+        print(f"fusebench: error: {line}", file=sys.stderr, flush=True)
+
+
 def _guarded(command: Callable[[], int]) -> int:
     try:
         return command()
     except BenchError as exc:
-        for line in str(exc).splitlines() or [type(exc).__name__]:
-            print(f"fusebench: error: {line}", file=sys.stderr)
+        _print_error(exc)
         return exc.exit_code
     except KeyboardInterrupt:
         # Whatever was mounted came down in the context managers the interrupt unwound.

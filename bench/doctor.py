@@ -177,12 +177,12 @@ def run_doctor(host: Host) -> int:
     missing = 0
     for check_fn in CHECKS:
         check = check_fn(host)
-        host.say(f"{check.status:<8} {check.name:<24} {check.detail}")
+        host.output(f"{check.status:<8} {check.name:<24} {check.detail}")
         if check.fix:
-            host.say(f"{'':<8} {'':<24} fix: {check.fix}")
+            host.output(f"{'':<8} {'':<24} fix: {check.fix}")
         missing += check.status == MISSING
     if missing:
-        host.say(f"{missing} thing(s) the default scenario needs are missing (exit 2)")
+        host.output(f"{missing} thing(s) the default scenario needs are missing (exit 2)")
         return EXIT_BAD_INPUT
-    host.say("everything the default scenario needs is here")
+    host.output("everything the default scenario needs is here")
     return EXIT_OK

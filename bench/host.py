@@ -32,7 +32,7 @@ from bench.fusefs import kernel, mounts
 from bench.monitor import Monitor
 from bench.processes import Started, minimal_env
 from bench.programs import Program
-from bench.progress import RunProgress
+from bench.progress import RunProgress, notice_stream
 from bench.records import FdPressureRecord
 from bench.scenario import AnyTarget, Opens, Scenario, WorkloadCell
 from bench.stop import StopToken
@@ -49,7 +49,11 @@ class Host:
     # -- the terminal and clocks
 
     def say(self, text: str) -> None:
-        """A line for the user."""
+        """A notice for the user: on stdout at a terminal, else on stderr (piped data stays clean)."""
+        print(text, file=notice_stream(), flush=True)
+
+    def output(self, text: str) -> None:
+        """A line of what the command was asked for (the doctor's table, a plan): always stdout."""
         print(text, flush=True)
 
     def progress(self, total: int, estimate_s: float) -> RunProgress:
@@ -208,6 +212,10 @@ class Host:
     def abort_connection(self, connection: int) -> bool:
         """Abort a FUSE connection (a daemon that stopped answering)."""
         return mounts.abort_connection(connection)
+
+    def waiting_requests(self, connection: int) -> int | None:
+        """Requests of a FUSE connection its daemon has not answered yet (None: no such connection)."""
+        return mounts.waiting_requests(connection)
 
     def prepare_files(self, cell: WorkloadCell, source: Path, stop: StopToken) -> list[Path]:
         """A fio cell's data files relative to `source`, in the state every run starts from."""

@@ -1,6 +1,7 @@
 """How one run is measured, for every family: the cache state (caches dropped, or one
 unmeasured pass), the FUSE request counters around the run, the workload under the monitor,
-and a watchdog that aborts a FUSE daemon that stopped answering.
+bench.watchdog on the FUSE connection (a server that stopped answering fails the run within
+about 10 s), and past the workload's timeout an abort of the connection as the last resort.
 
 A family is run by one function: fio (block I/O, small files, mmap, metadata engines), an
 open/close loop (bench.opens, a process of ours), or a catalog program (bench.programs).
@@ -30,6 +31,7 @@ from bench.scenario import Cell, Opens, WorkloadCell
 from bench.stop import StopToken
 from bench.targets import MountedTarget
 from bench.vocabulary import FIO, METADATA_ENGINES, OPENS, PROGRAM
+from bench.watchdog import Watchdog
 
 # A workload gets twice its runtime plus this margin before it is stopped.
 TIMEOUT_MARGIN_S = 60.0
@@ -91,14 +93,22 @@ def measure(host: Host, run: PlannedRun, mounted: MountedTarget, paths: list[Pat
     execute = EXECUTORS[run.cell.family]
     if run.cell.cache == "cold":
         host.drop_caches()
-    else:
-        scratch.mkdir(parents=True, exist_ok=True)
-        execute(host, run.cell, mounted, paths, scratch / f"warmup.{run.cell.family}.json", None, scratch, stop, None)
-    sampler = host.monitor(sample_hz, mounted.daemon_pid, run.run_id, ROLES[run.cell.family])
-    with RequestCounter(mounted, host.tracer if tracing else None) as counter:
-        cpu_before, disk_before = host.children_cpu(), host.disk_counters(device)
-        done = execute(host, run.cell, mounted, paths, output, logs, scratch, stop, sampler)
-        cpu_after, disk_after = host.children_cpu(), host.disk_counters(device)
+    with RequestCounter(mounted, host.tracer if tracing else None) as counter, \
+            Watchdog(host, mounted.connection, counter.counted if counter.source else None) as dog:
+        try:
+            if run.cell.cache != "cold":
+                scratch.mkdir(parents=True, exist_ok=True)
+                execute(host, run.cell, mounted, paths, scratch / f"warmup.{run.cell.family}.json", None, scratch,
+                        stop, None)
+                counter.begin()
+            sampler = host.monitor(sample_hz, mounted.daemon_pid, run.run_id, ROLES[run.cell.family])
+            cpu_before, disk_before = host.children_cpu(), host.disk_counters(device)
+            done = execute(host, run.cell, mounted, paths, output, logs, scratch, stop, sampler)
+            cpu_after, disk_after = host.children_cpu(), host.disk_counters(device)
+        except (BenchError, OSError):
+            dog.check()  # a stopped server is why, whatever the workload made of it
+            raise
+        dog.check()
     assert done.sampled is not None
     # The workload was reaped by now: the kernel's account of its CPU is exact, where sampling
     # misses a program that ends between two samples.

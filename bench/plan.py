@@ -10,6 +10,7 @@ memory) spread over the targets instead of biasing one of them. The seed is in t
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bench.progress import format_duration
@@ -108,9 +109,10 @@ def fd_pressure_steps(scenario: Scenario) -> int:
     return len(plan.targets) * len(plan.open_files) if plan else 0
 
 
-def describe_plan(plan: Plan, scenario: Scenario) -> list[str]:
-    """The lines --dry-run prints: totals (with `auto`, the budget), target order per
-    repetition, every run (with `auto`, those of the first repetitions)."""
+def describe_plan(plan: Plan, scenario: Scenario, commands: Sequence[str] = ()) -> list[str]:
+    """The lines --dry-run prints: totals (with `auto`, the budget), `commands` (what it starts as
+    root, for the reader to see first), target order per repetition, every run (with `auto`,
+    those of the first repetitions)."""
     cells = {run.cell_key for run in plan.runs}
     steps = fd_pressure_steps(scenario)
     extra = steps * FD_PRESSURE_STEP_S
@@ -132,6 +134,7 @@ def describe_plan(plan: Plan, scenario: Scenario) -> list[str]:
         + (f", then {steps} fd-pressure steps" if steps else ""),
         f"{duration} (runtimes, plus per-run start and cache drop, mounts, prefill"
         + (", about 5s per fd-pressure step)" if steps else ")"),
+        *commands,
     ]
     for repetition, order in enumerate(plan.target_order, 1):
         lines.append(f"repetition {repetition}: targets in order {', '.join(order)}")

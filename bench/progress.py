@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import TextIO
 
 from rich.console import Console
 from rich.progress import (
@@ -26,6 +27,12 @@ def format_duration(seconds: float) -> str:
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
+def notice_stream() -> TextIO:
+    """Where progress and notices go: stdout at a terminal, else stderr, so that what a command
+    prints as its result (a plan, a report) can be piped clean."""
+    return sys.stdout if sys.stdout.isatty() else sys.stderr
+
+
 class RunProgress:
     """Counts finished runs and estimates the time left from the plan's estimate and the pace so far."""
 
@@ -35,7 +42,7 @@ class RunProgress:
         self._estimate_left = estimate_s
         self._estimate_done = 0.0
         self._started = time.monotonic()
-        self._console = console or Console(file=sys.stdout)
+        self._console = console or Console(file=notice_stream())
         self._bar: tuple[Progress, TaskID] | None = None
         if self._console.is_terminal:
             bar = Progress(
@@ -70,7 +77,7 @@ class RunProgress:
         if self._bar:
             self._bar[0].console.print(text, markup=False, highlight=False)
         else:
-            print(text, flush=True)
+            print(text, file=self._console.file, flush=True)
 
     def start_run(self, label: str) -> None:
         """Show what runs now."""
@@ -89,7 +96,7 @@ class RunProgress:
             bar.update(task, advance=1, eta=eta)
             bar.console.print(f"[{self.done}/{self.total}] {line}", markup=False, highlight=False)
         else:
-            print(f"[{self.done}/{self.total}] {line} (ETA {eta})", flush=True)
+            print(f"[{self.done}/{self.total}] {line} (ETA {eta})", file=self._console.file, flush=True)
 
     def close(self) -> None:
         """Remove the bar; messages already printed stay."""

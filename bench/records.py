@@ -175,15 +175,19 @@ class RequestTotals(Record):
     fuse_requests_source: str | None = column(
         "`server` (the built-in server's own counters), `tracepoint` (kernel `fuse:fuse_request_send` "
         "counts, for external servers) or empty (not counted)")
-    passthrough_engaged: bool | None = column("passthrough targets only: `true` when no READ or WRITE reached the daemon")
+    passthrough_engaged: bool | None = column(
+        "`true` when no READ or WRITE reached the daemon, else `false`: passthrough targets, and external ones in "
+        "fio runs whose data had to reach the files (cold cache or direct I/O, data moved); empty otherwise")
 
     @classmethod
-    def of(cls, deltas: dict[str, int], source: str, target_type: str) -> RequestTotals:
-        """Totals of per-opcode request counts of one run."""
+    def of(cls, deltas: dict[str, int], source: str, target_type: str, data_to_files: bool = False) -> RequestTotals:
+        """Totals of per-opcode request counts of one run; `data_to_files`: the run moved data that
+        no cache could serve, so an external server's counts show whether passthrough engaged."""
         reads, writes = deltas.get("READ", 0), deltas.get("WRITE", 0)
+        judged = target_type == "passthrough" or (target_type == "external" and data_to_files)
         return cls(fuse_read_requests=reads, fuse_write_requests=writes,
                    fuse_other_requests=sum(deltas.values()) - reads - writes, fuse_requests_source=source,
-                   passthrough_engaged=(reads + writes == 0) if target_type == "passthrough" else None)
+                   passthrough_engaged=(reads + writes == 0) if judged else None)
 
 
 class TargetSettings(Record):

@@ -47,9 +47,25 @@ class RequestCounter:
                 self.source = TRACEPOINT
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def begin(self) -> None:
+        """Count from here on (after an unmeasured warm-up inside the block)."""
         if self.source == SERVER:
-            stats = self._mounted.read_stats(newer_than=time.time()) or {}
+            self._before = dict((self._mounted.read_stats(newer_than=time.time()) or {}).get("requests", {}))
+        elif self._tracer is not None:
+            self._before = dict(self._tracer.counts())
+
+    def counted(self) -> int | None:
+        """Every request the server took (its counters) or was sent (the tracepoint) so far, all
+        opcodes together, for the watchdog; None when nothing counts them."""
+        if self.source == SERVER:
+            stats = self._mounted.read_stats()
+            return None if stats is None else sum(stats.get("requests", {}).values())
+        return sum(self._tracer.counts().values()) if self._tracer is not None else None
+
+    def __exit__(self, kind: type[BaseException] | None, *exc: Any) -> None:
+        if self.source == SERVER:
+            # A failed run records no counts: do not wait for figures a stopped server never writes.
+            stats = self._mounted.read_stats(newer_than=None if kind else time.time()) or {}
             self._after = dict(stats.get("requests", {}))
             if self._backing is not None and stats:
                 self._backing = (self._backing[0], _backing_totals(stats))
@@ -73,10 +89,12 @@ class RequestCounter:
         before, after = self._backing
         return {name: after[name] - before[name] for name in BACKING_TOTALS}
 
-    def totals(self) -> RequestTotals:
-        """The runs.csv request columns (empty when nothing counted the requests)."""
+    def totals(self, data_to_files: bool = False) -> RequestTotals:
+        """The runs.csv request columns (empty when nothing counted the requests); `data_to_files`
+        as RequestTotals.of takes it."""
         deltas = self.deltas()
-        return RequestTotals() if deltas is None else RequestTotals.of(deltas, self.source, self._mounted.type)
+        return RequestTotals() if deltas is None else RequestTotals.of(deltas, self.source, self._mounted.type,
+                                                                         data_to_files)
 
     def records(self, run_id: str) -> list[RequestRecord]:
         """The requests.csv rows of the run."""

@@ -40,6 +40,7 @@ from bench.records import (
     SampleRecord,
     SnapshotRecord,
 )
+from bench.scenario_file import read_scenario_text
 from bench.vocabulary import FIO, OPENS
 
 MANIFEST = "manifest.json"
@@ -349,9 +350,10 @@ class ResultsFolder:
             raise ResultsError(f"{path}: the manifest is incomplete or damaged: {first_problem(exc)}") from None
 
     def scenario_text(self) -> str | None:
-        """The scenario as run, or None when the folder has none."""
+        """The scenario as run, or None when the folder has none (ScenarioError when it is not a
+        scenario file: not UTF-8, too big, not a regular file)."""
         path = self.path / SCENARIO
-        return path.read_text() if path.is_file() else None
+        return read_scenario_text(path) if path.exists() else None
 
     def _frame(self, name: str, *records: type[Record]) -> pd.DataFrame | None:
         """A results file as a frame typed by its records; rows cut short are left out (and

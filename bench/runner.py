@@ -1,5 +1,10 @@
-"""`fusebench run`: read the scenario, check a resume, plan, and either describe the plan
-(--dry-run) or hand it to a Session on the given Host."""
+"""`fusebench run`: read the scenario, check a resume and the workdir, plan, and either
+describe the plan and the commands it starts as root (--dry-run) or hand it to a Session on
+the given Host.
+
+The results folder and the session load pandas and scipy (about a second): they are imported
+once the scenario is accepted, so that bad input is refused at once.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +12,18 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from bench.commands import root_commands
 from bench.errors import EXIT_OK, InputError
 from bench.host import Host
 from bench.plan import describe_plan, make_plan
-from bench.records import Manifest
-from bench.results import MANIFEST, ResultsFolder
 from bench.scenario import Scenario, parse_scenario, scenario_hash
-from bench.session import Session
+from bench.scenario_file import read_scenario_text
+from bench.workspace import check_workdir
 
-DEFAULT_WORKDIR_ROOT = Path("/var/tmp/fusebench")
+if TYPE_CHECKING:
+    from bench.records import Manifest
 
 
 @dataclass(frozen=True)
@@ -43,7 +50,7 @@ def run(options: RunOptions, host: Host | None = None) -> int:
     host = host or Host()
     if options.resume and options.out is None:
         raise InputError("--resume needs --out: the results folder to complete")
-    text = _read_scenario_text(options.scenario_path)
+    text = read_scenario_text(options.scenario_path)
     scenario = parse_scenario(text, str(options.scenario_path))
     out = options.out or default_out(scenario, host.now())
     previous = _previous_manifest(out) if options.resume else None
@@ -53,32 +60,34 @@ def run(options: RunOptions, host: Host | None = None) -> int:
     else:
         seed = next(s for s in (options.seed, scenario.seed, secrets.randbelow(2**32)) if s is not None)
         repeat = options.repeat or scenario.repeat
+        refusal = isinstance(options.repeat, int) and scenario.too_many_runs(options.repeat)
+        if refusal:
+            raise InputError(f"--repeat {options.repeat}: {refusal}")
     plan = make_plan(scenario, repeat, seed)
+    recorded = Path(previous.workdir) if previous else None  # a resumed run reuses its data files
+    workdir = check_workdir(options.workdir or recorded or scenario.default_workdir())
     if options.dry_run:
-        for line in describe_plan(plan, scenario):
-            host.say(line)
+        commands = [f"commands it starts as root (workdir {workdir}):",
+                    *(f"  {line}" for line in root_commands(scenario, workdir))]
+        for line in describe_plan(plan, scenario, commands):
+            host.output(line)
         for target in scenario.targets:
             reason = host.target_unavailable_reason(target)
             if reason:
-                host.say(f"{target.name}: would be skipped here: {reason}")
+                host.output(f"{target.name}: would be skipped here: {reason}")
         return EXIT_OK
-    recorded = Path(previous.workdir) if previous else None  # a resumed run reuses its data files
-    workdir = (options.workdir or recorded or scenario.workdir or DEFAULT_WORKDIR_ROOT / scenario.name).absolute()
+    from bench.session import Session
+
     return Session(host, scenario, text, plan, out, workdir, previous, options.force).execute()
 
 
 def _previous_manifest(out: Path) -> Manifest:
+    from bench.results import MANIFEST, ResultsFolder
+
     if not (out / MANIFEST).is_file():
         raise InputError(f"{out} is not a results folder: {MANIFEST} is missing; --resume completes a folder "
                          "that an earlier `fusebench run --out` wrote")
     return ResultsFolder(out).manifest(required=True)
-
-
-def _read_scenario_text(path: Path) -> str:
-    try:
-        return path.read_text()
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read the scenario: {exc.strerror}; check the path") from None
 
 
 def _check_resumable(manifest: Manifest, digest: str, options: RunOptions) -> None:

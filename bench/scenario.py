@@ -8,11 +8,11 @@ from __future__ import annotations
 import difflib
 import hashlib
 import itertools
+import math
 import re
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Union
 
-import yaml
 from pydantic import (
     BaseModel,
     Field,
@@ -22,11 +22,11 @@ from pydantic import (
     model_validator,
 )
 
-from bench.errors import InputError
 from bench.fields import Duration, LocatedError, Name, Size, Strict, key, passes
 from bench.fusefs.options import MODES, Option, conflicts, scenario_options
 from bench.fusefs.units import format_size
 from bench.programs import CATALOG, Program, ProgramEntry
+from bench.scenario_file import ScenarioError, load_document, read_scenario_text
 from bench.tree import TreeSpec
 from bench.vocabulary import (
     ASYNC_IOENGINES,
@@ -40,15 +40,12 @@ from bench.vocabulary import (
     STAT_TYPES,
     TREE_CHANGING_ENGINES,
 )
+from bench.workspace import DEFAULT_WORKDIR_ROOT, system_dir_refusal
 
 RwMode = Literal[RW_NAMES]
 IoEngine = Literal[IOENGINES]
 # `log_interval: auto` gives about this many points over a run, at least this far apart and at most this far.
 LOG_POINTS, LOG_INTERVAL_MIN_S, LOG_INTERVAL_MAX_S = 20, 0.1, 1.0
-
-
-class ScenarioError(InputError):
-    """A scenario that cannot be run; the message names the file, the line and the fix."""
 
 
 # ---------------------------------------------------------------- targets
@@ -340,6 +337,34 @@ Workload = create_model(
     **{name: (_sweepable(annotation), field) for name, (annotation, field) in _WORKLOAD_FIELDS.items()},
 )
 
+WorkloadDefaults = create_model(
+    "WorkloadDefaults",
+    __base__=Strict,
+    __doc__="Workload keys every entry of `workloads` starts from (its own keys win).",
+    **{name: (_sweepable(annotation) | None, None) for name, (annotation, _) in _WORKLOAD_FIELDS.items()},
+)
+
+
+def with_defaults(data: Any) -> Any:
+    """The scenario document with its `defaults` under every workload's own keys."""
+    if not (isinstance(data, dict) and isinstance(data.get("defaults"), dict)
+            and isinstance(data.get("workloads"), list)):
+        return data
+    return dict(data, workloads=[{**data["defaults"], **workload} if isinstance(workload, dict) else workload
+                                 for workload in data["workloads"]])
+
+
+def _count_cells(workloads: Any) -> None:
+    """Refuse sweeps that multiply past MAX_CELLS before any cell is made (a few lists of a
+    hundred values each would otherwise keep validation busy for hours)."""
+    total = 0
+    for index, workload in enumerate(workloads if isinstance(workloads, list) else []):
+        values = workload.values() if isinstance(workload, dict) else ()
+        total += math.prod(len(value) for value in values if isinstance(value, list))
+        if total > MAX_CELLS:
+            raise LocatedError(("workloads", index), f"the sweeps make more than {MAX_CELLS:,} cells (each "
+                               "combination of the list values is a cell); sweep fewer values")
+
 
 # ---------------------------------------------------------------- open/close loops
 
@@ -398,6 +423,9 @@ class FdPressure(Strict):
 # `repeat: auto` runs at least this many repetitions before it asks whether every comparison
 # is decided: with fewer, a t-interval on two values per side is too wide to decide anything.
 AUTO_MIN_REPEAT = 3
+# Far beyond what a machine runs in a week; past them, expanding sweeps or planning would stall.
+MAX_CELLS = 2_000
+MAX_RUNS = 100_000
 
 
 class Scenario(Strict):
@@ -418,13 +446,32 @@ class Scenario(Strict):
                                     shown="none", gt=0)
     seed: int | None = key(None, "seed of the target order; recorded in the manifest", shown="random")
     sample_hz: float = key(10.0, "monitor sampling rate (samples per second, up to 1000)", shown="`10`", gt=0, le=1000)
-    workdir: Path | None = key(None, "where data files and mountpoints go (`--workdir` overrides)",
+    workdir: Path | None = key(None, "where data files and mountpoints go (`--workdir` overrides): a directory "
+                               "fusebench made, or an empty or new one; never a system directory",
                                shown="`/var/tmp/fusebench/<name>`")
     targets: list[Target] = key(..., "list of targets (at least one; names unique)", min_length=1)
+    defaults: WorkloadDefaults | None = key(None, "workload keys every entry of `workloads` starts from (any "
+                                            "workload key but `name`; a workload's own keys win)", shown="none")
     workloads: list[Workload] = key([], "fio workloads: block I/O, small files, mmap, metadata engines (below)")
     opens: list[Opens] = key([], "open/close loops (below)")
     programs: list[ProgramEntry] = key([], "real programs from the catalog (below)")
     fd_pressure: FdPressure | None = key(None, "fd-limit experiments (below)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults_and_sweeps(cls, data: Any) -> Any:
+        data = with_defaults(data)
+        if isinstance(data, dict):
+            _count_cells(data.get("workloads"))
+        return data
+
+    @field_validator("workdir")
+    @classmethod
+    def _not_a_system_dir(cls, workdir: Path | None) -> Path | None:
+        refusal = workdir and system_dir_refusal(workdir)
+        if refusal:
+            raise ValueError(refusal)
+        return workdir
 
     @model_validator(mode="after")
     def _names_and_references(self) -> Scenario:
@@ -455,7 +502,19 @@ class Scenario(Strict):
                     )
         if not (self.workloads or self.opens or self.programs or self.fd_pressure):
             raise ValueError("a scenario needs workloads, opens, programs or fd_pressure")
+        refusal = self.too_many_runs(self.max_repeat if self.repeat == "auto" else self.repeat)
+        if refusal:
+            raise LocatedError(("max_repeat" if self.repeat == "auto" else "repeat",), refusal)
         return self
+
+    def too_many_runs(self, repetitions: int) -> str | None:
+        """Why a plan of `repetitions` of every cell on every target is too large, or None."""
+        cells = len(self.cells())
+        runs = cells * len(self.targets) * repetitions
+        if runs <= MAX_RUNS:
+            return None
+        return (f"{cells} cells x {len(self.targets)} targets x {repetitions} repetitions = {runs:,} runs, more than "
+                f"{MAX_RUNS:,}; run fewer cells or repetitions")
 
     def cells(self) -> list[Cell]:
         """All cells, in file order: fio workloads (sweeps expanded), then opens, then programs."""
@@ -476,6 +535,10 @@ class Scenario(Strict):
         return (f"scenario {self.name}, {len(self.cells())} cells x {len(self.targets)} targets x {repeats} = "
                 f"{runs} runs" + (", plus fd pressure" if self.fd_pressure else ""))
 
+    def default_workdir(self) -> Path:
+        """The workdir unless --workdir says otherwise: `workdir`, else one of the scenario's own."""
+        return self.workdir or DEFAULT_WORKDIR_ROOT / self.name
+
     def baseline_target(self) -> str:
         """The name of the target every other one is compared with."""
         return self.baseline or default_baseline([t.name for t in self.targets], {t.name: t.type for t in self.targets})
@@ -492,42 +555,6 @@ def _did_you_mean(name: str, names: list[str]) -> str:
 
 
 # ---------------------------------------------------------------- loading
-
-
-class _LineLoader(yaml.SafeLoader):
-    """A YAML loader that remembers the line of every mapping key and sequence item."""
-
-
-def _compose_with_lines(text: str, source: str) -> tuple[Any, dict[tuple, int]]:
-    loader = _LineLoader(text)
-    try:
-        node = loader.get_single_node()
-    finally:
-        loader.dispose()
-    lines: dict[tuple, int] = {}
-
-    def walk(node: yaml.Node, path: tuple) -> Any:
-        lines[path] = node.start_mark.line + 1
-        if isinstance(node, yaml.MappingNode):
-            out = {}
-            for key_node, value_node in node.value:
-                name = _LineLoader(key_node.value).get_single_data() if key_node.tag != "tag:yaml.org,2002:str" else key_node.value
-                if name in out:
-                    raise ScenarioError(f"{source}:{key_node.start_mark.line + 1}: key {name!r} appears twice")
-                out[name] = walk(value_node, path + (name,))
-                lines[path + (name,)] = key_node.start_mark.line + 1
-            return out
-        if isinstance(node, yaml.SequenceNode):
-            return [walk(item, path + (i,)) for i, item in enumerate(node.value)]
-        constructor = yaml.SafeLoader("")
-        try:
-            return constructor.construct_object(node, deep=True)
-        finally:
-            constructor.dispose()
-
-    if node is None:
-        return None, lines
-    return walk(node, ()), lines
 
 
 def _file_loc(error: dict, data: Any) -> tuple | None:
@@ -577,6 +604,8 @@ def _model_at(loc: tuple, data: Any) -> type[BaseModel] | None:
         return {"native": NativeTarget, "fuse": FuseTarget, "passthrough": PassthroughTarget, "external": ExternalTarget}.get(kind)
     if head == "workloads":
         return Workload
+    if head == "defaults":
+        return WorkloadDefaults
     if head == "opens":
         return Opens
     if head == "programs" and len(loc) >= 2:
@@ -615,15 +644,7 @@ def _describe(error: dict, loc: tuple, data: Any) -> str:
 
 def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
     """Validate scenario YAML text; raise ScenarioError naming `source`, the line and the fix."""
-    try:
-        data, lines = _compose_with_lines(text, source)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        context = getattr(exc, "context_mark", None)
-        if context and (mark is None or mark.index >= len(text.rstrip())):
-            mark = context  # "got <stream end>": the line that opened what was never closed says more
-        line = mark.line + 1 if mark else 1
-        raise ScenarioError(f"{source}:{line}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    data, lines = load_document(text, source)
     if not isinstance(data, dict):
         raise ScenarioError(f"{source}:1: a scenario is a mapping with name, targets and workloads")
     try:
@@ -632,27 +653,37 @@ def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
         # A bad union member makes pydantic try (and report) every alternative; report the first of each location.
         messages = []
         seen_locs: set[tuple] = set()
+        merged = with_defaults(data)
         for error in exc.errors(include_url=False):
-            loc = _file_loc(error, data)
-            if loc is None or loc in seen_locs:
+            loc = _file_loc(error, merged)
+            if loc is None:
+                continue
+            loc, user = _from_defaults(loc, data)
+            if loc in seen_locs:
                 continue
             seen_locs.add(loc)
             if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
                 line = _line_of(loc + ("type",), lines)
             else:
                 line = _line_of(loc, lines)
-            messages.append((line, f"{source}:{line}: {_describe(error, loc, data)}"))
+            messages.append((line, f"{source}:{line}: {_describe(error, loc, data)}{user}"))
         raise ScenarioError("\n".join(message for _, message in sorted(messages, key=lambda m: m[0]))) from None
+
+
+def _from_defaults(loc: tuple, data: dict) -> tuple[tuple, str]:
+    """A workload's error about a key it took from `defaults`: that key's place in the defaults,
+    and which workload it was for."""
+    defaults = data.get("defaults")
+    if loc[:1] == ("workloads",) and len(loc) >= 3 and isinstance(defaults, dict):
+        own = data["workloads"][loc[1]]
+        if loc[2] not in own and loc[2] in defaults:
+            return ("defaults",) + loc[2:], f" (for workload {own.get('name', loc[1])})"
+    return loc, ""
 
 
 def load_scenario(path: str | Path) -> Scenario:
     """Read and validate a scenario file."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ScenarioError(f"{path}: cannot read the scenario: {exc.strerror}") from None
-    return parse_scenario(text, str(path))
+    return parse_scenario(read_scenario_text(Path(path)), str(path))
 
 
 def scenario_hash(text: str) -> str:

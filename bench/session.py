@@ -18,7 +18,7 @@ from bench.datafiles import data_dir, tree_digest
 from bench.environment import DiskCounters, differences
 from bench.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, BenchError, InputError
 from bench.host import Host
-from bench.measure import Measured, measure
+from bench.measure import Done, Measured, measure
 from bench.plan import (
     Plan,
     PlannedRun,
@@ -62,6 +62,7 @@ from bench.results import (
 from bench.scenario import (
     MODE_OF_TYPE,
     AnyTarget,
+    Cell,
     Opens,
     Scenario,
     describe_target,
@@ -69,6 +70,8 @@ from bench.scenario import (
 )
 from bench.stop import Interrupted, StopToken
 from bench.targets import MountedTarget, TargetError
+from bench.vocabulary import FIO
+from bench.workspace import SCRATCH, SOURCE, claim_workdir
 
 
 class MountedTargets:
@@ -121,8 +124,8 @@ class Session:
         self.plan = plan
         self.out = out
         self.workdir = workdir
-        self.source = workdir / "source"
-        self.scratch = workdir / "scratch"
+        self.source = workdir / SOURCE
+        self.scratch = workdir / SCRATCH
         self.previous = previous
         self.force = force
         self.stop = StopToken()
@@ -365,7 +368,8 @@ class Session:
         done = measured.done
         info = info.changed(status=STATUS_OK, duration_s=round(done.wall_s, 3))
         record = RunRecord(info=info, fio=FioFigures.of(done.fio, run.cell.rw) if done.fio else FioFigures(),
-                           monitor=measured.monitor.summary, requests=measured.requests.totals(),
+                           monitor=measured.monitor.summary,
+                           requests=measured.requests.totals(_data_to_files(run.cell, done)),
                            work=_work(measured), disk=_disk(measured.disk), **head)
         command = CommandRecord(run_id=run.run_id, argv=json.dumps(done.argv))
         return record, measured.monitor.samples, measured.requests.records(run.run_id), command
@@ -421,7 +425,9 @@ class Session:
 
     @contextlib.contextmanager
     def _lock_workdir(self) -> Iterator[None]:
-        self.workdir.mkdir(parents=True, exist_ok=True)
+        note = claim_workdir(self.workdir)
+        if note:
+            self.say(note)
         with open(self.workdir / ".lock", "w") as lock:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -464,6 +470,12 @@ def _work(measured: Measured) -> WorkFigures:
                        backing_close_us=mean_us("backing_close_ns_total", "backing_closes_total"))
 
 
+def _data_to_files(cell: Cell, done: Done) -> bool:
+    """fio moved data no cache could serve (a cold cache or direct I/O): on a FUSE mount it went
+    through the daemon unless passthrough engaged."""
+    return cell.family == FIO and done.mib > 0 and (cell.cache == "cold" or getattr(cell, "direct", False))
+
+
 def _settings(target: AnyTarget) -> TargetSettings:
     return TargetSettings(fd_policy=getattr(target, "fd_policy", None),
                           xattr=getattr(target, "xattr", None) if target.type in MODE_OF_TYPE else None)
@@ -488,12 +500,14 @@ def _summary(run: PlannedRun, record: RunRecord) -> str:
                                           ("write", figures.write_bw_mib_s, figures.write_iops))
                  if bw is not None]
     engaged = record.requests.passthrough_engaged
-    if engaged is not None:
+    if engaged or (engaged is False and run.target.type == "passthrough"):  # an external server may not offer it
         parts.append(f"passthrough {'engaged' if engaged else 'NOT engaged'}")
     return f"{head}, {', '.join(parts)}"
 
 
 def _one_line(exc: BaseException | str) -> str:
+    """An error as one line: its first line (what failed) and its last three (why, the fix)."""
     text = str(exc).strip()
     lines = [line for line in text.splitlines() if line.strip()]
-    return " | ".join(lines[-3:]) if lines else type(exc).__name__
+    kept = lines if len(lines) <= 4 else [lines[0], "...", *lines[-3:]]
+    return " | ".join(kept) if kept else type(exc).__name__

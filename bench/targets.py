@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import resource
+import shlex
 import shutil
 import signal
 import subprocess
@@ -19,6 +20,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
+
+import psutil
 
 from bench import leftovers
 from bench.errors import BenchError
@@ -34,6 +37,7 @@ from bench.scenario import (
     PassthroughTarget,
     builtin_options,
 )
+from bench.workspace import target_mountpoint
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +48,9 @@ STATS_SETTLE_S = 2.0  # several stats-file periods of the built-in server
 # A daemonizing server forks right after mounting; wait this long for the fork before
 # taking the started process as the daemon.
 DAEMONIZE_SETTLE_S = 0.3
+# Said when an external server exits without mounting: a daemonizing one may have nowhere to print.
+DAEMONIZED_HINT = ("a server that daemonizes may report its errors only to syslog; run it in the foreground "
+                   "(e.g. with -f, as libfuse servers take it) to see them")
 # A server usually exits by itself once unmounted (ENODEV); give it this long before SIGTERM.
 NATURAL_EXIT_S = 1.0
 _POLL_S = 0.02
@@ -134,8 +141,9 @@ def _log_tail(path: Path) -> str:
     return text[-_LOG_TAIL_CHARS:] or "(nothing)"
 
 
-def _server_failed(name: str, what: str, log_file: Path) -> TargetError:
-    return TargetError(f"target {name}: {what}; server output ({log_file}):\n{_log_tail(log_file)}")
+def _server_failed(name: str, what: str, log_file: Path, hint: str = "") -> TargetError:
+    return TargetError(f"target {name}: {what}; it printed ({log_file}):\n{_log_tail(log_file)}"
+                       + (f"\nhint: {hint}" if hint else ""))
 
 
 def _start(argv: list[str], log_file: Path, nofile: int | None) -> subprocess.Popen:
@@ -155,15 +163,21 @@ def _start(argv: list[str], log_file: Path, nofile: int | None) -> subprocess.Po
         )
 
 
-def _wait_mounted(name: str, popen: subprocess.Popen, mountpoint: Path, timeout: float, log_file: Path) -> None:
+def _wait_mounted(name: str, popen: subprocess.Popen, mountpoint: Path, timeout: float, log_file: Path,
+                  hint: str) -> None:
+    """Until `mountpoint` appears; TargetError naming the command when the server exits first
+    or the mount does not come (with `hint` when the server exited)."""
+    command = shlex.join(str(arg) for arg in popen.args)
     deadline = time.monotonic() + timeout
     while not mounts.is_mounted(mountpoint):
         code = popen.poll()
         if code not in (None, 0):
-            raise _server_failed(name, f"server exited with status {code} before mounting {mountpoint}", log_file)
+            raise _server_failed(name, f"the server command `{command}` exited with status {code} before mounting "
+                                 f"{mountpoint}", log_file, hint)
         if time.monotonic() >= deadline:
-            state = "exited" if code == 0 else "is still running"
-            raise _server_failed(name, f"{mountpoint} did not appear within {timeout:g} s (the server {state})", log_file)
+            state = "exited with status 0" if code == 0 else "is still running"
+            raise _server_failed(name, f"{mountpoint} did not appear within {timeout:g} s after `{command}` "
+                                 f"(which {state})", log_file, hint if code == 0 else "")
         time.sleep(_POLL_S)
 
 
@@ -183,14 +197,21 @@ def _find_daemon(popen: subprocess.Popen, connection: int | None, may_daemonize:
         time.sleep(_POLL_S)
 
 
+def _stopped(pid: int) -> bool:
+    """The process is stopped (SIGSTOP): it will not exit by itself."""
+    with contextlib.suppress(psutil.Error):
+        return psutil.Process(pid).status() == psutil.STATUS_STOPPED
+    return False
+
+
 def _end_started(popen: subprocess.Popen, timeout: float) -> None:
-    """Let the server exit by itself after the unmount, then SIGTERM, then SIGKILL."""
-    try:
-        popen.wait(NATURAL_EXIT_S)
-        return
-    except subprocess.TimeoutExpired:
-        popen.terminate()
-        popen.send_signal(signal.SIGCONT)  # a stopped server acts on SIGTERM only once continued
+    """Let the server exit by itself after the unmount (unless it is stopped), then SIGTERM, then SIGKILL."""
+    if not _stopped(popen.pid):
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            popen.wait(NATURAL_EXIT_S)
+            return
+    popen.terminate()
+    popen.send_signal(signal.SIGCONT)  # a stopped server acts on SIGTERM only once continued
     try:
         popen.wait(timeout)
     except subprocess.TimeoutExpired:
@@ -239,7 +260,7 @@ def _serve(name: str, type_: str, argv: list[str], mountpoint: Path, workdir: Pa
     daemon: ProcessId | None = None
     connection: int | None = None
     try:
-        _wait_mounted(name, popen, mountpoint, ready_timeout, log_file)
+        _wait_mounted(name, popen, mountpoint, ready_timeout, log_file, DAEMONIZED_HINT if may_daemonize else "")
         connection = mounts.connection_id(mountpoint)
         daemon_pid = _find_daemon(popen, connection, may_daemonize)
         daemon = ProcessId.of(daemon_pid) if daemon_pid is not None else None
@@ -281,7 +302,7 @@ def _open_target(target: AnyTarget, source: Path, workdir: Path, nofile: int | N
         yield MountedTarget(name=target.name, type=target.type, path=source)
         return
     workdir.mkdir(parents=True, exist_ok=True)
-    mountpoint = workdir / f"mnt-{target.name}"
+    mountpoint = target_mountpoint(workdir, target.name)
     if isinstance(target, ExternalTarget):
         with _serve(target.name, target.type, target.argv(source, mountpoint), mountpoint, workdir, nofile=nofile,
                     ready_timeout=target.ready_timeout, stop_timeout=target.stop_timeout,

@@ -1,14 +1,18 @@
-"""The directories fusebench owns under its work directory, and what it builds in them once.
+"""The work directory a run may write to, the directories fusebench owns under it, and what
+it builds in them once.
 
-Every directory fusebench fills, empties or removes is reached through owned_dir(), which
-creates each component and refuses one that is a symlink, not a directory, or outside the
-root: nothing a run deletes can lead out of the work directory. What takes a while to build
+A workdir is never a system directory, and is used only when fusebench made it (its marker
+is in it), or it is empty or new (then fusebench marks it). Every directory fusebench fills,
+empties or removes is reached through owned_dir(), which creates each component and refuses
+one that is a symlink, not a directory, or outside the root: nothing a run deletes can lead
+out of the work directory. What takes a while to build
 (a tree, an archive, a repository, a project) is rebuilt unless the marker written beside
 it, last, says it was built whole with the same settings.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import shutil
@@ -16,12 +20,83 @@ import stat
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.errors import BenchError
+from bench.errors import BenchError, InputError
 from bench.fusefs.files import atomic_write
+
+DEFAULT_WORKDIR_ROOT = Path("/var/tmp/fusebench")
+SOURCE, SCRATCH = "source", "scratch"  # in a workdir: the files every target views; the programs' scratch space
+MARKER = ".fusebench-workdir"
+_MARKER_TEXT = "A fusebench work directory: data files, mountpoints, server logs. Delete it to reclaim the space.\n"
+# The system's own trees: neither they nor anything below them is a workdir.
+SYSTEM_TREES = ("/bin", "/boot", "/dev", "/efi", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/run",
+                "/sbin", "/snap", "/sys", "/usr", "/var/backups", "/var/cache", "/var/lib", "/var/local",
+                "/var/lock", "/var/log", "/var/mail", "/var/opt", "/var/run", "/var/spool")
+# Directories everyone shares: a directory below them can be a workdir, they themselves cannot.
+SHARED_DIRS = ("/", "/home", "/media", "/mnt", "/opt", "/root", "/srv", "/tmp", "/var", "/var/tmp",
+               str(DEFAULT_WORKDIR_ROOT))
+# What fusebench wrote in a workdir before it marked them: such a workdir is adopted (marked).
+_UNMARKED_LAYOUT = (".lock", SOURCE, SCRATCH, "mnt-*", "*.server.log", "*.stats.json")
 
 
 class WorkspaceError(BenchError):
     """A directory fusebench owns is not what it should be."""
+
+
+def target_mountpoint(workdir: Path, target: str) -> Path:
+    """Where the FUSE target named `target` is mounted."""
+    return workdir / f"mnt-{target}"
+
+
+def system_dir_refusal(path: Path) -> str | None:
+    """Why `path` (as written, and with its symlinks resolved) may not be a workdir, or None."""
+    for candidate in dict.fromkeys((Path(os.path.abspath(path)), Path(path).resolve())):
+        shared = str(candidate) in SHARED_DIRS
+        tree = next((tree for tree in SYSTEM_TREES if candidate.is_relative_to(tree)), None)
+        if shared or tree:
+            what = (f"{candidate} is a directory the system or other programs share" if shared else
+                    f"{candidate} is a system directory" if str(candidate) == tree else
+                    f"{candidate} is inside the system directory {tree}")
+            return (f"{what}; fusebench creates and deletes data files and mountpoints in its workdir: give a "
+                    f"directory of its own, such as {DEFAULT_WORKDIR_ROOT}/NAME")
+    return None
+
+
+def check_workdir(path: Path) -> Path:
+    """The absolute, resolved workdir `path` if a run may use it: not a system directory, and
+    made by fusebench, unmarked but holding only what fusebench writes, empty or new."""
+    refusal = system_dir_refusal(path)
+    if refusal:
+        raise InputError(f"workdir: {refusal}")
+    path = Path(path).resolve()
+    if not path.exists():
+        return path
+    if not path.is_dir():
+        raise InputError(f"workdir {path} is not a directory; give a directory fusebench made, or a new one")
+    marker = path / MARKER
+    if marker.is_file() and not marker.is_symlink():
+        return path
+    foreign = [name for name in os.listdir(path)
+               if not any(fnmatch.fnmatchcase(name, pattern) for pattern in _UNMARKED_LAYOUT)]
+    if foreign:
+        raise InputError(f"workdir {path} was not made by fusebench (no {MARKER} in it) and holds "
+                         f"{', '.join(sorted(foreign)[:5])}{', ...' if len(foreign) > 5 else ''}: a run creates and "
+                         "deletes files there; give an empty or new directory with --workdir (or the scenario's "
+                         "workdir)")
+    return path
+
+
+def claim_workdir(path: Path) -> str | None:
+    """Create and mark the workdir `path` (checked by check_workdir); a note when an unmarked
+    one of an earlier fusebench was adopted."""
+    path = check_workdir(path)
+    adopted = path.is_dir() and any(path.iterdir()) and not (path / MARKER).is_file()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        if not (path / MARKER).is_file():
+            (path / MARKER).write_text(_MARKER_TEXT)
+    except OSError as exc:
+        raise InputError(f"cannot create the workdir {path}: {exc.strerror}; give another with --workdir") from None
+    return f"workdir {path}: made by an earlier fusebench, now marked as its own ({MARKER})" if adopted else None
 
 
 def owned_dir(root: Path, *parts: str | os.PathLike) -> Path:

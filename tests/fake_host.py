@@ -135,6 +135,9 @@ class FakeHost(Host):
     def say(self, text: str) -> None:
         self.said.append(text)
 
+    def output(self, text: str) -> None:
+        self.said.append(text)
+
     def progress(self, total: int, estimate_s: float) -> FakeProgress:
         return FakeProgress(self.said)
 

@@ -427,3 +427,11 @@ def test_a_clean_cell_at_three_runs_has_no_outlier(tmp_path: Path) -> None:
                  "read_bw_mib_s"] = value
     runs.to_csv(folder / "runs.csv", index=False)
     assert row(analysis.analyse(analysis.load(folder)), "seqread-1m", "native")["outliers"] == 0
+
+
+def test_a_results_folder_whose_scenario_is_not_text_still_reports(tmp_path: Path) -> None:
+    folder = tmp_path / "tampered"
+    shutil.copytree(BASIC, folder)
+    (folder / "scenario.yaml").write_bytes(b"name: \xff\xfe\n")
+    result = analysis.analyse(analysis.load(folder))
+    assert len(result.summary) and set(result.summary["cell"]) >= {"seqread-1m", "randread-4k"}

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -66,6 +69,107 @@ def test_missing_scenario_is_bad_input_not_a_traceback(tmp_path: Path) -> None:
         assert done.returncode == 2
         assert done.stderr.startswith("fusebench: error: nope.yaml: cannot read the scenario")
         assert "Traceback" not in done.stderr
+
+
+def _laughs() -> str:
+    rows = ["lol0: &lol0 [" + ", ".join(["lol"] * 10) + "]"]
+    rows += [f"lol{i}: &lol{i} [" + ", ".join([f"*lol{i - 1}"] * 10) + "]" for i in range(1, 10)]
+    return GOOD + "description:\n" + "".join(f"  {row}\n" for row in rows)
+
+
+# Each writes a hostile scenario at the path it is given (nothing of this size is committed).
+HOSTILE_FILES = {
+    "billion-laughs": lambda path: path.write_text(_laughs()),
+    "not-utf8": lambda path: path.write_bytes(GOOD.encode() + b"description: caf\xe9\n"),
+    "deep-list": lambda path: path.write_text(GOOD + "description: " + "[" * 20_000 + "]" * 20_000 + "\n"),
+    "huge-scalar": lambda path: path.write_text(GOOD + "seed: " + "9" * 100_000 + "\n"),
+    "huge-file": lambda path: path.write_text(GOOD + "# padding\n" * 1_000_000),
+    "control-character": lambda path: path.write_text(GOOD + "description: \"\\e]0;pwned\\a\"\n"),
+    "directory": lambda path: path.mkdir(),
+    "fifo": lambda path: os.mkfifo(path),
+}
+
+
+@pytest.mark.parametrize("kind", HOSTILE_FILES)
+def test_hostile_scenarios_are_refused_at_once_by_validate_and_run(tmp_path: Path, kind: str) -> None:
+    folder = tmp_path / "results"
+    folder.mkdir()
+    (folder / "manifest.json").write_text("{}")
+    for args, path in (
+        (["validate"], tmp_path / "s.yaml"),
+        (["run", "--out", "out", "--workdir", "work"], tmp_path / "s.yaml"),
+        (["run", "--dry-run"], tmp_path / "s.yaml"),
+        (["run", "--resume", "--out", "results"], folder / "scenario.yaml"),  # a results folder tampered with
+    ):
+        if not path.exists() and not path.is_fifo():
+            HOSTILE_FILES[kind](path)
+        began = time.monotonic()
+        done = fusebench(*args, str(path), cwd=tmp_path)
+        took = time.monotonic() - began
+        assert done.returncode == 2, (args, done.stdout, done.stderr)
+        assert re.match(rf"fusebench: error: {re.escape(str(path))}:\d+: ", done.stderr), (args, done.stderr)
+        assert "Traceback" not in done.stderr and took < 2.0, (args, took)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "work").exists()
+
+
+def test_validate_takes_several_files_and_fails_if_one_does(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text(GOOD)
+    (tmp_path / "b.yaml").write_text(GOOD.replace("runtime: 1s", "runtim: 1s"))
+    (tmp_path / "c.yaml").write_text(GOOD.replace("name: tiny", "name: other"))
+    done = fusebench("validate", "a.yaml", "b.yaml", "c.yaml", cwd=tmp_path)
+    assert done.returncode == 2
+    assert [line for line in done.stdout.splitlines() if ": ok: " in line] == [
+        "a.yaml: ok: scenario tiny, 2 cells x 1 targets x 2 repetitions = 4 runs",
+        "c.yaml: ok: scenario other, 2 cells x 1 targets x 2 repetitions = 4 runs"]
+    assert done.stderr.startswith("fusebench: error: b.yaml:6: unknown key 'runtim'"), done.stderr
+    assert fusebench("validate", "a.yaml", "c.yaml", cwd=tmp_path).returncode == 0
+
+
+EXTERNAL = GOOD.replace("  - {name: native, type: native}\n", "  - {name: native, type: native}\n"
+                        "  - {name: hp, type: external, command: [/opt/hp, -o, allow_other, '{source}', "
+                        "'{mountpoint}']}\n")
+
+
+def test_validate_and_dry_run_list_the_commands_started_as_root(tmp_path: Path) -> None:
+    (tmp_path / "s.yaml").write_text(EXTERNAL)
+    work = tmp_path / "work"
+    expected = f"target hp: /opt/hp -o allow_other {work}/source {work}/mnt-hp"
+    done = fusebench("validate", "s.yaml", cwd=tmp_path)
+    assert done.returncode == 0 and "target hp: /opt/hp -o allow_other /var/tmp/fusebench/tiny/source " \
+        "/var/tmp/fusebench/tiny/mnt-hp" in done.stdout, done.stdout
+    done = fusebench("run", "s.yaml", "--dry-run", "--workdir", str(work), cwd=tmp_path)
+    assert done.returncode == 0 and expected in done.stdout, done.stdout
+    assert done.stdout.index(expected) < done.stdout.index("repetition 1:")  # before the list of runs
+    assert not work.exists()
+
+
+@pytest.mark.parametrize("workdir", ["/etc", "/", "/usr/local/bench", "/var/tmp"])
+def test_a_system_workdir_is_refused(tmp_path: Path, workdir: str) -> None:
+    (tmp_path / "s.yaml").write_text(GOOD)
+    for args in (["--dry-run"], ["--out", "out"]):
+        done = fusebench("run", "s.yaml", "--workdir", workdir, *args, cwd=tmp_path)
+        assert done.returncode == 2 and "give a directory of its own" in done.stderr, done.stderr
+    (tmp_path / "w.yaml").write_text(GOOD + f"workdir: {workdir}\n")
+    done = fusebench("validate", "w.yaml", cwd=tmp_path)
+    assert done.returncode == 2 and done.stderr.startswith("fusebench: error: w.yaml:7: workdir: "), done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_repeat_that_plans_too_many_runs_is_refused_at_once(tmp_path: Path) -> None:
+    (tmp_path / "s.yaml").write_text(GOOD)
+    began = time.monotonic()
+    done = fusebench("run", "s.yaml", "--dry-run", "--repeat", "99999999", cwd=tmp_path)
+    assert done.returncode == 2 and "more than 100,000" in done.stderr and time.monotonic() - began < 2.0
+
+
+def test_a_workdir_fusebench_did_not_make_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "s.yaml").write_text(GOOD)
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "thesis.tex").write_text("years of work")
+    done = fusebench("run", "s.yaml", "--workdir", "home", "--out", "out", cwd=tmp_path)
+    assert done.returncode == 2 and "not made by fusebench" in done.stderr and "thesis.tex" in done.stderr
+    assert sorted(p.name for p in (tmp_path / "home").iterdir()) == ["thesis.tex"]
+    assert not (tmp_path / "out").exists()
 
 
 def test_run_dry_run_prints_the_plan(tmp_path: Path) -> None:
@@ -178,3 +282,23 @@ def test_mount_delegates_to_the_builtin_server(tmp_path: Path) -> None:
     done = fusebench("mount", "--help", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "--mode" in done.stdout
+
+
+@pytest.mark.parametrize("command", ["doctor", "validate", "run", "report", "compare", "mount"])
+def test_every_command_helps_with_a_description_examples_and_exit_statuses(tmp_path: Path, command: str) -> None:
+    done = fusebench(command, "--help", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    text = done.stdout
+    assert text.startswith(f"usage: fusebench {command} ")
+    assert "examples:" in text and f"fusebench {command} " in text.split("examples:")[1]
+    assert "exit status:" in text and "\n  0 " in text and "\n  2 " in text
+    description = text.split("\n\n")[1]
+    assert len(description.split()) >= 8, description  # a sentence, not the usage again
+
+
+def test_notices_go_to_stderr_and_data_to_stdout_when_piped(tmp_path: Path) -> None:
+    """`doctor` and `run --dry-run` print what was asked for on stdout; a real run's progress goes to
+    stderr when stdout is a pipe (see tests/test_runner.py for one)."""
+    (tmp_path / "s.yaml").write_text(GOOD)
+    done = fusebench("run", str(tmp_path / "s.yaml"), "--dry-run", "--workdir", str(tmp_path / "w"), cwd=tmp_path)
+    assert done.returncode == 0 and "runs" in done.stdout and done.stderr == "", done.stderr

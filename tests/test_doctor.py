@@ -133,7 +133,7 @@ def test_every_real_check_gives_a_status_and_a_fix_when_missing() -> None:
     lines: list[str] = []
 
     class Here(Host):
-        def say(self, text: str) -> None:
+        def output(self, text: str) -> None:
             lines.append(text)
 
     status = run_doctor(Here())

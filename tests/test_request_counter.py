@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
+
+from bench.fusefs import kernel
 from bench.records import RequestTotals
 from bench.request_counter import RequestCounter
 from bench.targets import MountedTarget
+from bench.tracing import tracing_unavailable_reason
 
 
 def stats_mount(tmp_path: Path, kind: str, requests: dict[str, int]) -> MountedTarget:
@@ -67,3 +75,64 @@ def test_nothing_counted_leaves_the_columns_empty(tmp_path: Path) -> None:
     with RequestCounter(native, tracer=None) as counter:
         pass
     assert counter.deltas() is None and counter.totals() == RequestTotals() and counter.records("r") == []
+
+
+class CountingTracer(FakeTracer):
+    """A tracer whose counts grow by one READ each time they are read."""
+
+    def __init__(self, connection):
+        super().__init__(connection)
+        self.reads = 0
+
+    def counts(self) -> dict[str, int]:
+        self.reads += 1
+        return {"READ": self.reads, "OTHER": 2}
+
+
+def test_begin_counts_from_after_a_warm_up_and_counted_is_the_running_total(tmp_path: Path) -> None:
+    mounted = MountedTarget(name="ext", type="external", path=tmp_path, connection=42)
+    with RequestCounter(mounted, tracer=CountingTracer) as counter:
+        assert counter.counted() == 3  # 1 READ + 2 OTHER so far
+        counter.begin()  # the warm-up's requests are not the run's: READ 2 from here
+    assert counter.deltas() == {"READ": 1}  # read 3 at the end
+    served_mount = stats_mount(tmp_path, "fuse", {"LOOKUP": 5})
+    with RequestCounter(served_mount, tracer=None) as counter:
+        served(served_mount, {"LOOKUP": 9, "READ": 4})
+        assert counter.counted() == 13
+
+
+@pytest.mark.parametrize("target_type, data_to_files, reads, engaged", [
+    ("external", True, 0, True),     # fio's data had to reach the files and none went through the daemon
+    ("external", True, 5, False),
+    ("external", False, 0, None),    # warm cache or no data moved: zero READs prove nothing
+    ("passthrough", False, 0, True),
+    ("fuse", True, 0, None),
+])
+def test_passthrough_engagement_is_judged_for_passthrough_and_for_external_runs_whose_data_reached_the_files(
+        target_type: str, data_to_files: bool, reads: int, engaged: bool | None) -> None:
+    totals = RequestTotals.of({"READ": reads, "LOOKUP": 1}, "tracepoint", target_type, data_to_files)
+    assert totals.passthrough_engaged is engaged
+
+
+@pytest.mark.integration
+def test_an_external_server_shows_whether_passthrough_engaged(tmp_path: Path, require_root: None,
+                                                              require_fio: None) -> None:
+    """The built-in server started as an external target (counted at the tracepoint) in
+    passthrough mode engages; bindfs does not."""
+    if tracing_unavailable_reason() or kernel.passthrough_unavailable_reason() or shutil.which("bindfs") is None:
+        pytest.skip("needs the tracepoint, kernel passthrough and bindfs")
+    builtin = json.dumps([sys.executable, "-m", "bench.fusefs", "{source}", "{mountpoint}", "--mode", "passthrough"])
+    (tmp_path / "s.yaml").write_text(
+        "name: ext\nrepeat: 1\ntargets:\n"
+        f"  - {{name: pt, type: external, command: {builtin}}}\n"
+        '  - {name: bind, type: external, command: [bindfs, -f, "{source}", "{mountpoint}"]}\n'
+        "workloads: [{name: rr, rw: randread, bs: 4k, size: 8M, runtime: 1s, direct: true}]\n")
+    done = subprocess.run([sys.executable, "-m", "bench", "run", "s.yaml", "--out", "out", "--workdir", "work"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    with open(tmp_path / "out" / "runs.csv", newline="") as handle:
+        rows = {row["target"]: row for row in csv.DictReader(handle)}
+    assert rows["pt"]["fuse_requests_source"] == "tracepoint" and rows["pt"]["fuse_read_requests"] == "0"
+    assert rows["pt"]["passthrough_engaged"] == "true"
+    assert int(rows["bind"]["fuse_read_requests"]) > 0 and rows["bind"]["passthrough_engaged"] == "false"
+    assert "passthrough engaged" in done.stdout + done.stderr

@@ -102,6 +102,7 @@ def test_run_on_native_and_bindfs_writes_a_complete_folder(tmp_path: Path, bindf
         "run", str(path), "--out", str(out), "--workdir", str(tmp_path / "work"), "--seed", "9", cwd=tmp_path
     )
     assert done.returncode == 0, done.stderr + done.stdout
+    assert done.stdout == "" and "[4/4]" in done.stderr  # progress: stderr, as stdout is a pipe
     assert not _fuse_mounts_under(tmp_path)
 
     manifest = load_manifest(out)
@@ -237,7 +238,7 @@ def test_sigint_stops_cleanly_and_resume_completes(tmp_path: Path, bindfs: None)
             proc.kill()
             proc.wait()
     assert proc.returncode == 130, stdout + stderr
-    assert "--resume" in stdout and "Traceback" not in stderr
+    assert "--resume" in stderr and "Traceback" not in stderr  # notices: stderr, as stdout is a pipe
     assert not _fuse_mounts_under(tmp_path)
     manifest = load_manifest(out)
     assert manifest.status == "interrupted"
@@ -309,6 +310,6 @@ def test_a_killed_run_leaves_a_mount_that_the_next_run_clears(tmp_path: Path, bi
         [*argv, "--out", str(tmp_path / "next")], cwd=tmp_path, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "cleared leftover" in done.stdout
+    assert "cleared leftover" in done.stderr and done.stdout == ""  # notices: stderr, as stdout is a pipe
     assert [row["status"] for row in load_runs(tmp_path / "next")] == ["ok"]
     assert not _fuse_mounts_under(tmp_path)

@@ -1,6 +1,8 @@
 """bench.scenario: validation with file:line errors, sweeps, units, shipped scenarios."""
 
+import os
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -200,3 +202,147 @@ def test_load_scenario_names_the_path(tmp_path):
     with pytest.raises(ScenarioError) as info:
         load_scenario(path)
     assert str(info.value).startswith(f"{path}:8: workloads.0.bs")
+
+
+# ---------------------------------------------------------------- hostile files, merge keys, defaults
+
+
+def _laughs(levels: int) -> str:
+    """A "billion laughs": each anchor lists the previous one ten times (10 ** levels values); the
+    expansion passes 10,000 values at the fourth (marked)."""
+    rows = ["lol0: &lol0 [" + ", ".join(["lol"] * 10) + "]"]
+    rows += [f"lol{i}: &lol{i} [" + ", ".join([f"*lol{i - 1}"] * 10) + "]" + ("  # <-" if i == 3 else "")
+             for i in range(1, levels)]
+    return "\n".join(rows) + "\n"
+
+
+SWEEP_100 = "[" + ", ".join(str(n) for n in range(1, 101)) + "]"
+# (id, YAML, words). The line marked `# <-` is where the error must point; each is refused within a second.
+HOSTILE = [
+    ("billion-laughs", HEAD + "workloads: [{name: w, rw: read}]\ndescription:\n" + textwrap.indent(_laughs(9), "  "),
+     ["more than 10,000 values", "alias"]),
+    ("alias-loop", HEAD + "workloads: [{name: w, rw: read}]\ndescription: &a [x, *a]  # <-\n", ["a loop"]),
+    ("merge-loop", HEAD + "workloads:\n  - &w {name: w, rw: read, <<: *w}  # <-\n", ["a loop"]),
+    ("values-written-out", HEAD + "workloads: [{name: w, rw: read}]\ndescription: [" + "1, " * 20_000 + "1]  # <-\n",
+     ["more than 10,000 values"]),
+    ("deep-list", HEAD + "workloads: [{name: w, rw: read}]\ndescription: " + "[" * 5000 + "]" * 5000 + "  # <-\n",
+     ["nested deeper than 32 levels"]),
+    ("deep-map", HEAD + "workloads: [{name: w, rw: read}]\ndescription: " + "{a: " * 3000 + "1" + "}" * 3000 + " # <-\n",
+     ["nested deeper than 32 levels"]),
+    ("deep-through-aliases", HEAD + "workloads: [{name: w, rw: read}]\ndescription:\n  - &x " + "[" * 20 + "1"
+     + "]" * 20 + "\n  - " + "[" * 20 + "*x" + "]" * 20 + "  # <-\n", ["nested deeper than 32 levels"]),
+    ("huge-scalar", HEAD + "workloads: [{name: w, rw: read}]\nseed: " + "9" * 100_000 + "  # <-\n",
+     ["100,000 characters", "at most 4,096"]),
+    ("raw-control-character", HEAD + "workloads: [{name: w, rw: read}]\ndescription: a\x1b[2Jb  # <-\n",
+     ["U+001B", "remove it"]),
+    ("escaped-control-character", HEAD + "workloads: [{name: w, rw: read}]\ndescription: \"a\\x00b\"  # <-\n",
+     ["U+0000"]),
+    ("bidi-override-in-a-command", "name: t\ntargets:\n  - name: hp\n    type: external\n"
+     "    command: [hp, \"\\u202e{mountpoint}\"]  # <-\nworkloads: [{name: w, rw: read}]\n",
+     ["U+202E", "RIGHT-TO-LEFT OVERRIDE"]),
+    ("yaml-noncharacter", HEAD + "workloads: [{name: w, rw: read}]\ndescription: a\uffffb  # <-\n",
+     ["U+FFFF", "not allowed in YAML"]),
+    ("bad-timestamp", HEAD + "workloads: [{name: w, rw: read}]\ndescription: 2024-13-45  # <-\n",
+     ["'2024-13-45' cannot be read", "quote it"]),
+    ("collection-tag", HEAD + "workloads: !!omap [{w: 1}]  # <-\n", ["tag", "not supported"]),
+    ("sweeps-multiply", HEAD + f"workloads:\n  - name: w  # <-\n    rw: read\n    iodepth: {SWEEP_100}\n"
+     f"    numjobs: {SWEEP_100}\n    ioengine: libaio\n", ["more than 2,000 cells"]),
+    ("runs-multiply", HEAD.replace("name: t", "name: t\nrepeat: 1000  # <-") + "workloads:\n  - name: w\n"
+     f"    rw: read\n    iodepth: {SWEEP_100}\n    ioengine: libaio\n", ["200,000 runs", "more than 100,000"]),
+    ("workdir-etc", HEAD + "workloads: [{name: w, rw: read}]\nworkdir: /etc  # <-\n",
+     ["workdir", "/etc is a system directory"]),
+    ("workdir-below-usr", HEAD + "workloads: [{name: w, rw: read}]\nworkdir: /usr/local/bench  # <-\n",
+     ["inside the system directory /usr"]),
+    ("workdir-root", HEAD + "workloads: [{name: w, rw: read}]\nworkdir: /  # <-\n", ["share"]),
+]
+
+
+@pytest.mark.parametrize(("text", "words"), [case[1:] for case in HOSTILE], ids=[case[0] for case in HOSTILE])
+def test_hostile_scenarios_are_refused_within_a_second_at_their_line(text, words):
+    expected_line = next(i for i, line in enumerate(text.splitlines(), 1) if "# <-" in line)
+    began = time.monotonic()
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(text, "bad.yaml")
+    assert time.monotonic() - began < 1.0
+    message = str(info.value)
+    assert message.startswith(f"bad.yaml:{expected_line}: "), message
+    assert all(word in message for word in words), message
+
+
+@pytest.mark.parametrize(("content", "words"), [
+    (b"name: t\n" + b"# padding\n" * 20_000, ["larger than 128 KiB"]),
+    (b"name: t\ndescription: caf\xe9\n", [":2: byte 0xe9 is not UTF-8"]),
+])
+def test_files_too_large_or_not_utf8_are_refused_at_their_line(tmp_path: Path, content: bytes, words) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_bytes(content)
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    assert str(info.value).startswith(f"{path}:") and all(word in str(info.value) for word in words), info.value
+
+
+def test_a_directory_or_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)  # opening it for reading would wait for a writer
+    for path, kind in ((tmp_path, "a directory"), (fifo, "a FIFO")):
+        began = time.monotonic()
+        with pytest.raises(ScenarioError, match=f"^{path}:1: not a scenario file: it is {kind}"):
+            load_scenario(path)
+        assert time.monotonic() - began < 1.0
+
+
+def test_a_utf8_byte_order_mark_is_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_bytes(b"\xef\xbb\xbf" + (HEAD + "workloads: [{name: w, rw: read}]\n").encode())
+    assert load_scenario(path).name == "t"
+
+
+MERGED = HEAD + """\
+defaults: &common
+  rw: randread
+  bs: 4k
+  size: 8M
+workloads:
+  - {name: a}
+  - {name: b, bs: 64k}
+  - <<: *common
+    name: c
+    ioengine: libaio
+    iodepth: [1, 8]
+"""
+
+
+def test_merge_keys_and_defaults_fill_workloads_and_their_own_keys_win():
+    cells = {cell_key(cell): cell for cell in parse_scenario(MERGED).cells()}
+    assert list(cells) == ["a", "b", "c_iodepth-1", "c_iodepth-8"]
+    assert (cells["a"].rw, cells["a"].bs, cells["a"].size) == ("randread", 4096, 8 << 20)
+    assert cells["b"].bs == 64 << 10 and cells["c_iodepth-8"].iodepth == 8
+
+
+def test_merge_keys_follow_yaml_precedence():
+    text = HEAD + ("workloads:\n  - &x {name: x, rw: read, bs: 8k}\n  - &y {name: y, rw: write, bs: 16k, size: 16M}\n"
+                   "  - {<<: [*x, *y], name: z}\n")
+    z = parse_scenario(text).cells()[-1]
+    assert (z.rw, z.bs, z.size) == ("read", 8 << 10, 16 << 20)  # the first listed mapping wins
+
+
+@pytest.mark.parametrize(("change", "line", "words"), [
+    ("  bs: 4k\n", "  bs: 3x\n", ["defaults.bs", "'3x' is not a size"]),
+    ("  bs: 4k\n", "  bs: 4k\n  blocksiz: 8k\n", ["defaults.blocksiz", "did you mean 'bs'"]),
+    ("  size: 8M\n", "  size: 6k\n", ["defaults.size: size 6k is not a multiple of bs 4k (for workload a)"]),
+    ("  rw: randread\n", "  rw: randread\n  name: x\n", ["defaults.name", "unknown key"]),
+])
+def test_errors_in_defaults_point_at_the_defaults(change: str, line: str, words: list[str]):
+    text = MERGED.replace(change, line[:-1] + "  # <-\n")  # the marker on the last line of `line`
+    expected_line = next(i for i, row in enumerate(text.splitlines(), 1) if "# <-" in row)
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(text, "s.yaml")
+    message = str(info.value)
+    assert message.startswith(f"s.yaml:{expected_line}: "), message
+    assert all(word in message for word in words), message
+
+
+def test_an_error_inside_a_merged_anchor_points_where_it_is_written():
+    text = HEAD + "workloads:\n  - &base {name: a, rw: read, bs: 3x}  # <-\n  - {<<: *base, name: b}\n"
+    with pytest.raises(ScenarioError, match=r"^s\.yaml:6: workloads\.0\.bs"):
+        parse_scenario(text, "s.yaml")

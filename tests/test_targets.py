@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -148,6 +149,29 @@ def test_server_that_fails_reports_its_exit_status_and_stderr(require_root, sour
     with pytest.raises(TargetError, match=r"exited with status \d+(.|\n)*does-not-exist"):
         with open_target(target, source, tmp_path / "work"):
             pass
+
+
+# A daemonizing server that fails: bindfs without -f given a missing source (it says why), and
+# one that exits 255 printing nothing, as libfuse's passthrough_hp does with its error in syslog.
+@pytest.mark.integration
+@pytest.mark.parametrize("command, status, printed", [
+    (["bindfs", "/does-not-exist", "{mountpoint}"], 1, "Failed to resolve source directory `/does-not-exist'"),
+    (["sh", "-c", "exit 255", "quiet-server", "{mountpoint}"], 255, "(nothing)"),
+], ids=["bindfs-daemonizing", "silent"])
+def test_a_daemonizing_server_that_fails_names_its_command_status_output_and_the_fix(
+        require_root, command, status, printed, source: Path, tmp_path: Path) -> None:
+    started = time.monotonic()
+    with pytest.raises(TargetError) as failed:
+        with open_target(external(command), source, tmp_path / "work"):
+            pass
+    message = str(failed.value)
+    mountpoint = (tmp_path / "work" / "mnt-ext").resolve()
+    assert f"the server command `{shlex.join(external(command).argv(source, mountpoint))}`" in message
+    assert f"exited with status {status} before mounting {mountpoint}" in message
+    assert f"it printed ({tmp_path.resolve() / 'work' / 'ext.server.log'}):\n{printed}" in message
+    assert message.endswith("\nhint: " + targets.DAEMONIZED_HINT) and "in the foreground (e.g. with -f" in message
+    assert time.monotonic() - started < 5  # told at once, not after ready_timeout
+    assert not mounts.is_mounted(mountpoint) and leftovers.entries() == []
 
 
 def test_mountpoint_is_recorded_before_the_server_starts(require_root, source: Path, tmp_path: Path,

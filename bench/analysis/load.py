@@ -167,11 +167,9 @@ def directions_sum(frame: pd.DataFrame, metric: str) -> pd.Series:
 
 
 def _scenario(folder: ResultsFolder) -> Scenario | None:
-    text = folder.scenario_text()
-    if text is None:
-        return None
     try:
-        return parse_scenario(text, str(folder.path / "scenario.yaml"))
+        text = folder.scenario_text()
+        return None if text is None else parse_scenario(text, str(folder.path / "scenario.yaml"))
     except ScenarioError:
         return None  # a report still works from runs.csv; the expected-runs check is skipped
 

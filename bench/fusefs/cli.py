@@ -19,7 +19,12 @@ examples:
   fusebench mount /srv/data /mnt/pt --mode passthrough --stats-file /tmp/stats.json
 
 The server runs in the foreground until the mount is unmounted or it gets SIGINT/SIGTERM
-(then it unmounts itself). Exit 0 then; 2 when the mount cannot be made as asked."""
+(then it unmounts itself).
+
+exit status:
+  0    unmounted, or stopped by SIGINT/SIGTERM
+  1    the source or /dev/fuse failed under it
+  2    bad options, or the mount cannot be made as asked"""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -38,9 +43,13 @@ def _argparse_type(option: Option):
     return parse
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The command line of the built-in server: one flag per option of OPTIONS."""
-    ap = _Parser(prog="python -m bench.fusefs", description="Mirror SOURCE at MOUNTPOINT over FUSE.",
+PROG = "python -m bench.fusefs"
+
+
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    """The command line of the built-in server: one flag per option of OPTIONS (`prog`: the name
+    it was started by, for its usage and help)."""
+    ap = _Parser(prog=prog, description="Mirror SOURCE at MOUNTPOINT over FUSE with fusebench's built-in server.",
                  epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("source", help="the directory to mirror (absolute path)")
     ap.add_argument("mountpoint", help="where to mount it (absolute path)")
@@ -56,9 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def parse_options(argv: list[str]) -> Options:
+def parse_options(argv: list[str], prog: str = PROG) -> Options:
     """Validated options, or UsageError with a one-line reason."""
-    given = vars(build_parser().parse_args(argv))
+    given = vars(build_parser(prog).parse_args(argv))
     source, mountpoint = given.pop("source"), given.pop("mountpoint")
     for name, path in (("source", source), ("mountpoint", mountpoint)):
         if not os.path.isabs(path):
@@ -73,10 +82,10 @@ def parse_options(argv: list[str]) -> Options:
     return Options(source=os.path.realpath(source), mountpoint=os.path.realpath(mountpoint), **given)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     """Run the server in the foreground; 0 when unmounted or signalled, 2 for bad input or a refused mount."""
     try:
-        opts = parse_options(sys.argv[1:] if argv is None else argv)
+        opts = parse_options(sys.argv[1:] if argv is None else argv, prog)
         return Server(Mirror(opts), opts).run()
     except ServerError as exc:
         print(f"fusefs: {exc}", file=sys.stderr)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import os
 import sys
+import time
 from typing import Any, Callable, NamedTuple
 
 from bench.fusefs import protocol as p
@@ -15,6 +16,10 @@ from bench.fusefs.protocol import Opcode
 from bench.fusefs.wire import Context, Dirents, Entry, Opened
 
 Undo = Callable[[Operations, Context, tuple, Any], None]
+
+# Test only (tests/test_watchdog.py): seconds every dispatched request waits before it is
+# served, to play a slow but live server. Not an option: never set it for a measurement.
+TEST_DELAY_ENV = "FUSEFS_TEST_DELAY_S"
 
 
 def warn(message: str) -> None:
@@ -129,6 +134,7 @@ class Dispatcher:
     def __init__(self, ops: Operations, errors: dict[int, int]) -> None:
         self._ops = ops
         self._errors = errors
+        self._delay = float(os.environ.get(TEST_DELAY_ENV) or 0)
         self._routes: list[tuple | None] = [None] * p.MAX_OPCODE
         for opcode, route in ROUTES.items():
             call = getattr(ops, route.operation) if route.operation else _nothing
@@ -137,6 +143,8 @@ class Dispatcher:
     def handle(self, fd: int, msg: bytes) -> None:
         """Serve the request `msg` read from `fd`, replying on `fd` (the kernel matches replies
         per fd)."""
+        if self._delay:
+            time.sleep(self._delay)
         opcode, ctx = wire.header(msg)
         route = self._routes[opcode] if opcode < p.MAX_OPCODE else None
         try:

@@ -149,20 +149,37 @@ def _fusectl() -> Iterator[Path]:
                     libc.umount2(str(FUSECTL_DIR), MNT_DETACH)
 
 
+def _control(connection: int, name: str, value: str | None = None) -> str | None:
+    """Write `value` to, or else read, the fusectl file `name` of `connection`; None when the
+    connection no longer exists. Raises OSError when not root or fusectl cannot be mounted."""
+    if os.geteuid() != 0:
+        raise OSError(errno.EPERM, f"the {name} file of FUSE connection {connection} needs root (fusectl)")
+    with _fusectl() as fusectl:
+        path = fusectl / str(connection) / name
+        try:
+            if value is None:
+                return path.read_text()
+            path.write_text(value)
+            return value
+        except FileNotFoundError:
+            return None
+
+
 def abort_connection(connection: int) -> bool:
     """Abort a FUSE connection: every waiting request fails and the daemon is cut off.
 
     Returns False when the connection no longer exists; raises OSError when it cannot be
     aborted (not root, fusectl cannot be mounted).
     """
-    if os.geteuid() != 0:
-        raise OSError(errno.EPERM, f"aborting FUSE connection {connection} needs root (fusectl)")
-    with _fusectl() as fusectl:
-        try:
-            (fusectl / str(connection) / "abort").write_text("1")
-        except FileNotFoundError:
-            return False
-    return True
+    return _control(connection, "abort", "1") is not None
+
+
+def waiting_requests(connection: int) -> int | None:
+    """Requests of `connection` the daemon has not answered yet (fusectl `waiting`: queued,
+    being read or being served); None when the connection no longer exists. Raises OSError
+    as abort_connection does."""
+    text = _control(connection, "waiting")
+    return None if text is None else int(text)
 
 
 # ---------------------------------------------------------------- unmount
