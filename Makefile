@@ -77,7 +77,8 @@ unit:
 		echo "$(UNIT)"; $(UNIT); \
 	fi
 
-# The built-in server's performance scenario, then the tool's own micro-benchmarks (benchmarks/*.py).
-perf: setup
+# The built-in server's performance scenario, then the tool's own micro-benchmarks (benchmarks/*.py;
+# tracing_overhead.py measures through bindfs, hence the test packages).
+perf: setup-test
 	$(call run-scenario,perf)
 	@set -e; for script in benchmarks/*.py; do [ -e "$$script" ] || continue; echo "== $$script"; $(PY) "$$script"; done

@@ -42,6 +42,19 @@ def positive_int(text: str) -> int:
     return value
 
 
+def seed(text: str) -> int:
+    """A seed, 0 to 2**64 - 1 (argparse type of --seed)."""
+    from bench.fields import SEED_LIMIT
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value < SEED_LIMIT:
+        raise argparse.ArgumentTypeError(f"{text} is not a seed: give a whole number from 0 to 2**64 - 1")
+    return value
+
+
 def _require(module: str, command: str) -> ModuleType:
     try:
         return importlib.import_module(module)
@@ -173,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     existing.add_argument("--resume", action="store_true", help="complete an interrupted results folder (--out)")
     run.add_argument("--dry-run", action="store_true", help="print the plan and its estimated duration; run nothing")
     existing.add_argument("--force", action="store_true", help="replace an existing results folder")
-    run.add_argument("--seed", type=int, help="seed of the target order (default: the scenario's, else random)")
+    run.add_argument("--seed", type=seed, help="seed of the target order (default: the scenario's, else random)")
     run.add_argument(
         "--workdir", type=Path, help="where data files and mountpoints go (default: /var/tmp/fusebench/NAME)"
     )

@@ -1,6 +1,6 @@
 """The commands a scenario would start as root, listed for a reader before anything runs
-(`fusebench validate`, `run --dry-run`): external servers' argv as they will be started, the
-built-in server's settings, the catalog programs' command lines."""
+(`fusebench validate`, `run --dry-run`): external servers' argv as they will be started (and
+asked for their version), the built-in server's settings, the catalog programs' command lines."""
 
 from __future__ import annotations
 
@@ -15,6 +15,11 @@ from bench.scenario import (
     load_scenario,
 )
 from bench.workspace import SCRATCH, SOURCE, target_mountpoint
+
+
+def version_argv(program: str) -> list[str]:
+    """How an external server is asked for its version (recorded in the manifest)."""
+    return [program, "--version"]
 
 
 def validation(path: Path) -> list[str]:
@@ -34,6 +39,7 @@ def root_commands(scenario: Scenario, workdir: Path) -> list[str]:
     for target in scenario.targets:
         if isinstance(target, ExternalTarget):
             argv = target.argv(source, target_mountpoint(workdir, target.name))
+            lines.append(f"target {target.name}: {shlex.join(version_argv(argv[0]))}")
             lines.append(f"target {target.name}: {shlex.join(argv)}")
         elif not isinstance(target, NativeTarget):
             lines.append(f"target {target.name}: {describe_target(target)}")

@@ -14,6 +14,8 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=64)]
 Size = Annotated[int, BeforeValidator(parse_size)]
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+SEED_LIMIT = 2**64  # seeds are 0 to 2**64 - 1, as numpy's and random's own
+Seed = Annotated[int, Field(ge=0, lt=SEED_LIMIT)]
 
 
 class LocatedError(ValueError):

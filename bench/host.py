@@ -26,11 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from bench import datafiles, environment, fio, leftovers, opens, system
+from bench.commands import version_argv
 from bench.errors import BenchError
 from bench.fdpressure.steps import Write, run_fd_pressure
 from bench.fusefs import kernel, mounts
 from bench.monitor import Monitor
-from bench.processes import Started, minimal_env
+from bench.processes import Started, minimal_env, threads_busy
 from bench.programs import Program
 from bench.progress import RunProgress, notice_stream
 from bench.records import FdPressureRecord
@@ -38,6 +39,7 @@ from bench.scenario import AnyTarget, Opens, Scenario, WorkloadCell
 from bench.stop import StopToken
 from bench.targets import MountedTarget, open_target, target_unavailable_reason
 from bench.tracing import OPCODES, RequestTracer, tracing_unavailable_reason
+from bench.workspace import SOURCE
 
 CAP_SYS_ADMIN = 21
 VERSION_TIMEOUT_S = 5.0  # an external server asked for its --version
@@ -159,7 +161,7 @@ class Host:
     def program_version(self, program: str) -> str | None:
         """The first line `program --version` prints (an external FUSE server's version), or None."""
         try:
-            status, stdout, stderr = Started([program, "--version"], env=minimal_env()).wait(VERSION_TIMEOUT_S)
+            status, stdout, stderr = Started(version_argv(program), env=minimal_env()).wait(VERSION_TIMEOUT_S)
         except (OSError, subprocess.TimeoutExpired):
             return None
         lines = (stdout or stderr).strip().splitlines()
@@ -198,7 +200,7 @@ class Host:
         how many bytes came back, and the server's stats from after the read."""
         workdir = Path(tempfile.mkdtemp(prefix="fusebench-doctor-"))
         try:
-            source = workdir / "source"
+            source = workdir / SOURCE
             source.mkdir()
             (source / "probe").write_bytes(os.urandom(size))
             with self.mount(target, source, workdir) as mounted:
@@ -216,6 +218,10 @@ class Host:
     def waiting_requests(self, connection: int) -> int | None:
         """Requests of a FUSE connection its daemon has not answered yet (None: no such connection)."""
         return mounts.waiting_requests(connection)
+
+    def threads_busy(self, pid: int) -> bool:
+        """Whether a thread of process `pid` is running or in I/O wait (R or D)."""
+        return threads_busy(pid)
 
     def prepare_files(self, cell: WorkloadCell, source: Path, stop: StopToken) -> list[Path]:
         """A fio cell's data files relative to `source`, in the state every run starts from."""

@@ -88,19 +88,22 @@ def timeout_of(cell: Cell) -> float:
 def measure(host: Host, run: PlannedRun, mounted: MountedTarget, paths: list[Path], output: Path | None,
             scratch: Path, sample_hz: float, tracing: bool, stop: StopToken, device: str | None = None,
             logs: Path | None = None) -> Measured:
-    """Cache state, counters before (FUSE requests, the block device `device`, reaped CPU), the
-    workload under the monitor (fio's logs of it to the prefix `logs`), counters after."""
+    """Under the watchdog: cache state, counters before (FUSE requests, the block device
+    `device`, reaped CPU), the workload under the monitor (fio's logs of it to the prefix
+    `logs`), counters after."""
     execute = EXECUTORS[run.cell.family]
-    if run.cell.cache == "cold":
-        host.drop_caches()
     with RequestCounter(mounted, host.tracer if tracing else None) as counter, \
-            Watchdog(host, mounted.connection, counter.counted if counter.source else None) as dog:
+            Watchdog(host, mounted.connection, counter.counted if counter.source else None,
+                     mounted.daemon_pid) as dog:
         try:
-            if run.cell.cache != "cold":
+            # Under the watchdog: the drop's `sync` blocks on a stopped server with dirty pages.
+            if run.cell.cache == "cold":
+                host.drop_caches()
+            else:
                 scratch.mkdir(parents=True, exist_ok=True)
                 execute(host, run.cell, mounted, paths, scratch / f"warmup.{run.cell.family}.json", None, scratch,
                         stop, None)
-                counter.begin()
+            counter.begin()
             sampler = host.monitor(sample_hz, mounted.daemon_pid, run.run_id, ROLES[run.cell.family])
             cpu_before, disk_before = host.children_cpu(), host.disk_counters(device)
             done = execute(host, run.cell, mounted, paths, output, logs, scratch, stop, sampler)

@@ -8,12 +8,15 @@ import signal
 import subprocess
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import NamedTuple
 
 import psutil
 
 from bench.stop import POLL_S, StopToken
 
+# Thread states of a process at work: running, or in uninterruptible (I/O) wait.
+BUSY_STATES = frozenset("RD")
 # psutil derives create_time from clock ticks: two distinct processes differ by >= 10 ms.
 CREATE_TIME_TOLERANCE_S = 0.001
 
@@ -31,6 +34,18 @@ class ProcessId(NamedTuple):
             return cls(pid, psutil.Process(pid).create_time())
         except psutil.Error:
             return None
+
+
+def threads_busy(pid: int) -> bool:
+    """Whether a thread of `pid` is in a BUSY_STATES state (/proc/PID/task/*/stat); False when it is gone."""
+    for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue  # the thread ended meanwhile
+        if text[text.rindex(")") + 2] in BUSY_STATES:  # the state follows the parenthesised name
+            return True
+    return False
 
 
 def live_process(ident: ProcessId) -> psutil.Process | None:

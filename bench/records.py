@@ -11,6 +11,7 @@ their descriptions (bench.docs). Empty CSV cells mean "does not apply".
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -177,17 +178,20 @@ class RequestTotals(Record):
         "counts, for external servers) or empty (not counted)")
     passthrough_engaged: bool | None = column(
         "`true` when no READ or WRITE reached the daemon, else `false`: passthrough targets, and external ones in "
-        "fio runs whose data had to reach the files (cold cache or direct I/O, data moved); empty otherwise")
+        "fio runs whose data had to reach the files, judged on those requests only (READ: cold cache or direct I/O; "
+        "WRITE: direct I/O or fsync); empty otherwise")
 
     @classmethod
-    def of(cls, deltas: dict[str, int], source: str, target_type: str, data_to_files: bool = False) -> RequestTotals:
-        """Totals of per-opcode request counts of one run; `data_to_files`: the run moved data that
-        no cache could serve, so an external server's counts show whether passthrough engaged."""
+    def of(cls, deltas: dict[str, int], source: str, target_type: str,
+           uncached: Collection[str] = ()) -> RequestTotals:
+        """Totals of per-opcode request counts of one run; `uncached`: the data opcodes (READ,
+        WRITE) of what the run moved that no cache could absorb, whose counts show whether an
+        external server's passthrough engaged."""
         reads, writes = deltas.get("READ", 0), deltas.get("WRITE", 0)
-        judged = target_type == "passthrough" or (target_type == "external" and data_to_files)
+        judged = ("READ", "WRITE") if target_type == "passthrough" else uncached if target_type == "external" else ()
         return cls(fuse_read_requests=reads, fuse_write_requests=writes,
                    fuse_other_requests=sum(deltas.values()) - reads - writes, fuse_requests_source=source,
-                   passthrough_engaged=(reads + writes == 0) if judged else None)
+                   passthrough_engaged=not any(deltas.get(op, 0) for op in judged) if judged else None)
 
 
 class TargetSettings(Record):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from bench.errors import BenchError
@@ -89,12 +89,12 @@ class RequestCounter:
         before, after = self._backing
         return {name: after[name] - before[name] for name in BACKING_TOTALS}
 
-    def totals(self, data_to_files: bool = False) -> RequestTotals:
-        """The runs.csv request columns (empty when nothing counted the requests); `data_to_files`
-        as RequestTotals.of takes it."""
+    def totals(self, uncached: Collection[str] = ()) -> RequestTotals:
+        """The runs.csv request columns (empty when nothing counted the requests); `uncached` as
+        RequestTotals.of takes it."""
         deltas = self.deltas()
         return RequestTotals() if deltas is None else RequestTotals.of(deltas, self.source, self._mounted.type,
-                                                                         data_to_files)
+                                                                         uncached)
 
     def records(self, run_id: str) -> list[RequestRecord]:
         """The requests.csv rows of the run."""

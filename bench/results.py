@@ -40,10 +40,12 @@ from bench.records import (
     SampleRecord,
     SnapshotRecord,
 )
-from bench.scenario_file import read_scenario_text
+from bench.scenario_file import read_regular_file, read_scenario_text
 from bench.vocabulary import FIO, OPENS
 
 MANIFEST = "manifest.json"
+MAX_MANIFEST_BYTES = 64 << 20  # a plan of MAX_RUNS runs takes about 15 MiB
+_DAMAGED = "it is damaged; measure again into another --out, or over this folder with --force"
 SCENARIO = "scenario.yaml"
 RUNS = "runs.csv"
 SAMPLES = "samples.csv"
@@ -328,20 +330,23 @@ class ResultsFolder:
         self.damaged: dict[str, list[int]] = {}  # file -> lines of rows cut short, left out
         if not self.path.is_dir():
             raise ResultsError(f"{self.path} is not a directory; give a results folder made by `fusebench run`")
-        if not (self.path / MANIFEST).is_file() and not (self.path / RUNS).is_file():
+        if not os.path.lexists(self.path / MANIFEST) and not (self.path / RUNS).is_file():
             raise ResultsError(f"{self.path} is not a results folder: it has neither {MANIFEST} nor {RUNS}")
 
     def manifest(self, *, required: bool = False) -> Manifest | None:
         """manifest.json (None when absent, unless `required`)."""
         path = self.path / MANIFEST
-        try:
-            data = json.loads(path.read_text())
-        except FileNotFoundError:
+        if not os.path.lexists(path):
             if required:
-                raise ResultsError(f"{self.path} is not a results folder: {MANIFEST} is missing") from None
+                raise ResultsError(f"{self.path} is not a results folder: {MANIFEST} is missing")
             return None
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ResultsError(f"{path}: cannot read the manifest: {exc}") from None
+        raw = read_regular_file(path, MAX_MANIFEST_BYTES, "manifest", ResultsError)
+        if len(raw) > MAX_MANIFEST_BYTES:
+            raise ResultsError(f"{path}: the manifest is larger than {MAX_MANIFEST_BYTES >> 20} MiB: {_DAMAGED}")
+        try:
+            data = json.loads(raw.decode())
+        except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+            raise ResultsError(f"{path}: cannot read the manifest ({str(exc)[:200]}): {_DAMAGED}") from None
         if not isinstance(data, dict):
             raise ResultsError(f"{path}: the manifest is not a JSON object")
         try:

@@ -8,6 +8,7 @@ once the scenario is accepted, so that bad input is refused at once.
 
 from __future__ import annotations
 
+import os
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -84,7 +85,7 @@ def run(options: RunOptions, host: Host | None = None) -> int:
 def _previous_manifest(out: Path) -> Manifest:
     from bench.results import MANIFEST, ResultsFolder
 
-    if not (out / MANIFEST).is_file():
+    if not os.path.lexists(out / MANIFEST):
         raise InputError(f"{out} is not a results folder: {MANIFEST} is missing; --resume completes a folder "
                          "that an earlier `fusebench run --out` wrote")
     return ResultsFolder(out).manifest(required=True)

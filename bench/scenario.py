@@ -22,11 +22,17 @@ from pydantic import (
     model_validator,
 )
 
-from bench.fields import Duration, LocatedError, Name, Size, Strict, key, passes
+from bench.fields import Duration, LocatedError, Name, Seed, Size, Strict, key, passes
 from bench.fusefs.options import MODES, Option, conflicts, scenario_options
 from bench.fusefs.units import format_size
 from bench.programs import CATALOG, Program, ProgramEntry
-from bench.scenario_file import ScenarioError, load_document, read_scenario_text
+from bench.scenario_file import (
+    ScenarioError,
+    cut,
+    load_document,
+    read_scenario_text,
+    shown,
+)
 from bench.tree import TreeSpec
 from bench.vocabulary import (
     ASYNC_IOENGINES,
@@ -144,7 +150,7 @@ class ExternalTarget(Strict):
         for arg in command:
             leftover = re.sub(r"\{(source|mountpoint)\}", "", arg)
             if "{" in leftover or "}" in leftover:
-                raise ValueError(f"{arg!r}: only {{source}} and {{mountpoint}} may be substituted")
+                raise ValueError(f"{shown(arg)}: only {{source}} and {{mountpoint}} may be substituted")
         return command
 
     def argv(self, source: Path, mountpoint: Path) -> list[str]:
@@ -165,7 +171,8 @@ _WORKLOAD_FIELDS: dict[str, tuple[Any, Any]] = {
     "rw": (RwMode | None, key(None, ", ".join(f"`{name}`" for name in RW_NAMES) + "; metadata engines set their "
                               "own", shown="required")),
     "bs": (Annotated[Size, Field(ge=512, le=64 << 20)], key("4k", "block size (512 bytes to 64M)")),
-    "size": (Annotated[Size, Field(ge=4096)], key("256M", "total data set, split over `nrfiles` (a multiple of `bs`)")),
+    "size": (Annotated[Size, Field(ge=4096, le=1 << 40)],
+             key("256M", "total data set, split over `nrfiles` (a multiple of `bs`; 4k to 1T)")),
     "runtime": (Annotated[Duration, Field(gt=0, le=3600)], key("5s", "measured time (fio runs time-based where "
                                                                       "no pass can hit an earlier pass's cache)")),
     "ramp_time": (Annotated[Duration, Field(ge=0, le=600)], key("0s", "unmeasured warm-up inside the fio run")),
@@ -425,6 +432,7 @@ class FdPressure(Strict):
 AUTO_MIN_REPEAT = 3
 # Far beyond what a machine runs in a week; past them, expanding sweeps or planning would stall.
 MAX_CELLS = 2_000
+MAX_MESSAGES = 20  # errors printed per file; the first ones say enough to fix the next
 MAX_RUNS = 100_000
 
 
@@ -444,7 +452,7 @@ class Scenario(Strict):
     max_repeat: int = key(20, "`repeat: auto`: at most this many repetitions", ge=AUTO_MIN_REPEAT, le=1000)
     max_time: Duration | None = key(None, "`repeat: auto`: no repetition starts once this much time has passed",
                                     shown="none", gt=0)
-    seed: int | None = key(None, "seed of the target order; recorded in the manifest", shown="random")
+    seed: Seed | None = key(None, "seed of the target order (0 to 2^64 - 1); recorded in the manifest", shown="random")
     sample_hz: float = key(10.0, "monitor sampling rate (samples per second, up to 1000)", shown="`10`", gt=0, le=1000)
     workdir: Path | None = key(None, "where data files and mountpoints go (`--workdir` overrides): a directory "
                                "fusebench made, or an empty or new one; never a system directory",
@@ -621,7 +629,7 @@ _FIO_SYNONYMS = {"blocksize": "bs", "readwrite": "rw", "filesize": "size", "time
 
 
 def _describe(error: dict, loc: tuple, data: Any) -> str:
-    key = ".".join(str(p) for p in loc)
+    key = cut(".".join(str(p) for p in loc))
     kind = error["type"]
     if kind == "extra_forbidden":
         unknown = str(loc[-1])
@@ -629,7 +637,7 @@ def _describe(error: dict, loc: tuple, data: Any) -> str:
         synonyms = {alias: name for alias, name in _FIO_SYNONYMS.items() if name in known}
         hint = difflib.get_close_matches(unknown, known + list(synonyms), n=1)
         fix = f"did you mean {synonyms.get(hint[0], hint[0])!r}?" if hint else f"known keys: {', '.join(known)}"
-        return f"unknown key {unknown!r} ({key}); {fix}"
+        return f"unknown key {shown(unknown)} ({key}); {fix}"
     if kind in ("union_tag_invalid", "union_tag_not_found") and loc[:1] == ("programs",):
         return f"{key}: `program` must name a catalog entry: one of {', '.join(CATALOG)}"
     if kind in ("union_tag_invalid", "union_tag_not_found"):
@@ -638,7 +646,7 @@ def _describe(error: dict, loc: tuple, data: Any) -> str:
         return f"{key}: required key is missing"
     message = error["msg"].removeprefix("Value error, ")
     if kind.endswith(("_parsing", "_type")):
-        message += f" (got {error['input']!r})"
+        message += f" (got {shown(error['input'])})"
     return f"{key}: {message}" if key else message
 
 
@@ -667,7 +675,9 @@ def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
             else:
                 line = _line_of(loc, lines)
             messages.append((line, f"{source}:{line}: {_describe(error, loc, data)}{user}"))
-        raise ScenarioError("\n".join(message for _, message in sorted(messages, key=lambda m: m[0]))) from None
+        printed = [message for _, message in sorted(messages, key=lambda m: m[0])]
+        more = [f"... and {len(printed) - MAX_MESSAGES} more"] if len(printed) > MAX_MESSAGES else []
+        raise ScenarioError("\n".join(printed[:MAX_MESSAGES] + more)) from None
 
 
 def _from_defaults(loc: tuple, data: dict) -> tuple[tuple, str]:
@@ -677,7 +687,7 @@ def _from_defaults(loc: tuple, data: dict) -> tuple[tuple, str]:
     if loc[:1] == ("workloads",) and len(loc) >= 3 and isinstance(defaults, dict):
         own = data["workloads"][loc[1]]
         if loc[2] not in own and loc[2] in defaults:
-            return ("defaults",) + loc[2:], f" (for workload {own.get('name', loc[1])})"
+            return ("defaults",) + loc[2:], f" (for workload {cut(str(own.get('name', loc[1])))})"
     return loc, ""
 
 

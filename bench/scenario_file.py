@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import reprlib
 import stat
 import unicodedata
 from pathlib import Path
@@ -41,17 +42,27 @@ class ScenarioError(InputError):
     """A scenario that cannot be run; the message names the file, the line and the fix."""
 
 
+# What a message quotes of a file's keys and values: a hostile file's must not flood the terminal.
+_SHOWN_CHARS = 80
+_SHOWN = reprlib.Repr()
+_SHOWN.maxstring = _SHOWN.maxother = _SHOWN_CHARS
+_SHOWN.maxlist = _SHOWN.maxdict = _SHOWN.maxlevel = 4
+
+
+def shown(value: Any) -> str:
+    """`value` quoted for a message, long strings and collections cut short."""
+    return _SHOWN.repr(value)
+
+
+def cut(text: str) -> str:
+    """`text` for a message, its middle left out when long."""
+    half = _SHOWN_CHARS // 2
+    return text if len(text) <= _SHOWN_CHARS else f"{text[:half]}...{text[-half:]}"
+
+
 def read_scenario_text(path: Path) -> str:
-    """The text of a scenario file: a regular file (a FIFO or a device is never opened in a way
-    that can block), at most MAX_FILE_BYTES of UTF-8."""
-    try:
-        _require_regular(path, os.stat(path).st_mode)
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
-        with os.fdopen(fd, "rb") as handle:
-            _require_regular(path, os.fstat(handle.fileno()).st_mode)  # replaced since the stat
-            data = handle.read(MAX_FILE_BYTES + 1)
-    except OSError as exc:
-        raise ScenarioError(f"{path}: cannot read the scenario: {exc.strerror}; check the path") from None
+    """The text of a scenario file: a regular file, at most MAX_FILE_BYTES of UTF-8."""
+    data = read_regular_file(path, MAX_FILE_BYTES, "scenario", ScenarioError)
     if len(data) > MAX_FILE_BYTES:
         raise ScenarioError(f"{path}:{_line_at(data, MAX_FILE_BYTES)}: the file is larger than "
                             f"{MAX_FILE_BYTES >> 10} KiB, far more than a scenario needs; check that it is the "
@@ -63,14 +74,27 @@ def read_scenario_text(path: Path) -> str:
                             "UTF-8; save the file as UTF-8") from None
 
 
+def read_regular_file(path: Path, limit: int, what: str, error: type[InputError]) -> bytes:
+    """At most `limit` + 1 bytes of the regular file `path`, never opened in a way a FIFO or a
+    device can block; `error` (naming the `what` file) when it is not one or cannot be read."""
+    try:
+        _require_regular(path, os.stat(path).st_mode, what, error)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as handle:
+            _require_regular(path, os.fstat(handle.fileno()).st_mode, what, error)  # replaced since the stat
+            return handle.read(limit + 1)
+    except OSError as exc:
+        raise error(f"{path}: cannot read the {what}: {exc.strerror}; check the path") from None
+
+
 def _line_at(text: str | bytes, index: int) -> int:
     return text.count(b"\n" if isinstance(text, bytes) else "\n", 0, index) + 1
 
 
-def _require_regular(path: Path, mode: int) -> None:
+def _require_regular(path: Path, mode: int, what: str, error: type[InputError]) -> None:
     if not stat.S_ISREG(mode):
         kind = _FILE_TYPES.get(stat.S_IFMT(mode), "not a regular file")
-        raise ScenarioError(f"{path}:1: not a scenario file: it is {kind}; give the path of a YAML file")
+        raise error(f"{path}:1: not a {what} file: it is {kind}; give the path of a {what} file")
 
 
 def load_document(text: str, source: str) -> tuple[Any, dict[tuple, int]]:
@@ -92,7 +116,7 @@ def load_document(text: str, source: str) -> tuple[Any, dict[tuple, int]]:
         if context and (mark is None or mark.index >= len(text.rstrip())):
             mark = context  # "got <stream end>": the line that opened what was never closed says more
         line = mark.line + 1 if mark else 1
-        raise ScenarioError(f"{source}:{line}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+        raise ScenarioError(f"{source}:{line}: not valid YAML: {cut(str(getattr(exc, 'problem', exc)))}") from None
     finally:
         loader.dispose()
 
@@ -153,6 +177,9 @@ class _Expander:
         self.active: set[int] = set()  # the collections being expanded: an alias back to one is a loop
         self.alias_line: int | None = None  # the outermost alias being expanded
         self.lines: dict[tuple, int] = {}
+        # A scalar's value depends on its tag and text only: each is checked and constructed
+        # once, however many aliases repeat it.
+        self.scalars: dict[tuple[str, str], Any] = {}
 
     def document(self, node: yaml.Node) -> tuple[Any, dict[tuple, int]]:
         return self.expand(node, ()), self.lines
@@ -183,7 +210,7 @@ class _Expander:
         if isinstance(node, yaml.ScalarNode):
             return self.scalar(node)
         if node.tag != _DEFAULT_TAGS[type(node)]:
-            raise self.refuse(node, f"tag {node.tag} is not supported in a scenario; remove it")
+            raise self.refuse(node, f"tag {cut(node.tag)} is not supported in a scenario; remove it")
         if id(node.value) in self.active:
             raise self.refuse(node, "this alias refers to a value that contains it (a loop); remove the alias")
         self.active.add(id(node.value))
@@ -211,8 +238,11 @@ class _Expander:
             if not isinstance(key_node, yaml.ScalarNode):
                 raise self.refuse(key_node, "a key must be a plain word, not a list or a mapping")
             name = self.scalar(key_node)
+            if not isinstance(name, str):
+                raise self.refuse(key_node, f"key {shown(key_node.value)} is read as {shown(name)}, not as a word; "
+                                            "a scenario's keys are words: quote it or use a known key")
             if name in own:
-                raise self.refuse(key_node, f"key {name!r} appears twice")
+                raise self.refuse(key_node, f"key {shown(name)} appears twice")
             own.add(name)
             out[name] = self.expand(value_node, path + (name,))
             self.lines[path + (name,)] = key_node.start_mark.line + 1
@@ -220,13 +250,19 @@ class _Expander:
         return out
 
     def scalar(self, node: yaml.ScalarNode) -> Any:
+        known = (node.tag, node.value)
+        if known not in self.scalars:
+            self.scalars[known] = self._construct(node)
+        return self.scalars[known]
+
+    def _construct(self, node: yaml.ScalarNode) -> Any:
         if len(node.value) > MAX_SCALAR_CHARS:
             raise self.refuse(node, f"a value of {len(node.value):,} characters; a scenario's values are at most "
                                     f"{MAX_SCALAR_CHARS:,}")
         try:
             value = self.loader.construct_object(node)
         except ValueError as exc:  # a timestamp such as 2024-13-45
-            raise self.refuse(node, f"{node.value!r} cannot be read: {exc}; quote it if it is text") from None
+            raise self.refuse(node, f"{shown(node.value)} cannot be read: {exc}; quote it if it is text") from None
         if isinstance(value, str):
             refused = _refused_character(value, "\t\n")
             if refused is not None:

@@ -71,7 +71,7 @@ from bench.scenario import (
 from bench.stop import Interrupted, StopToken
 from bench.targets import MountedTarget, TargetError
 from bench.vocabulary import FIO
-from bench.workspace import SCRATCH, SOURCE, claim_workdir
+from bench.workspace import LOCK, SCRATCH, SOURCE, claim_workdir
 
 
 class MountedTargets:
@@ -369,7 +369,7 @@ class Session:
         info = info.changed(status=STATUS_OK, duration_s=round(done.wall_s, 3))
         record = RunRecord(info=info, fio=FioFigures.of(done.fio, run.cell.rw) if done.fio else FioFigures(),
                            monitor=measured.monitor.summary,
-                           requests=measured.requests.totals(_data_to_files(run.cell, done)),
+                           requests=measured.requests.totals(uncached_requests(run.cell, done)),
                            work=_work(measured), disk=_disk(measured.disk), **head)
         command = CommandRecord(run_id=run.run_id, argv=json.dumps(done.argv))
         return record, measured.monitor.samples, measured.requests.records(run.run_id), command
@@ -428,7 +428,7 @@ class Session:
         note = claim_workdir(self.workdir)
         if note:
             self.say(note)
-        with open(self.workdir / ".lock", "w") as lock:
+        with open(self.workdir / LOCK, "w") as lock:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -470,10 +470,15 @@ def _work(measured: Measured) -> WorkFigures:
                        backing_close_us=mean_us("backing_close_ns_total", "backing_closes_total"))
 
 
-def _data_to_files(cell: Cell, done: Done) -> bool:
-    """fio moved data no cache could serve (a cold cache or direct I/O): on a FUSE mount it went
-    through the daemon unless passthrough engaged."""
-    return cell.family == FIO and done.mib > 0 and (cell.cache == "cold" or getattr(cell, "direct", False))
+def uncached_requests(cell: Cell, done: Done) -> tuple[str, ...]:
+    """The data opcodes of what fio moved that no cache could absorb, so on a FUSE mount it went
+    through the daemon unless passthrough engaged: reads with a cold cache or direct I/O, writes
+    direct or fsynced (a writeback cache keeps buffered writes without fsync from the daemon)."""
+    if cell.family != FIO or done.fio is None or done.mib == 0:
+        return ()
+    moved = {"READ": done.fio.read.io_bytes > 0 and (cell.cache == "cold" or cell.direct),
+             "WRITE": done.fio.write.io_bytes > 0 and (cell.direct or cell.end_fsync or cell.fsync > 0)}
+    return tuple(op for op, judged in moved.items() if judged)
 
 
 def _settings(target: AnyTarget) -> TargetSettings:

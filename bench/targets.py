@@ -37,7 +37,7 @@ from bench.scenario import (
     PassthroughTarget,
     builtin_options,
 )
-from bench.workspace import target_mountpoint
+from bench.workspace import server_log, stats_path, target_mountpoint
 
 log = logging.getLogger(__name__)
 
@@ -245,7 +245,7 @@ def _serve(name: str, type_: str, argv: list[str], mountpoint: Path, workdir: Pa
     mountpoint.mkdir(parents=True, exist_ok=True)
     if stats_file is not None:
         stats_file.unlink(missing_ok=True)  # read_stats() must never return an earlier server's figures
-    log_file = workdir / f"{name}.server.log"
+    log_file = server_log(workdir, name)
     # Recorded before the server starts: a run killed the moment the mount appears (before it
     # could note the server) still leaves the next run a mountpoint to clear.
     entry = leftovers.register(name, mountpoint=mountpoint)
@@ -309,7 +309,7 @@ def _open_target(target: AnyTarget, source: Path, workdir: Path, nofile: int | N
                     may_daemonize=True) as mounted:
             yield mounted
         return
-    stats_file = workdir / f"{target.name}.stats.json"
+    stats_file = stats_path(workdir, target.name)
     argv = builtin_argv(target, source, mountpoint, stats_file, stats_interval, nofile)
     # The built-in server limits its own fds (--nofile) after start-up, so no rlimit is set here.
     with _serve(target.name, target.type, argv, mountpoint, workdir, nofile=None,

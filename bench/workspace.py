@@ -24,8 +24,11 @@ from bench.errors import BenchError, InputError
 from bench.fusefs.files import atomic_write
 
 DEFAULT_WORKDIR_ROOT = Path("/var/tmp/fusebench")
-SOURCE, SCRATCH = "source", "scratch"  # in a workdir: the files every target views; the programs' scratch space
+# The layout of a workdir: every name fusebench gives an entry of it.
+SOURCE, SCRATCH = "source", "scratch"  # the files every target views; the programs' scratch space
+LOCK = ".lock"  # held by the one run using the workdir
 MARKER = ".fusebench-workdir"
+_MOUNT_PREFIX, _SERVER_LOG_SUFFIX, _STATS_SUFFIX = "mnt-", ".server.log", ".stats.json"
 _MARKER_TEXT = "A fusebench work directory: data files, mountpoints, server logs. Delete it to reclaim the space.\n"
 # The system's own trees: neither they nor anything below them is a workdir.
 SYSTEM_TREES = ("/bin", "/boot", "/dev", "/efi", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/run",
@@ -35,7 +38,9 @@ SYSTEM_TREES = ("/bin", "/boot", "/dev", "/efi", "/etc", "/lib", "/lib32", "/lib
 SHARED_DIRS = ("/", "/home", "/media", "/mnt", "/opt", "/root", "/srv", "/tmp", "/var", "/var/tmp",
                str(DEFAULT_WORKDIR_ROOT))
 # What fusebench wrote in a workdir before it marked them: such a workdir is adopted (marked).
-_UNMARKED_LAYOUT = (".lock", SOURCE, SCRATCH, "mnt-*", "*.server.log", "*.stats.json")
+_UNMARKED_DIRS = (SOURCE, SCRATCH, f"{_MOUNT_PREFIX}*")
+_UNMARKED_FILES = (LOCK, f"*{_SERVER_LOG_SUFFIX}", f"*{_STATS_SUFFIX}")
+_WORLD_WRITABLE = stat.S_IWGRP | stat.S_IWOTH
 
 
 class WorkspaceError(BenchError):
@@ -44,7 +49,17 @@ class WorkspaceError(BenchError):
 
 def target_mountpoint(workdir: Path, target: str) -> Path:
     """Where the FUSE target named `target` is mounted."""
-    return workdir / f"mnt-{target}"
+    return workdir / f"{_MOUNT_PREFIX}{target}"
+
+
+def server_log(workdir: Path, target: str) -> Path:
+    """Where the server of the target named `target` prints."""
+    return workdir / f"{target}{_SERVER_LOG_SUFFIX}"
+
+
+def stats_path(workdir: Path, target: str) -> Path:
+    """Where the built-in server of the target named `target` writes its request counts."""
+    return workdir / f"{target}{_STATS_SUFFIX}"
 
 
 def system_dir_refusal(path: Path) -> str | None:
@@ -61,28 +76,77 @@ def system_dir_refusal(path: Path) -> str | None:
     return None
 
 
-def check_workdir(path: Path) -> Path:
-    """The absolute, resolved workdir `path` if a run may use it: not a system directory, and
-    made by fusebench, unmarked but holding only what fusebench writes, empty or new."""
-    refusal = system_dir_refusal(path)
-    if refusal:
-        raise InputError(f"workdir: {refusal}")
-    path = Path(path).resolve()
-    if not path.exists():
-        return path
-    if not path.is_dir():
-        raise InputError(f"workdir {path} is not a directory; give a directory fusebench made, or a new one")
-    marker = path / MARKER
-    if marker.is_file() and not marker.is_symlink():
-        return path
-    foreign = [name for name in os.listdir(path)
-               if not any(fnmatch.fnmatchcase(name, pattern) for pattern in _UNMARKED_LAYOUT)]
+def _check_owners(path: Path) -> None:
+    """Refuse `path` (resolved) when a user other than root could plant entries that root then
+    follows: it and every existing ancestor must belong to root or us, and none may be writable by
+    group or others (an ancestor may, with the sticky bit, as /tmp)."""
+    uids = (0, os.geteuid())
+    for directory in (path, *path.parents):
+        try:
+            info = directory.lstat()
+        except FileNotFoundError:
+            continue
+        writable = info.st_mode & _WORLD_WRITABLE and (directory == path or not info.st_mode & stat.S_ISVTX)
+        if info.st_uid in uids and not writable:
+            continue
+        found = f"owner uid {info.st_uid}, mode {stat.S_IMODE(info.st_mode):04o}"
+        fix = (f"chown root {directory}" if info.st_uid not in uids else
+               f"chmod go-w {directory}" if directory == path else f"chmod go-w (or +t) {directory}")
+        raise InputError(f"workdir {path}: {directory} ({found}) could be changed by another user while fusebench "
+                         f"runs as root; {fix}, or give another --workdir")
+
+
+def _check_unmarked_entries(path: Path) -> None:
+    """Refuse an unmarked `path` holding anything but the directories and files fusebench writes."""
+    foreign, wrong = [], []
+    for name in os.listdir(path):
+        mode = (path / name).lstat().st_mode
+        if any(fnmatch.fnmatchcase(name, pattern) for pattern in _UNMARKED_DIRS):
+            right_type = stat.S_ISDIR(mode)
+        elif any(fnmatch.fnmatchcase(name, pattern) for pattern in _UNMARKED_FILES):
+            right_type = stat.S_ISREG(mode)
+        else:
+            foreign.append(name)
+            continue
+        if not right_type:
+            wrong.append(name)
+    if wrong:
+        raise InputError(f"workdir {path} was not made by fusebench (no {MARKER} in it) and holds "
+                         f"{', '.join(sorted(wrong)[:5])}, a symlink or not what fusebench makes there (source, "
+                         "scratch and mnt-* are directories, the rest plain files): remove them, or give an empty "
+                         "or new directory with --workdir (or the scenario's workdir)")
     if foreign:
         raise InputError(f"workdir {path} was not made by fusebench (no {MARKER} in it) and holds "
                          f"{', '.join(sorted(foreign)[:5])}{', ...' if len(foreign) > 5 else ''}: a run creates and "
                          "deletes files there; give an empty or new directory with --workdir (or the scenario's "
                          "workdir)")
+
+
+def check_workdir(path: Path) -> Path:
+    """The absolute, resolved workdir `path` if a run may use it: not a system directory, only
+    root or us able to change it or its ancestors, and made by fusebench, unmarked but holding
+    only what fusebench writes, empty or new."""
+    refusal = system_dir_refusal(path)
+    if refusal:
+        raise InputError(f"workdir: {refusal}")
+    path = Path(path).resolve()
+    _check_owners(path)
+    if not path.exists():
+        return path
+    if not path.is_dir():
+        raise InputError(f"workdir {path} is not a directory; give a directory fusebench made, or a new one")
+    marker = path / MARKER
+    if not (marker.is_file() and not marker.is_symlink()):
+        _check_unmarked_entries(path)
     return path
+
+
+def _make_dirs(path: Path) -> None:
+    """Create `path` and its missing ancestors, each with mode 0755 whatever the umask."""
+    missing = [directory for directory in (path, *path.parents) if not directory.exists()]
+    for directory in reversed(missing):
+        directory.mkdir(mode=0o755, exist_ok=True)
+        os.chmod(directory, 0o755)
 
 
 def claim_workdir(path: Path) -> str | None:
@@ -91,7 +155,7 @@ def claim_workdir(path: Path) -> str | None:
     path = check_workdir(path)
     adopted = path.is_dir() and any(path.iterdir()) and not (path / MARKER).is_file()
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        _make_dirs(path)
         if not (path / MARKER).is_file():
             (path / MARKER).write_text(_MARKER_TEXT)
     except OSError as exc:

@@ -17,6 +17,7 @@ from bench.monitor import MonitorResult
 from bench.records import FdPressureRecord, MonitorSummary, SampleRecord, SnapshotRecord
 from bench.stop import StopToken
 from bench.targets import MountedTarget, TargetError
+from bench.workspace import stats_path
 
 FIO_OUTPUT = Path(__file__).parent / "fixtures" / "fio" / "seq-read.json"
 
@@ -212,7 +213,7 @@ class FakeHost(Host):
         self.events.append(f"mount {target.name}")
         stats_file = None
         if self.stats is not None:
-            stats_file = Path(workdir) / f"{target.name}.stats.json"
+            stats_file = stats_path(Path(workdir), target.name)
             stats_file.write_text(json.dumps(self.stats))
             self._stats_files.append(stats_file)
         try:

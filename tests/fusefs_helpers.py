@@ -46,6 +46,21 @@ def mode_params() -> list[Any]:
             for name in MODES]
 
 
+# Plain mode's other settings, for the tests that go through every mode (test id -> server arguments).
+PLAIN_VARIANTS: dict[str, list[str]] = {
+    "plain-writeback": ["--mode", "plain", "--writeback-cache"],
+    "plain-direct-io": ["--mode", "plain", "--direct-io"],
+    "plain-keep-cache": ["--mode", "plain", "--keep-cache", "--threads", "4"],
+}
+EVERY_MODE = {**MODES, **PLAIN_VARIANTS}
+NO_SHARED_MMAP = {"plain-direct-io"}  # FOPEN_DIRECT_IO refuses a shared writable mmap
+
+
+def every_mode_params(shared_mmap: bool = False) -> list[Any]:
+    """pytest params over EVERY_MODE (only those that take a shared writable mmap with `shared_mmap`)."""
+    return mode_params() + [name for name in PLAIN_VARIANTS if not (shared_mmap and name in NO_SHARED_MMAP)]
+
+
 def request(opcode: int, body: bytes = b"", nodeid: int = 5, unique: int = 77, uid: int = 1000,
             gid: int = 100, pid: int = 4242) -> bytes:
     """A raw FUSE request as the kernel writes it: fuse_in_header, then `body`."""

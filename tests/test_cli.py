@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import subprocess
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.cli import main
+from bench.cli import main, seed
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -137,6 +138,7 @@ def test_validate_and_dry_run_list_the_commands_started_as_root(tmp_path: Path) 
     done = fusebench("validate", "s.yaml", cwd=tmp_path)
     assert done.returncode == 0 and "target hp: /opt/hp -o allow_other /var/tmp/fusebench/tiny/source " \
         "/var/tmp/fusebench/tiny/mnt-hp" in done.stdout, done.stdout
+    assert "    target hp: /opt/hp --version\n" in done.stdout, done.stdout
     done = fusebench("run", "s.yaml", "--dry-run", "--workdir", str(work), cwd=tmp_path)
     assert done.returncode == 0 and expected in done.stdout, done.stdout
     assert done.stdout.index(expected) < done.stdout.index("repetition 1:")  # before the list of runs
@@ -183,12 +185,33 @@ def test_run_dry_run_prints_the_plan(tmp_path: Path) -> None:
     assert not (tmp_path / "results").exists()
 
 
+@pytest.mark.parametrize("text", ["-1", str(2**64), "0x10", "9" * 5000])
+def test_a_seed_outside_0_to_2_64_is_refused(text: str) -> None:
+    assert seed("0") == 0 and seed(str(2**64 - 1)) == 2**64 - 1
+    with pytest.raises(argparse.ArgumentTypeError, match="is not a seed: give a whole number from 0 to 2"):
+        seed(text)
+
+
 def test_repeat_auto_from_the_command_line_shows_its_budget(tmp_path: Path) -> None:
     (tmp_path / "s.yaml").write_text(GOOD)
     done = fusebench("run", "s.yaml", "--repeat", "auto", "--dry-run", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "3 to 20 repetitions (repeat: auto)" in done.stdout
     assert fusebench("run", "s.yaml", "--repeat", "many", "--dry-run", cwd=tmp_path).returncode == 2
+
+
+@pytest.mark.parametrize("manifest", ["[" * 100_000, '{"a": 1' + "0" * 5000, b"\xff", "fifo"])
+def test_resume_of_a_tampered_manifest_is_refused(tmp_path: Path, manifest: str | bytes) -> None:
+    (tmp_path / "s.yaml").write_text(GOOD)
+    path = tmp_path / "results" / "manifest.json"
+    path.parent.mkdir()
+    if manifest == "fifo":
+        os.mkfifo(path)
+    else:
+        path.write_bytes(manifest if isinstance(manifest, bytes) else manifest.encode())
+    done = fusebench("run", "s.yaml", "--out", "results", "--resume", cwd=tmp_path)
+    assert done.returncode == 2 and re.match(r"fusebench: error: \S*results/manifest.json", done.stderr), done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_resume_needs_an_existing_folder(tmp_path: Path) -> None:
@@ -297,8 +320,8 @@ def test_every_command_helps_with_a_description_examples_and_exit_statuses(tmp_p
 
 
 def test_notices_go_to_stderr_and_data_to_stdout_when_piped(tmp_path: Path) -> None:
-    """`doctor` and `run --dry-run` print what was asked for on stdout; a real run's progress goes to
-    stderr when stdout is a pipe (see tests/test_runner.py for one)."""
+    """`run --dry-run` prints its plan on stdout even into a pipe (a real run's progress goes to
+    stderr then: tests/test_runner.py)."""
     (tmp_path / "s.yaml").write_text(GOOD)
     done = fusebench("run", str(tmp_path / "s.yaml"), "--dry-run", "--workdir", str(tmp_path / "w"), cwd=tmp_path)
     assert done.returncode == 0 and "runs" in done.stdout and done.stderr == "", done.stderr

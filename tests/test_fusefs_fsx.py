@@ -1,6 +1,6 @@
-"""The file-system exerciser (tests/fsx.py) through every mode of the built-in server: random
-buffered, direct and mmap I/O, truncates and fallocate on one file, checked against a model
-of its bytes, then the backing file checked too."""
+"""The file-system exerciser (tests/fsx.py) through every mode of the built-in server, direct
+I/O and mmap each on and off: random buffered, direct and mmap I/O, truncates and fallocate
+on one file, checked against a model of its bytes, then the backing file checked too."""
 
 from __future__ import annotations
 
@@ -8,16 +8,16 @@ from pathlib import Path
 
 import pytest
 from fsx import Exerciser
-from fusefs_helpers import MODES, mode_params, mount, needs_root
+from fusefs_helpers import (
+    EVERY_MODE,
+    every_mode_params,
+    mount,
+    needs_root,
+)
 
 pytestmark = [pytest.mark.integration, needs_root]
 
 OPS = 2000
-VARIANTS = {  # plain mode's other settings: extra server arguments, whether shared mmap works
-    "plain-writeback": (["--writeback-cache"], True),
-    "plain-direct-io": (["--direct-io"], False),  # FOPEN_DIRECT_IO refuses shared writable mmap
-    "plain-keep-cache": (["--keep-cache"], True),
-}
 
 
 def test_the_exerciser_agrees_with_a_native_file(tmp_path: Path) -> None:
@@ -29,13 +29,22 @@ def test_the_exerciser_agrees_with_a_native_file(tmp_path: Path) -> None:
                          "mapwrite", "mapread"}
 
 
-@pytest.mark.parametrize("mode", mode_params() + list(VARIANTS))
-@pytest.mark.parametrize("seed", [1, 2])
-def test_exerciser_through_the_server(tmp_path: Path, mode: str, seed: int) -> None:
-    args, use_mmap = (MODES[mode], True) if mode in MODES else (["--mode", "plain", *VARIANTS[mode][0]],
-                                                                  VARIANTS[mode][1])
-    with mount(tmp_path, *args) as fs:
-        exerciser = Exerciser(fs.path / "f", seed=seed, use_mmap=use_mmap)
+# mmap on only where the mode takes a shared writable mmap (FOPEN_DIRECT_IO refuses one): never
+# generated rather than skipped.
+def _cases() -> list:
+    cases = []
+    for use_mmap in (True, False):
+        for mode in every_mode_params(shared_mmap=use_mmap):
+            name, marks = (mode, []) if isinstance(mode, str) else (mode.values[0], mode.marks)
+            cases.append(pytest.param(name, use_mmap, marks=marks, id=f"{name}-{'mmap' if use_mmap else 'no-mmap'}"))
+    return cases
+
+
+@pytest.mark.parametrize("mode, use_mmap", _cases())
+@pytest.mark.parametrize("direct", [True, False], ids=["direct", "buffered"])
+def test_exerciser_through_the_server(tmp_path: Path, mode: str, direct: bool, use_mmap: bool) -> None:
+    with mount(tmp_path, *EVERY_MODE[mode]) as fs:
+        exerciser = Exerciser(fs.path / "f", seed=1, use_mmap=use_mmap, direct=direct)
         try:
             exerciser.run(OPS)
         finally:

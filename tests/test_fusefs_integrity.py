@@ -10,7 +10,14 @@ import threading
 from pathlib import Path
 
 import pytest
-from fusefs_helpers import MODES, mode_params, mount, needs_root
+from fusefs_helpers import (
+    EVERY_MODE,
+    MODES,
+    every_mode_params,
+    mode_params,
+    mount,
+    needs_root,
+)
 
 pytestmark = [pytest.mark.integration, needs_root]
 
@@ -37,20 +44,12 @@ def _apply(rng: random.Random, fds: list[int], names: list[Path]) -> None:
             os.truncate(path, length)
 
 
-PLAIN_VARIANTS = {
-    "plain-writeback": ["--writeback-cache"],
-    "plain-direct-io": ["--direct-io"],
-    "plain-keep-cache": ["--keep-cache", "--threads", "4"],
-}
-
-
-@pytest.mark.parametrize("mode", mode_params() + list(PLAIN_VARIANTS))
+@pytest.mark.parametrize("mode", every_mode_params())
 def test_random_workload_matches_native(tmp_path: Path, mode: str) -> None:
     rng = random.Random(20261125)
     native_dir = tmp_path / "native"
     native_dir.mkdir()
-    args = MODES[mode] if mode in MODES else ["--mode", "plain", *PLAIN_VARIANTS[mode]]
-    with mount(tmp_path, *args) as fs:
+    with mount(tmp_path, *EVERY_MODE[mode]) as fs:
         names = ["f0", "f1"]
         for step in range(3000):
             if step % 500 == 0:  # rename between rounds, then reopen under the new name
@@ -163,18 +162,14 @@ def _backing_fds(pid: int, source: Path) -> list[int]:
     return flags
 
 
-MMAP_MODES = mode_params() + ["plain-writeback", "plain-keep-cache"]  # --direct-io refuses shared mmap
-
-
-@pytest.mark.parametrize("mode", MMAP_MODES)
+@pytest.mark.parametrize("mode", every_mode_params(shared_mmap=True))
 @pytest.mark.parametrize("flag", ["O_DIRECT", "O_APPEND"])
 def test_shared_mmap_writes_reach_a_file_opened_direct_or_append(tmp_path: Path, mode: str, flag: str) -> None:
     """The kernel writes a shared mapping's dirty pages back through the file's fh, the last
     one cut at end of file: an O_DIRECT backing fd refused it (msync: EINVAL), an O_APPEND one
     put it at end of file. The tail page is where both showed."""
-    args = MODES[mode] if mode in MODES else ["--mode", "plain", *PLAIN_VARIANTS[mode]]
     data = bytearray(random.Random(3).randbytes(10000))
-    with mount(tmp_path, *args, files={"f": bytes(data)}) as fs:
+    with mount(tmp_path, *EVERY_MODE[mode], files={"f": bytes(data)}) as fs:
         fd = os.open(fs.path / "f", os.O_RDWR | getattr(os, flag))
         try:
             with mmap.mmap(fd, len(data)) as mapped:

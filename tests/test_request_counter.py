@@ -11,9 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from bench.fio_output import Direction, FioResult
 from bench.fusefs import kernel
+from bench.measure import Done
 from bench.records import RequestTotals
 from bench.request_counter import RequestCounter
+from bench.scenario import parse_scenario
+from bench.session import uncached_requests
 from bench.targets import MountedTarget
 from bench.tracing import tracing_unavailable_reason
 
@@ -101,17 +105,42 @@ def test_begin_counts_from_after_a_warm_up_and_counted_is_the_running_total(tmp_
         assert counter.counted() == 13
 
 
-@pytest.mark.parametrize("target_type, data_to_files, reads, engaged", [
-    ("external", True, 0, True),     # fio's data had to reach the files and none went through the daemon
-    ("external", True, 5, False),
-    ("external", False, 0, None),    # warm cache or no data moved: zero READs prove nothing
-    ("passthrough", False, 0, True),
-    ("fuse", True, 0, None),
+@pytest.mark.parametrize("target_type, uncached, deltas, engaged", [
+    ("external", ("READ",), {"READ": 0}, True),  # fio's reads had to reach the files and none went through
+    ("external", ("READ",), {"READ": 5}, False),
+    ("external", ("READ",), {"WRITE": 5}, True),  # buffered writes without fsync: a writeback cache keeps them
+    ("external", ("READ", "WRITE"), {"WRITE": 5}, False),
+    ("external", (), {"READ": 0}, None),  # warm cache or no data moved: zero READs prove nothing
+    ("passthrough", (), {"WRITE": 2}, False),
+    ("fuse", ("READ",), {"READ": 0}, None),
 ])
-def test_passthrough_engagement_is_judged_for_passthrough_and_for_external_runs_whose_data_reached_the_files(
-        target_type: str, data_to_files: bool, reads: int, engaged: bool | None) -> None:
-    totals = RequestTotals.of({"READ": reads, "LOOKUP": 1}, "tracepoint", target_type, data_to_files)
+def test_passthrough_engagement_is_judged_on_the_requests_no_cache_could_absorb(
+        target_type: str, uncached: tuple[str, ...], deltas: dict[str, int], engaged: bool | None) -> None:
+    totals = RequestTotals.of({**deltas, "LOOKUP": 1}, "tracepoint", target_type, uncached)
     assert totals.passthrough_engaged is engaged
+
+
+def _done(read_bytes: int, write_bytes: int) -> Done:
+    fio = FioResult.model_construct(read=Direction.model_construct(io_bytes=read_bytes),
+                                    write=Direction.model_construct(io_bytes=write_bytes))
+    return Done(1, 1, (read_bytes + write_bytes) / (1 << 20), 1.0, None, [], fio=fio)
+
+
+@pytest.mark.parametrize("workload, read_bytes, write_bytes, uncached", [
+    ("rw: write", 0, 1 << 20, ()),  # cold buffered writes, no fsync: a writeback cache may keep them all
+    ("rw: write, end_fsync: true", 0, 1 << 20, ("WRITE",)),
+    ("rw: write, fsync: 8", 0, 1 << 20, ("WRITE",)),
+    ("rw: write, direct: true", 0, 1 << 20, ("WRITE",)),
+    ("rw: randrw", 1 << 20, 1 << 20, ("READ",)),  # a cold mixed run: its reads only
+    ("rw: randrw, direct: true", 1 << 20, 1 << 20, ("READ", "WRITE")),
+    ("rw: read, cache: warm", 1 << 20, 0, ()),
+    ("rw: read", 0, 0, ()),  # nothing moved
+])
+def test_a_run_is_judged_on_reads_that_were_cold_or_direct_and_writes_that_were_direct_or_fsynced(
+        workload: str, read_bytes: int, write_bytes: int, uncached: tuple[str, ...]) -> None:
+    text = f"name: t\ntargets: [{{name: n, type: native}}]\nworkloads:\n  - {{name: w, size: 1M, {workload}}}\n"
+    (cell,) = parse_scenario(text).cells()
+    assert uncached_requests(cell, _done(read_bytes, write_bytes)) == uncached
 
 
 @pytest.mark.integration

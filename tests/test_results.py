@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -254,3 +255,20 @@ def test_resuming_a_folder_written_before_columns_were_added_widens_its_rows(tmp
     assert len(after) == len(before) + 1 and not ResultsFolder(folder).damaged
     assert after["run_id"].iloc[:-1].tolist() == before["run_id"].tolist()
     assert after["family"].iloc[:-1].isna().all()
+
+
+TAMPERED_MANIFESTS = {
+    "deep": (lambda path: path.write_text("[" * 100_000), "cannot read the manifest \\(.*recursion"),
+    "huge-int": (lambda path: path.write_text('{"a": 1' + "0" * 5000), "cannot read the manifest \\(Exceeds the limit"),
+    "not-utf8": (lambda path: path.write_bytes(b'{"a": "\xff"}'), "cannot read the manifest \\('utf-8' codec"),
+    "fifo": (os.mkfifo, "not a manifest file: it is a FIFO"),
+}
+
+
+@pytest.mark.parametrize("kind", TAMPERED_MANIFESTS)
+def test_a_tampered_manifest_is_a_results_error(tmp_path: Path, kind: str) -> None:
+    (tmp_path / RUNS).write_text(",".join(RUN_COLUMNS) + "\n")
+    make, problem = TAMPERED_MANIFESTS[kind]
+    make(tmp_path / MANIFEST)
+    with pytest.raises(ResultsError, match=f"^{tmp_path / MANIFEST}(:1)?: {problem}"):
+        ResultsFolder(tmp_path).manifest()

@@ -36,6 +36,7 @@ BAD = [
     ("out-of-range-in-sweep", workload("rw: read\niodepth: [1, 9999]  # <-\nioengine: libaio\n"), ["iodepth.1", "less than or equal to 4096"]),
     ("bad-size", workload("rw: read\nsize: 12XB  # <-\n"), ["size", "'12XB' is not a size"]),
     ("size-too-small", workload("rw: read\nsize: 1k  # <-\n"), ["size", "4096"]),
+    ("size-too-large", workload("rw: read\nsize: 2T  # <-\n"), ["size", "less than or equal to 1099511627776"]),
     ("bad-duration", workload("rw: read\nruntime: 3 fortnights  # <-\n"), ["runtime", "not a duration"]),
     ("zero-duration", workload("rw: read\nruntime: 0s  # <-\n"), ["runtime", "greater than 0"]),
     ("bad-log-interval", workload("rw: read\nlog_interval: often  # <-\n"), ["log_interval", "not a duration"]),
@@ -233,6 +234,9 @@ HOSTILE = [
      + "]" * 20 + "\n  - " + "[" * 20 + "*x" + "]" * 20 + "  # <-\n", ["nested deeper than 32 levels"]),
     ("huge-scalar", HEAD + "workloads: [{name: w, rw: read}]\nseed: " + "9" * 100_000 + "  # <-\n",
      ["100,000 characters", "at most 4,096"]),
+    ("huge-hex-seed", HEAD + "workloads: [{name: w, rw: read}]\nseed: 0x10000000000000000  # <-\n",
+     ["seed", "less than 18446744073709551616"]),
+    ("negative-seed", HEAD + "workloads: [{name: w, rw: read}]\nseed: -1  # <-\n", ["seed", "greater than or equal to 0"]),
     ("raw-control-character", HEAD + "workloads: [{name: w, rw: read}]\ndescription: a\x1b[2Jb  # <-\n",
      ["U+001B", "remove it"]),
     ("escaped-control-character", HEAD + "workloads: [{name: w, rw: read}]\ndescription: \"a\\x00b\"  # <-\n",
@@ -267,6 +271,48 @@ def test_hostile_scenarios_are_refused_within_a_second_at_their_line(text, words
     message = str(info.value)
     assert message.startswith(f"bad.yaml:{expected_line}: "), message
     assert all(word in message for word in words), message
+
+
+def test_an_anchored_string_used_through_many_aliases_is_read_once():
+    text = (HEAD + "workloads: [{name: w, rw: read}]\ndescription: [&a \"" + "\u00e9" * 4000 + "\""
+            + ", *a" * 9900 + "]\n")
+    began = time.monotonic()
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(text, "bad.yaml")
+    assert time.monotonic() - began < 1.0
+    assert str(info.value).startswith("bad.yaml:6: description: Input should be a valid string (got [")
+    assert len(str(info.value)) < 1000
+
+
+def test_errors_are_at_most_20_per_file_and_quote_values_cut_short():
+    long_name = "k" * 1000
+    keys = "".join(f"    {long_name}{index}: 1\n" for index in range(100))
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(HEAD + "workloads:\n  - name: w\n    rw: read\n" + keys, "bad.yaml")
+    lines = str(info.value).splitlines()
+    assert len(lines) == 21 and lines[-1] == "... and 80 more"
+    assert lines[0].startswith("bad.yaml:8: unknown key 'kkk") and max(map(len, lines)) < 400
+
+
+@pytest.mark.parametrize("text", [
+    HEAD + "workloads: [{name: w, rw: read}]\ndescription: *" + "a" * 3000 + "\n",
+    HEAD + "workloads: !" + "t" * 3000 + " [{name: w, rw: read}]\n",
+    "name: t\ntargets:\n  - {name: hp, type: external, command: [hp, '{mountpoint}', '{" + "x" * 3000 + "}']}\n"
+    "workloads: [{name: w, rw: read}]\n",
+])
+def test_long_names_and_values_are_cut_short_in_messages(text: str):
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(text, "bad.yaml")
+    assert "..." in str(info.value) and len(str(info.value)) < 300, str(info.value)
+
+
+@pytest.mark.parametrize("key", [".nan", "~", "yes", "1", "2024-01-01"])
+def test_a_key_that_is_not_a_word_is_refused_at_its_line(key: str):
+    for text in (HEAD + "workloads: [{name: w, rw: read}]\n\n" + key + ": 2  # <-\n",
+                 HEAD + "workloads:\n  - name: w\n    rw: read\n\n    " + key + ": 2  # <-\n"):
+        expected_line = next(i for i, line in enumerate(text.splitlines(), 1) if "# <-" in line)
+        with pytest.raises(ScenarioError, match=rf"^bad.yaml:{expected_line}: key '{key}' is read as .*quote it"):
+            parse_scenario(text, "bad.yaml")
 
 
 @pytest.mark.parametrize(("content", "words"), [

@@ -7,6 +7,7 @@ import contextlib
 import csv
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -19,6 +20,7 @@ from bench import watchdog
 from bench.fusefs import mounts
 from bench.fusefs.dispatch import TEST_DELAY_ENV
 from bench.host import Host
+from bench.processes import threads_busy
 from bench.watchdog import HUNG_AFTER_S, Reading, ServerStopped, StallRule, Watchdog
 
 # ---------------------------------------------------------------- the rule
@@ -61,15 +63,47 @@ def test_nothing_waiting_ends_a_stall() -> None:
     assert feed(StallRule(10.0), readings) == []
 
 
+def test_one_request_waiting_12_s_while_a_daemon_thread_is_in_io_wait_is_not_a_stop() -> None:
+    # A long FSYNC: nothing answered for 12 s, but the daemon is at work (a thread in D).
+    readings = [Reading(t / 2, 1, 40, busy=True) for t in range(25)]
+    rule = StallRule(10.0)
+    assert [r.at for r in readings if rule.feed(r)] == []
+
+
+def test_a_daemon_whose_threads_all_stopped_is_a_stop_and_the_window_counts_from_its_last_work() -> None:
+    rule = StallRule(10.0)
+    busy = [Reading(t / 2, 1, 40, busy=True) for t in range(10)]  # 0-4.5 s: at work
+    stopped = [Reading(5 + t / 2, 1, 40) for t in range(30)]  # all threads T from 5 s on
+    assert [r.at for r in busy + stopped if rule.feed(r)][0] == 14.5
+
+
+def test_the_threads_of_a_stopped_process_are_not_busy_and_of_a_spinning_one_are(tmp_path: Path) -> None:
+    spinning = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        assert _until(lambda: threads_busy(spinning.pid), 5, "running thread")
+        os.kill(spinning.pid, signal.SIGSTOP)
+        _until(lambda: psutil.Process(spinning.pid).status() == psutil.STATUS_STOPPED, 5, "stopped process")
+        assert not threads_busy(spinning.pid)
+    finally:
+        os.kill(spinning.pid, signal.SIGCONT)
+        spinning.kill()
+        spinning.wait()
+    assert not threads_busy(spinning.pid)  # gone
+
+
 # ---------------------------------------------------------------- the watchdog on a fake host
 
 
 class Connection(Host):
     """A FUSE connection whose waiting requests a test sets; aborts are recorded."""
 
-    def __init__(self, waiting: int) -> None:
+    def __init__(self, waiting: int, busy: bool = False) -> None:
         self.waiting = waiting
+        self.busy = busy
         self.aborted: list[int] = []
+
+    def threads_busy(self, pid: int) -> bool:
+        return self.busy
 
     def waiting_requests(self, connection: int) -> int | None:
         return self.waiting
@@ -100,6 +134,14 @@ def test_the_watchdog_leaves_a_live_server_and_an_uncounted_one_alone(monkeypatc
         time.sleep(0.5)
     assert host.aborted == [] and live.reason is None and blind.reason is None
     live.check()
+
+
+def test_the_watchdog_leaves_a_daemon_at_work_alone(monkeypatch) -> None:
+    monkeypatch.setattr(watchdog, "POLL_S", 0.01)
+    host = Connection(waiting=1, busy=True)
+    with Watchdog(host, 5, lambda: 9, daemon_pid=1234, window_s=0.1) as dog:
+        time.sleep(0.5)
+    assert host.aborted == [] and dog.reason is None
 
 
 # ---------------------------------------------------------------- real runs (integration)

@@ -1,5 +1,7 @@
 """bench.workspace: which directories a run may use as its workdir, and the marker it leaves."""
 
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -68,3 +70,40 @@ def test_a_file_is_not_a_workdir(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
     with pytest.raises(InputError, match="is not a directory"):
         check_workdir(tmp_path / "file")
+
+
+def test_a_directory_others_could_change_is_refused(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    with pytest.raises(InputError, match=rf"{shared} \(owner uid 0, mode 0777\).*chmod go-w \(or \+t\) {shared}"):
+        check_workdir(shared / "work")
+    shared.chmod(0o1777)  # sticky, as /tmp: others cannot replace what root made in it
+    assert claim_workdir(shared / "work") is None
+    (shared / "work").chmod(0o775)
+    with pytest.raises(InputError, match=rf"mode 0775\).*chmod go-w {shared / 'work'}"):
+        check_workdir(shared / "work")
+    (shared / "work").chmod(0o755)
+    os.chown(shared, 4321, 4321)
+    with pytest.raises(InputError, match=rf"owner uid 4321.*chown root {shared}"):
+        check_workdir(shared / "work")
+
+
+def test_a_new_workdir_is_made_0755_whatever_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0)
+    try:
+        claim_workdir(tmp_path / "parent" / "work")
+    finally:
+        os.umask(old)
+    assert {stat.S_IMODE((tmp_path / name).stat().st_mode) for name in ("parent", "parent/work")} == {0o755}
+
+
+@pytest.mark.parametrize("plant", ["source_link", "scratch_file", "mnt_link", "log_link"])
+def test_an_unmarked_workdir_with_planted_entries_is_refused(tmp_path: Path, plant: str) -> None:
+    {"source_link": lambda: (tmp_path / "source").symlink_to("/etc"),
+     "scratch_file": lambda: (tmp_path / "scratch").write_text(""),
+     "mnt_link": lambda: (tmp_path / "mnt-fuse").symlink_to("/usr"),
+     "log_link": lambda: (tmp_path / "fuse.server.log").symlink_to("/etc/shadow")}[plant]()
+    with pytest.raises(InputError, match=rf"{tmp_path} was not made by fusebench .* a symlink or not what fusebench"):
+        claim_workdir(tmp_path)
+    assert not (tmp_path / MARKER).exists()

@@ -80,7 +80,7 @@ class Mirror(Operations):
         self._opts = opts
         self.fh_is_fd = not opts.passthrough  # passthrough opens hand out a backing id, no fh
         self._backing: BackingRegistry | None = None  # passthrough: made at init
-        self._writeback = WritebackFds(lambda fh: os.open(proc_path(fh), os.O_WRONLY | os.O_CLOEXEC))
+        self._writeback = WritebackFds()
         self._lock = threading.Lock()
         self._ids = itertools.count(p.ROOT_ID + 1)
         self._dir_ids = itertools.count(1)
