@@ -89,6 +89,21 @@ def data_dir(cell: WorkloadCell) -> Path:
     return Path(DATA_DIR) / name
 
 
+def bytes_to_write(cells: list[WorkloadCell], source: Path) -> int:
+    """What preparing these cells' data files would add under `source`: each distinct file set's
+    bytes, less what an earlier run left of it there (reused when it matches)."""
+    sets = {data_dir(cell): file_size(cell) * cell.nrfiles for cell in cells}
+    total = 0
+    for directory, size in sets.items():
+        try:
+            kept = sum(entry.stat(follow_symlinks=False).st_size for entry in os.scandir(source / directory)
+                       if entry.is_file(follow_symlinks=False))
+        except OSError:  # not there yet
+            kept = 0
+        total += max(0, size - kept)
+    return total
+
+
 def prepare_files(cell: WorkloadCell, source: Path, stop: StopToken | None = None) -> list[Path]:
     """The cell's data files (relative to `source`) in the state every run starts from: created
     and prefilled unless already there, except for `filecreate`, whose directory is emptied.

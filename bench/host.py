@@ -54,6 +54,15 @@ class Host:
         """A notice for the user: on stdout at a terminal, else on stderr (piped data stays clean)."""
         print(text, file=notice_stream(), flush=True)
 
+    def free_bytes(self, path: Path) -> int:
+        """Bytes an unprivileged writer may still use on the file system of `path` (or of its
+        nearest existing parent)."""
+        path = Path(path)
+        while not path.exists() and path != path.parent:
+            path = path.parent
+        info = os.statvfs(path)
+        return info.f_bavail * info.f_frsize
+
     def output(self, text: str) -> None:
         """A line of what the command was asked for (the doctor's table, a plan): always stdout."""
         print(text, flush=True)

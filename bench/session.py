@@ -14,9 +14,10 @@ from typing import Any
 
 import bench
 from bench import stopping
-from bench.datafiles import data_dir, tree_digest
+from bench.datafiles import bytes_to_write, data_dir, tree_digest
 from bench.environment import DiskCounters, differences
 from bench.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, BenchError, InputError
+from bench.fusefs.units import GIB
 from bench.host import Host
 from bench.measure import Done, Measured, measure
 from bench.plan import (
@@ -243,6 +244,12 @@ class Session:
             raise InputError("fio was not found on PATH; install it (apt-get install fio, or `make setup`)")
         if any(cell.cache == "cold" for cell in self.scenario.cells()) and not self.host.is_root():
             raise InputError("cold-cache runs drop the page cache, which needs root; run as root or set cache: warm")
+        fio_cells = [cell for cell in self.scenario.cells() if cell.family == FIO]  # programs' trees are ~70 MB
+        needed, free = bytes_to_write(fio_cells, self.source), self.host.free_bytes(self.workdir)
+        if needed > free:
+            raise InputError(f"the data files need {needed / GIB:.1f} GiB more than {self.source} holds, and its "
+                             f"file system has {free / GIB:.1f} GiB free; free some space, lower the workloads' "
+                             "`size`, or pass --workdir on a larger file system")
 
     def _open_results(self) -> tuple[ResultsWriter, Manifest, list[PlannedRun]]:
         if self.previous:

@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from bench.datafiles import DATA_DIR, DataFileError, data_dir, file_size, prepare_files
+from bench.datafiles import (
+    DATA_DIR,
+    DataFileError,
+    bytes_to_write,
+    data_dir,
+    file_size,
+    prepare_files,
+)
 from bench.scenario import parse_scenario
 from bench.workspace import WorkspaceError
 
@@ -124,3 +131,11 @@ def test_symlinked_data_file_is_never_followed(tmp_path):
 def test_missing_source_is_an_error(tmp_path):
     with pytest.raises(DataFileError, match="nope"):
         prepare_files(cell(), tmp_path / "nope")
+
+
+def test_bytes_to_write_counts_each_file_set_once_less_what_is_there(tmp_path: Path) -> None:
+    readers = cells(rw="read", bs="4k", size="1M", iodepth="[1, 4]", ioengine="libaio")  # one shared read set
+    writer = cell(rw="write", bs="4k", size="2M")                   # a set of its own
+    assert bytes_to_write([*readers, writer], tmp_path) == (1 << 20) + (2 << 20)
+    prepare_files(readers[0], tmp_path)
+    assert bytes_to_write([*readers, writer], tmp_path) == 2 << 20  # the read set is there, reused

@@ -348,3 +348,14 @@ def test_every_second_of_an_auto_run_counts_against_max_time(tmp_path: Path) -> 
     manifest = ResultsFolder(tmp_path / "out").manifest()
     assert (manifest.auto.stopped, manifest.repeat) == ("max_time", 3)
     assert manifest.auto.elapsed_s >= 5
+
+
+def test_a_run_whose_data_files_do_not_fit_is_refused_before_anything_starts(tmp_path: Path, scenario: Path) -> None:
+    class Full(FakeHost):
+        def free_bytes(self, path: Path) -> int:
+            return 64 << 10  # the scenario's files need 128k
+
+    host = Full()
+    with pytest.raises(InputError, match=r"need 0.0 GiB more .* 0.0 GiB free; free some space"):
+        run(options(tmp_path, scenario), host)
+    assert host.events == [] and not (tmp_path / "out").exists()

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.fusefs.units import parse_size
+from bench.fusefs.units import GIB, parse_size
 from bench.records import Manifest
 from bench.results import ResultsFolder
 from bench.scenario import (
@@ -32,7 +32,6 @@ SECTIONS = ("block I/O", "small files", "mmap", "metadata", "open/close", "progr
 METRIC_UNITS = {"bw_mib_s": "MiB/s", "iops": "IOPS", "ops_s": "ops/s", "opens_s": "opens/s", "seconds": "s"}
 # Metrics where less is better: a comparison of them is turned round, so that every ratio is a speed.
 LOWER_IS_BETTER = frozenset({"seconds"})
-GIB = float(1 << 30)
 PLAN_COLUMNS = ["cell", "target", "repetition"]
 
 
