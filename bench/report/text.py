@@ -4,9 +4,10 @@ cover letter."""
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import Any
 
 import pandas as pd
 
@@ -197,20 +198,28 @@ def sweep_table(analysis: Analysis) -> list[str]:
     return lines
 
 
+def _by_cell(items: Iterable, rows_of: Callable[[Any], list[Row]]) -> list[Row]:
+    """Table rows of `items` (each with a `cell`, in cell order): a Group line where the cell
+    changes, then `rows_of(item)`."""
+    rows: list[Row] = []
+    current = None
+    for item in items:
+        if item.cell != current:
+            current = item.cell
+            rows.append(Group(item.cell))
+        rows += rows_of(item)
+    return rows
+
+
 def per_op_table(analysis: Analysis) -> list[str]:
     """FUSE requests per operation, per file and per MiB, the opens the daemon served, and the
     main opcodes."""
     lines = _wrap("FUSE requests per operation (medians of runs; totals add the opcodes' medians); opens: OPEN "
                   "and CREATE requests per run; backing: passthrough files registered per operation, and "
                   "the daemon's mean time in one BACKING_OPEN and BACKING_CLOSE ioctl")
-    rows: list[Row] = []
-    current = None
-    for row in per_op_rows(analysis, top=4):
-        if row.cell != current:
-            current = row.cell
-            rows.append(Group(row.cell))
-        rows += [["  " + row.target, row.ops, row.per_op, row.per_file, row.per_mib, row.opens, row.backing_opens],
-                 Note(row.opcodes)]
+    rows = _by_cell(per_op_rows(analysis, top=4), lambda row: [
+        ["  " + row.target, row.ops, row.per_op, row.per_file, row.per_mib, row.opens, row.backing_opens],
+        Note(row.opcodes)])
     return lines + _table([("", "<"), ("ops/run", ">"), ("per op", ">"), ("per file", ">"), ("per MiB", ">"),
                            ("opens", ">"), ("backing", ">")], rows)
 
@@ -219,29 +228,17 @@ def disk_table(analysis: Analysis) -> list[str]:
     """What fio moved against what the block device under the work directory did meanwhile."""
     lines = _wrap("Block device under the work directory during the runs (median MiB per run; share: of "
                   "fio's bytes, what the device moved in the same direction, direct I/O only)")
-    rows: list[Row] = []
-    current = None
-    for row in analysis.disk.itertuples():
-        if row.cell != current:
-            current = row.cell
-            rows.append(Group(row.cell))
-        share = "" if pd.isna(row.device_share) else f"{row.device_share:.0%}"
-        rows.append(["  " + row.target, format_number(row.fio_mib), format_number(row.dev_read_mib),
-                     format_number(row.dev_write_mib), share])
+    rows = _by_cell(analysis.disk.itertuples(), lambda row: [[
+        "  " + row.target, format_number(row.fio_mib), format_number(row.dev_read_mib),
+        format_number(row.dev_write_mib), "" if pd.isna(row.device_share) else f"{row.device_share:.0%}"]])
     return lines + _table([("", "<"), ("fio MiB", ">"), ("dev read", ">"), ("dev write", ">"), ("share", ">")], rows)
 
 
 def cpu_table(analysis: Analysis) -> list[str]:
     """CPU seconds per GiB by process and user/sys, and per 1,000 I/Os."""
-    rows: list[Row] = []
-    current = None
-    for row in analysis.cpu.itertuples():
-        if row.cell != current:
-            current = row.cell
-            rows.append(Group(row.cell))
-        values = [getattr(row, f"{part}_per_gib") for part in CPU_PARTS]
-        rows.append(["  " + row.target, *(format_number(v) for v in values), format_number(row.total_s_per_gib),
-                     format_number(row.total_s_per_kio)])
+    rows = _by_cell(analysis.cpu.itertuples(), lambda row: [[
+        "  " + row.target, *(format_number(getattr(row, f"{part}_per_gib")) for part in CPU_PARTS),
+        format_number(row.total_s_per_gib), format_number(row.total_s_per_kio)]])
     return _wrap("CPU seconds per GiB moved (workload and FUSE daemon, user/sys)") + _table(
         [("", "<"), ("wl usr", ">"), ("wl sys", ">"), ("dmn usr", ">"), ("dmn sys", ">"), ("total", ">"),
          ("s/1k op", ">")], rows)
