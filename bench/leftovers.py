@@ -118,13 +118,43 @@ def update(entry_id: str, *, connection: int | None = None, add_processes: Seque
                 entry["processes"] += [list(p) for p in add_processes if tuple(p) not in known]
 
 
+def _live_holders(current: list[dict], path: str) -> list[dict]:
+    """The entries of running processes that changed the setting `path`."""
+    return [entry for entry in current
+            if path in entry.get("settings", {}) and live_process(ProcessId(*entry["owner"])) is not None]
+
+
+@contextlib.contextmanager
+def hold_setting(label: str, path: Path, value: str) -> Iterator[str]:
+    """The system setting `path` at `value` while inside; yields the value it had before any
+    fusebench process changed it. Processes holding the same setting share it: the first one
+    writes `value`, the last one out writes the original back, and a crashed holder's original
+    is written back by clear_leftovers once no holder is left. OSError when it cannot be written."""
+    key = str(path)
+    with _state() as current:
+        holders = _live_holders(current, key)
+        original = holders[0]["settings"][key] if holders else path.read_text().strip()
+        if path.read_text().strip() != value:
+            path.write_text(f"{value}\n")
+        entry = {"id": uuid.uuid4().hex, "label": label, "owner": list(_me()), "mountpoint": None,
+                 "connection": None, "processes": [], "settings": {key: original}, "time": time.time()}
+        current.append(entry)
+    try:
+        yield original
+    finally:
+        with _state() as current:
+            current[:] = [e for e in current if e["id"] != entry["id"]]
+            if not _live_holders(current, key) and original != value:
+                path.write_text(f"{original}\n")
+
+
 def unregister(entry_id: str) -> None:
     """Forget an entry after a clean unmount, stop or restore."""
     with _state() as current:
         current[:] = [entry for entry in current if entry["id"] != entry_id]
 
 
-def _clear_entry(entry: dict, timeout: float) -> list[str]:
+def _clear_entry(entry: dict, timeout: float, held: set[str]) -> list[str]:
     owner = entry["owner"][0]
     messages = []
     processes = [ProcessId(*p) for p in entry["processes"]]
@@ -148,6 +178,9 @@ def _clear_entry(entry: dict, timeout: float) -> list[str]:
         if end_process(proc, timeout):
             messages.append(f"ended leftover process {proc.pid} ({entry['label']}) from pid {owner}")
     for path, value in entry.get("settings", {}).items():
+        if path in held:  # a running process holds it too: the last one out writes it back
+            messages.append(f"left {path} as it is ({entry['label']}) from pid {owner}: a running fusebench holds it")
+            continue
         Path(path).write_text(f"{value}\n")
         messages.append(f"restored {path} to {value} ({entry['label']}) from pid {owner}")
     return messages
@@ -157,10 +190,14 @@ def clear_leftovers(timeout: float = 5.0) -> list[str]:
     """Abort, unmount, end and restore what runs that no longer exist left behind; returns what was done."""
     with _state() as current:
         orphaned = [entry for entry in current if live_process(ProcessId(*entry["owner"])) is None]
+        held = {path for entry in current if entry not in orphaned for path in entry.get("settings", {})}
+    # Settings last: what is mounted is cleared while they still hold (with enable_uring off the
+    # kernel refuses new ring registrations, so a ring half set up would never become ready).
+    orphaned.sort(key=lambda entry: bool(entry.get("settings")))
     messages = []
     for entry in orphaned:
         try:
-            messages += _clear_entry(entry, timeout)
+            messages += _clear_entry(entry, timeout, held)
         except OSError as exc:
             messages.append(f"could not clear leftover {entry['label']} (kept for the next run): {exc}")
             continue

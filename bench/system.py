@@ -12,7 +12,8 @@ from pathlib import Path
 import psutil
 
 from bench import leftovers
-from bench.errors import BenchError
+from bench.errors import BenchError, InputError
+from bench.fusefs.kernel import ENABLE_URING, uring_unavailable_reason
 
 DROP_CACHES = Path("/proc/sys/vm/drop_caches")
 NR_HUGEPAGES = Path("/proc/sys/vm/nr_hugepages")
@@ -70,6 +71,39 @@ def hugepages(count: int) -> Iterator[None]:
     finally:
         NR_HUGEPAGES.write_text(f"{before}\n")
         leftovers.unregister(entry)
+
+
+class UringUnavailable(InputError):
+    """FUSE over io_uring cannot be turned on here: no kernel support, or no privilege to switch it."""
+
+
+def uring_parameter(path: Path = ENABLE_URING) -> str | None:
+    """The fuse module's `enable_uring` parameter (`Y` or `N`), None when the kernel has none."""
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        return None
+
+
+@contextlib.contextmanager
+def fuse_uring(path: Path = ENABLE_URING) -> Iterator[str]:
+    """FUSE over io_uring allowed (`enable_uring` Y) while the `with` body runs (root); yields the
+    value it had before, which is written back on every exit path, once no other fusebench
+    process holds it on too (leftovers.hold_setting). UringUnavailable when the kernel has no
+    such parameter or it cannot be written."""
+    missing = uring_unavailable_reason(path)
+    if missing:
+        raise UringUnavailable(missing)
+    entered = False
+    try:
+        with leftovers.hold_setting("enable_uring", path, "Y") as before:
+            entered = True
+            yield before
+    except OSError as exc:
+        if entered:
+            raise
+        raise UringUnavailable(f"cannot turn FUSE over io_uring on: writing Y to {path}: {exc.strerror} (switching "
+                               "it needs root: run as root or with sudo)") from None
 
 
 def file_nr() -> int:

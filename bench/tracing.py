@@ -41,6 +41,7 @@ from types import TracebackType
 
 from bench.errors import BenchError
 from bench.fusefs import libc
+from bench.fusefs.kernel import possible_cpus
 from bench.fusefs.mounts import mounts
 from bench.fusefs.protocol import Opcode
 
@@ -147,15 +148,6 @@ def tracepoint() -> Tracepoint:
     return parse_format(result.stdout)
 
 
-def _possible_cpus() -> int:
-    """How many CPUs the kernel keeps per-CPU map values for (/sys/devices/system/cpu/possible)."""
-    count = 0
-    for part in Path("/sys/devices/system/cpu/possible").read_text().strip().split(","):
-        first, _, last = part.partition("-")
-        count += int(last or first) - int(first) + 1
-    return count
-
-
 def _bpf(command: int, attr: bytes) -> int:
     """bpf(command, attr) with attr zero-padded to _BPF_ATTR_SIZE."""
     buffer = ctypes.create_string_buffer(attr, _BPF_ATTR_SIZE)
@@ -249,7 +241,7 @@ class RequestTracer:
             raise TracingUnavailable(
                 f"{EVENT} has no 4-byte field(s) {unusable} (fields: {sorted(point.fields)})"
             )
-        self._cpus = _possible_cpus()
+        self._cpus = possible_cpus()
         try:
             self._map = self._keep(_bpf(_BPF_MAP_CREATE, struct.pack(
                 "<IIIII", _BPF_MAP_TYPE_PERCPU_ARRAY, 4, 8, _SLOTS, 0)))

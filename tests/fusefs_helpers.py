@@ -4,6 +4,7 @@ for the unit tests of its layers."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -18,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from bench import system
 from bench.fusefs import protocol as p
 from bench.fusefs.kernel import passthrough_unavailable_reason
 from bench.fusefs.mounts import abort_connection, connection_id, is_mounted, unmount
@@ -37,13 +39,21 @@ MODES: dict[str, list[str]] = {
     "pt-keep": ["--mode", "passthrough", "--fd-policy", "keep"],
     "pt-close": ["--mode", "passthrough", "--fd-policy", "close"],
     "pt-cache": ["--mode", "passthrough", "--fd-policy", "cache", "--cache-size", "8"],
+    # FUSE over io_uring: mount() turns the kernel's enable_uring on for these.
+    "plain-uring": ["--mode", "plain", "--transport", "uring"],
+    "pt-uring": ["--mode", "passthrough", "--fd-policy", "keep", "--transport", "uring"],
 }
 
 
 def mode_params() -> list[Any]:
     """pytest params over MODES, passthrough ones skipped where unsupported."""
-    return [pytest.param(name, marks=[] if name == "plain" else [needs_passthrough], id=name)
-            for name in MODES]
+    return [pytest.param(name, marks=[needs_passthrough] if "passthrough" in args else [], id=name)
+            for name, args in MODES.items()]
+
+
+def uring_args(args: tuple[str, ...]) -> bool:
+    """Whether server arguments ask for FUSE over io_uring."""
+    return any(a == "uring" and b == "--transport" for b, a in zip(args, args[1:]))
 
 
 # Plain mode's other settings, for the tests that go through every mode (test id -> server arguments).
@@ -123,7 +133,15 @@ def take_down(mounted: Mounted) -> None:
 @contextmanager
 def mount(tmp: Path, *args: str, files: dict[str, bytes] | None = None,
           timeout: float = 10.0) -> Iterator[Mounted]:
-    """Serve tmp/src at tmp/mnt with `args`; always unmounted and stopped on exit."""
+    """Serve tmp/src at tmp/mnt with `args`; always unmounted and stopped on exit. With
+    `--transport uring` the kernel's enable_uring is on for the mount's life, then as before."""
+    with system.fuse_uring() if uring_args(args) else contextlib.nullcontext():
+        with _mount(tmp, *args, files=files, timeout=timeout) as mounted:
+            yield mounted
+
+
+@contextmanager
+def _mount(tmp: Path, *args: str, files: dict[str, bytes] | None, timeout: float) -> Iterator[Mounted]:
     source, path = tmp / "src", tmp / "mnt"
     source.mkdir(exist_ok=True)
     path.mkdir(exist_ok=True)

@@ -12,7 +12,7 @@ import pytest
 from fusefs_helpers import request
 
 from bench.fusefs import protocol as p
-from bench.fusefs.dispatch import ROUTES, Dispatcher
+from bench.fusefs.dispatch import ROUTES, DeviceChannel, Dispatcher
 from bench.fusefs.operations import Operations
 from bench.fusefs.protocol import Opcode
 from bench.fusefs.wire import Attr, Context, Dirents, Entry, Opened
@@ -103,7 +103,7 @@ def test_every_route_calls_an_operation_of_the_base_class() -> None:
 def test_entry_reply(pipe: tuple[int, int]) -> None:
     r, w = pipe
     ops = Fake()
-    Dispatcher(ops, {}).handle(w, request(Opcode.LOOKUP, b"name\0"))
+    Dispatcher(ops).handle(DeviceChannel(w, {}), request(Opcode.LOOKUP, b"name\0"))
     unique, error, body = _reply(r)
     assert (unique, error) == (UNIQUE, 0)
     assert p.ENTRY_OUT.unpack(body)[0] == 42
@@ -113,7 +113,7 @@ def test_entry_reply(pipe: tuple[int, int]) -> None:
 def test_operation_gets_the_context_and_decoded_arguments(pipe: tuple[int, int]) -> None:
     r, w = pipe
     ops = Fake()
-    Dispatcher(ops, {}).handle(w, request(Opcode.GETATTR, p.GETATTR_IN.pack(p.GETATTR_FH, 0, 9), uid=321))
+    Dispatcher(ops).handle(DeviceChannel(w, {}), request(Opcode.GETATTR, p.GETATTR_IN.pack(p.GETATTR_FH, 0, 9), uid=321))
     assert ops.calls == [("getattr", 5, 9, 321)]
     _, error, body = _reply(r)
     assert error == 0 and len(body) == p.ATTR_OUT.size
@@ -122,7 +122,7 @@ def test_operation_gets_the_context_and_decoded_arguments(pipe: tuple[int, int])
 def test_write_reply(pipe: tuple[int, int]) -> None:
     r, w = pipe
     ops = Fake()
-    Dispatcher(ops, {}).handle(w, request(Opcode.WRITE, p.WRITE_IN.pack(9, 100, 3, 0) + bytes(16) + b"abc"))
+    Dispatcher(ops).handle(DeviceChannel(w, {}), request(Opcode.WRITE, p.WRITE_IN.pack(9, 100, 3, 0) + bytes(16) + b"abc"))
     assert ops.calls == [("write", 9, 100, b"abc")]
     assert p.WRITE_OUT.unpack(_reply(r)[2]) == (3, 0)
 
@@ -130,7 +130,7 @@ def test_write_reply(pipe: tuple[int, int]) -> None:
 def test_oserror_is_the_errno_reply_and_counted(pipe: tuple[int, int]) -> None:
     r, w = pipe
     errors: dict[int, int] = {}
-    Dispatcher(Fake(), errors).handle(w, request(Opcode.LOOKUP, b"missing\0"))
+    Dispatcher(Fake()).handle(DeviceChannel(w, errors), request(Opcode.LOOKUP, b"missing\0"))
     assert _reply(r) == (UNIQUE, -errno.ENOENT, b"")
     assert errors == {errno.ENOENT: 1}
 
@@ -139,39 +139,39 @@ def test_oserror_is_the_errno_reply_and_counted(pipe: tuple[int, int]) -> None:
 def test_what_is_not_implemented_answers_enosys(pipe: tuple[int, int], opcode: int) -> None:
     r, w = pipe
     errors: dict[int, int] = {}
-    Dispatcher(Fake(), errors).handle(w, request(opcode, p.MKDIR_IN.pack(0o755, 0) + b"d\0"))
+    Dispatcher(Fake()).handle(DeviceChannel(w, errors), request(opcode, p.MKDIR_IN.pack(0o755, 0) + b"d\0"))
     assert _reply(r) == (UNIQUE, -errno.ENOSYS, b"")
     assert errors == {errno.ENOSYS: 1}
 
 
 def test_unexpected_exception_is_eio_with_a_warning(pipe: tuple[int, int], capsys: pytest.CaptureFixture[str]) -> None:
     r, w = pipe
-    Dispatcher(Fake(), {}).handle(w, request(Opcode.LOOKUP, b"bug\0"))
+    Dispatcher(Fake()).handle(DeviceChannel(w, {}), request(Opcode.LOOKUP, b"bug\0"))
     assert _reply(r) == (UNIQUE, -errno.EIO, b"")
     assert "LOOKUP failed: KeyError(b'bug')" in capsys.readouterr().err
 
 
 def test_a_message_too_short_for_its_opcode_is_eio(pipe: tuple[int, int]) -> None:
     r, w = pipe
-    Dispatcher(Fake(), {}).handle(w, request(Opcode.GETATTR, b"\0"))
+    Dispatcher(Fake()).handle(DeviceChannel(w, {}), request(Opcode.GETATTR, b"\0"))
     assert _reply(r)[1] == -errno.EIO
 
 
 def test_forgets_and_interrupt_get_no_reply(pipe: tuple[int, int]) -> None:
     r, w = pipe
     ops = Fake()
-    dispatch = Dispatcher(ops, {}).handle
-    dispatch(w, request(Opcode.FORGET, p.FORGET_IN.pack(3)))
-    dispatch(w, request(Opcode.BATCH_FORGET, p.BATCH_FORGET_IN.pack(2, 0) + p.FORGET_ONE.pack(10, 1)
+    dispatch, channel = Dispatcher(ops).handle, DeviceChannel(w, {})
+    dispatch(channel, request(Opcode.FORGET, p.FORGET_IN.pack(3)))
+    dispatch(channel, request(Opcode.BATCH_FORGET, p.BATCH_FORGET_IN.pack(2, 0) + p.FORGET_ONE.pack(10, 1)
                         + p.FORGET_ONE.pack(11, 2)))
-    dispatch(w, request(Opcode.INTERRUPT, p.FORGET_IN.pack(UNIQUE - 1)))
+    dispatch(channel, request(Opcode.INTERRUPT, p.FORGET_IN.pack(UNIQUE - 1)))
     assert _no_reply(r)
     assert ops.calls == [("forget", 5, 3), ("forget", 10, 1), ("forget", 11, 2)]
 
 
 def test_destroy_answers_success(pipe: tuple[int, int]) -> None:
     r, w = pipe
-    Dispatcher(Fake(), {}).handle(w, request(Opcode.DESTROY))
+    Dispatcher(Fake()).handle(DeviceChannel(w, {}), request(Opcode.DESTROY))
     assert _reply(r) == (UNIQUE, 0, b"")
 
 
@@ -201,7 +201,7 @@ def test_reply_refused_as_interrupted_gives_back_what_it_handed_out(
     monkeypatch.setattr(os, "write", write)
     ops = Fake()
     errors: dict[int, int] = {}
-    Dispatcher(ops, errors).handle(w, request(opcode, body))
+    Dispatcher(ops).handle(DeviceChannel(w, errors), request(opcode, body))
     assert ops.calls == calls
     assert errors == {} and capsys.readouterr().err == ""  # an interrupted request is no error
 
@@ -211,7 +211,7 @@ def test_reply_refused_otherwise_is_undone_with_a_warning(capsys: pytest.Capture
     os.close(r)  # the write fails with EPIPE
     ops = Fake()
     try:
-        Dispatcher(ops, {}).handle(w, request(Opcode.LOOKUP, b"name\0"))
+        Dispatcher(ops).handle(DeviceChannel(w, {}), request(Opcode.LOOKUP, b"name\0"))
     finally:
         os.close(w)
     assert ops.calls == [("lookup", 5, b"name"), ("forget", 42, 1)]

@@ -68,7 +68,7 @@ def test_random_workload_matches_native(tmp_path: Path, mode: str) -> None:
         assert (fs.source / names[1]).read_bytes() == (native_dir / names[1]).read_bytes()
 
 
-@pytest.mark.parametrize("mode", [p for p in mode_params() if p.id in ("plain", "pt-keep")])
+@pytest.mark.parametrize("mode", [p for p in mode_params() if p.id in ("plain", "pt-keep", "plain-uring")])
 def test_concurrent_readers_and_writers(tmp_path: Path, mode: str) -> None:
     """Writers read back their own 4k blocks while readers read the whole file.
 
@@ -117,14 +117,18 @@ def test_concurrent_readers_and_writers(tmp_path: Path, mode: str) -> None:
         assert path.read_bytes() == (fs.source / "shared").read_bytes()
 
 
-@pytest.mark.parametrize("batch", ["32", "4", "1"])
-def test_concurrent_direct_reads_return_their_own_bytes(tmp_path: Path, batch: str) -> None:
-    """Plain mode keeps queued READs in flight through AIO, each in its own reply slot: every
-    reply must carry the bytes of its own offset (a slot mix-up would hand a reader another
-    request's data). 16 readers against 4 slots also runs out of slots."""
+@pytest.mark.parametrize("args", [["--batch", "32"], ["--batch", "4"], ["--batch", "1"],
+                                  ["--transport", "uring", "--ring-depth", "4"],
+                                  ["--transport", "uring", "--batch", "1"]],
+                         ids=["batch-32", "batch-4", "batch-1", "uring-depth-4", "uring-batch-1"])
+def test_concurrent_direct_reads_return_their_own_bytes(tmp_path: Path, args: list[str]) -> None:
+    """Plain mode keeps queued READs in flight (AIO over /dev/fuse, the ring's own READs over
+    io_uring), each in its own reply buffer: every reply must carry the bytes of its own offset
+    (a mix-up would hand a reader another request's data). 16 readers against 4 slots (or ring
+    entries) also runs out of them."""
     blocks = 2048
     data = random.Random(7).randbytes(blocks * 4096)
-    with mount(tmp_path, "--mode", "plain", "--batch", batch, files={"f": data}) as fs:
+    with mount(tmp_path, "--mode", "plain", *args, files={"f": data}) as fs:
         errors: list[str] = []
 
         def reader(seed: int) -> None:

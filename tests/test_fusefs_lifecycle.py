@@ -22,11 +22,15 @@ from fusefs_helpers import (
     needs_passthrough,
     needs_root,
     server_argv,
+    uring_args,
 )
 
+from bench import system
+from bench.fusefs.kernel import possible_cpus, uring_unavailable_reason
 from bench.fusefs.mounts import is_mounted
 from bench.fusefs.protocol import KERNEL_MINOR_MAX
 from bench.system import drop_caches
+from bench.transport import NOT_ON_RING
 
 pytestmark = [pytest.mark.integration, needs_root]
 
@@ -41,19 +45,32 @@ def _fio(path: Path) -> dict:
 
 
 @pytest.mark.skipif(shutil.which("fio") is None, reason="fio not installed")
-@pytest.mark.parametrize("mode", [p for p in mode_params() if p.id in ("plain", "pt-keep", "pt-close")])
+@pytest.mark.parametrize("mode", [p for p in mode_params()
+                                  if p.id in ("plain", "pt-keep", "pt-close", "plain-uring", "pt-uring")])
 def test_fio_requests_bypass_daemon_only_in_passthrough(tmp_path: Path, mode: str) -> None:
     with mount(tmp_path, *MODES[mode]) as fs:
         job = _fio(fs.path / "f")["jobs"][0]
         assert job["error"] == 0 and job["read"]["io_bytes"] > 0 and job["write"]["io_bytes"] > 0
-        stats = fs.wait_stats(lambda s: s["requests"].get("RELEASE", 0) > 0)
+        uring = uring_args(MODES[mode])
+        stats = fs.wait_stats(lambda s: s["requests"].get("RELEASE", 0) > 0 and (not uring or _by_ring(s)))
         reads, writes = stats["requests"]["READ"], stats["requests"]["WRITE"]
-        if mode == "plain":
+        if uring:
+            assert stats["transport"] == "uring" and stats["ring"]["queues"] == possible_cpus()
+        else:
+            assert stats["transport"] == "dev" and "ring" not in stats
+        if "passthrough" not in MODES[mode]:
             assert reads > 0 and writes > 0 and stats["bytes"]["READ"] > 0
         else:
             assert (reads, writes) == (0, 0)
             assert stats["backing_opens_total"] > 0
             assert stats["requests"].get("GETXATTR", 0) <= 1  # ENOSYS once, then never asked again
+
+
+def _by_ring(stats: dict) -> bool:
+    """Every request but FORGET and INTERRUPT (the kernel sends those to /dev/fuse) went through
+    the ring."""
+    return ({op: n for op, n in stats["requests"].items() if n and op not in NOT_ON_RING}
+            == {op: n for op, n in stats["ring"]["requests"].items() if n})
 
 
 @pytest.fixture
@@ -129,8 +146,9 @@ def test_external_unmount_ends_server(tmp_path: Path) -> None:
         assert "Traceback" not in fs.proc.stderr.read()
 
 
-@pytest.mark.parametrize("mode", mode_params()[:2])
+@pytest.mark.parametrize("mode", [p for p in mode_params() if p.id in ("plain", "pt-keep", "plain-uring", "pt-uring")])
 def test_sigkill_leaves_a_mount_that_the_leftovers_clean_up_clears(tmp_path: Path, mode: str) -> None:
+    before = system.uring_parameter()
     with mount(tmp_path, *MODES[mode], files={"f": b"data"}) as fs:
         held = open(fs.path / "f", "rb")
         fs.proc.kill()
@@ -139,6 +157,36 @@ def test_sigkill_leaves_a_mount_that_the_leftovers_clean_up_clears(tmp_path: Pat
     with contextlib.suppress(OSError):  # ENOTCONN: the connection was aborted under it
         held.close()
     assert not is_mounted(fs.path)
+    assert system.uring_parameter() == before
+
+
+@pytest.mark.parametrize("mode", [p for p in mode_params() if p.id in ("plain-uring", "pt-uring")])
+def test_uring_unmount_ends_every_queue(tmp_path: Path, mode: str) -> None:
+    with mount(tmp_path, *MODES[mode], files={"f": b"data"}) as fs:
+        assert (fs.path / "f").read_bytes() == b"data"
+        threads = len(os.listdir(f"/proc/{fs.pid}/task"))
+        assert threads >= possible_cpus() + 2  # main, one /dev/fuse worker, one per queue
+        subprocess.run(["umount", str(fs.path)], check=True)
+        assert fs.proc.wait(10) == 0
+        assert "Traceback" not in fs.proc.stderr.read()
+
+
+def test_uring_refused_while_the_kernel_does_not_offer_it(tmp_path: Path) -> None:
+    """enable_uring N: the kernel does not offer OVER_IO_URING in INIT, and the server says so
+    instead of serving over /dev/fuse."""
+    (tmp_path / "src").mkdir()
+    (tmp_path / "mnt").mkdir()
+    before = system.uring_parameter()
+    assert before is not None, uring_unavailable_reason()
+    system.ENABLE_URING.write_text("N\n")
+    try:
+        proc = _run_cli(*server_argv(tmp_path / "src", tmp_path / "mnt", "--transport", "uring"))
+    finally:
+        system.ENABLE_URING.write_text(f"{before}\n")
+    assert proc.returncode == 2
+    [line] = proc.stderr.strip().splitlines()
+    assert "transport uring refused" in line and "did not offer OVER_IO_URING" in line and "enable_uring" in line
+    assert not is_mounted(tmp_path / "mnt")
 
 
 def _run_cli(*argv: str) -> subprocess.CompletedProcess:
@@ -172,13 +220,14 @@ def test_cli_main_in_process_rejects_bad_input(tmp_path: Path, capsys: pytest.Ca
     assert "source is not a directory" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("mode", [param for param in mode_params() if param.id in ("plain", "pt-keep")])
+@pytest.mark.parametrize("mode", [param for param in mode_params() if param.id in ("plain", "pt-keep", "pt-uring")])
 def test_stats_file_format(tmp_path: Path, mode: str) -> None:
-    passthrough = mode != "plain"
+    passthrough = "passthrough" in MODES[mode]
+    uring = uring_args(MODES[mode])
     with mount(tmp_path, *MODES[mode], "--max-pages", "64", files={"f": b"abc"}) as fs:
         assert (fs.path / "f").read_bytes() == b"abc"
         stats = fs.wait_stats(lambda s: s["requests"].get("RELEASE", 0) > 0)
-        for key in ("pid", "mode", "fd_policy", "xattr", "options", "connection", "mounted", "init", "time",
+        for key in ("pid", "mode", "fd_policy", "xattr", "transport", "options", "connection", "mounted", "init", "time",
                     "requests", "bytes", "errors", "errors_total", "backing_ids",
                     "backing_ids_peak", "backing_opens_total", "backing_closes_total", "backing_open_ns_total",
                     "backing_close_ns_total", "daemon_fds"):
@@ -189,9 +238,13 @@ def test_stats_file_format(tmp_path: Path, mode: str) -> None:
         init = stats["init"]
         kernel_minor = int(init["kernel_protocol"].removeprefix("7."))
         assert init["protocol"] == f"7.{min(kernel_minor, KERNEL_MINOR_MAX)}"
-        asked = {"ASYNC_READ", "BIG_WRITES", "MAX_PAGES", "INIT_EXT"} | ({"PASSTHROUGH"} if passthrough else set())
+        asked = ({"ASYNC_READ", "BIG_WRITES", "MAX_PAGES", "INIT_EXT"} | ({"PASSTHROUGH"} if passthrough else set())
+                 | ({"OVER_IO_URING"} if uring else set()))
         assert asked <= set(init["flags"]) <= set(init["kernel_flags"])
         assert init["flags"] == sorted(init["flags"]) and ("PASSTHROUGH" in init["flags"]) == passthrough
+        assert ("OVER_IO_URING" in init["flags"]) == uring and stats["transport"] == ("uring" if uring else "dev")
+        if uring:
+            assert stats["ring"]["depth"] == 32 and stats["ring"]["requests"]["OPEN"] == 1
         assert (init["max_pages"], init["max_write"], init["max_background"]) == (64, 64 * 4096, 64)
 
 

@@ -69,6 +69,24 @@ def test_settings_of_a_dead_run_are_written_back(tmp_path: Path) -> None:
     assert leftovers.entries() == []
 
 
+def test_settings_are_written_back_after_the_mounts_and_processes_of_the_same_crash(tmp_path: Path) -> None:
+    setting = tmp_path / "enable_uring"
+    setting.write_text("Y\n")
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        # As a run registers them: the setting first, then the mount and its server.
+        script = (f"from bench import leftovers, processes; "
+                  f"leftovers.register('enable_uring', settings={{{str(setting)!r}: 'N'}}); "
+                  f"leftovers.register('fake', processes=[processes.ProcessId.of({sleeper.pid})])")
+        assert python(script).wait(30) == 0
+        messages = leftovers.clear_leftovers()
+        assert [message.split()[0] for message in messages] == ["ended", "restored"]
+        assert setting.read_text() == "N\n" and leftovers.entries() == []
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
 def test_entries_of_a_live_run_are_left_alone(tmp_path: Path) -> None:
     leftovers.register("mine", mountpoint=tmp_path / "mnt")
     assert leftovers.clear_leftovers() == []

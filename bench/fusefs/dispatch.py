@@ -7,7 +7,7 @@ import errno
 import os
 import sys
 import time
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, Protocol
 
 from bench.fusefs import protocol as p
 from bench.fusefs import wire
@@ -45,6 +45,33 @@ def send_error(fd: int, unique: int, err: int, errors: dict[int, int]) -> None:
         os.write(fd, p.OUT_HEADER.pack(p.OUT_HEADER_SIZE, -err, unique))
     except OSError:
         pass  # interrupted or unmounted: nobody waits for it
+
+
+class Channel(Protocol):
+    """Where the replies to requests go: a /dev/fuse fd, or an io_uring entry (bench.fusefs.ring)."""
+
+    def send(self, unique: int, body: bytes) -> bool:
+        """Send a successful reply; False when the kernel no longer wants it."""
+
+    def fail(self, unique: int, err: int) -> None:
+        """Send an error reply (-errno) and count it."""
+
+
+class DeviceChannel:
+    """Replies written to one /dev/fuse fd (the kernel matches replies per fd)."""
+
+    __slots__ = ("fd", "errors")
+
+    def __init__(self, fd: int, errors: dict[int, int]) -> None:
+        self.fd, self.errors = fd, errors
+
+    def send(self, unique: int, body: bytes) -> bool:
+        """Send a successful reply; False when the kernel no longer wants it."""
+        return send(self.fd, unique, body)
+
+    def fail(self, unique: int, err: int) -> None:
+        """Send an error reply (-errno) and count it."""
+        send_error(self.fd, unique, err, self.errors)
 
 
 # What to give back when the kernel refused a reply (the request was interrupted meanwhile).
@@ -127,22 +154,21 @@ def _nothing(ctx: Context) -> None:
     """The operation of a request with nothing to do (INTERRUPT)."""
 
 
-def _delayed(handle: Callable[[int, bytes], None], delay: float) -> Callable[[int, bytes], None]:
+def _delayed(handle: Callable[[Channel, bytes], None], delay: float) -> Callable[[Channel, bytes], None]:
     """`handle`, each request served `delay` seconds late (TEST_DELAY_ENV)."""
-    def late(fd: int, msg: bytes) -> None:
+    def late(channel: Channel, msg: bytes) -> None:
         time.sleep(delay)
-        handle(fd, msg)
+        handle(channel, msg)
 
     return late
 
 
 class Dispatcher:
-    """Serves every request but the serve loops' fast-path READ and WRITE; one per worker
-    (`errors` is that worker's error count). Opcodes without a route answer ENOSYS."""
+    """Serves every request but the serve loops' fast-path READ and WRITE. Opcodes without a
+    route answer ENOSYS."""
 
-    def __init__(self, ops: Operations, errors: dict[int, int]) -> None:
+    def __init__(self, ops: Operations) -> None:
         self._ops = ops
-        self._errors = errors
         delay = float(os.environ.get(TEST_DELAY_ENV) or 0)
         if delay:  # a wrapper, not a test on every request's path
             self.handle = _delayed(self.handle, delay)
@@ -151,9 +177,8 @@ class Dispatcher:
             call = getattr(ops, route.operation) if route.operation else _nothing
             self._routes[opcode] = (route.decode, call, route.encode, route.undo)
 
-    def handle(self, fd: int, msg: bytes) -> None:
-        """Serve the request `msg` read from `fd`, replying on `fd` (the kernel matches replies
-        per fd)."""
+    def handle(self, channel: Channel, msg: bytes) -> None:
+        """Serve the request `msg` (as /dev/fuse delivers it), replying on `channel`."""
         opcode, ctx = wire.header(msg)
         route = self._routes[opcode] if opcode < p.MAX_OPCODE else None
         try:
@@ -162,12 +187,12 @@ class Dispatcher:
             decode, call, encode, undo = route
             args = decode(ctx, msg)
             result = call(ctx, *args)
-            if encode is not None and not send(fd, ctx.unique, encode(result)) and undo is not None:
+            if encode is not None and not channel.send(ctx.unique, encode(result)) and undo is not None:
                 undo(self._ops, ctx, args, result)
         except OSError as exc:
             if exc.errno == errno.ESTALE:  # the kernel and the daemon disagree about a node
                 warn(f"{p.OPCODE_NAMES.get(opcode, opcode)} on node {ctx.nodeid}: {exc}")
-            send_error(fd, ctx.unique, exc.errno or errno.EIO, self._errors)
+            channel.fail(ctx.unique, exc.errno or errno.EIO)
         except Exception as exc:  # a bug: answer EIO instead of leaving the caller hanging
             warn(f"{p.OPCODE_NAMES.get(opcode, opcode)} failed: {exc!r}")
-            send_error(fd, ctx.unique, errno.EIO, self._errors)
+            channel.fail(ctx.unique, errno.EIO)

@@ -24,9 +24,11 @@ MAX_HANDLE_SZ = 128
 # encoding, which every architecture here shares.
 SYSCALLS: dict[str, dict[str, int]] = {
     "x86_64": {"io_setup": 206, "io_destroy": 207, "io_getevents": 208, "io_submit": 209,
-               "perf_event_open": 298, "bpf": 321},
+               "perf_event_open": 298, "bpf": 321,
+               "io_uring_setup": 425, "io_uring_enter": 426},
     "aarch64": {"io_setup": 0, "io_destroy": 1, "io_submit": 2, "io_getevents": 4,
-                "perf_event_open": 241, "bpf": 280},
+                "perf_event_open": 241, "bpf": 280,
+                "io_uring_setup": 425, "io_uring_enter": 426},
 }
 
 libc = ctypes.CDLL(None, use_errno=True)

@@ -16,6 +16,7 @@ from bench.fusefs.units import parse_duration
 
 MODES = ("plain", "passthrough")
 FD_POLICIES = ("keep", "close", "cache")
+TRANSPORTS = ("dev", "uring")
 MAX_PAGES_LIMIT = 256  # the kernel's FUSE_MAX_MAX_PAGES: 1 MiB requests
 
 
@@ -33,6 +34,7 @@ class Option:
     above: float | None = None  # strict lower bound
     seconds: bool = False  # a duration: 0.25, 500ms, 2m
     only: str | None = None  # the one mode it applies to (None: both); the other mode ignores it ...
+    transport: str | None = None  # the one transport it applies to (None: both): left out with the other
     conflict: str = ""  # ... unless this says why the other mode refuses it (bool options)
     runner: bool = False  # plumbing fusebench sets itself: not a scenario key
     shown_default: str | None = None  # how a default of None reads ("CPU count")
@@ -75,8 +77,14 @@ OPTIONS: tuple[Option, ...] = (
            "of backing ids", choices=FD_POLICIES, only="passthrough"),
     Option("cache_size", int, 1024, "LRU size of backing ids for `fd_policy: cache`", minimum=1,
            only="passthrough"),
-    Option("threads", int, None, "worker threads of the server (1-256)", minimum=1, maximum=256,
-           shown_default="CPU count"),
+    Option("transport", str, "dev", "how requests reach the server: `dev`: read from /dev/fuse by worker "
+           "threads; `uring`: FUSE over io_uring, one queue per CPU with a thread each (Linux 6.14+, "
+           "/sys/module/fuse/parameters/enable_uring Y)", choices=TRANSPORTS),
+    Option("ring_depth", int, 32, "with `transport: uring`: requests each CPU queue holds at once (each entry has a payload buffer "
+           "of max_pages pages: possible CPUs x ring_depth x 1 MiB by default)", minimum=1, maximum=1024,
+           transport="uring"),
+    Option("threads", int, None, "with `transport: dev`: worker threads reading /dev/fuse (1-256)", minimum=1, maximum=256,
+           shown_default="CPU count", transport="dev"),
     Option("max_pages", int, MAX_PAGES_LIMIT, "pages per request (256 = 1 MiB)", minimum=1,
            maximum=MAX_PAGES_LIMIT),
     Option("max_background", int, 64, "max background requests", minimum=1, maximum=65535),
@@ -105,6 +113,13 @@ def scenario_options(mode: str) -> list[Option]:
     """The options a scenario target of `mode` may set: those that apply to it, and those it
     refuses with a reason (so a scenario gets the reason, not "unknown key")."""
     return [o for o in OPTIONS if not o.runner and (o.applies_to(mode) or o.conflict)]
+
+
+def for_transport(values: Mapping[str, Any]) -> dict[str, Any]:
+    """`values` without the options of the transport they do not use."""
+    transport = values.get("transport") or BY_NAME["transport"].default
+    return {name: value for name, value in values.items()
+            if name not in BY_NAME or BY_NAME[name].transport in (None, transport)}
 
 
 def conflicts(mode: str, values: Mapping[str, Any]) -> list[tuple[str, str]]:

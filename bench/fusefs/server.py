@@ -15,11 +15,19 @@ import signal
 import threading
 from typing import Any, Callable
 
-from bench.fusefs import aio, device, mounts, wire
+from bench.fusefs import aio, device, mounts, ring, wire
 from bench.fusefs import protocol as p
 from bench.fusefs.buffers import address, io_buffer
-from bench.fusefs.dispatch import Dispatcher, send, send_error, warn
-from bench.fusefs.errors import MountError
+from bench.fusefs.dispatch import (
+    Channel,
+    DeviceChannel,
+    Dispatcher,
+    send,
+    send_error,
+    warn,
+)
+from bench.fusefs.errors import MountError, ServerError
+from bench.fusefs.kernel import possible_cpus
 from bench.fusefs.operations import Connection, Operations
 from bench.fusefs.options import Options
 from bench.fusefs.protocol import Opcode
@@ -30,8 +38,10 @@ from bench.fusefs.stats import Counters, StatsWriter, daemon_fds, snapshot
 # (reproduced by the concurrent readers/writers test). Page cache is still dropped at open.
 WANTED_FLAGS = (p.ASYNC_READ | p.BIG_WRITES | p.ASYNC_DIO | p.MAX_PAGES | p.PARALLEL_DIROPS
                 | p.DO_READDIRPLUS | p.READDIRPLUS_AUTO | p.INIT_EXT)
+URING_OFF_HINT = "is /sys/module/fuse/parameters/enable_uring Y?"
+REGISTER_TIMEOUT_S = 10  # a queue's registration is one io_uring_enter: this is only a safety net
 RETRY_READ = (errno.ENOENT, errno.EINTR, errno.EAGAIN)  # ENOENT: the request was interrupted
-Dispatch = Callable[[int, bytes], None]  # serves one request read from a /dev/fuse fd
+Dispatch = Callable[[Channel, bytes], None]  # serves one request, replying on the channel
 
 
 def connection_ended(exc: OSError) -> bool:
@@ -113,9 +123,11 @@ class Server:
         self._session = -1
         self._mounted = False
         self._counters: list[Counters] = []
+        self._queues: list[ring.Queue] = []  # transport uring
         self._negotiated: dict[str, Any] | None = None  # what INIT agreed (the stats file's "init")
         self._wake = threading.Event()
         self._signalled = False
+        self._broken: str | None = None  # why the server stopped serving (a ring queue died)
         self._bufsize = max(p.MIN_READ_BUFFER, opts.max_write + 4096)
         # Fds as fh (plain mode): READ and WRITE are answered in the serve loops.
         self._fast = ops.fh_is_fd
@@ -142,7 +154,7 @@ class Server:
         try:
             agreed = self._init()
             self.ops.init(Connection(self._session, agreed))
-            workers = self._start_workers()
+            workers = self._start_queues() if self.opts.transport == "uring" else self._start_workers()
             self.connection = mounts.connection_id(self.opts.mountpoint)
             if self.opts.stats_file:
                 stats = StatsWriter(self.opts.stats_file, self.opts.stats_interval, self.stats)
@@ -153,6 +165,8 @@ class Server:
                 self._unmount()
             if stats is not None:
                 stats.stop()
+        if self._broken:
+            raise ServerError(f"unmounted: {self._broken}")
         return 0
 
     def _unmount(self) -> None:
@@ -170,7 +184,7 @@ class Server:
         while True:
             self._wake.wait(1.0)
             self._wake.clear()
-            if self._signalled:
+            if self._signalled or self._broken:
                 self._unmount()
                 for worker in workers:
                     worker.join(2.0)  # a detached mount may still be busy: do not wait for it
@@ -184,10 +198,13 @@ class Server:
         data: dict[str, Any] = {
             "pid": os.getpid(), "mode": self.opts.mode,
             "fd_policy": self.opts.fd_policy if self.opts.passthrough else None,
-            "xattr": self.opts.xattr, "options": self.opts.summary(),
+            "xattr": self.opts.xattr, "transport": self.opts.transport, "options": self.opts.summary(),
             "connection": self.connection, "mounted": self._mounted, "init": self._negotiated,
         }
         data.update(snapshot(self._counters), daemon_fds=daemon_fds())
+        if self._queues:
+            data["ring"] = {"queues": len(self._queues), "depth": self.opts.ring_depth,
+                            "requests": snapshot([q.counters for q in self._queues])["requests"]}
         data.update(self.ops.stats())
         return data
 
@@ -216,6 +233,8 @@ class Server:
             wanted |= p.WRITEBACK_CACHE
         if self.opts.passthrough:
             wanted |= p.PASSTHROUGH
+        if self.opts.transport == "uring":
+            wanted |= p.OVER_IO_URING
         agreed = wanted & init.flags
         background = self.opts.max_background
         reply = wire.init_out(
@@ -233,27 +252,67 @@ class Server:
         }
         if self.opts.passthrough and not agreed & p.PASSTHROUGH:
             raise MountError(f"passthrough refused: the kernel (FUSE 7.{init.minor}) did not offer PASSTHROUGH in INIT")
+        if self.opts.transport == "uring" and not agreed & p.OVER_IO_URING:
+            raise MountError(f"transport uring refused: the kernel (FUSE 7.{init.minor}) did not offer "
+                             f"OVER_IO_URING in INIT ({URING_OFF_HINT})")
         return agreed
 
     # -- workers -----------------------------------------------------------------------------
 
-    def _start_workers(self) -> list[threading.Thread]:
-        fds = [self._session] + [device.clone(self._session) for _ in range(self.opts.workers - 1)]
+    def _start_workers(self, count: int | None = None, batch: bool = True) -> list[threading.Thread]:
+        """Transport dev: `count` (default: the threads option) workers, each reading its own
+        clone of /dev/fuse."""
+        count = self.opts.workers if count is None else count
+        fds = [self._session] + [device.clone(self._session) for _ in range(count - 1)]
         workers = []
         for index, fd in enumerate(fds):
             counters = Counters()
             self._counters.append(counters)
-            worker = threading.Thread(target=self._worker, args=(fd, counters),
+            worker = threading.Thread(target=self._worker, args=(fd, counters, batch),
                                       name=f"fusefs-{index}", daemon=True)
             worker.start()
             workers.append(worker)
         return workers
 
-    def _worker(self, fd: int, counters: Counters) -> None:
+    def _start_queues(self) -> list[threading.Thread]:
+        """Transport uring: one thread and io_uring per CPU queue, plus one /dev/fuse worker for
+        FORGET and INTERRUPT. Returns once every queue registered; a queue the kernel refused
+        fails the mount (the kernel would otherwise quietly go back to /dev/fuse)."""
+        workers = self._start_workers(count=1, batch=False)
+        payload = ring.payload_size(self.opts.max_write, self.opts.max_pages)
+        for qid in range(possible_cpus()):
+            counters = Counters()
+            self._counters.append(counters)
+            queue = ring.Queue(self._session, qid, self.opts.ring_depth, payload, counters,
+                               Dispatcher(self.ops), self._fast, self.opts.batch > 1, self.ops.writeback_fd)
+            worker = threading.Thread(target=self._serve_queue, args=(queue,), name=f"fusefs-ring-{qid}",
+                                      daemon=True)
+            worker.start()
+            self._queues.append(queue)
+            workers.append(worker)
+        for queue in self._queues:
+            if not queue.registered.wait(REGISTER_TIMEOUT_S):
+                raise MountError(f"transport uring refused: queue {queue.qid} not set up after {REGISTER_TIMEOUT_S} s")
+            if queue.failure:
+                raise MountError(f"transport uring refused: {queue.failure}")
+        return workers
+
+    def _serve_queue(self, queue: ring.Queue) -> None:
         try:
-            dispatch = Dispatcher(self.ops, counters.errors).handle
+            queue.serve()
+        except Exception as exc:
+            # The kernel would go on queueing this CPU's requests to it, and their callers hang:
+            # the server unmounts instead (exit 1).
+            self._broken = f"ring queue {queue.qid} stopped: {exc!r}"
+            warn(self._broken)
+        finally:
+            self._wake.set()
+
+    def _worker(self, fd: int, counters: Counters, batched: bool = True) -> None:
+        try:
+            dispatch = Dispatcher(self.ops).handle
             batch = None
-            if self._fast and self.opts.batch > 1:
+            if self._fast and batched and self.opts.batch > 1:
                 try:
                     batch = aio.Batch(self.opts.batch)
                 except OSError as exc:
@@ -272,6 +331,7 @@ class Server:
 
     def _serve(self, fd: int, counters: Counters, dispatch: Dispatch) -> None:
         """Read requests until ENODEV. READ and WRITE of plain mode are answered inline."""
+        channel = DeviceChannel(fd, counters.errors)
         head = bytearray(p.IN_HEADER_SIZE + p.WRITE_IN_SIZE)
         # Write data lands page-aligned in `data` (O_DIRECT backing fds need that); READ replies
         # are read into the page-aligned `out`.
@@ -300,7 +360,7 @@ class Server:
                 answer_write(fd, unique, head)
             else:
                 requests[opcode if opcode < MAX else 0] += 1
-                dispatch(fd, message(n, head, data))
+                dispatch(channel, message(n, head, data))
 
     def _serve_batched(self, fd: int, counters: Counters, batch: aio.Batch, dispatch: Dispatch) -> None:
         """Plain mode, READs pipelined through native AIO. A worker with nothing in flight
@@ -336,6 +396,7 @@ class Server:
         replies = DataReplies(counters, memoryview(data), memoryview(out), self.ops.writeback_fd)
         answer_read, answer_write = replies.read, replies.write
         requests, errors = counters.requests, counters.errors
+        channels = {fd: DeviceChannel(fd, errors), nonblocking: DeviceChannel(nonblocking, errors)}
         readv, unpack_head, unpack_io = os.readv, p.IN_HEADER_HEAD.unpack_from, p.READ_IN.unpack_from
         prepare, submit, answer_done = batch.prepare, self._submit, self._answer_done
         poller = select.poll()
@@ -368,7 +429,7 @@ class Server:
                     answer_write(rfd, unique, head)
                 else:
                     requests[opcode if opcode < MAX else 0] += 1
-                    dispatch(rfd, message(n, head, data))
+                    dispatch(channels[rfd], message(n, head, data))
                 rfd = nonblocking
             if queued:
                 if len(queued) == 1 and not in_flight:  # a lone READ: no AIO round trip
