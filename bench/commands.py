@@ -14,6 +14,7 @@ from bench.scenario import (
     describe_target,
     load_scenario,
 )
+from bench.system import ENABLE_URING
 from bench.workspace import SCRATCH, SOURCE, target_mountpoint
 
 
@@ -50,6 +51,8 @@ def root_commands(scenario: Scenario, workdir: Path) -> list[str]:
         lines.append(f"program {program.name}: {shlex.join(command.argv)}")
     if scenario.programs:
         lines.append(f"  (programs run on each target's view: {views})")
+    if scenario.needs_uring():
+        lines.append(f"FUSE over io_uring: {ENABLE_URING} set to Y for the run, its earlier value put back after")
     if scenario.workloads or scenario.opens or scenario.fd_pressure:
         lines.append("fio and fusebench's own clients (open/close loops, fd pressure), with arguments built from "
                      "the workload keys")

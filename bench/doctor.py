@@ -9,17 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from bench import system
 from bench.errors import EXIT_BAD_INPUT, EXIT_OK, BenchError
-from bench.fusefs.kernel import PASSTHROUGH_MIN_KERNEL
+from bench.fusefs.kernel import PASSTHROUGH_MIN_KERNEL, uring_missing
 from bench.host import Host
 from bench.programs import CATALOG
-from bench.scenario import PassthroughTarget
+from bench.scenario import FuseTarget, PassthroughTarget
+from bench.transport import builtin_ring_requests
 
 OK, MISSING, WARN = "ok", "missing", "warn"
-ENABLE_URING = Path("/sys/module/fuse/parameters/enable_uring")
 NOFILE_WANTED = 65536  # fd_pressure scenarios open tens of thousands of files
 PROBE_BYTES = 1 << 20
 MIN_KERNEL = ".".join(map(str, PASSTHROUGH_MIN_KERNEL))
@@ -92,7 +91,7 @@ def check_passthrough_live(host: Host) -> Check:
         return Check(name, MISSING, f"not checked: {reason}",
                      f"resolve that reason (root, /dev/fuse, kernel {MIN_KERNEL}+)")
     try:
-        read, stats = host.probe_passthrough(target, PROBE_BYTES)
+        read, stats = host.probe_target(target, PROBE_BYTES)
     except (BenchError, OSError) as exc:
         return Check(name, MISSING, f"the built-in server failed: {exc}", "see `fusebench mount --help`")
     if read != PROBE_BYTES:
@@ -106,12 +105,29 @@ def check_passthrough_live(host: Host) -> Check:
 
 
 def check_uring(host: Host) -> Check:
-    """Whether FUSE over io_uring is enabled (not needed yet)."""
-    value = host.read_text(ENABLE_URING)
-    if value is None:
-        return Check("fuse enable_uring", WARN, f"{ENABLE_URING} absent (kernel without FUSE-over-io_uring)", "")
-    value = value.strip()
-    return Check("fuse enable_uring", OK, f"{value} (FUSE-over-io_uring {'on' if value == 'Y' else 'off'}; not needed)")
+    """Mount the built-in server with `transport: uring` (enable_uring turned on for the check and
+    back), read a file through it, and confirm its ring served the requests."""
+    name = "io_uring transport works"
+    if host.uring_parameter() is None:
+        return Check(name, WARN, f"unavailable: {uring_missing()}",
+                     "only targets with `transport: uring` or `needs_uring: true` need it")
+    target = FuseTarget(name="doctor-uring", type="fuse", transport="uring")
+    reason = host.target_unavailable_reason(target)
+    if reason:
+        return Check(name, WARN, f"not checked: {reason}", "resolve that reason (root, /dev/fuse)")
+    try:
+        with host.fuse_uring():
+            read, stats = host.probe_target(target, PROBE_BYTES)
+    except (BenchError, OSError) as exc:
+        lines = [line for line in str(exc).splitlines() if line.strip()]
+        return Check(name, WARN, f"refused: {lines[-1] if lines else type(exc).__name__}",
+                     "`transport: uring` targets fail here with that reason")
+    if read != PROBE_BYTES:
+        return Check(name, WARN, f"read {read} of {PROBE_BYTES} bytes through the mount", "see the server log")
+    ring = builtin_ring_requests(stats or {})
+    if (stats or {}).get("transport") != "uring" or not ring:
+        return Check(name, WARN, f"read 1 MiB, but the server's ring answered {ring} requests", "see the server log")
+    return Check(name, OK, f"read 1 MiB, the server's ring answered {ring} requests")
 
 
 def check_nofile(host: Host) -> Check:

@@ -39,6 +39,7 @@ from bench.scenario import AnyTarget, Opens, Scenario, WorkloadCell
 from bench.stop import StopToken
 from bench.targets import MountedTarget, open_target, target_unavailable_reason
 from bench.tracing import OPCODES, RequestTracer, tracing_unavailable_reason
+from bench.transport import RingTails, ring_tails
 from bench.workspace import SOURCE
 
 CAP_SYS_ADMIN = 21
@@ -128,13 +129,6 @@ class Host:
         """This process may write `path`."""
         return os.access(path, os.W_OK)
 
-    def read_text(self, path: Path) -> str | None:
-        """A small system file's text, or None when it cannot be read."""
-        try:
-            return path.read_text()
-        except OSError:
-            return None
-
     def kernel_version(self) -> tuple[int, int]:
         """(major, minor) of the running kernel."""
         return kernel.kernel_version()
@@ -190,6 +184,14 @@ class Host:
         """At least `count` free huge pages while inside (given back after)."""
         return system.hugepages(count)
 
+    def uring_parameter(self) -> str | None:
+        """The fuse module's `enable_uring` (`Y`, `N`), None on a kernel without FUSE over io_uring."""
+        return system.uring_parameter()
+
+    def fuse_uring(self) -> AbstractContextManager[str]:
+        """`enable_uring` Y while inside, the earlier value (yielded) written back after."""
+        return system.fuse_uring()
+
     def clear_leftovers(self) -> list[str]:
         """Clear what crashed runs left behind; what was done."""
         return leftovers.clear_leftovers()
@@ -204,9 +206,10 @@ class Host:
         """`source` mounted as `target` while inside (unmounted on every exit path)."""
         return open_target(target, source, workdir)
 
-    def probe_passthrough(self, target: AnyTarget, size: int) -> tuple[int, dict[str, Any] | None]:
+    def probe_target(self, target: AnyTarget, size: int) -> tuple[int, dict[str, Any] | None]:
         """Mount `target` on a temporary directory, read a file of `size` random bytes through it:
-        how many bytes came back, and the server's stats from after the read."""
+        how many bytes came back, and the server's stats from after the read (the doctor's live
+        checks)."""
         workdir = Path(tempfile.mkdtemp(prefix="fusebench-doctor-"))
         try:
             source = workdir / SOURCE
@@ -219,6 +222,11 @@ class Host:
             # Never recurse into a directory that might still be a mountpoint.
             if not any(entry.mountpoint.startswith(str(workdir)) for entry in mounts.mounts()):
                 shutil.rmtree(workdir, ignore_errors=True)
+
+    def ring_tails(self, pid: int) -> RingTails | None:
+        """The io_uring instances of process `pid` and its descendants, with their completion
+        counters (bench.transport); None when its fds cannot be read."""
+        return ring_tails(pid)
 
     def abort_connection(self, connection: int) -> bool:
         """Abort a FUSE connection (a daemon that stopped answering)."""

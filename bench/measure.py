@@ -92,7 +92,7 @@ def measure(host: Host, run: PlannedRun, mounted: MountedTarget, paths: list[Pat
     `device`, reaped CPU), the workload under the monitor (fio's logs of it to the prefix
     `logs`), counters after."""
     execute = EXECUTORS[run.cell.family]
-    with RequestCounter(mounted, host.tracer if tracing else None) as counter, \
+    with RequestCounter(mounted, host.tracer if tracing else None, host.ring_tails) as counter, \
             Watchdog(host, mounted.connection, counter.counted if counter.source else None,
                      mounted.daemon_pid) as dog:
         try:

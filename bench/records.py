@@ -19,12 +19,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from bench.fio_output import FioResult
 from bench.fusefs.units import format_size
 from bench.scenario import Cell
+from bench.transport import TRANSPORTS
 from bench.vocabulary import FAMILIES, FIO, PATTERNS
 
 # 2: requests.csv, fd-pressure snapshots and client reports. 3: workload families (runs.csv's
 # kind and work columns, at the end; opens/). 4: the environment, commands.csv, device counters.
-# 5: fio's bandwidth, IOPS and latency logs (fio_logs/).
-FORMAT_VERSION = 5
+# 5: fio's bandwidth, IOPS and latency logs (fio_logs/). 6: the FUSE transport (runs.csv's
+# transport and ring_requests, at the end; the manifest's enable_uring).
+FORMAT_VERSION = 6
 
 # Statuses of a run (runs.csv `status`), an fd-pressure step, and of a whole results folder.
 STATUS_OK, STATUS_FAILED, STATUS_UNAVAILABLE = "ok", "failed", "unavailable"
@@ -242,6 +244,18 @@ class DiskFigures(Record):
                                          "and the file system's journal too)")
 
 
+class TransportFigures(Record):
+    """How the FUSE requests of the run reached the daemon (FUSE targets only)."""
+
+    transport: Literal[TRANSPORTS] | None = column(
+        "`dev` (read from /dev/fuse), `uring` (FUSE over io_uring) or `unknown`; empty for native targets. The "
+        "built-in server says which; for an external server it is judged from its io_uring instances (README)")
+    ring_requests: int | None = column(
+        "requests that went through the io_uring ring during the measured run: the built-in server's own count; "
+        "for an external server, the completions of every io_uring instance it holds (the evidence its transport "
+        "is judged on); empty when not known")
+
+
 class RunRecord(BaseModel):
     """One row of runs.csv: one measured run, its sections (in column order) filled by the parts
     that know them."""
@@ -257,6 +271,7 @@ class RunRecord(BaseModel):
     kind: WorkloadKind = WorkloadKind()
     work: WorkFigures = WorkFigures()
     disk: DiskFigures = DiskFigures()
+    transport: TransportFigures = TransportFigures()
 
     def row(self) -> dict[str, Any]:
         """The runs.csv row."""
@@ -406,15 +421,24 @@ class AutoState(AutoRule):
                                  "after the last repetition")
 
 
+class UringParameter(BaseModel):
+    """/sys/module/fuse/parameters/enable_uring around a run that needs FUSE over io_uring."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    before: str = Field(description="its value when the run began (`Y` or `N`), written back after it")
+    during: str | None = Field(description="its value while the runs ran (`Y`)")
+
+
 class Manifest(BaseModel):
     """manifest.json: what was run, where, in which order, and how far it got."""
 
     model_config = ConfigDict(extra="ignore", validate_assignment=True)
 
-    format_version: int = Field(FORMAT_VERSION, description="version of this layout (1 to 5; 2 added "
+    format_version: int = Field(FORMAT_VERSION, description="version of this layout (1 to 6; 2 added "
                                 "requests.csv and fd_pressure_snapshots.csv, 3 the workload families' columns "
                                 "and opens/, 4 the environment, targets, commands.csv and the device columns, 5 "
-                                "fio's logs in fio_logs/)")
+                                "fio's logs in fio_logs/, 6 the transport columns and `enable_uring`)")
     scenario: str = Field(description="scenario name")
     scenario_hash: str = Field(description="a hash of the scenario text (`--resume` checks it)")
     seed: int = Field(description="seed of the target order")
@@ -430,6 +454,9 @@ class Manifest(BaseModel):
     targets: dict[str, Any] = Field(default_factory=dict, description="target -> what it is (`description`), and "
                                     "what its FUSE connection negotiated at INIT (built-in targets: `init`) or its "
                                     "command and `--version` output (external targets)")
+    enable_uring: UringParameter | None = Field(None, description="scenarios with a FUSE over io_uring target "
+                                                "only: the fuse module's `enable_uring` `before` the run and "
+                                                "`during` it (the runner turns it on and back)")
     fio_version: str | None = Field(description="fio's version")
     tool_version: str = Field(description="fusebench's version")
     workdir: str = Field(description="where data files and mounts were")

@@ -1,5 +1,6 @@
 """FUSE requests per opcode during one measured run: from the built-in server's own counters
-(its stats file), else from the kernel tracepoint (bench.tracing), else not counted."""
+(its stats file), else from the kernel tracepoint (bench.tracing), else not counted; and the
+transport they came through (the server's stats, else bench.transport's judgement)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from typing import Any
 
 from bench.errors import BenchError
 from bench.fusefs import backing
-from bench.records import RequestRecord, RequestTotals
+from bench.records import RequestRecord, RequestTotals, TransportFigures
 from bench.targets import MountedTarget
 from bench.tracing import OPCODES, RequestTracer
+from bench.transport import DEV, UNKNOWN, URING, RingTails, builtin_ring_requests, judge
 
 SERVER, TRACEPOINT = "server", "tracepoint"
 
@@ -21,12 +23,17 @@ class RequestCounter:
     """Counts the requests of one mount between entering and leaving a `with` block.
 
     `tracer` makes a started-on-enter RequestTracer for a connection (the host's), or None
-    when the tracepoint cannot be used here.
+    when the tracepoint cannot be used here. `rings` reads the io_uring instances of an
+    external daemon by pid (the host's `ring_tails`), None: not looked at.
     """
 
-    def __init__(self, mounted: MountedTarget, tracer: Callable[[int | None], RequestTracer] | None) -> None:
+    def __init__(self, mounted: MountedTarget, tracer: Callable[[int | None], RequestTracer] | None,
+                 rings: Callable[[int], RingTails | None] | None = None) -> None:
         self._mounted = mounted
         self._make_tracer = tracer
+        self._read_rings = rings
+        self._stats: tuple[dict[str, Any], dict[str, Any]] = ({}, {})  # the server's stats before, after
+        self._rings: tuple[RingTails | None, RingTails | None] = (None, None)  # an external daemon's, before, after
         self._before: dict[str, int] = {}
         self._after: dict[str, int] | None = None
         self._backing: tuple[dict[str, int], dict[str, int]] | None = None  # the server's backing totals before, after
@@ -41,6 +48,7 @@ class RequestCounter:
             if stats is not None:
                 self.source, self._before = SERVER, dict(stats.get("requests", {}))
                 self._backing = (_backing_totals(stats), {})
+                self._stats = (stats, {})
         elif self._make_tracer is not None:
             with contextlib.suppress(BenchError):  # counting is optional; the run is not
                 self._tracer = self._make_tracer(self._mounted.connection)
@@ -50,9 +58,12 @@ class RequestCounter:
     def begin(self) -> None:
         """Count from here on (after an unmeasured warm-up inside the block)."""
         if self.source == SERVER:
-            self._before = dict((self._mounted.read_stats(newer_than=time.time()) or {}).get("requests", {}))
+            stats = self._mounted.read_stats(newer_than=time.time()) or {}
+            self._before = dict(stats.get("requests", {}))
+            self._stats = (stats, {})
         elif self._tracer is not None:
             self._before = dict(self._tracer.counts())
+        self._rings = (self._daemon_rings(), None)
 
     def counted(self) -> int | None:
         """Every request the server took (its counters) or was sent (the tracepoint) so far, all
@@ -67,11 +78,18 @@ class RequestCounter:
             # A failed run records no counts: do not wait for figures a stopped server never writes.
             stats = self._mounted.read_stats(newer_than=None if kind else time.time()) or {}
             self._after = dict(stats.get("requests", {}))
+            self._stats = (self._stats[0], stats)
             if self._backing is not None and stats:
                 self._backing = (self._backing[0], _backing_totals(stats))
         elif self._tracer is not None:
             self._tracer.close()
             self._after = dict(self._tracer.counts())
+        self._rings = (self._rings[0], self._daemon_rings())
+
+    def _daemon_rings(self) -> RingTails | None:
+        if self._mounted.type != "external" or self._read_rings is None or self._mounted.daemon_pid is None:
+            return None
+        return self._read_rings(self._mounted.daemon_pid)
 
     def deltas(self) -> dict[str, int] | None:
         """Requests per opcode name during the block (non-zero only); None when not counted."""
@@ -95,6 +113,22 @@ class RequestCounter:
         deltas = self.deltas()
         return RequestTotals() if deltas is None else RequestTotals.of(deltas, self.source, self._mounted.type,
                                                                          uncached)
+
+    def transport(self) -> TransportFigures:
+        """The runs.csv transport columns: what the built-in server's stats say (its ring's
+        requests over the block), bench.transport's judgement for an external daemon, nothing
+        for a native target."""
+        if self._mounted.type == "native":
+            return TransportFigures()
+        if self._mounted.stats_file is None:
+            transport, ring = judge(*self._rings, self.deltas() if self.source == TRACEPOINT else None)
+            return TransportFigures(transport=transport, ring_requests=ring)
+        before, after = self._stats
+        transport = (after or before).get("transport")
+        if transport not in (DEV, URING):
+            return TransportFigures(transport=UNKNOWN)
+        ring = builtin_ring_requests(after) - builtin_ring_requests(before) if transport == URING and after and before else None
+        return TransportFigures(transport=transport, ring_requests=0 if transport == DEV else ring)
 
     def records(self, run_id: str) -> list[RequestRecord]:
         """The requests.csv rows of the run."""

@@ -23,7 +23,13 @@ from pydantic import (
 )
 
 from bench.fields import Duration, LocatedError, Name, Seed, Size, Strict, key, passes
-from bench.fusefs.options import MODES, Option, conflicts, scenario_options
+from bench.fusefs.options import (
+    MODES,
+    Option,
+    conflicts,
+    for_transport,
+    scenario_options,
+)
 from bench.fusefs.units import format_size
 from bench.programs import CATALOG, Program, ProgramEntry
 from bench.scenario_file import (
@@ -112,9 +118,10 @@ PassthroughTarget = _builtin_target(
 
 
 def builtin_options(target: FuseTarget | PassthroughTarget) -> dict[str, Any]:
-    """The server options of a built-in target (mode included), for bench.fusefs.options.server_argv."""
+    """The server options of a built-in target (mode included; those of the transport it does not
+    use left out), for bench.fusefs.options.server_argv."""
     values = target.model_dump(exclude={"name", "type"})
-    return {"mode": MODE_OF_TYPE[target.type], **values}
+    return for_transport({"mode": MODE_OF_TYPE[target.type], **values})
 
 
 def describe_target(target: AnyTarget) -> str:
@@ -141,6 +148,8 @@ class ExternalTarget(Strict):
                              "(`{mountpoint}` is required)", min_length=1)
     ready_timeout: Duration = key("10s", "how long the mount may take to appear")
     stop_timeout: Duration = key("5s", "how long the server may take to exit after the unmount")
+    needs_uring: bool = key(False, "the server uses FUSE over io_uring (e.g. libfuse's `-o io_uring`): the runner "
+                            "turns `/sys/module/fuse/parameters/enable_uring` on for the run and back after")
 
     @field_validator("command")
     @classmethod
@@ -162,7 +171,17 @@ class ExternalTarget(Strict):
 
 
 AnyTarget = Union[NativeTarget, FuseTarget, PassthroughTarget, ExternalTarget]
+
+
 Target = Annotated[AnyTarget, Field(discriminator="type")]
+
+
+def needs_uring(target: AnyTarget) -> bool:
+    """Whether `target` needs FUSE over io_uring: a built-in one with `transport: uring`, or an
+    external one with `needs_uring: true`."""
+    if target.type == "external":
+        return target.needs_uring
+    return getattr(target, "transport", None) == "uring"
 
 # ---------------------------------------------------------------- workloads
 
@@ -542,6 +561,10 @@ class Scenario(Strict):
             repeats, runs = f"{self.repeat} repetitions", f"{per_repetition * self.repeat}"
         return (f"scenario {self.name}, {len(self.cells())} cells x {len(self.targets)} targets x {repeats} = "
                 f"{runs} runs" + (", plus fd pressure" if self.fd_pressure else ""))
+
+    def needs_uring(self) -> bool:
+        """Whether a target of the scenario needs FUSE over io_uring (the runner turns it on)."""
+        return any(needs_uring(target) for target in self.targets)
 
     def default_workdir(self) -> Path:
         """The workdir unless --workdir says otherwise: `workdir`, else one of the scenario's own."""

@@ -48,6 +48,7 @@ from bench.records import (
     RunRecord,
     SampleRecord,
     TargetSettings,
+    UringParameter,
     WorkFigures,
     WorkloadAsRun,
     WorkloadKind,
@@ -67,6 +68,7 @@ from bench.scenario import (
     Opens,
     Scenario,
     describe_target,
+    needs_uring,
     scenario_hash,
 )
 from bench.stop import Interrupted, StopToken
@@ -153,8 +155,24 @@ class Session:
             self._device = self.host.disk_device(self.source)
             manifest.skipped_targets = {name: reason for name, reason in unavailable.items() if reason}
             self._tracing = self._tracing_usable()
-            outcome = self._run_all(pending, unavailable, manifest, writer)
+            with self._uring(manifest, unavailable):
+                outcome = self._run_all(pending, unavailable, manifest, writer)
         return self._finish(manifest, outcome)
+
+    @contextlib.contextmanager
+    def _uring(self, manifest: Manifest, unavailable: dict[str, str | None]) -> Iterator[None]:
+        """FUSE over io_uring turned on for every run and fd-pressure step when a target that can
+        run needs it (its earlier value written back after, on every path), and recorded in the
+        manifest."""
+        if not any(needs_uring(target) and not unavailable[target.name] for target in self.scenario.targets):
+            manifest.enable_uring = None
+            yield
+            return
+        with self.host.fuse_uring() as before:
+            manifest.enable_uring = UringParameter(before=before, during=self.host.uring_parameter())
+            if before != "Y":
+                self.say(f"FUSE over io_uring turned on for the run (enable_uring {before} -> Y; put back after)")
+            yield
 
     def _run_all(self, pending: list[PlannedRun], unavailable: dict[str, str | None], manifest: Manifest,
                  writer: ResultsWriter) -> str:
@@ -377,7 +395,8 @@ class Session:
         record = RunRecord(info=info, fio=FioFigures.of(done.fio, run.cell.rw) if done.fio else FioFigures(),
                            monitor=measured.monitor.summary,
                            requests=measured.requests.totals(uncached_requests(run.cell, done)),
-                           work=_work(measured), disk=_disk(measured.disk), **head)
+                           work=_work(measured), disk=_disk(measured.disk), transport=measured.requests.transport(),
+                           **head)
         command = CommandRecord(run_id=run.run_id, argv=json.dumps(done.argv))
         return record, measured.monitor.samples, measured.requests.records(run.run_id), command
 

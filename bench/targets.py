@@ -26,7 +26,7 @@ import psutil
 from bench import leftovers
 from bench.errors import BenchError
 from bench.fusefs import mounts
-from bench.fusefs.kernel import passthrough_unavailable_reason
+from bench.fusefs.kernel import passthrough_unavailable_reason, uring_unavailable_reason
 from bench.fusefs.options import server_argv
 from bench.processes import ProcessId, end_process, live_process
 from bench.scenario import (
@@ -36,6 +36,7 @@ from bench.scenario import (
     NativeTarget,
     PassthroughTarget,
     builtin_options,
+    needs_uring,
 )
 from bench.workspace import server_log, stats_path, target_mountpoint
 
@@ -111,6 +112,8 @@ def target_unavailable_reason(target: AnyTarget) -> str | None:
         return "FUSE targets need root (run as root or with sudo)"
     if not os.path.exists("/dev/fuse"):
         return "/dev/fuse is missing (load the fuse module: modprobe fuse)"
+    if needs_uring(target) and (why := uring_unavailable_reason()):
+        return why
     if isinstance(target, ExternalTarget):
         command = target.command[0]
         if shutil.which(command) is None:

@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from bench.fio_output import FioError, FioResult, parse_fio_output
+from bench.fusefs.kernel import uring_missing
 from bench.host import Host
 from bench.monitor import MonitorResult
 from bench.records import FdPressureRecord, MonitorSummary, SampleRecord, SnapshotRecord
 from bench.stop import StopToken
+from bench.system import UringUnavailable
 from bench.targets import MountedTarget, TargetError
 from bench.workspace import stats_path
 
@@ -126,6 +128,8 @@ class FakeHost(Host):
         self.commands: list[list[str]] = []  # argv of every program and loop run
         self.speed_of: Callable[[str], float] = lambda run_id: 1.0  # how fast fio 'ran' in a run, by run id
         self.command_status = 0  # what every program and loop exits with
+        self.enable_uring: str | None = "N"  # the fuse module's parameter (None: a kernel without it)
+        self.uring_refused: str | None = None  # why turning it on fails (None: it does not)
         self.stop: StopToken | None = None
         self._on_first: Callable[[str], None] | None = None
         self._clock = datetime(2026, 11, 28, 12, 0, 0, tzinfo=timezone.utc)
@@ -201,6 +205,23 @@ class FakeHost(Host):
     def clear_leftovers(self) -> list[str]:
         return []
 
+    def uring_parameter(self) -> str | None:
+        return self.enable_uring
+
+    @contextlib.contextmanager
+    def fuse_uring(self) -> Iterator[str]:
+        if self.enable_uring is None:
+            raise UringUnavailable(uring_missing())
+        if self.uring_refused:
+            raise UringUnavailable(self.uring_refused)
+        before, self.enable_uring = self.enable_uring, "Y"
+        self.events.append("enable_uring Y")
+        try:
+            yield before
+        finally:
+            self.enable_uring = before
+            self.events.append(f"enable_uring {before}")
+
     # -- targets and measurement
 
     def target_unavailable_reason(self, target) -> str | None:
@@ -227,6 +248,8 @@ class FakeHost(Host):
             stats = json.loads(path.read_text())
             for opcode, count in self.requests_per_run.items():
                 stats["requests"][opcode] = stats["requests"].get(opcode, 0) + count
+                if "ring" in stats:  # transport uring: the ring served them
+                    stats["ring"]["requests"][opcode] = stats["ring"]["requests"].get(opcode, 0) + count
             for name, count in self.backing_per_run.items():
                 stats[name] = stats.get(name, 0) + count
             path.write_text(json.dumps(stats))

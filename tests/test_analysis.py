@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
@@ -16,6 +17,7 @@ from bench import analysis
 from bench.analysis import Settings
 from bench.analysis.compare import PRIMARY, compare_folders
 from bench.analysis.findings import missing_runs
+from bench.analysis.load import transports
 from bench.errors import InputError
 from bench.fio_output import read_fio_output
 from bench.percentile import percentiles
@@ -435,3 +437,17 @@ def test_a_results_folder_whose_scenario_is_not_text_still_reports(tmp_path: Pat
     (folder / "scenario.yaml").write_bytes(b"name: \xff\xfe\n")
     result = analysis.analyse(analysis.load(folder))
     assert len(result.summary) and set(result.summary["cell"]) >= {"seqread-1m", "randread-4k"}
+
+
+def test_the_transport_of_each_fuse_target_is_one_value_or_says_its_runs_disagree() -> None:
+    runs = pd.DataFrame({
+        "target": ["native", "ring", "ring", "hp", "hp", "hp", "dev"],
+        "status": ["ok", "ok", "ok", "ok", "ok", "failed", "ok"],
+        "transport": [pd.NA, "uring", "uring", "uring", "unknown", "dev", "dev"],
+    })
+    assert transports(runs) == {
+        "ring": ("uring", "FUSE over io_uring"),
+        "hp": ("mixed", "runs disagree: FUSE over io_uring in 1, unknown in 1"),  # the failed run does not count
+        "dev": ("dev", "/dev/fuse"),
+    }
+    assert transports(runs.drop(columns="transport")) == {}  # a folder from before the transport columns

@@ -38,6 +38,16 @@ def test_validate_ok(tmp_path: Path) -> None:
     assert done.stdout.startswith("s.yaml: ok: scenario tiny, 2 cells x 1 targets x 2 repetitions = 4 runs")
 
 
+def test_validate_says_a_uring_target_turns_enable_uring_on_for_the_run(tmp_path: Path) -> None:
+    (tmp_path / "s.yaml").write_text(GOOD.replace("  - {name: native, type: native}\n", "  - {name: native, type: native}\n"
+                                                  "  - {name: ring, type: fuse, transport: uring}\n"))
+    done = fusebench("validate", "s.yaml", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "FUSE over io_uring: /sys/module/fuse/parameters/enable_uring set to Y for the run" in done.stdout
+    (tmp_path / "plain.yaml").write_text(GOOD)
+    assert "enable_uring" not in fusebench("validate", "plain.yaml", cwd=tmp_path).stdout
+
+
 def test_validate_reports_file_and_line(tmp_path: Path) -> None:
     (tmp_path / "s.yaml").write_text(GOOD.replace("runtime: 1s", "runtim: 1s"))
     done = fusebench("validate", "s.yaml", cwd=tmp_path)

@@ -12,6 +12,7 @@ from fake_host import FakeHost
 from bench.doctor import CHECKS, MISSING, OK, WARN, run_doctor
 from bench.fusefs import mounts
 from bench.host import Host
+from bench.targets import TargetError
 
 NAMES = (
     "fio",
@@ -20,7 +21,7 @@ NAMES = (
     "kernel",
     "CONFIG_FUSE_PASSTHROUGH",
     "passthrough works",
-    "fuse enable_uring",
+    "io_uring transport works",
     "RLIMIT_NOFILE",
     "drop_caches",
     "bindfs",
@@ -35,9 +36,10 @@ class Machine(FakeHost):
     def __init__(self, **facts) -> None:
         super().__init__()
         self.facts = dict(root=True, cap=True, fio="/usr/bin/fio", fio_version="fio-3.33", dev_fuse=True,
-                          kernel=(6, 18), config="y", uring="N\n", nofile=(1024, 1048576), bindfs="/usr/bin/bindfs",
+                          kernel=(6, 18), config="y", uring="N", uring_refused=None, ring_served=4, nofile=(1024, 1048576), bindfs="/usr/bin/bindfs",
                           missing_commands=(), tracing=None, unavailable=None, reads_seen=0)
         self.facts.update(facts)
+        self.enable_uring, self.uring_refused = self.facts["uring"], self.facts["uring_refused"]
 
     def is_root(self) -> bool:
         return self.facts["root"]
@@ -62,9 +64,6 @@ class Machine(FakeHost):
     def kernel_config(self, option: str) -> str | None:
         return self.facts["config"]
 
-    def read_text(self, path: Path) -> str | None:
-        return self.facts["uring"]
-
     def nofile_limits(self) -> tuple[int, int]:
         return self.facts["nofile"]
 
@@ -77,8 +76,12 @@ class Machine(FakeHost):
     def target_unavailable_reason(self, target) -> str | None:
         return self.facts["unavailable"]
 
-    def probe_passthrough(self, target, size: int) -> tuple[int, dict | None]:
+    def probe_target(self, target, size: int) -> tuple[int, dict | None]:
         # What the built-in server's stats say after the probe file went through the mount.
+        if target.transport == "uring":
+            if "enable_uring Y" not in self.events:
+                raise TargetError("transport uring refused: the kernel (FUSE 7.45) did not offer OVER_IO_URING")
+            return size, {"transport": "uring", "ring": {"requests": {"READ": self.facts["ring_served"]}}}
         return size, {"requests": {"OPEN": 1, "READ": self.facts["reads_seen"]}}
 
 
@@ -105,7 +108,10 @@ def test_a_machine_with_everything_passes() -> None:
     ({"config": None}, "CONFIG_FUSE_PASSTHROUGH", WARN, "live passthrough check"),
     ({"unavailable": "FUSE targets need root"}, "passthrough works", MISSING, "resolve that reason"),
     ({"reads_seen": 3}, "passthrough works", MISSING, "did not engage passthrough"),
-    ({"uring": None}, "fuse enable_uring", WARN, ""),
+    ({"uring": None}, "io_uring transport works", WARN, "only targets with `transport: uring`"),
+    ({"uring_refused": "writing Y: Permission denied (needs root)"}, "io_uring transport works", WARN,
+     "fail here with that reason"),
+    ({"ring_served": 0}, "io_uring transport works", WARN, "see the server log"),
     ({"nofile": (1024, 4096)}, "RLIMIT_NOFILE", WARN, "ulimit -Hn 65536"),
     ({"root": False}, "drop_caches", MISSING, "run as root"),
     ({"bindfs": None}, "bindfs", WARN, "apt-get install bindfs"),
@@ -117,6 +123,22 @@ def test_each_problem_gets_its_verdict_and_fix(facts: dict, name: str, status: s
     check = next(c for c in (check_fn(host) for check_fn in CHECKS) if c.name == name)
     assert check.status == status and fix in check.fix
     assert run_doctor(Machine(**facts)) == (2 if status == MISSING else 0)
+
+
+def test_the_uring_check_turns_the_parameter_on_around_its_mount_and_says_why_not() -> None:
+    host = Machine()
+    check = next(c for c in (check_fn(host) for check_fn in CHECKS) if c.name == "io_uring transport works")
+    assert (check.status, check.detail) == (OK, "read 1 MiB, the server's ring answered 4 requests")
+    assert host.events == ["enable_uring Y", "enable_uring N"]
+    missing = next(check_fn(Machine(uring=None)) for check_fn in CHECKS if check_fn.__name__ == "check_uring")
+    assert "needs Linux 6.14 or newer built with CONFIG_FUSE_IO_URING" in missing.detail
+    refused = next(check_fn(Machine(uring_refused="cannot turn FUSE over io_uring on: writing Y to "
+                                                  "enable_uring: Permission denied (switching it needs root)"))
+                   for check_fn in CHECKS if check_fn.__name__ == "check_uring")
+    assert refused.status == WARN and refused.detail.startswith("refused: cannot turn") and "needs root" in refused.detail
+    unchecked = next(check_fn(Machine(unavailable="FUSE targets need root")) for check_fn in CHECKS
+                     if check_fn.__name__ == "check_uring")
+    assert (unchecked.status, unchecked.detail) == (WARN, "not checked: FUSE targets need root")
 
 
 def test_the_report_has_one_line_per_check_and_a_fix_under_what_is_missing() -> None:

@@ -14,7 +14,7 @@ import pytest
 from bench.fio_output import Direction, FioResult
 from bench.fusefs import kernel
 from bench.measure import Done
-from bench.records import RequestTotals
+from bench.records import RequestTotals, TransportFigures
 from bench.request_counter import RequestCounter
 from bench.scenario import parse_scenario
 from bench.session import uncached_requests
@@ -79,6 +79,49 @@ def test_nothing_counted_leaves_the_columns_empty(tmp_path: Path) -> None:
     with RequestCounter(native, tracer=None) as counter:
         pass
     assert counter.deltas() is None and counter.totals() == RequestTotals() and counter.records("r") == []
+
+
+def test_the_built_in_server_says_its_transport_and_what_its_ring_served_over_the_block(tmp_path: Path) -> None:
+    mounted = stats_mount(tmp_path, "fuse", {"LOOKUP": 5})
+    data = json.loads(mounted.stats_file.read_text())
+    mounted.stats_file.write_text(json.dumps(dict(data, transport="uring", ring={"requests": {"LOOKUP": 4}})))
+    with RequestCounter(mounted, tracer=None) as counter:
+        counter.begin()
+        data = json.loads(mounted.stats_file.read_text())
+        data["ring"]["requests"] = {"LOOKUP": 5, "READ": 40, "OPEN": 1}
+        mounted.stats_file.write_text(json.dumps(data))
+    assert counter.transport() == TransportFigures(transport="uring", ring_requests=42)
+    dev = stats_mount(tmp_path, "passthrough", {})
+    served(dev, {})
+    dev.stats_file.write_text(json.dumps(dict(json.loads(dev.stats_file.read_text()), transport="dev")))
+    with RequestCounter(dev, tracer=None) as counter:
+        pass
+    assert counter.transport() == TransportFigures(transport="dev", ring_requests=0)
+    older = stats_mount(tmp_path, "fuse", {})  # a server that does not say
+    with RequestCounter(older, tracer=None) as counter:
+        pass
+    assert counter.transport() == TransportFigures(transport="unknown")
+
+
+def test_an_external_daemons_transport_is_judged_from_its_rings_around_the_measured_block(tmp_path: Path) -> None:
+    mounted = MountedTarget(name="ext", type="external", path=tmp_path, connection=42, daemon_pid=77)
+    tails = iter([{"77/5": 10}, {"77/5": 30}])
+    looked_at: list[int] = []
+
+    def rings(pid: int) -> dict[str, int]:
+        looked_at.append(pid)
+        return next(tails)
+
+    with RequestCounter(mounted, tracer=CountingTracer, rings=rings) as counter:
+        counter.begin()  # READ 2 so far
+    # READ 3 at the end: 1 request in the block, 20 completions
+    assert looked_at == [77, 77] and counter.transport() == TransportFigures(transport="uring", ring_requests=20)
+    with RequestCounter(mounted, tracer=None, rings=lambda pid: {}) as counter:
+        counter.begin()
+    assert counter.transport() == TransportFigures(transport="dev", ring_requests=0)
+    with RequestCounter(MountedTarget(name="n", type="native", path=tmp_path), tracer=None) as counter:
+        pass
+    assert counter.transport() == TransportFigures()
 
 
 class CountingTracer(FakeTracer):

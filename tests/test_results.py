@@ -13,6 +13,7 @@ import pytest
 from pydantic import ValidationError
 
 from bench.records import (
+    FORMAT_VERSION,
     RUN_COLUMNS,
     FdPressureRecord,
     Manifest,
@@ -104,7 +105,7 @@ def test_manifest_is_replaced_atomically_with_the_derived_cell_status(tmp_path: 
     assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["fio", MANIFEST, RUNS]
     data = json.loads((tmp_path / "r" / MANIFEST).read_text())
     assert data["cells"] == {"c": {"native": "partial", "fuse": "failed"}}
-    assert data["format_version"] == 5
+    assert data["format_version"] == FORMAT_VERSION
     assert ResultsFolder(tmp_path / "r").manifest().runs == manifest.runs
 
 

@@ -11,13 +11,15 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from bench import report
+from bench import leftovers, report, system
 from bench.fio_logs import KINDS
 from bench.fusefs import mounts
+from bench.fusefs.kernel import uring_unavailable_reason
 from bench.host import Host
 from bench.plan import make_plan
 from bench.records import Manifest
@@ -313,3 +315,87 @@ def test_a_killed_run_leaves_a_mount_that_the_next_run_clears(tmp_path: Path, bi
     assert "cleared leftover" in done.stderr and done.stdout == ""  # notices: stderr, as stdout is a pipe
     assert [row["status"] for row in load_runs(tmp_path / "next")] == ["ok"]
     assert not _fuse_mounts_under(tmp_path)
+
+
+# ---------------------------------------------------------------- FUSE over io_uring (integration)
+
+URING = "{name: ring, type: fuse, transport: uring}"
+
+
+@pytest.fixture
+def uring_off(require_root: None, require_fio: None) -> Iterator[None]:
+    """enable_uring N for the test (as on a machine that never turned it on), its value put back after."""
+    original = system.uring_parameter()
+    assert original is not None, uring_unavailable_reason()  # the machines CI runs on have it
+    system.ENABLE_URING.write_text("N\n")
+    try:
+        yield
+    finally:
+        system.ENABLE_URING.write_text(f"{original}\n")
+
+
+@pytest.mark.integration
+def test_a_uring_run_turns_the_parameter_on_and_back_and_records_the_transport(tmp_path: Path, uring_off: None) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(scenario_text(targets=["{name: native, type: native}", URING], repeat=1))
+    out = tmp_path / "results"
+    done = _run_cli("run", str(path), "--out", str(out), "--workdir", str(tmp_path / "work"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert system.uring_parameter() == "N"
+    assert not _fuse_mounts_under(tmp_path)
+    rows = {row["target"]: row for row in load_runs(out)}
+    assert {row["status"] for row in rows.values()} == {"ok"}
+    assert rows["ring"]["transport"] == "uring" and int(rows["ring"]["ring_requests"]) > 0
+    assert rows["native"]["transport"] == rows["native"]["ring_requests"] == ""
+    manifest = load_manifest(out)
+    assert (manifest.enable_uring.before, manifest.enable_uring.during) == ("N", "Y")
+    assert "transport as run: FUSE over io_uring" in report.render(report.analyse_folder(out), "text")
+
+
+@pytest.mark.integration
+def test_sigint_during_a_uring_run_puts_the_parameter_back(tmp_path: Path, uring_off: None) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(scenario_text(targets=[URING], repeat=1, workloads=[
+        "{name: long, rw: randread, bs: 4k, size: 8M, runtime: 30s, cache: warm}"]))
+    argv = [sys.executable, "-m", "bench", "run", str(path), "--out", str(tmp_path / "results"),
+            "--workdir", str(tmp_path / "work")]
+    proc = subprocess.Popen(argv, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for_a_mount(tmp_path)
+        assert _fuse_mounts_under(tmp_path) and system.uring_parameter() == "Y"
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, stdout + stderr
+    assert system.uring_parameter() == "N"
+    assert not _fuse_mounts_under(tmp_path)
+
+
+@pytest.mark.integration
+def test_a_killed_uring_run_leaves_the_parameter_on_until_the_leftovers_are_cleared(tmp_path: Path,
+                                                                                    uring_off: None) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(scenario_text(targets=[URING], repeat=1, workloads=[
+        "{name: rr, rw: randread, bs: 4k, size: 8M, runtime: 30s, cache: warm}"]))
+    argv = [sys.executable, "-m", "bench", "run", str(path), "--out", str(tmp_path / "results"),
+            "--workdir", str(tmp_path / "work")]
+    killed = subprocess.Popen(argv, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_for_a_mount(tmp_path)
+        assert _fuse_mounts_under(tmp_path), "the run never mounted"
+    finally:
+        killed.kill()  # no chance to unmount or turn it back: what a crash leaves behind
+        killed.wait()
+    assert system.uring_parameter() == "Y" and _fuse_mounts_under(tmp_path)
+
+    messages = leftovers.clear_leftovers()  # what the next run does first
+
+    assert messages[-1] == f"restored {system.ENABLE_URING} to N (enable_uring) from pid {killed.pid}"
+    assert system.uring_parameter() == "N"
+    assert not _fuse_mounts_under(tmp_path)
+    assert leftovers.entries() == []

@@ -1,6 +1,7 @@
 """bench.scenario: validation with file:line errors, sweeps, units, shipped scenarios."""
 
 import os
+import re
 import textwrap
 import time
 from pathlib import Path
@@ -9,7 +10,13 @@ import pytest
 
 from bench.errors import InputError
 from bench.programs import CATALOG
-from bench.scenario import ScenarioError, cell_key, load_scenario, parse_scenario
+from bench.scenario import (
+    ScenarioError,
+    cell_key,
+    load_scenario,
+    needs_uring,
+    parse_scenario,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 HEAD = """\
@@ -168,11 +175,55 @@ def test_targets_and_external_argv():
     assert target.argv(Path("/src"), Path("/mnt")) == ["hp", "/src", "/mnt", "-o", "x=/src"]
 
 
-@pytest.mark.parametrize("name", ["quick.yaml", "perf.yaml", "metadata.yaml", "apps.yaml"])
+@pytest.mark.parametrize("name", ["quick.yaml", "perf.yaml", "metadata.yaml", "apps.yaml", "transport.yaml"])
 def test_shipped_scenarios_load(name):
     scenario = load_scenario(REPO / "scenarios" / name)
     assert scenario.cells()
     assert {t.type for t in scenario.targets} >= {"native", "fuse", "passthrough"}
+
+
+def test_transport_yaml_runs_each_builtin_mode_over_both_transports_and_its_external_example_validates():
+    path = REPO / "scenarios" / "transport.yaml"
+    scenario = load_scenario(path)
+    assert [(t.type, getattr(t, "transport", None)) for t in scenario.targets] == [
+        ("native", None), ("fuse", "dev"), ("fuse", "uring"), ("passthrough", "dev"), ("passthrough", "uring")]
+    assert scenario.needs_uring()
+    assert {"filestat", "libaio", "psync"} <= {c.ioengine for c in scenario.cells()}
+    # The commented external example is valid once uncommented.
+    text = re.sub(r"^  # (- \{name: hp-uring|   command:)", r"  \1", path.read_text(), flags=re.MULTILINE)
+    hp = parse_scenario(text, str(path)).target("hp-uring")
+    assert hp.needs_uring and hp.command[1:3] == ["-o", "io_uring"]
+
+
+@pytest.mark.parametrize(("target", "needed"), [
+    ("{name: n, type: native}", False),
+    ("{name: f, type: fuse}", False),
+    ("{name: f, type: fuse, transport: uring}", True),
+    ("{name: p, type: passthrough, transport: uring}", True),
+    ("{name: p, type: passthrough, transport: dev}", False),
+    ("{name: hp, type: external, command: [hp, '{mountpoint}']}", False),
+    ("{name: hp, type: external, needs_uring: true, command: [hp, '{mountpoint}']}", True),
+])
+def test_a_scenario_needs_uring_when_a_target_does(target: str, needed: bool):
+    scenario = parse_scenario(f"name: t\ntargets:\n  - {{name: base, type: native}}\n  - {target}\n"
+                              "workloads: [{name: w, rw: read}]\n")
+    assert needs_uring(scenario.targets[1]) is needed
+    assert scenario.needs_uring() is needed
+
+
+@pytest.mark.parametrize(("target", "words"), [
+    ("{name: hp, type: external, needs_uring: maybe, command: [hp, '{mountpoint}']}",
+     ["targets.0.needs_uring", "valid boolean"]),
+    ("{name: hp, type: external, needs_urin: true, command: [hp, '{mountpoint}']}", ["did you mean 'needs_uring'"]),
+    ("{name: f, type: fuse, transport: ring}", ["targets.0.transport", "'dev' or 'uring'"]),
+])
+def test_a_bad_transport_key_names_its_line_and_the_fix(target: str, words: list[str]):
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(f"name: t\ntargets:\n  - {target}\nworkloads: [{{name: w, rw: read}}]\n", "u.yaml")
+    message = str(info.value)
+    assert message.startswith("u.yaml:3: "), message
+    for word in words:
+        assert word in message, message
 
 
 def test_quick_yaml_cells():

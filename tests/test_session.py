@@ -359,3 +359,69 @@ def test_a_run_whose_data_files_do_not_fit_is_refused_before_anything_starts(tmp
     with pytest.raises(InputError, match=r"need 0.0 GiB more .* 0.0 GiB free; free some space"):
         run(options(tmp_path, scenario), host)
     assert host.events == [] and not (tmp_path / "out").exists()
+
+
+URING = SCENARIO.replace("  - {name: fuse, type: fuse}\n", "  - {name: fuse, type: fuse}\n  - {name: ring, type: fuse, transport: uring}\n")
+
+
+def test_a_uring_target_has_the_parameter_on_for_the_whole_run_and_back_after(tmp_path: Path) -> None:
+    path = tmp_path / "uring.yaml"
+    path.write_text(URING)
+    host = FakeHost()
+    host.stats = {"pid": None, "time": 4e9, "transport": "dev", "requests": {"LOOKUP": 3}}
+    host.requests_per_run = {"READ": 100, "LOOKUP": 2}
+
+    def rings(target, source, workdir, mount=host.mount):  # the uring target's server says so in its stats
+        transport = getattr(target, "transport", "dev")
+        host.stats = {key: value for key, value in host.stats.items() if key != "ring"} | {"transport": transport}
+        if transport == "uring":
+            host.stats["ring"] = {"queues": 2, "depth": 32, "requests": {}}
+        return mount(target, source, workdir)
+
+    host.mount = rings
+    assert run(options(tmp_path, path), host) == EXIT_OK
+    # on before the first mount, off after the last unmount
+    assert host.events[0] == "enable_uring Y" and host.events[-1] == "enable_uring N"
+    assert host.events.count("enable_uring Y") == 1 and host.enable_uring == "N"
+    assert any("FUSE over io_uring turned on for the run (enable_uring N -> Y" in line for line in host.said)
+    assert read_json(tmp_path / "out" / "manifest.json")["enable_uring"] == {"before": "N", "during": "Y"}
+    runs = ResultsFolder(tmp_path / "out").runs().set_index("run_id")
+    assert (runs.loc["seqread--ring--r1", "transport"], runs.loc["seqread--ring--r1", "ring_requests"]) == ("uring", 102)
+    assert (runs.loc["seqread--fuse--r2", "transport"], runs.loc["seqread--fuse--r2", "ring_requests"]) == ("dev", 0)
+    assert runs.loc["seqread--native--r1", "transport"] is pd.NA
+
+
+def test_a_run_without_a_uring_target_leaves_the_parameter_alone(tmp_path: Path, scenario: Path) -> None:
+    host = FakeHost()
+    assert run(options(tmp_path, scenario), host) == EXIT_OK
+    assert not any("enable_uring" in event for event in host.events)
+    assert read_json(tmp_path / "out" / "manifest.json")["enable_uring"] is None
+
+
+def test_ctrl_c_twice_still_turns_uring_back(tmp_path: Path) -> None:
+    path = tmp_path / "uring.yaml"
+    path.write_text(URING)
+    host = FakeHost()
+    host.fio_behaviour[2] = hangs_until_ctrl_c_twice
+    assert run(options(tmp_path, path), host) == EXIT_INTERRUPTED
+    assert host.events[-1] == "enable_uring N" and host.enable_uring == "N"
+
+
+def test_an_unavailable_uring_target_is_skipped_and_the_parameter_left_alone(tmp_path: Path) -> None:
+    """A kernel without FUSE over io_uring makes the uring target unavailable (targets.py says
+    why); the other targets run, and nothing switches the parameter."""
+    path = tmp_path / "uring.yaml"
+    path.write_text(URING)
+    host = FakeHost()
+    host.enable_uring = None
+    host.unavailable = {"ring": "the kernel has no FUSE over io_uring"}
+    assert run(options(tmp_path, path), host) == EXIT_OK
+    assert not any("enable_uring" in event for event in host.events)
+    manifest = read_json(tmp_path / "out" / "manifest.json")
+    assert manifest["enable_uring"] is None and manifest["skipped_targets"] == {"ring": host.unavailable["ring"]}
+    runs = ResultsFolder(tmp_path / "out").runs()
+    assert set(runs[runs["target"] == "ring"]["status"]) == {"unavailable"}
+    assert set(runs[runs["target"] != "ring"]["status"]) == {"ok"}
+
+
+URING = SCENARIO.replace("  - {name: fuse, type: fuse}\n", "  - {name: fuse, type: fuse}\n  - {name: ring, type: fuse, transport: uring}\n")

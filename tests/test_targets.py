@@ -54,6 +54,26 @@ def test_unknown_command_is_unavailable(source: Path, tmp_path: Path) -> None:
             pass
 
 
+def test_uring_targets_are_unavailable_on_a_kernel_without_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the targets that need FUSE over io_uring: the scenario's others still run."""
+    if os.geteuid() != 0 or not os.path.exists("/dev/fuse"):  # FUSE targets are unavailable anyway
+        pytest.fail("the unit tests run as root (without capabilities) on a machine with /dev/fuse")
+    monkeypatch.setattr(targets, "uring_unavailable_reason", lambda: "the kernel has no FUSE over io_uring")
+    assert target_unavailable_reason(FuseTarget(name="r", type="fuse", transport="uring")) == \
+        "the kernel has no FUSE over io_uring"
+    assert target_unavailable_reason(external(["true", "{source}", "{mountpoint}"], needs_uring=True)) == "the kernel has no FUSE over io_uring"
+    assert target_unavailable_reason(FuseTarget(name="d", type="fuse")) is None
+    assert target_unavailable_reason(external(["true", "{source}", "{mountpoint}"])) is None
+
+
+def test_transport_options_go_only_to_the_transport_that_uses_them(tmp_path: Path) -> None:
+    dev = builtin_argv(FuseTarget(name="d", type="fuse", threads=3), Path("/s"), Path("/m"), tmp_path / "s", 1, None)
+    uring = builtin_argv(FuseTarget(name="u", type="fuse", transport="uring", threads=3), Path("/s"), Path("/m"),
+                         tmp_path / "s", 1, None)
+    assert "--threads" in dev and "--ring-depth" not in dev
+    assert "--ring-depth" in uring and "--threads" not in uring
+
+
 def test_builtin_argv_maps_options_to_flags(tmp_path: Path) -> None:
     target = PassthroughTarget(name="pt", type="passthrough", threads=4, fd_policy="cache")
     argv = builtin_argv(target, Path("/src"), Path("/mnt"), tmp_path / "s.json", 0.5, 512)

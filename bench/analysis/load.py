@@ -22,6 +22,7 @@ from bench.scenario import (
     describe_target,
     parse_scenario,
 )
+from bench.transport import DEV, UNKNOWN, URING
 from bench.vocabulary import FIO, METADATA_ENGINES, OPENS, PATTERNS, PROGRAM
 
 LARGE_BS = 64 << 10
@@ -52,7 +53,8 @@ class Results:
     threshold: float | None     # the scenario's threshold (None: no scenario to read it from)
     looks: int                  # times `repeat: auto` could check the comparisons (1 for a fixed repeat)
     windows: dict[str, float]   # fio cell -> the runtime it asked for (block I/O, small files, mmap)
-    targets_described: dict[str, str]  # target -> what it is and its settings, in words
+    targets_described: dict[str, str]  # target -> what it is, its settings and the transport it ran over, in words
+    transports: dict[str, str]  # FUSE target -> the transport its runs used (`dev`, `uring`, `unknown`, `mixed`)
 
     @property
     def path(self) -> Path:
@@ -85,8 +87,39 @@ def load(results_dir: Path) -> Results:
         threshold=scenario.threshold if scenario else None,
         looks=manifest.auto.looks if manifest and manifest.auto else 1,
         windows={cell_key(c): c.runtime for c in fio_cells},
-        targets_described={t.name: describe_target(t) for t in scenario.targets} if scenario else {},
+        targets_described=_described(scenario, runs),
+        transports={target: kind for target, (kind, _) in transports(runs).items()},
     )
+
+
+MIXED_TRANSPORT = "mixed"
+TRANSPORT_WORDS = {DEV: "/dev/fuse", URING: "FUSE over io_uring", UNKNOWN: "unknown"}
+
+
+def transports(runs: pd.DataFrame) -> dict[str, tuple[str, str]]:
+    """FUSE target -> (the transport its ok runs used: one of runs.csv's values, or `mixed` when
+    they disagree; that in words, with how many runs used each when they disagree)."""
+    if "transport" not in runs:
+        return {}
+    used = runs[(runs["status"] == "ok") & runs["transport"].notna()]
+    found = {}
+    for target, values in used.groupby("target", sort=False)["transport"]:
+        counts = values.value_counts()
+        if len(counts) == 1:
+            found[target] = (counts.index[0], TRANSPORT_WORDS.get(counts.index[0], counts.index[0]))
+        else:
+            found[target] = (MIXED_TRANSPORT, "runs disagree: " + ", ".join(
+                f"{TRANSPORT_WORDS.get(kind, kind)} in {n}" for kind, n in counts.items()))
+    return found
+
+
+def _described(scenario: Scenario | None, runs: pd.DataFrame) -> dict[str, str]:
+    """Each target in words: what it is, and the transport its runs went through."""
+    if scenario is None:
+        return {}
+    used = transports(runs)
+    return {t.name: describe_target(t) + (f"; transport as run: {used[t.name][1]}" if t.name in used else "")
+            for t in scenario.targets}
 
 
 def with_primary_metric(runs: pd.DataFrame) -> pd.DataFrame:

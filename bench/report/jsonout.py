@@ -33,7 +33,7 @@ from bench.analysis.compare import (
     Comparison,
 )
 from bench.analysis.compare import SUMMARY_COLUMNS as COMPARE_SUMMARY_COLUMNS
-from bench.analysis.load import METRIC_UNITS
+from bench.analysis.load import METRIC_UNITS, MIXED_TRANSPORT
 from bench.analysis.metrics import (
     CPU_COLUMNS,
     DISK_COLUMNS,
@@ -50,11 +50,12 @@ from bench.analysis.sweeps import DOT_COLUMNS, POINT_COLUMNS
 from bench.analysis.timeline import COLUMNS as TIMELINE_COLUMNS
 from bench.records import RUN_SECTIONS, FdPressureRecord, Manifest
 from bench.results import dtypes
+from bench.transport import TRANSPORTS
 
 FORMAT = "fusebench-report"
 COMPARE_FORMAT = "fusebench-compare"
 # Changes whenever a document's shape does (a key added, removed or changing meaning).
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMA_PATH = Path(__file__).with_name("schema") / "report.schema.json"
 COMPARE_SCHEMA_PATH = SCHEMA_PATH.with_name("compare.schema.json")
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -138,7 +139,8 @@ def report_document(analysis: Analysis) -> dict[str, Any]:
         "method": {**dataclasses.asdict(settings), "compare_confidence": settings.compare_confidence},
         "cells": list(results.cells),
         "targets": [{"name": target, "type": results.target_types.get(target, ""),
-                     "description": results.targets_described.get(target, "")} for target in results.targets],
+                     "description": results.targets_described.get(target, ""),
+                     "transport": results.transports.get(target)} for target in results.targets],
         "environment": environment(results),
         "manifest": results.manifest.model_dump(mode="json") if results.manifest else None,
         **{key: table_records(analysis, table) for key, table in TABLES.items()},
@@ -225,7 +227,8 @@ def schema() -> dict[str, Any]:
                                 "plain": {"type": ["string", "null"]},
                                 "method": _method_schema(),
                                 "cells": _array(_TEXT),
-                                "targets": _array(_object({"name": _TEXT, "type": _TEXT, "description": _TEXT})),
+                                "targets": _array(_object({"name": _TEXT, "type": _TEXT, "description": _TEXT, "transport": {
+                                    "enum": [*TRANSPORTS, MIXED_TRANSPORT, None]}})),
                                 "environment": {"type": "object", "additionalProperties": _TEXT},
                                 "manifest": {"anyOf": [manifest, {"type": "null"}]},
                                 "findings": _findings_schema(),
