@@ -119,8 +119,9 @@ def test_concurrent_readers_and_writers(tmp_path: Path, mode: str) -> None:
 
 @pytest.mark.parametrize("args", [["--batch", "32"], ["--batch", "4"], ["--batch", "1"],
                                   ["--transport", "uring", "--ring-depth", "4"],
-                                  ["--transport", "uring", "--batch", "1"]],
-                         ids=["batch-32", "batch-4", "batch-1", "uring-depth-4", "uring-batch-1"])
+                                  ["--transport", "uring", "--batch", "1"],
+                                  ["--transport", "uring", "--ring-poll", "50us"]],
+                         ids=["batch-32", "batch-4", "batch-1", "uring-depth-4", "uring-batch-1", "uring-poll"])
 def test_concurrent_direct_reads_return_their_own_bytes(tmp_path: Path, args: list[str]) -> None:
     """Plain mode keeps queued READs in flight (AIO over /dev/fuse, the ring's own READs over
     io_uring), each in its own reply buffer: every reply must carry the bytes of its own offset

@@ -65,6 +65,11 @@ def test_parse_duration_accepts_units(text, expected):
     assert parse_duration(text) == pytest.approx(expected)
 
 
+def test_sub_second_durations_are_the_nearest_float() -> None:
+    """What a description or an argv shows: 5e-05, not 4.9999999999999996e-05."""
+    assert (parse_duration("50us"), parse_duration("300ms"), parse_duration("7us")) == (5e-05, 0.3, 7e-06)
+
+
 @pytest.mark.parametrize(
     ("value", "message"),
     [

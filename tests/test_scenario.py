@@ -17,6 +17,7 @@ from bench.scenario import (
     needs_uring,
     parse_scenario,
 )
+from bench.vocabulary import FIO, OPENS
 
 REPO = Path(__file__).resolve().parent.parent
 HEAD = """\
@@ -186,9 +187,12 @@ def test_transport_yaml_runs_each_builtin_mode_over_both_transports_and_its_exte
     path = REPO / "scenarios" / "transport.yaml"
     scenario = load_scenario(path)
     assert [(t.type, getattr(t, "transport", None)) for t in scenario.targets] == [
-        ("native", None), ("fuse", "dev"), ("fuse", "uring"), ("passthrough", "dev"), ("passthrough", "uring")]
+        ("native", None), ("fuse", "dev"), ("fuse", "uring"), ("fuse", "uring"), ("passthrough", "dev"),
+        ("passthrough", "uring")]
+    assert scenario.target("fuse-uring-poll").ring_poll == 50e-6
     assert scenario.needs_uring()
-    assert {"filestat", "libaio", "psync"} <= {c.ioengine for c in scenario.cells()}
+    assert {"filecreate", "libaio", "psync"} <= {c.ioengine for c in scenario.cells() if c.family == FIO}
+    assert [c.name for c in scenario.cells() if c.family == OPENS] == ["open-close-1k"]
     # The commented external example is valid once uncommented.
     text = re.sub(r"^  # (- \{name: hp-uring|   command:)", r"  \1", path.read_text(), flags=re.MULTILINE)
     hp = parse_scenario(text, str(path)).target("hp-uring")

@@ -83,6 +83,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("ring_depth", int, 32, "with `transport: uring`: requests each CPU queue holds at once (each entry has a payload buffer "
            "of max_pages pages: possible CPUs x ring_depth x 1 MiB by default)", minimum=1, maximum=1024,
            transport="uring"),
+    Option("ring_poll", float, 0.0, "with `transport: uring`: how long a queue thread looks for the next request "
+           "before it sleeps (busy polling: CPU for latency; 0: sleep at once). On the 2-vCPU VM, 4k QD1 reads "
+           "from tmpfs went from 21k to 55k IOPS with 50us, from disk from 16.1k to 15.2k", minimum=0,
+           maximum=0.01, seconds=True, transport="uring"),
     Option("threads", int, None, "with `transport: dev`: worker threads reading /dev/fuse (1-256)", minimum=1, maximum=256,
            shown_default="CPU count", transport="dev"),
     Option("max_pages", int, MAX_PAGES_LIMIT, "pages per request (256 = 1 MiB)", minimum=1,

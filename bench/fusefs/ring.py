@@ -92,10 +92,11 @@ class Queue:
 
     def __init__(self, session: int, qid: int, depth: int, payload: int, counters: Counters,
                  dispatcher: Dispatcher, fast: bool, batch: bool,
-                 writeback_fd: Callable[[int], int]) -> None:
+                 writeback_fd: Callable[[int], int], poll: float = 0.0) -> None:
         self.session, self.qid, self.depth, self.payload = session, qid, depth, payload
         self.counters, self.dispatcher = counters, dispatcher
         self._fast, self._batch, self._writeback_fd = fast, batch, writeback_fd
+        self._poll_ns = int(poll * 1e9)  # how long to look for work before sleeping (ring_poll)
         self.headers = bytearray(depth * HEADER_SIZE)
         self.payloads = io_buffer(depth * payload)  # page-aligned slices: O_DIRECT backing I/O
         self._views = [memoryview(self.payloads)[i * payload:(i + 1) * payload] for i in range(depth)]
@@ -162,12 +163,15 @@ class Queue:
 
     def _loop(self, ring: uring.Ring, ready: list[tuple[int, int]]) -> None:
         """Answer what completed, submit the answers (and the backing I/O) with one
-        io_uring_enter, which also waits for more when nothing is left to handle."""
-        depth, headers = self.depth, self.headers
-        requests, handle, push = self.counters.requests, self._request, ring.push
+        io_uring_enter, which also waits for more when nothing is left to handle. Plain-mode
+        READ and WRITE are decoded here, not in _request: this is the hot path."""
+        depth, headers, views = self.depth, self.headers, self._views
+        requests, push, done = self.counters.requests, ring.push, self._data_done
         payloads_at, payload = self._payloads_at, self.payload
-        SQE_RW, OP_READ, OP_WRITE, READ = uring.SQE_RW, uring.OP_READ, uring.OP_WRITE, int(p.Opcode.READ)
-        unpack_head, MAX = p.IN_HEADER_HEAD.unpack_from, p.MAX_OPCODE
+        fast, batch, poll = self._fast, self._batch, self._poll_ns
+        SQE_RW, OP_READ, OP_WRITE = uring.SQE_RW, uring.OP_READ, uring.OP_WRITE
+        READ, WRITE, MAX, WRITE_CACHE = int(p.Opcode.READ), int(p.Opcode.WRITE), p.MAX_OPCODE, p.FUSE_WRITE_CACHE
+        unpack_head, unpack_io, preadv, pwrite = p.IN_HEADER_HEAD.unpack_from, p.READ_IN.unpack_from, os.preadv, os.pwrite
         in_flight: dict[int, tuple[int, int]] = {}  # entry: (unique, opcode) of its backing READ/WRITE
         data: list[tuple[int, int, int, int, int, int]] = []  # READ/WRITE to do: entry, unique, opcode, fd, offset, size
         alone = 0  # rounds in a row with one READ or WRITE and nothing in flight
@@ -176,7 +180,7 @@ class Queue:
                 if user_data >= depth:  # a backing READ or WRITE finished
                     entry = user_data - depth
                     unique, opcode = in_flight.pop(entry)
-                    self._data_done(entry, unique, opcode, res)
+                    done(entry, unique, opcode, res)
                     continue
                 if res < 0:
                     # Unmounted or aborted: the kernel ends the requests still held here itself
@@ -184,38 +188,53 @@ class Queue:
                     if -res in ENDED:
                         return
                     raise OSError(-res, f"ring queue {self.qid}: {os.strerror(-res)}")
-                length, opcode, unique, _ = unpack_head(headers, user_data * HEADER_SIZE)
+                h = user_data * HEADER_SIZE
+                length, opcode, unique, _ = unpack_head(headers, h)
                 requests[opcode if opcode < MAX else 0] += 1
-                handle(user_data, length, opcode, unique, data)
+                if fast and (opcode == READ or opcode == WRITE):
+                    fd, offset, size, flags = unpack_io(headers, h + OP_IN)
+                    if flags & WRITE_CACHE and opcode == WRITE:
+                        fd = self._writeback(user_data, unique, fd)
+                        if fd < 0:
+                            continue
+                    data.append((user_data, unique, opcode, fd, offset, size))
+                else:
+                    self._request(user_data, length, unique)
             if data:
                 alone = alone + 1 if len(data) == 1 and not in_flight else 0
-                if not self._batch or alone >= SYNC_AFTER:
+                if not batch or alone >= SYNC_AFTER:
                     for entry, unique, opcode, fd, offset, size in data:
-                        self._data_now(entry, unique, opcode, fd, offset, size)
+                        try:
+                            if opcode == READ:
+                                got = preadv(fd, [views[entry][:size]], offset)
+                            else:
+                                got = pwrite(fd, views[entry][:size], offset)
+                        except OSError as exc:
+                            got = -(exc.errno or errno.EIO)
+                        done(entry, unique, opcode, got)
                 else:
                     for entry, unique, opcode, fd, offset, size in data:
                         in_flight[entry] = (unique, opcode)
                         push(SQE_RW, OP_READ if opcode == READ else OP_WRITE, 0, 0, fd, offset,
                              payloads_at + entry * payload, size, 0, depth + entry)
                 data.clear()
-            ring.submit_and_wait(0 if ring.ready() else 1)
+            if poll and not ring.ready():
+                ring.poll(poll)
+            ring.submit_and_wait_idle()
             ready = ring.completions(CHUNK)
 
-    def _request(self, entry: int, length: int, opcode: int, unique: int, data: list[tuple]) -> None:
-        """Serve the request in `entry`: plain-mode READ and WRITE go to `data` (the caller does
-        them), the rest through the dispatch."""
-        h = entry * HEADER_SIZE
-        if self._fast and (opcode == p.Opcode.READ or opcode == p.Opcode.WRITE):
-            fd, offset, size, flags = p.READ_IN.unpack_from(self.headers, h + OP_IN)
-            if opcode == p.Opcode.WRITE and flags & p.FUSE_WRITE_CACHE:
-                try:
-                    fd = self._writeback_fd(fd)
-                except OSError as exc:
-                    self.commit(entry, unique, 0, exc.errno or errno.EIO)
-                    return
-            data.append((entry, unique, opcode, fd, offset, size))
-            return
-        msg = device_message(self.headers, h, self._views[entry], length)
+    def _writeback(self, entry: int, unique: int, fh: int) -> int:
+        """The fd a WRITE of the kernel's writeback goes to (bench.fusefs.writeback); -1 when it
+        cannot be had (the request is answered with the error)."""
+        try:
+            return self._writeback_fd(fh)
+        except OSError as exc:
+            self.commit(entry, unique, 0, exc.errno or errno.EIO)
+            return -1
+
+    def _request(self, entry: int, length: int, unique: int) -> None:
+        """Serve the request in `entry` through the dispatch."""
+        msg = device_message(self.headers, entry * HEADER_SIZE, self._views[entry], length)
         if msg is None:
             self.commit(entry, unique, 0, errno.EPROTO)
             return
@@ -232,18 +251,6 @@ class Queue:
         else:
             self.counters.bytes[1] += res
             self._write_reply(entry, unique, res)
-
-    def _data_now(self, entry: int, unique: int, opcode: int, fd: int, offset: int, size: int) -> None:
-        """Answer a READ or WRITE with a blocking preadv or pwrite."""
-        view = self._views[entry]
-        try:
-            if opcode == p.Opcode.READ:
-                done = os.preadv(fd, [view[:size]], offset)
-            else:
-                done = os.pwrite(fd, view[:size], offset)
-        except OSError as exc:
-            done = -(exc.errno or errno.EIO)
-        self._data_done(entry, unique, opcode, done)
 
     def _write_reply(self, entry: int, unique: int, written: int) -> None:
         p.WRITE_OUT.pack_into(self.payloads, entry * self.payload, written, 0)

@@ -284,7 +284,8 @@ class Server:
             counters = Counters()
             self._counters.append(counters)
             queue = ring.Queue(self._session, qid, self.opts.ring_depth, payload, counters,
-                               Dispatcher(self.ops), self._fast, self.opts.batch > 1, self.ops.writeback_fd)
+                               Dispatcher(self.ops), self._fast, self.opts.batch > 1, self.ops.writeback_fd,
+                               self.opts.ring_poll)
             worker = threading.Thread(target=self._serve_queue, args=(queue,), name=f"fusefs-ring-{qid}",
                                       daemon=True)
             worker.start()

@@ -12,7 +12,8 @@ GIB = 1 << 30
 _SIZE_FACTORS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": GIB, "t": 1 << 40, "p": 1 << 50}
 
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|ms|s|m|h)?\s*$", re.IGNORECASE)
-_DURATION_FACTORS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+# Seconds per unit as (multiplier, divisor): 50us is 50 / 1e6 (5e-05), not 50 * 1e-6 (4.9999999999999996e-05).
+_DURATION_FACTORS = {"us": (1, 1e6), "ms": (1, 1e3), "s": (1, 1), "m": (60, 1), "h": (3600, 1), None: (1, 1)}
 
 
 def parse_size(value: int | str) -> int:
@@ -47,7 +48,8 @@ def parse_duration(value: int | float | str) -> float:
     if not match:
         raise ValueError(f"{value!r} is not a duration; use a number and a unit: 500ms, 10s, 2m, 1h")
     number, unit = match.groups()
-    return float(number) * _DURATION_FACTORS[unit.lower() if unit else None]
+    multiplier, divisor = _DURATION_FACTORS[unit.lower() if unit else None]
+    return float(number) * multiplier / divisor
 
 
 def format_size(size: int) -> str:
