@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -269,15 +269,15 @@ def test_sigint_stops_cleanly_and_resume_completes(tmp_path: Path, bindfs: None)
     assert not _fuse_mounts_under(tmp_path)
 
 
-@pytest.mark.integration
-def test_second_sigint_abandons_the_current_run_and_unmounts(tmp_path: Path, bindfs: None) -> None:
-    path = _bindfs_scenario(tmp_path, "{name: long, rw: randread, bs: 4k, size: 8M, runtime: 30s, cache: warm}")
-    out = tmp_path / "results"
-    argv = [sys.executable, "-m", "bench", "run", str(path), "--out", str(out), "--workdir", str(tmp_path / "work")]
+def _ctrl_c_twice(scenario: Path, out: Path, tmp_path: Path,
+                  once_mounted: Callable[[], None]) -> tuple[subprocess.Popen, str, str, float]:
+    """`fusebench run` of `scenario` sent SIGINT twice, half a second apart, once it mounted and
+    `once_mounted` returned: the process, its stdout and stderr, when the first one went."""
+    argv = [sys.executable, "-m", "bench", "run", str(scenario), "--out", str(out), "--workdir", str(tmp_path / "work")]
     proc = subprocess.Popen(argv, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         _wait_for_a_mount(tmp_path)
-        time.sleep(1.0)  # inside the unmeasured warm pass
+        once_mounted()
         started = time.monotonic()
         proc.send_signal(signal.SIGINT)
         time.sleep(0.5)
@@ -287,6 +287,18 @@ def test_second_sigint_abandons_the_current_run_and_unmounts(tmp_path: Path, bin
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+    return proc, stdout, stderr, started
+
+
+@pytest.mark.integration
+def test_second_sigint_abandons_the_current_run_and_unmounts(tmp_path: Path, bindfs: None) -> None:
+    path = _bindfs_scenario(tmp_path, "{name: long, rw: randread, bs: 4k, size: 8M, runtime: 30s, cache: warm}")
+    out = tmp_path / "results"
+
+    def in_the_warm_pass() -> None:
+        time.sleep(1.0)  # inside the unmeasured warm pass
+
+    proc, stdout, stderr, started = _ctrl_c_twice(path, out, tmp_path, in_the_warm_pass)
     assert proc.returncode == 130, stdout + stderr
     assert time.monotonic() - started < 20, "the second Ctrl-C did not abandon the 2 x 30 s run"
     assert "Traceback" not in stderr
@@ -357,20 +369,11 @@ def test_sigint_during_a_uring_run_puts_the_parameter_back(tmp_path: Path, uring
     path = tmp_path / "s.yaml"
     path.write_text(scenario_text(targets=[URING], repeat=1, workloads=[
         "{name: long, rw: randread, bs: 4k, size: 8M, runtime: 30s, cache: warm}"]))
-    argv = [sys.executable, "-m", "bench", "run", str(path), "--out", str(tmp_path / "results"),
-            "--workdir", str(tmp_path / "work")]
-    proc = subprocess.Popen(argv, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        _wait_for_a_mount(tmp_path)
+
+    def mounted_with_uring_on() -> None:
         assert _fuse_mounts_under(tmp_path) and system.uring_parameter() == "Y"
-        proc.send_signal(signal.SIGINT)
-        time.sleep(0.5)
-        proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+
+    proc, stdout, stderr, _ = _ctrl_c_twice(path, tmp_path / "results", tmp_path, mounted_with_uring_on)
     assert proc.returncode == 130, stdout + stderr
     assert system.uring_parameter() == "N"
     assert not _fuse_mounts_under(tmp_path)

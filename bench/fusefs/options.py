@@ -149,8 +149,9 @@ def _options_class() -> type:
         return self.threads or os.cpu_count() or 1
 
     def summary(self) -> dict[str, Any]:
-        """The options as the stats file reports them (threads: the workers that serve)."""
-        return dict(dataclasses.asdict(self), threads=self.workers)
+        """The options as the stats file reports them (threads: the /dev/fuse workers that serve;
+        over io_uring the ring's queues are in the stats file's `ring`)."""
+        return dict(dataclasses.asdict(self), threads=self.workers if self.transport == "dev" else 1)
 
     namespace = {"passthrough": property(passthrough), "max_write": property(max_write),
                  "workers": property(workers), "summary": summary,

@@ -11,7 +11,7 @@ _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?b)?\s*$", re.IGNORECA
 GIB = 1 << 30
 _SIZE_FACTORS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": GIB, "t": 1 << 40, "p": 1 << 50}
 
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|ms|s|m|h)?\s*$", re.IGNORECASE)
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?(?:e[-+]?\d+)?)\s*(us|ms|s|m|h)?\s*$", re.IGNORECASE)
 # Seconds per unit as (multiplier, divisor): 50us is 50 / 1e6 (5e-05), not 50 * 1e-6 (4.9999999999999996e-05).
 _DURATION_FACTORS = {"us": (1, 1e6), "ms": (1, 1e3), "s": (1, 1), "m": (60, 1), "h": (3600, 1), None: (1, 1)}
 
