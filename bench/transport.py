@@ -5,10 +5,12 @@ A FUSE ring is an io_uring instance of the daemon (`/proc/PID/fd/N` links to
 `anon_inode:[io_uring]`); every request the kernel sends through it completes one command, so
 it advances the instance's `CqTail:` counter in `/proc/PID/fdinfo/N` (a u32 that wraps). The
 completions of every instance of the daemon and its descendants over the measured run, next to
-the requests the tracepoint counted, decide the transport (`judge`). The limits: the count
-cannot tell a FUSE ring from one the daemon uses for its own disk I/O, so a daemon using
-io_uring for both over /dev/fuse may pass for `uring`, and fewer completions than requests is
-`unknown`; an instance shared by two processes is counted twice.
+the requests the tracepoint counted, decide the transport (`judge`). An instance is known by
+its inode (fdinfo `ino:`), so the several fds one may have (a dup, Python's mmap keeps one,
+a child sharing it) count once. The limits: the count cannot tell a FUSE ring from one the
+daemon uses for its own disk I/O, so a daemon using io_uring for both over /dev/fuse may pass
+for `uring` (and a ring server's own I/O adds to its count), and fewer completions than
+requests is `unknown`.
 """
 
 from __future__ import annotations
@@ -30,14 +32,14 @@ NOT_ON_RING = frozenset({"FORGET", "BATCH_FORGET", "INTERRUPT"})
 URING_SHARE = 0.9
 U32 = 1 << 32
 
-RingTails = dict[str, int]  # "pid/fd" -> CqTail of that io_uring instance
+RingTails = dict[str, int]  # "ino N" (the instance's inode) -> CqTail of that io_uring instance
 
 
-def cq_tail(fdinfo: str) -> int | None:
-    """The `CqTail:` counter of an io_uring instance's fdinfo text, None when it has none."""
+def fdinfo_field(fdinfo: str, name: str) -> int | None:
+    """An integer field (`CqTail`, `ino`) of an fdinfo text, None when it has none."""
     for line in fdinfo.splitlines():
-        name, _, value = line.partition(":")
-        if name.strip() == "CqTail":
+        key, _, value = line.partition(":")
+        if key.strip() == name:
             return int(value)
     return None
 
@@ -62,7 +64,7 @@ def _descendants(pid: int, proc: Path) -> list[int]:
 
 
 def ring_tails(pid: int, *, proc: Path = PROC) -> RingTails | None:
-    """CqTail of every io_uring instance process `pid` and its descendants hold (empty: none);
+    """CqTail of every io_uring instance process `pid` and its descendants hold, once each (empty: none);
     None when `pid`'s fds cannot be read (it is gone, or this process may not look)."""
     tails: RingTails = {}
     for index, process in enumerate([pid, *_descendants(pid, proc)]):
@@ -76,18 +78,19 @@ def ring_tails(pid: int, *, proc: Path = PROC) -> RingTails | None:
             try:
                 if fd.readlink().name != IO_URING_LINK:
                     continue
-                tail = cq_tail((proc / str(process) / "fdinfo" / fd.name).read_text())
+                fdinfo = (proc / str(process) / "fdinfo" / fd.name).read_text()
             except OSError:
                 continue  # closed meanwhile
+            tail, inode = fdinfo_field(fdinfo, "CqTail"), fdinfo_field(fdinfo, "ino")
             if tail is not None:
-                tails[f"{process}/{fd.name}"] = tail
+                tails[f"ino {inode}" if inode is not None else f"fd {process}/{fd.name}"] = tail
     return tails
 
 
 def ring_completions(before: RingTails, after: RingTails) -> int:
     """Completions of the instances seen after, since before. An instance new since then counts
-    from 0, and so does one whose counter went back (its fd number reused by a new instance: a
-    delta of 2^31 or more is not a run's worth of completions); the u32 counters wrap."""
+    from 0, and so does one whose counter went back (its inode reused by a new instance: a delta
+    of 2^31 or more is not a run's worth of completions); the u32 counters wrap."""
     total = 0
     for key, tail in after.items():
         delta = (tail - before.get(key, 0)) % U32

@@ -17,7 +17,7 @@ from bench.transport import (
     U32,
     UNKNOWN,
     URING,
-    cq_tail,
+    fdinfo_field,
     judge,
     ring_completions,
     ring_tails,
@@ -59,18 +59,24 @@ def fake_proc(root: Path, pid: int, ppid: int, fds: dict[int, str | None]) -> No
         (root / str(pid) / "fdinfo" / str(fd)).write_text(fdinfo if fdinfo is not None else "pos:\t0\nflags:\t02\n")
 
 
-def test_cq_tail_is_read_from_fdinfo() -> None:
-    assert cq_tail(FDINFO) == 1236
-    assert cq_tail("pos:\t0\nflags:\t02\n") is None
+def instance(inode: int, tail: int) -> str:
+    """The fdinfo of the io_uring instance with inode `inode` and CqTail `tail`."""
+    return FDINFO.replace("ino:\t2077", f"ino:\t{inode}").replace("CqTail:\t1236", f"CqTail:\t{tail}")
 
 
-def test_rings_of_the_daemon_and_its_children_are_found_and_nothing_else(tmp_path: Path) -> None:
-    fake_proc(tmp_path, 100, 1, {3: None, 7: FDINFO})
-    fake_proc(tmp_path, 101, 100, {4: FDINFO.replace("CqTail:\t1236", "CqTail:\t9")})
-    fake_proc(tmp_path, 102, 101, {5: FDINFO.replace("CqTail:\t1236", "CqTail:\t1")})  # a grandchild
+def test_fields_are_read_from_fdinfo() -> None:
+    assert (fdinfo_field(FDINFO, "CqTail"), fdinfo_field(FDINFO, "ino")) == (1236, 2077)
+    assert fdinfo_field("pos:\t0\nflags:\t02\n", "CqTail") is None
+
+
+def test_rings_of_the_daemon_and_its_children_are_found_once_each_and_nothing_else(tmp_path: Path) -> None:
+    # fd 8 is a second fd of fd 7's instance (a dup: Python's mmap keeps one), 9 of a child's
+    fake_proc(tmp_path, 100, 1, {3: None, 7: FDINFO, 8: FDINFO, 9: instance(3000, 9)})
+    fake_proc(tmp_path, 101, 100, {4: instance(3000, 9)})
+    fake_proc(tmp_path, 102, 101, {5: instance(3001, 1)})  # a grandchild
     fake_proc(tmp_path, 200, 1, {5: FDINFO})  # another process
-    assert ring_tails(100, proc=tmp_path) == {"100/7": 1236, "101/4": 9, "102/5": 1}
-    assert ring_tails(200, proc=tmp_path) == {"200/5": 1236}
+    assert ring_tails(100, proc=tmp_path) == {"ino 2077": 1236, "ino 3000": 9, "ino 3001": 1}
+    assert ring_tails(200, proc=tmp_path) == {"ino 2077": 1236}
 
 
 def test_a_daemon_without_rings_has_none_and_a_gone_one_cannot_be_read(tmp_path: Path) -> None:
@@ -80,23 +86,23 @@ def test_a_daemon_without_rings_has_none_and_a_gone_one_cannot_be_read(tmp_path:
 
 
 def test_completions_count_new_rings_from_zero_and_wrap_at_32_bits() -> None:
-    assert ring_completions({"1/3": 10, "1/4": U32 - 5}, {"1/3": 25, "1/4": 3, "1/9": 7}) == 15 + 8 + 7
+    assert ring_completions({"ino 3": 10, "ino 4": U32 - 5}, {"ino 3": 25, "ino 4": 3, "ino 9": 7}) == 15 + 8 + 7
 
 
-def test_a_reused_fd_number_counts_its_new_ring_from_zero() -> None:
-    """Ring closed and another opened on the same fd: its counter starts again, it did not wrap."""
-    assert ring_completions({"1/3": 5000}, {"1/3": 40}) == 40
+def test_a_reused_inode_counts_its_new_ring_from_zero() -> None:
+    """Ring closed and another made with its inode number: its counter starts again, it did not wrap."""
+    assert ring_completions({"ino 3": 5000}, {"ino 3": 40}) == 40
 
 
 @pytest.mark.parametrize(("before", "after", "requests", "expected"), [
     ({}, {}, {"READ": 100}, (DEV, 0)),                                   # no io_uring instance at all
     ({}, {}, None, (DEV, 0)),                                            # ... whether counted or not
-    ({"1/3": 0}, {"1/3": 0}, {"READ": 100, "LOOKUP": 2}, (DEV, 0)),        # requests, and no ring moved
-    ({"1/3": 0}, {"1/3": 102}, {"READ": 100, "LOOKUP": 2}, (URING, 102)),  # a completion per request
-    ({"1/3": 0}, {"1/3": 95}, {"READ": 100, "FORGET": 50}, (URING, 95)),  # FORGET never goes through a ring
-    ({"1/3": 0}, {"1/3": 40}, {"READ": 100}, (UNKNOWN, 40)),               # rings busy with something else
-    ({"1/3": 0}, {"1/3": 500}, None, (UNKNOWN, 500)),                      # requests not counted
-    (None, {"1/3": 5}, {"READ": 1}, (UNKNOWN, None)),                      # the daemon could not be read
+    ({"ino 3": 0}, {"ino 3": 0}, {"READ": 100, "LOOKUP": 2}, (DEV, 0)),        # requests, and no ring moved
+    ({"ino 3": 0}, {"ino 3": 102}, {"READ": 100, "LOOKUP": 2}, (URING, 102)),  # a completion per request
+    ({"ino 3": 0}, {"ino 3": 95}, {"READ": 100, "FORGET": 50}, (URING, 95)),  # FORGET never goes through a ring
+    ({"ino 3": 0}, {"ino 3": 40}, {"READ": 100}, (UNKNOWN, 40)),               # rings busy with something else
+    ({"ino 3": 0}, {"ino 3": 500}, None, (UNKNOWN, 500)),                      # requests not counted
+    (None, {"ino 3": 5}, {"READ": 1}, (UNKNOWN, None)),                      # the daemon could not be read
 ])
 def test_the_transport_is_judged_from_the_rings_and_the_requests(before, after, requests, expected) -> None:
     assert judge(before, after, requests) == expected
