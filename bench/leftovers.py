@@ -88,23 +88,21 @@ def _me() -> ProcessId:
     return me
 
 
+def _entry(label: str, mountpoint: Path | None, processes: Sequence[ProcessId], settings: Mapping[str, str]) -> dict:
+    """A new entry owned by this process."""
+    return {"id": uuid.uuid4().hex, "label": label, "owner": list(_me()),
+            "mountpoint": canonical(mountpoint) if mountpoint else None, "connection": None,
+            "processes": [list(p) for p in processes], "settings": dict(settings), "time": time.time()}
+
+
 def register(label: str, *, mountpoint: Path | None = None, processes: Sequence[ProcessId] = (),
              settings: Mapping[str, str] | None = None) -> str:
     """Record a mount, started processes and/or changed settings (path -> the value to write
     back) owned by this process; returns the entry id."""
-    entry_id = uuid.uuid4().hex
+    entry = _entry(label, mountpoint, processes, settings or {})
     with _state() as current:
-        current.append({
-            "id": entry_id,
-            "label": label,
-            "owner": list(_me()),
-            "mountpoint": canonical(mountpoint) if mountpoint else None,
-            "connection": None,
-            "processes": [list(p) for p in processes],
-            "settings": dict(settings or {}),
-            "time": time.time(),
-        })
-    return entry_id
+        current.append(entry)
+    return entry["id"]
 
 
 def update(entry_id: str, *, connection: int | None = None, add_processes: Sequence[ProcessId] = ()) -> None:
@@ -136,8 +134,7 @@ def hold_setting(label: str, path: Path, value: str) -> Iterator[str]:
         original = holders[0]["settings"][key] if holders else path.read_text().strip()
         if path.read_text().strip() != value:
             path.write_text(f"{value}\n")
-        entry = {"id": uuid.uuid4().hex, "label": label, "owner": list(_me()), "mountpoint": None,
-                 "connection": None, "processes": [], "settings": {key: original}, "time": time.time()}
+        entry = _entry(label, None, (), {key: original})
         current.append(entry)
     try:
         yield original

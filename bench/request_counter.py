@@ -32,7 +32,8 @@ class RequestCounter:
         self._mounted = mounted
         self._make_tracer = tracer
         self._read_rings = rings
-        self._stats: tuple[dict[str, Any], dict[str, Any]] = ({}, {})  # the server's stats before, after
+        self._transport: str | None = None  # what the built-in server's stats say
+        self._ring: tuple[int | None, int | None] = (None, None)  # its ring's requests so far, before and after
         self._rings: tuple[RingTails | None, RingTails | None] = (None, None)  # an external daemon's, before, after
         self._before: dict[str, int] = {}
         self._after: dict[str, int] | None = None
@@ -48,7 +49,7 @@ class RequestCounter:
             if stats is not None:
                 self.source, self._before = SERVER, dict(stats.get("requests", {}))
                 self._backing = (_backing_totals(stats), {})
-                self._stats = (stats, {})
+                self._transport, self._ring = stats.get("transport"), (builtin_ring_requests(stats), None)
         elif self._make_tracer is not None:
             with contextlib.suppress(BenchError):  # counting is optional; the run is not
                 self._tracer = self._make_tracer(self._mounted.connection)
@@ -60,7 +61,7 @@ class RequestCounter:
         if self.source == SERVER:
             stats = self._mounted.read_stats(newer_than=time.time()) or {}
             self._before = dict(stats.get("requests", {}))
-            self._stats = (stats, {})
+            self._ring = (builtin_ring_requests(stats) if stats else None, None)
         elif self._tracer is not None:
             self._before = dict(self._tracer.counts())
         self._rings = (self._daemon_rings(), None)
@@ -78,7 +79,8 @@ class RequestCounter:
             # A failed run records no counts: do not wait for figures a stopped server never writes.
             stats = self._mounted.read_stats(newer_than=None if kind else time.time()) or {}
             self._after = dict(stats.get("requests", {}))
-            self._stats = (self._stats[0], stats)
+            self._ring = (self._ring[0], builtin_ring_requests(stats) if stats else None)
+            self._transport = stats.get("transport", self._transport)
             if self._backing is not None and stats:
                 self._backing = (self._backing[0], _backing_totals(stats))
         elif self._tracer is not None:
@@ -123,12 +125,11 @@ class RequestCounter:
         if self._mounted.stats_file is None:
             transport, ring = judge(*self._rings, self.deltas() if self.source == TRACEPOINT else None)
             return TransportFigures(transport=transport, ring_requests=ring)
-        before, after = self._stats
-        transport = (after or before).get("transport")
-        if transport not in (DEV, URING):
+        if self._transport not in (DEV, URING):
             return TransportFigures(transport=UNKNOWN)
-        ring = builtin_ring_requests(after) - builtin_ring_requests(before) if transport == URING and after and before else None
-        return TransportFigures(transport=transport, ring_requests=0 if transport == DEV else ring)
+        before, after = self._ring
+        ring = after - before if self._transport == URING and None not in (before, after) else None
+        return TransportFigures(transport=self._transport, ring_requests=0 if self._transport == DEV else ring)
 
     def records(self, run_id: str) -> list[RequestRecord]:
         """The requests.csv rows of the run."""

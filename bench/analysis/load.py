@@ -73,6 +73,7 @@ def load(results_dir: Path) -> Results:
     baseline = scenario.baseline_target() if scenario else (default_baseline(targets, target_types) if targets else None)
     fio_cells = [c for c in scenario.cells() if c.family == FIO and c.ioengine not in METADATA_ENGINES] \
         if scenario else []
+    used = transports(runs)
     return Results(
         folder=folder,
         manifest=manifest,
@@ -87,8 +88,8 @@ def load(results_dir: Path) -> Results:
         threshold=scenario.threshold if scenario else None,
         looks=manifest.auto.looks if manifest and manifest.auto else 1,
         windows={cell_key(c): c.runtime for c in fio_cells},
-        targets_described=_described(scenario, runs),
-        transports={target: kind for target, (kind, _) in transports(runs).items()},
+        targets_described=_described(scenario, used),
+        transports={target: kind for target, (kind, _) in used.items()},
     )
 
 
@@ -113,11 +114,11 @@ def transports(runs: pd.DataFrame) -> dict[str, tuple[str, str]]:
     return found
 
 
-def _described(scenario: Scenario | None, runs: pd.DataFrame) -> dict[str, str]:
-    """Each target in words: what it is, and the transport its runs went through."""
+def _described(scenario: Scenario | None, used: dict[str, tuple[str, str]]) -> dict[str, str]:
+    """Each target in words: what it is, and the transport its runs went through (`used`, as
+    transports() gives it)."""
     if scenario is None:
         return {}
-    used = transports(runs)
     return {t.name: describe_target(t) + (f"; transport as run: {used[t.name][1]}" if t.name in used else "")
             for t in scenario.targets}
 
