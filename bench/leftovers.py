@@ -1,15 +1,16 @@
 """The leftovers registry: what a run leaves behind if it is killed, and clearing it later.
 
-Every mount, started process and changed system setting is recorded in a state file (JSON,
-replaced atomically, guarded by flock) together with the run that made it (pid +
+Every mount, started process, changed system setting and cgroup made is recorded in a state
+file (JSON, replaced atomically, guarded by flock) together with the run that made it (pid +
 create_time). An entry whose run is gone was left by a crash; `clear_leftovers()` aborts and
-unmounts its mount, ends its processes and writes its settings back. A pid is only
-signalled when its create_time still matches, so a reused pid is never killed.
+unmounts its mount, ends its processes, removes its cgroup and writes its settings back. A pid
+is only signalled when its create_time still matches, so a reused pid is never killed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -88,18 +89,20 @@ def _me() -> ProcessId:
     return me
 
 
-def _entry(label: str, mountpoint: Path | None, processes: Sequence[ProcessId], settings: Mapping[str, str]) -> dict:
+def _entry(label: str, mountpoint: Path | None, processes: Sequence[ProcessId], settings: Mapping[str, str],
+           cgroup: Path | None = None) -> dict:
     """A new entry owned by this process."""
     return {"id": uuid.uuid4().hex, "label": label, "owner": list(_me()),
             "mountpoint": canonical(mountpoint) if mountpoint else None, "connection": None,
-            "processes": [list(p) for p in processes], "settings": dict(settings), "time": time.time()}
+            "processes": [list(p) for p in processes], "settings": dict(settings),
+            "cgroup": str(cgroup) if cgroup else None, "time": time.time()}
 
 
 def register(label: str, *, mountpoint: Path | None = None, processes: Sequence[ProcessId] = (),
-             settings: Mapping[str, str] | None = None) -> str:
-    """Record a mount, started processes and/or changed settings (path -> the value to write
-    back) owned by this process; returns the entry id."""
-    entry = _entry(label, mountpoint, processes, settings or {})
+             settings: Mapping[str, str] | None = None, cgroup: Path | None = None) -> str:
+    """Record a mount, started processes, changed settings (path -> the value to write back)
+    and/or a cgroup directory made by this process; returns the entry id."""
+    entry = _entry(label, mountpoint, processes, settings or {}, cgroup)
     with _state() as current:
         current.append(entry)
     return entry["id"]
@@ -145,6 +148,29 @@ def hold_setting(label: str, path: Path, value: str) -> Iterator[str]:
                 path.write_text(f"{original}\n")
 
 
+def remove_cgroup(path: Path, timeout: float = 2.0) -> None:
+    """Remove a cgroup directory (gone already is fine), moving the processes still in it to its
+    parent first; OSError when it cannot be removed within `timeout`."""
+    deadline = time.monotonic() + timeout
+    while path.is_dir():
+        try:
+            pids = (path / "cgroup.procs").read_text().split()
+        except FileNotFoundError:
+            pids = []
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):  # it exited meanwhile
+                (path.parent / "cgroup.procs").write_text(f"{pid}\n")
+        try:
+            os.rmdir(path)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            # EBUSY: a process moved out or exiting is still counted for a moment
+            if exc.errno != errno.EBUSY or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 def unregister(entry_id: str) -> None:
     """Forget an entry after a clean unmount, stop or restore."""
     with _state() as current:
@@ -174,6 +200,10 @@ def _clear_entry(entry: dict, timeout: float, held: set[str]) -> list[str]:
     for proc in alive:
         if end_process(proc, timeout):
             messages.append(f"ended leftover process {proc.pid} ({entry['label']}) from pid {owner}")
+    cgroup = entry.get("cgroup")
+    if cgroup and os.path.isdir(cgroup):
+        remove_cgroup(Path(cgroup), timeout)
+        messages.append(f"removed leftover cgroup {cgroup} ({entry['label']}) from pid {owner}")
     for path, value in entry.get("settings", {}).items():
         if path in held:  # a running process holds it too: the last one out writes it back
             messages.append(f"left {path} as it is ({entry['label']}) from pid {owner}: a running fusebench holds it")
@@ -184,7 +214,7 @@ def _clear_entry(entry: dict, timeout: float, held: set[str]) -> list[str]:
 
 
 def clear_leftovers(timeout: float = 5.0) -> list[str]:
-    """Abort, unmount, end and restore what runs that no longer exist left behind; returns what was done."""
+    """Abort, unmount, end, remove and restore what runs that no longer exist left behind; returns what was done."""
     with _state() as current:
         orphaned = [entry for entry in current if live_process(ProcessId(*entry["owner"])) is None]
         held = {path for entry in current if entry not in orphaned for path in entry.get("settings", {})}

@@ -87,6 +87,41 @@ def test_settings_are_written_back_after_the_mounts_and_processes_of_the_same_cr
         sleeper.wait()
 
 
+def test_a_cgroup_of_a_dead_run_is_removed(tmp_path: Path) -> None:
+    cgroup = tmp_path / "fusebench-1-1"
+    cgroup.mkdir()
+    gone = tmp_path / "fusebench-1-2"  # removed by its run, which was killed before unregistering it
+    script = (f"from pathlib import Path; from bench import leftovers; "
+              f"leftovers.register('memcg', cgroup=Path({str(cgroup)!r})); "
+              f"leftovers.register('memcg', cgroup=Path({str(gone)!r}))")
+    assert python(script).wait(30) == 0
+    assert [entry["cgroup"] for entry in leftovers.entries()] == [str(cgroup), str(gone)]
+    messages = leftovers.clear_leftovers()
+    assert len(messages) == 1 and messages[0].startswith(f"removed leftover cgroup {cgroup} (memcg) from pid ")
+    assert not cgroup.exists() and leftovers.entries() == []
+
+
+def test_remove_cgroup_moves_the_processes_left_to_the_parent_first(tmp_path: Path, monkeypatch) -> None:
+    cgroup = tmp_path / "child"
+    cgroup.mkdir()
+    (cgroup / "cgroup.procs").write_text("4242\n")
+    moved = []
+    real_rmdir = os.rmdir
+
+    def rmdir(path) -> None:  # a cgroup directory goes away with its files, once no process is in it
+        assert moved == ["4242\n"]
+        (Path(path) / "cgroup.procs").unlink()
+        real_rmdir(path)
+
+    real_write = Path.write_text
+    monkeypatch.setattr(Path, "write_text", lambda self, text: moved.append(text) if self == tmp_path / "cgroup.procs"
+                        else real_write(self, text))
+    monkeypatch.setattr(leftovers.os, "rmdir", rmdir)
+    leftovers.remove_cgroup(cgroup)
+    assert not cgroup.exists()
+    leftovers.remove_cgroup(cgroup)  # gone already: fine
+
+
 def test_entries_of_a_live_run_are_left_alone(tmp_path: Path) -> None:
     leftovers.register("mine", mountpoint=tmp_path / "mnt")
     assert leftovers.clear_leftovers() == []
