@@ -130,6 +130,36 @@ def check_uring(host: Host) -> Check:
     return Check(name, OK, f"read 1 MiB, the server's ring answered {ring} requests")
 
 
+def check_backing_views(host: Host) -> Check:
+    """Mount the built-in server in passthrough mode, hold a file open through it, and report which
+    kernel views of its backing file exist: fusectl's `backing_files` of the connection, backing
+    fields in the daemon's /dev/fuse fdinfo or in the open file's fdinfo (proposed upstream in
+    2025; none on 6.18). Informational: the default scenario does not need them."""
+    name = "kernel views of backing files"
+    fix = ("informational: without them hidden backing files are only seen in the bfilp slab and the "
+           "server's stats; a kernel with fusectl backing_files lets fd_pressure count them")
+    target = PassthroughTarget(name="doctor-views", type="passthrough")
+    reason = host.target_unavailable_reason(target)
+    if reason:
+        return Check(name, WARN, f"not checked: {reason}", fix)
+    try:
+        views = host.probe_backing_views(target)
+    except (BenchError, OSError) as exc:
+        return Check(name, WARN, f"the built-in server failed: {exc}", "see `fusebench mount --help`")
+    fusectl = (f"fusectl has {', '.join(views.fusectl) or 'nothing'} "
+               f"({'backing_files' if 'backing_files' in views.fusectl else 'no backing_files'})")
+    backing = [f"{where} fdinfo has {', '.join(field for field in fields if 'backing' in field)}"
+               for where, fields in (("/dev/fuse", views.daemon_fdinfo), ("the open file's", views.file_fdinfo))
+               if any("backing" in field for field in fields)]
+    if "backing_files" in views.fusectl or backing:
+        return Check(name, OK, "; ".join([fusectl, *backing]))
+    others = [f"{where} {', '.join(extra)}" for where, fields in (("/dev/fuse", views.daemon_fdinfo),
+                                                                 ("file", views.file_fdinfo))
+              if (extra := [field for field in fields if field not in system.USUAL_FDINFO])]
+    other = f" (other fields: {'; '.join(others)})" if others else ""
+    return Check(name, WARN, f"none on this kernel: {fusectl}; fdinfo has no backing fields{other}", fix)
+
+
 def check_nofile(host: Host) -> Check:
     """An RLIMIT_NOFILE large enough for big fd-pressure steps."""
     soft, hard = host.nofile_limits()
@@ -180,6 +210,7 @@ CHECKS: tuple[Callable[[Host], Check], ...] = (
     check_passthrough_config,
     check_passthrough_live,
     check_uring,
+    check_backing_views,
     check_nofile,
     check_drop_caches,
     check_bindfs,

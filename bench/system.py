@@ -7,6 +7,7 @@ import os
 import platform
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -21,6 +22,9 @@ MEMINFO = Path("/proc/meminfo")
 FILE_NR = Path("/proc/sys/fs/file-nr")
 SLABINFO = Path("/proc/slabinfo")
 BACKING_FILE_SLAB = "bfilp"  # the kernel's internal struct backing_file (passthrough)
+FUSECTL = Path("/sys/fs/fuse/connections")
+# What every fdinfo shows (fuse_connection: that of /dev/fuse); anything else is a view of more.
+USUAL_FDINFO = frozenset({"pos", "flags", "mnt_id", "ino", "fuse_connection"})
 
 
 def is_root() -> bool:
@@ -122,6 +126,48 @@ def slab_active_objects(name: str) -> tuple[int, int] | None:
         if fields and fields[0] == name:
             return int(fields[1]), int(fields[3])
     return None
+
+
+def backing_files_view(connection: int, fusectl: Path = FUSECTL) -> int | None:
+    """How many backing files the kernel lists for a FUSE connection in fusectl's
+    `<connection>/backing_files` (one a line; proposed upstream in 2025), or None when this
+    kernel has no such file (or fusectl is not mounted, or the connection is gone)."""
+    try:
+        text = (fusectl / str(connection) / "backing_files").read_text()
+    except OSError:
+        return None
+    return sum(1 for line in text.splitlines() if line.strip())
+
+
+def fdinfo(pid: int | str, fd: int) -> dict[str, str]:
+    """The fields of /proc/PID/fdinfo/FD (name -> value; continuation lines such as `lock:` are
+    kept under their own name). OSError when the fd or process is gone."""
+    fields: dict[str, str] = {}
+    for line in Path(f"/proc/{pid}/fdinfo/{fd}").read_text().splitlines():
+        name, colon, value = line.partition(":")
+        if colon:
+            fields.setdefault(name.strip(), value.strip())
+    return fields
+
+
+def fuse_device_fds(pid: int) -> list[int]:
+    """The fds of process `pid` open on /dev/fuse (a FUSE daemon's connections)."""
+    fds = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/{pid}/fd/{fd}") == "/dev/fuse":
+                fds.append(int(fd))
+    return sorted(fds)
+
+
+@dataclass(frozen=True)
+class BackingViews:
+    """What the kernel shows of a FUSE connection's backing files while one is open through it."""
+
+    connection: int | None
+    fusectl: tuple[str, ...]  # the entries of fusectl's directory of the connection
+    daemon_fdinfo: tuple[str, ...]  # the field names of the daemon's /dev/fuse fdinfo
+    file_fdinfo: tuple[str, ...]  # the field names of the client's fdinfo of the open passthrough file
 
 
 def cpu_model() -> str:

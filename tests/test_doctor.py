@@ -12,6 +12,7 @@ from fake_host import FakeHost
 from bench.doctor import CHECKS, MISSING, OK, WARN, run_doctor
 from bench.fusefs import mounts
 from bench.host import Host
+from bench.system import BackingViews
 from bench.targets import TargetError
 
 NAMES = (
@@ -22,12 +23,18 @@ NAMES = (
     "CONFIG_FUSE_PASSTHROUGH",
     "passthrough works",
     "io_uring transport works",
+    "kernel views of backing files",
     "RLIMIT_NOFILE",
     "drop_caches",
     "bindfs",
     "catalog programs",
     "request tracepoint",
 )
+
+
+FUSECTL = ("abort", "congestion_threshold", "max_background", "waiting")  # Linux 6.18
+DEVICE_FDINFO = ("pos", "flags", "mnt_id", "ino", "fuse_connection")
+FILE_FDINFO = ("pos", "flags", "mnt_id", "ino")
 
 
 class Machine(FakeHost):
@@ -37,7 +44,8 @@ class Machine(FakeHost):
         super().__init__()
         self.facts = dict(root=True, cap=True, fio="/usr/bin/fio", fio_version="fio-3.33", dev_fuse=True,
                           kernel=(6, 18), config="y", uring="N", uring_refused=None, ring_served=4, nofile=(1024, 1048576), bindfs="/usr/bin/bindfs",
-                          missing_commands=(), tracing=None, unavailable=None, reads_seen=0)
+                          missing_commands=(), tracing=None, unavailable=None, reads_seen=0,
+                          fusectl=FUSECTL + ("backing_files",), daemon_fdinfo=DEVICE_FDINFO, file_fdinfo=FILE_FDINFO)
         self.facts.update(facts)
         self.enable_uring, self.uring_refused = self.facts["uring"], self.facts["uring_refused"]
 
@@ -85,6 +93,12 @@ class Machine(FakeHost):
         return size, {"requests": {"OPEN": 1, "READ": self.facts["reads_seen"]}}
 
 
+    def probe_backing_views(self, target) -> BackingViews:
+        # What a kernel shows of the connection while the probe file is open through it.
+        return BackingViews(connection=42, fusectl=self.facts["fusectl"], daemon_fdinfo=self.facts["daemon_fdinfo"],
+                            file_fdinfo=self.facts["file_fdinfo"])
+
+
 def verdicts(host: Machine) -> dict[str, str]:
     return {check.name: check.status for check in (check_fn(host) for check_fn in CHECKS)}
 
@@ -112,6 +126,7 @@ def test_a_machine_with_everything_passes() -> None:
     ({"uring_refused": "writing Y: Permission denied (needs root)"}, "io_uring transport works", WARN,
      "fail here with that reason"),
     ({"ring_served": 0}, "io_uring transport works", WARN, "see the server log"),
+    ({"fusectl": FUSECTL}, "kernel views of backing files", WARN, "informational"),
     ({"nofile": (1024, 4096)}, "RLIMIT_NOFILE", WARN, "ulimit -Hn 65536"),
     ({"root": False}, "drop_caches", MISSING, "run as root"),
     ({"bindfs": None}, "bindfs", WARN, "apt-get install bindfs"),
@@ -145,9 +160,32 @@ def test_the_report_has_one_line_per_check_and_a_fix_under_what_is_missing() -> 
     host = Machine(fio=None, bindfs=None)
     assert run_doctor(host) == 2
     statuses = [line.split(None, 1)[0] for line in host.said if not line.startswith(" ")]
-    assert statuses[:-1] == [MISSING, OK, OK, OK, OK, OK, OK, OK, OK, WARN, OK, OK]
+    assert statuses[:-1] == [MISSING, OK, OK, OK, OK, OK, OK, OK, OK, OK, WARN, OK, OK]
     assert host.said[1].strip() == "fix: apt-get install fio (or `make setup`)"
     assert host.said[-1] == "1 thing(s) the default scenario needs are missing (exit 2)"
+
+
+def backing_check(**facts):
+    return next(check_fn(Machine(**facts)) for check_fn in CHECKS if check_fn.__name__ == "check_backing_views")
+
+
+def test_the_backing_views_check_says_which_views_the_kernel_has() -> None:
+    none = backing_check(fusectl=FUSECTL)
+    assert (none.status, none.detail) == (WARN, "none on this kernel: fusectl has abort, congestion_threshold, "
+                                                "max_background, waiting (no backing_files); fdinfo has no backing fields")
+    fusectl = backing_check()
+    assert (fusectl.status, fusectl.fix) == (OK, "")
+    assert fusectl.detail == ("fusectl has abort, congestion_threshold, max_background, waiting, backing_files "
+                              "(backing_files)")
+    fdinfo = backing_check(fusectl=FUSECTL, daemon_fdinfo=DEVICE_FDINFO + ("backing_files",),
+                           file_fdinfo=FILE_FDINFO + ("backing_id",))
+    assert fdinfo.status == OK
+    assert fdinfo.detail.endswith("(no backing_files); /dev/fuse fdinfo has backing_files; "
+                                  "the open file's fdinfo has backing_id")
+    unchecked = backing_check(unavailable="FUSE targets need root")
+    assert (unchecked.status, unchecked.detail) == (WARN, "not checked: FUSE targets need root")
+    other = backing_check(fusectl=FUSECTL, file_fdinfo=FILE_FDINFO + ("lock",))
+    assert other.status == WARN and other.detail.endswith("no backing fields (other fields: file lock)")
 
 
 @pytest.mark.integration

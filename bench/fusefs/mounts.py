@@ -165,6 +165,18 @@ def _control(connection: int, name: str, value: str | None = None) -> str | None
             return None
 
 
+def connection_files(connection: int) -> list[str]:
+    """The names in fusectl's directory of `connection` (mounting fusectl if needed), [] when the
+    connection no longer exists. Raises OSError when not root or fusectl cannot be mounted."""
+    if os.geteuid() != 0:
+        raise OSError(errno.EPERM, f"the fusectl directory of FUSE connection {connection} needs root")
+    with _fusectl() as fusectl:
+        try:
+            return sorted(os.listdir(fusectl / str(connection)))
+        except FileNotFoundError:
+            return []
+
+
 def abort_connection(connection: int) -> bool:
     """Abort a FUSE connection: every waiting request fails and the daemon is cut off.
 
