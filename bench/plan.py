@@ -104,9 +104,9 @@ def estimate_s(plan: Plan, runs: list[PlannedRun] | None = None) -> float:
 
 
 def fd_pressure_steps(scenario: Scenario) -> int:
-    """Number of fd-pressure steps (targets x open_files), each on a fresh mount."""
+    """Number of fd-pressure steps (targets x open_files x release), each on a fresh mount."""
     plan = scenario.fd_pressure
-    return len(plan.targets) * len(plan.open_files) if plan else 0
+    return len(plan.steps()) if plan else 0
 
 
 def describe_plan(plan: Plan, scenario: Scenario, commands: Sequence[str] = ()) -> list[str]:

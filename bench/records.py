@@ -25,8 +25,9 @@ from bench.vocabulary import FAMILIES, FIO, PATTERNS
 # 2: requests.csv, fd-pressure snapshots and client reports. 3: workload families (runs.csv's
 # kind and work columns, at the end; opens/). 4: the environment, commands.csv, device counters.
 # 5: fio's bandwidth, IOPS and latency logs (fio_logs/). 6: the FUSE transport (runs.csv's
-# transport and ring_requests, at the end; the manifest's enable_uring).
-FORMAT_VERSION = 6
+# transport and ring_requests, at the end; the manifest's enable_uring). 7: fd pressure at scale
+# (fd_pressure.csv's clients, release, idle, slab and limit columns; more snapshot phases).
+FORMAT_VERSION = 7
 
 # Statuses of a run (runs.csv `status`), an fd-pressure step, and of a whole results folder.
 STATUS_OK, STATUS_FAILED, STATUS_UNAVAILABLE = "ok", "failed", "unavailable"
@@ -329,34 +330,65 @@ class CommandRecord(Record):
 
 
 class FdPressureRecord(Record):
-    """One row of fd_pressure.csv: one fd-pressure step (a target, a fresh mount, N opens)."""
+    """One row of fd_pressure.csv: one fd-pressure step (a target, a fresh mount, N opens held by
+    the clients, closed, then what stays released)."""
 
     target: str = column("target name", REQUIRED)
     target_type: str | None = column("target type")
     fd_policy: str | None = column("the target's fd policy (passthrough)")
     daemon_nofile: int | None = column("the daemon's RLIMIT_NOFILE as applied")
-    open_files: int = column("N the client tried to open", REQUIRED)
+    open_files: int = column("N the clients tried to open", REQUIRED)
     opened: int | None = column("how many opens succeeded")
     failed: int | None = column("how many opens failed")
     errno: str | None = column("the first error")
     daemon_fds_before: int | None = column("daemon fds before the opens")
     daemon_fds_delta: int | None = column("growth of the daemon's fds while the files are held")
-    client_fds_delta: int | None = column("growth of the client's fds")
-    file_nr_delta: int | None = column("growth of allocated files system-wide")
+    client_fds_delta: int | None = column("growth of the clients' fds, all clients together")
+    file_nr_delta: int | None = column("growth of allocated files system-wide (file-nr, what fs.file-max limits)")
     hidden_files: int | None = column("files allocated but in no process's fd table: file_nr - daemon - client deltas")
-    backing_file_objects: int | None = column("growth of the kernel's `bfilp` slab (struct backing_file)")
+    backing_file_objects: int | None = column("growth of the kernel's `bfilp` slab (struct backing_file): in no "
+                                              "fd table and not in file-nr")
     backing_ids: int | None = column("growth of the built-in server's registered backing ids")
     open_p50_us: float | None = column("open latency through the mount, median, microseconds")
     open_p99_us: float | None = column("open latency through the mount, 99th percentile, microseconds")
     opens_per_s: float | None = column("open attempts per second over the whole open phase")
     daemon_rss_delta_kib: int | None = column("daemon memory growth, KiB")
-    kernel_bytes_per_file: float | None = column("backing-file slab bytes per opened file")
-    close_s: float | None = column("time to close all files")
-    returned_to_baseline: bool | None = column("whether every count came back after closing")
+    kernel_bytes_per_file: float | None = column("slab_bytes per opened file")
+    close_s: float | None = column("time to close all files (the slowest client)")
+    returned_to_baseline: bool | None = column("whether every count came back after the release")
     baseline_detail: str | None = column("what did not come back, and notes")
     status: Status = column("`ok`, `failed` or `unavailable` (as in runs.csv)", REQUIRED)
     error: str | None = column("why, when status is not `ok`")
     file_nr_noise: int | None = column("spread of file-nr while nothing of ours changed: other activity on the host")
+    release: str | None = column("how what stays after the close was released: `drop_caches`, "
+                                 "`memory_pressure` or `unmount`")
+    clients: int | None = column("client processes the N opens were spread over")
+    visible_fds: int | None = column("files in some process's fd table, what lsof lists: daemon plus clients deltas")
+    kernel_listed: int | None = column("backing files the kernel itself lists for the connection (a fusectl "
+                                       "`backing_files` file); empty where the kernel has no such view")
+    file_objects: int | None = column("growth of the `filp` slab (struct file)")
+    dentry_objects: int | None = column("growth of the `dentry` slab (FUSE and backing dentries)")
+    fuse_inode_objects: int | None = column("growth of the `fuse_inode` slab")
+    backing_inode_objects: int | None = column("growth of the backing file system's inode slab")
+    backing_inode_slab: str | None = column("that slab's name (e.g. `ext4_inode_cache`)")
+    slab_bytes: int | None = column("growth of the slabs above together (objects x object size), bytes")
+    meminfo_slab_kib: int | None = column("growth of `Slab` in /proc/meminfo (all slab memory), KiB")
+    meminfo_sunreclaim_kib: int | None = column("growth of `SUnreclaim` in /proc/meminfo, KiB")
+    file_nr_held: int | None = column("allocated files system-wide while the files are held")
+    file_max: int | None = column("fs.file-max: the system-wide limit on allocated files (file-nr)")
+    nr_open: int | None = column("fs.nr_open: the ceiling of any process's RLIMIT_NOFILE")
+    idle_ids: int | None = column("backing ids still registered after every client closed its files and exited")
+    idle_hidden_files: int | None = column("files still allocated then, in no fd table: file-nr growth over the "
+                                           "baseline minus the daemon's fd growth")
+    idle_backing_file_objects: int | None = column("`bfilp` objects still allocated then")
+    idle_slab_bytes: int | None = column("slab bytes (as slab_bytes) still allocated then")
+    closed_ids: int | None = column("backing ids the server closed between the opens and the release: at each "
+                                    "last close (`close`, `keep`) or by its cache_size LRU (`cache`)")
+    release_s: float | None = column("time from the release until the idle backing ids were gone (for `unmount`: "
+                                     "until the unmount returned)")
+
+
+SNAPSHOT_PHASES = ("premount", "baseline", "before", "held", "idle", "released", "after")
 
 
 class SnapshotRecord(Record):
@@ -365,16 +397,27 @@ class SnapshotRecord(Record):
     target: str = column("target name", REQUIRED)
     fd_policy: str | None = column("the target's fd policy (passthrough)")
     open_files: int = column("N of the step", REQUIRED)
-    phase: Literal["baseline", "before", "held", "after"] = column(
-        "`baseline` (fresh mount), `before` (client started), `held` (N files open), `after` (closed, settled)",
-        REQUIRED)
+    phase: Literal[SNAPSHOT_PHASES] = column(
+        "`premount` (caches dropped, not mounted), `baseline` (fresh mount), `before` (clients started), "
+        "`held` (N files open), `idle` (closed, clients gone, nothing dropped), `released` (after the "
+        "release), `after` (settled)", REQUIRED)
     file_nr: int = column("allocated files system-wide", REQUIRED)
     daemon_fds: int | None = column("the daemon's fds")
     daemon_rss_kib: int | None = column("the daemon's resident memory, KiB")
-    client_fds: int | None = column("the client's fds")
+    client_fds: int | None = column("the clients' fds, all clients together")
     bfilp_active: int | None = column("active objects of the `bfilp` slab")
     bfilp_objsize: int | None = column("object size of the `bfilp` slab, bytes")
     backing_ids: int | None = column("live backing ids of the built-in server")
+    release: str | None = column("the step's release (as in fd_pressure.csv)")
+    backing_closes: int | None = column("backing ids the built-in server has closed since it started")
+    kernel_listed: int | None = column("backing files the kernel lists for the connection (where it can)")
+    filp_active: int | None = column("active objects of the `filp` slab")
+    dentry_active: int | None = column("active objects of the `dentry` slab")
+    fuse_inode_active: int | None = column("active objects of the `fuse_inode` slab")
+    backing_inode_active: int | None = column("active objects of the backing file system's inode slab")
+    slab_bytes: int | None = column("those five slabs' objects x object size, bytes")
+    meminfo_slab_kib: int | None = column("`Slab` of /proc/meminfo, KiB")
+    meminfo_sunreclaim_kib: int | None = column("`SUnreclaim` of /proc/meminfo, KiB")
 
 
 # ---------------------------------------------------------------- manifest.json
@@ -435,10 +478,11 @@ class Manifest(BaseModel):
 
     model_config = ConfigDict(extra="ignore", validate_assignment=True)
 
-    format_version: int = Field(FORMAT_VERSION, description="version of this layout (1 to 6; 2 added "
+    format_version: int = Field(FORMAT_VERSION, description="version of this layout (1 to 7; 2 added "
                                 "requests.csv and fd_pressure_snapshots.csv, 3 the workload families' columns "
                                 "and opens/, 4 the environment, targets, commands.csv and the device columns, 5 "
-                                "fio's logs in fio_logs/, 6 the transport columns and `enable_uring`)")
+                                "fio's logs in fio_logs/, 6 the transport columns and `enable_uring`, 7 fd pressure at "
+                                "scale: clients, release, idle and kernel-memory columns)")
     scenario: str = Field(description="scenario name")
     scenario_hash: str = Field(description="a hash of the scenario text (`--resume` checks it)")
     seed: int = Field(description="seed of the target order")

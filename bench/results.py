@@ -167,9 +167,9 @@ class ResultsWriter:
     def append_fd_pressure(self, record: FdPressureRecord, snapshots: Sequence[SnapshotRecord] = (),
                            client: Mapping[str, Any] | None = None) -> None:
         """Append one fd-pressure step and what it was derived from: the readings, and the
-        client's report (kept verbatim, like fio's output)."""
+        clients' report (kept verbatim, like fio's output)."""
         if client is not None:
-            path = fd_client_path(self.folder, record.target, record.open_files)
+            path = fd_client_path(self.folder, record.target, record.open_files, record.release)
             path.parent.mkdir(exist_ok=True)
             atomic_write(path, json.dumps(client) + "\n")
         self._append(FD_SNAPSHOTS, SnapshotRecord.columns(), [snapshot.row() for snapshot in snapshots])
@@ -239,9 +239,11 @@ def fio_logs_prefix(folder: Path, run_id: str) -> Path:
     return folder / FIO_LOGS_DIR / run_id
 
 
-def fd_client_path(folder: Path, target: str, open_files: int) -> Path:
-    """Where the client's report of an fd-pressure step is kept."""
-    return folder / FD_CLIENT_DIR / f"{target}--n{open_files}.json"
+def fd_client_path(folder: Path, target: str, open_files: int, release: str | None = None) -> Path:
+    """Where the clients' report of an fd-pressure step is kept (format 6 and earlier: no release,
+    which was always drop_caches)."""
+    suffix = f"--{release}" if release and release != "drop_caches" else ""
+    return folder / FD_CLIENT_DIR / f"{target}--n{open_files}{suffix}.json"
 
 
 # ---------------------------------------------------------------- reading
@@ -408,9 +410,9 @@ class ResultsFolder:
         """fd_pressure_snapshots.csv, or None (format 1 folders, or no fd pressure)."""
         return self._frame(FD_SNAPSHOTS, SnapshotRecord)
 
-    def fd_client_report(self, target: str, open_files: int) -> dict[str, Any] | None:
-        """The client's report of an fd-pressure step (format 2), or None when not kept."""
-        path = fd_client_path(self.path, target, open_files)
+    def fd_client_report(self, target: str, open_files: int, release: str | None = None) -> dict[str, Any] | None:
+        """The clients' report of an fd-pressure step (format 2), or None when not kept."""
+        path = fd_client_path(self.path, target, open_files, release)
         try:
             return json.loads(path.read_text())
         except FileNotFoundError:

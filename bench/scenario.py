@@ -435,13 +435,53 @@ def swept_value_text(name: str, value: Any) -> str:
 # ---------------------------------------------------------------- fd pressure
 
 
+# How the files that stay after an fd-pressure step's close are released (one step per entry).
+RELEASES = ("drop_caches", "memory_pressure", "unmount")
+MAX_CLIENTS = 1000
+MAX_OPEN_FILES = 10_000_000
+
+
+OpenFiles = list[Annotated[int, Field(ge=1, le=MAX_OPEN_FILES)]]
+Releases = list[Literal[RELEASES]]
+
+
+class FdTarget(Strict):
+    """An fd-pressure target with steps of its own (an entry of fd_pressure.targets)."""
+
+    name: Name = key(..., "a target defined above")
+    open_files: OpenFiles | None = key(None, "its own list of N", shown="fd_pressure's", min_length=1)
+    release: Releases | None = key(None, "its own release methods", shown="fd_pressure's", min_length=1)
+
+
 class FdPressure(Strict):
     """Open N files through each listed target and account for every fd."""
 
-    targets: list[Name] = key(..., "names of targets defined above", min_length=1)
-    open_files: list[Annotated[int, Field(ge=1, le=1_000_000)]] = key(..., "list of N (1 to 1,000,000)", min_length=1)
+    targets: list[Name | FdTarget] = key(..., "targets defined above: names, or `{name, open_files, release}` for "
+                                         "steps of its own", min_length=1)
+    open_files: OpenFiles = key(..., f"list of N (1 to {MAX_OPEN_FILES:,})", min_length=1)
     daemon_nofile: int = key(4096, "the daemon's RLIMIT_NOFILE", ge=16)
-    client_nofile: int | None = key(None, "the client's RLIMIT_NOFILE", shown="the hard limit", ge=16)
+    client_nofile: int | None = key(None, "each client's RLIMIT_NOFILE", shown="the hard limit", ge=16)
+    clients: Annotated[int, Field(ge=1, le=MAX_CLIENTS)] | Literal["auto"] = key(
+        "auto", f"client processes the N opens are spread over (1-{MAX_CLIENTS}), or `auto`: as many as their "
+        "RLIMIT_NOFILE needs")
+    release: Releases = key(
+        ["drop_caches"], "after the close, how what stays (idle cached backing ids) is released, one step per "
+        "entry: `drop_caches` (the kernel forgets the inodes), `memory_pressure` (the clients' memory cgroup is "
+        "reclaimed) or `unmount`", min_length=1, shown="`[drop_caches]`")
+
+    def target_names(self) -> list[str]:
+        """The listed targets' names, in order."""
+        return [entry if isinstance(entry, str) else entry.name for entry in self.targets]
+
+    def steps(self) -> list[tuple[str, int, str]]:
+        """Every step as (target name, N, release), in the order they run."""
+        steps = []
+        for entry in self.targets:
+            mine = entry if isinstance(entry, FdTarget) else None
+            for count in (mine and mine.open_files) or self.open_files:
+                for release in (mine and mine.release) or self.release:
+                    steps.append((entry if mine is None else mine.name, count, release))
+        return steps
 
 
 # ---------------------------------------------------------------- scenario
@@ -521,7 +561,7 @@ class Scenario(Strict):
             raise LocatedError(("baseline",), f"baseline names target {self.baseline!r}, which is not defined"
                                f"{_did_you_mean(self.baseline, names)}")
         if self.fd_pressure:
-            for index, name in enumerate(self.fd_pressure.targets):
+            for index, name in enumerate(self.fd_pressure.target_names()):
                 if name not in names:
                     raise LocatedError(
                         ("fd_pressure", "targets", index),

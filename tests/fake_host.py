@@ -268,18 +268,18 @@ class FakeHost(Host):
         return FakeMonitor(run_id)
 
     def fd_pressure(self, scenario, source, workdir, write, stop) -> list[FdPressureRecord]:
-        """One step per target and N, each written with its readings and client report."""
+        """One step per target, N and release, each written with its readings and client report."""
         self.events.append("fd pressure")
         records = []
-        for name in scenario.fd_pressure.targets:
-            for count in scenario.fd_pressure.open_files:
-                if stop.requested:
-                    return records
-                record = FdPressureRecord(target=name, open_files=count, opened=count, failed=0, status="ok")
-                readings = [SnapshotRecord(target=name, open_files=count, phase=phase, file_nr=1000 + held)
-                            for phase, held in (("baseline", 0), ("before", 0), ("held", count), ("after", 0))]
-                write(record, readings, {"opened": count, "open_ns": [1000] * count, "wall_s": 0.01})
-                records.append(record)
+        for name, count, release in scenario.fd_pressure.steps():
+            if stop.requested:
+                return records
+            record = FdPressureRecord(target=name, release=release, open_files=count, opened=count, failed=0,
+                                      status="ok")
+            readings = [SnapshotRecord(target=name, open_files=count, phase=phase, file_nr=1000 + held)
+                        for phase, held in (("baseline", 0), ("before", 0), ("held", count), ("after", 0))]
+            write(record, readings, {"opened": count, "open_ns": [1000] * count, "wall_s": 0.01})
+            records.append(record)
         return records
 
 

@@ -89,9 +89,11 @@ def test_runs_csv_columns_extend_those_of_format_1_at_the_end() -> None:
     with open(V1 / RUNS, newline="") as handle:
         first = next(csv.reader(handle))
     assert list(RUN_COLUMNS[: len(first)]) == first and len(RUN_COLUMNS) > len(first)
-    for name, record in ((SAMPLES, SampleRecord), (FD_PRESSURE, FdPressureRecord)):
-        with open(V1 / name, newline="") as handle:
-            assert next(csv.reader(handle)) == list(record.columns()), name
+    with open(V1 / SAMPLES, newline="") as handle:
+        assert next(csv.reader(handle)) == list(SampleRecord.columns())
+    with open(V1 / FD_PRESSURE, newline="") as handle:
+        first = next(csv.reader(handle))
+    assert list(FdPressureRecord.columns()[: len(first)]) == first  # format 7 added columns at the end
 
 
 def test_manifest_is_replaced_atomically_with_the_derived_cell_status(tmp_path: Path) -> None:

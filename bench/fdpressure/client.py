@@ -1,6 +1,7 @@
-"""The fd-pressure client: `python -m bench.fdpressure.client DIR N NOFILE` opens N known files
-of DIR one by one, holds them, and closes them, driven over stdin/stdout. It only opens known
-paths: it never lists the mount or scans fd tables.
+"""The fd-pressure client: `python -m bench.fdpressure.client DIR START COUNT NOFILE` opens COUNT
+known files of DIR, from the START-th on, one by one, holds them, and closes them, driven over
+stdin/stdout. It only opens known paths: it never lists the mount or scans fd tables. A step
+runs as many clients as their RLIMIT_NOFILE needs, each with its own range of files.
 
 Protocol (one JSON line per message): client {"ready"}; parent "open"; client {"opened",
 "failed", "errno", "open_ns", "wall_s"} while holding the files; parent "close"; client
@@ -20,8 +21,8 @@ from pathlib import Path
 from bench.smallfiles import file_name
 
 
-def main(directory: Path, count: int, nofile: int) -> int:
-    """Open `count` files one by one, hold them, close them (protocol above)."""
+def main(directory: Path, start: int, count: int, nofile: int) -> int:
+    """Open `count` files from the `start`-th one by one, hold them, close them (protocol above)."""
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, hard))
     out = sys.stdout
@@ -37,7 +38,7 @@ def main(directory: Path, count: int, nofile: int) -> int:
     open_ns: list[int] = []
     first_error = None
     started = time.perf_counter()
-    for index in range(count):
+    for index in range(start, start + count):
         path = directory / file_name(index)
         t0 = time.perf_counter_ns()
         try:
@@ -47,7 +48,9 @@ def main(directory: Path, count: int, nofile: int) -> int:
             continue
         elapsed = time.perf_counter_ns() - t0
         try:
-            os.read(fd, 1)  # proves the open file works (in passthrough, the read goes to the backing file)
+            # Proves the open file works: in passthrough the read (end of file: the files are
+            # empty) goes to the backing file.
+            os.read(fd, 1)
         except OSError as exc:
             os.close(fd)
             first_error = first_error or f"{errno.errorcode.get(exc.errno, str(exc.errno))} (read)"
@@ -71,6 +74,6 @@ def main(directory: Path, count: int, nofile: int) -> int:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 4:
-        sys.exit("usage: python -m bench.fdpressure.client DIR COUNT NOFILE")
-    sys.exit(main(Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])))
+    if len(sys.argv) != 5:
+        sys.exit("usage: python -m bench.fdpressure.client DIR START COUNT NOFILE")
+    sys.exit(main(Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])))
