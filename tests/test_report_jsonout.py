@@ -14,6 +14,7 @@ import jsonschema
 import numpy as np
 import pandas as pd
 import pytest
+from fd_pressure_folder import fd_pressure_folder
 from fio_log_folder import with_logs
 from sweep_folder import sweep_folder
 from test_analysis import _families_folder
@@ -58,6 +59,7 @@ FOLDERS = {
     "sweeps": lambda tmp: sweep_folder(tmp / "sweeps"),
     "fio-logs": lambda tmp: with_logs(BASIC, tmp / "logs"),
     "device": lambda tmp: with_device_counts(tmp / "device"),
+    "fd-scale": lambda tmp: fd_pressure_folder(tmp / "fd-scale"),
 }
 
 

@@ -17,8 +17,12 @@ Statistics used (docs in the report's "Method" section say the same):
   an outlier; it stays in the statistics.
 - Latency percentiles come from fio json+ clat bins summed over repetitions and jobs.
 - CPU efficiency pools the runs: sum of CPU seconds / sum of GiB (or of 1,000 I/Os).
+- fd pressure: kernel memory (and slab objects) per open file is the ordinary least-squares
+  slope against the files opened, per configuration over its ok steps, with r2 and, from 3
+  points, a 95% t-interval of the slope (n - 2 degrees of freedom).
 
-Modules: `load` (the folder as frames), `statistics`, `metrics` (what is derived),
+Modules: `load` (the folder as frames), `statistics`, `metrics` (what is derived), `fdmemory`
+(fd pressure at scale: kernel memory per open file as slopes, the figures to quote),
 `findings` (what the reader must be told), `compare` (other folders against a base one), `sweeps` (swept workloads as curves),
 `timeline` (representative runs over time, from fio's logs).
 """
@@ -29,6 +33,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from bench.analysis.fdmemory import fd_figures, fd_memory, fd_releases
 from bench.analysis.findings import Finding, count_by_kind, findings_of
 from bench.analysis.load import SECTIONS, Results, environment, load, primary_metric
 from bench.analysis.metrics import (
@@ -78,6 +83,9 @@ class Analysis:
     verdicts: pd.DataFrame      # per section: cells where passthrough is faster, unchanged, slower than plain
     fd_steps: pd.DataFrame      # fd-pressure steps that were measured (status ok), with `config`
     fd_limits: pd.DataFrame     # per fd-pressure configuration: first N that failed, and how
+    fd_memory: pd.DataFrame     # per fd-pressure configuration x quantity: slope per 1,000 files opened (fdmemory)
+    fd_figures: pd.DataFrame    # per fd-pressure configuration: the figures a reader would quote
+    fd_releases: pd.DataFrame   # per fd-pressure configuration x release method: its time at the largest N
     sweeps: pd.DataFrame        # swept workloads: curve point (workload, panel, x) x target -> stats of its metric
     sweep_runs: pd.DataFrame    # every good run at its curve point, with its outlier mark
     timeline: pd.DataFrame      # representative fio runs: primary metric over time from fio's logs (timeline.COLUMNS)
@@ -129,7 +137,10 @@ def analyse(results: Results, settings: Settings | None = None) -> Analysis:
         disk=device_traffic(used, order),
         verdicts=passthrough_verdicts(summary_frame),
         fd_steps=(steps := fd_steps(results.fd_pressure)),
-        fd_limits=fd_limits(steps),
+        fd_limits=(limits := fd_limits(steps)),
+        fd_memory=(memory := fd_memory(steps, settings.confidence)),
+        fd_figures=fd_figures(steps, memory, limits),
+        fd_releases=fd_releases(steps),
         sweeps=sweep_points,
         sweep_runs=sweep_runs,
         timeline=timeline,

@@ -224,13 +224,16 @@ def fd_config_label(target: Any, policy: Any) -> str:
 
 
 def fd_steps(frame: pd.DataFrame | None) -> pd.DataFrame:
-    """The measured fd-pressure steps (a failed or unavailable step has no figures), labelled by config."""
+    """The measured fd-pressure steps (a failed or unavailable step has no figures), labelled by
+    config, configurations in the order they ran (the scenario's), then by N."""
     if frame is None or frame.empty or not {"target", "open_files"} <= set(frame):
         return pd.DataFrame(columns=["config", "target", "open_files"])
-    steps = frame[frame["status"] == STATUS_OK]
-    policy = steps["fd_policy"] if "fd_policy" in steps else pd.Series(pd.NA, index=steps.index)
-    return steps.assign(config=[fd_config_label(t, p) for t, p in zip(steps["target"], policy)],
-                        failed=numeric(steps, "failed").fillna(0)).sort_values(["config", "open_files"], kind="stable")
+    policy = frame["fd_policy"] if "fd_policy" in frame else pd.Series(pd.NA, index=frame.index)
+    config = pd.Series([fd_config_label(t, p) for t, p in zip(frame["target"], policy)], index=frame.index)
+    rank = {label: i for i, label in enumerate(dict.fromkeys(config))}  # the order they ran in: the scenario's
+    steps = frame.assign(config=config, failed=numeric(frame, "failed").fillna(0), _rank=config.map(rank))
+    steps = steps[steps["status"] == STATUS_OK]
+    return steps.sort_values(["_rank", "open_files"], kind="stable").drop(columns="_rank")
 
 
 FD_LIMIT_COLUMNS = ["config", "daemon_nofile", "max_ok", "first_failed_n", "failed", "errno"]

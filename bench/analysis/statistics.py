@@ -198,3 +198,40 @@ def verdict_tally(ratios: np.ndarray, verdicts: list[str]) -> tuple[float, dict[
     ratios = np.asarray(ratios, dtype=float)
     mean = float(np.exp(np.log(ratios).mean())) if len(ratios) else np.nan
     return mean, {verdict: sum(1 for v in verdicts if v == verdict) for verdict in VERDICTS}
+
+
+@dataclass(frozen=True)
+class LinearFit:
+    """y = intercept + slope * x by ordinary least squares, with r2 and the slope's interval."""
+
+    slope: float
+    intercept: float
+    r2: float         # 1 - residual / total sum of squares (nan when y does not vary)
+    n: int            # points fitted
+    slope_low: float  # the slope's t-interval with n - 2 degrees of freedom (nan below 3 points)
+    slope_high: float
+
+
+def linear_fit(x: np.ndarray, y: np.ndarray, confidence: float = 0.95) -> LinearFit | None:
+    """The least-squares line through the points whose x and y are both finite; None when fewer
+    than 2 such points or x does not vary. The slope's interval (from 3 points): slope +-
+    t(n - 2) x its standard error; a perfect fit has a zero-width interval."""
+    _check_confidence(confidence)
+    x, y = np.asarray(x, dtype=float).ravel(), np.asarray(y, dtype=float).ravel()
+    keep = np.isfinite(x) & np.isfinite(y)
+    x, y = x[keep], y[keep]
+    n = len(x)
+    if n < 2 or np.ptp(x) == 0:
+        return None
+    dx = x - x.mean()
+    sxx = float(dx @ dx)
+    slope = float(dx @ (y - y.mean())) / sxx
+    intercept = float(y.mean() - slope * x.mean())
+    residual = y - (intercept + slope * x)
+    sse, sst = float(residual @ residual), float((y - y.mean()) @ (y - y.mean()))
+    r2 = 1.0 - sse / sst if sst > 0 else np.nan
+    low = high = np.nan
+    if n >= 3:
+        half = float(special.stdtrit(n - 2, 0.5 + confidence / 2)) * float(np.sqrt(sse / (n - 2) / sxx))
+        low, high = slope - half, slope + half
+    return LinearFit(slope, intercept, r2, n, low, high)

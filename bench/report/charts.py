@@ -310,6 +310,7 @@ def fd_pressure(frame: pd.DataFrame) -> str | None:
     (`frame`: analysis.fd_steps)."""
     if frame.empty:
         return None
+    frame = frame.copy()
     opened = pd.to_numeric(frame.get("opened"), errors="coerce").replace(0, np.nan)
     frame["rss_per_file"] = pd.to_numeric(frame.get("daemon_rss_delta_kib"), errors="coerce") * 1024 / opened
     panels = [
@@ -333,6 +334,66 @@ def fd_pressure(frame: pd.DataFrame) -> str | None:
         ax.set_title(title, fontsize=8)
         ax.set_xlabel("N files opened")
     axes[0].legend(fontsize=6, frameon=False)
+    return to_svg(fig)
+
+
+# Who can see the open files, per configuration (colour, label): counts against N.
+FD_VIEWS = {"visible_fds": ("#2b6cb0", "visible fds (lsof)"), "hidden_files": ("#c05621", "hidden files"),
+            "backing_file_objects": ("#805ad5", "bfilp objects"), "idle_ids": ("#2f855a", "idle ids after close")}
+# Kernel memory against N, MiB: (column, factor to bytes, colour, label).
+FD_MEMORY_LINES = (("slab_bytes", 1, "#2b6cb0", "tracked slabs"), ("meminfo_slab_kib", 1024, "#d9822b", "meminfo Slab"),
+                   ("idle_slab_bytes", 1, "#2f855a", "still cached after close"))
+
+
+def _positive(frame: pd.DataFrame, column: str, factor: float = 1.0) -> pd.Series:
+    """The median of `column` x factor at each N (releases of one N pooled), positive values only:
+    what a log axis can show (growth can be zero or negative)."""
+    values = pd.to_numeric(frame[column], errors="coerce") * factor if column in frame else None
+    if values is None:
+        return pd.Series(dtype="float64")
+    by_n = values.groupby(pd.to_numeric(frame["open_files"], errors="coerce")).median()
+    return by_n[by_n > 0]
+
+
+def fd_views(frame: pd.DataFrame) -> str | None:
+    """One panel per configuration (`frame`: analysis.fd_steps): visible fds, hidden files, bfilp
+    objects and idle backing ids against N; below it, kernel slab memory in MiB. Log axes; zero
+    and negative points are left out. None when the folder has neither view (before format 7)."""
+    if frame.empty or not any(column in frame and frame[column].notna().any()
+                              for column in ("visible_fds", "slab_bytes", "meminfo_slab_kib")):
+        return None
+    configs = list(dict.fromkeys(frame["config"]))[:MAX_PANELS // 2]
+    fig, axes = plt.subplots(2, len(configs), figsize=(2.6 * len(configs), 4.4), squeeze=False)
+    fig.subplots_adjust(hspace=0.45, wspace=0.35)
+    for index, config in enumerate(configs):
+        mine = frame[frame["config"] == config]
+        top, bottom = axes[0][index], axes[1][index]
+        for column, (colour, label) in FD_VIEWS.items():
+            points = _positive(mine, column)
+            if not points.empty:
+                top.plot(points.index, points.to_numpy(), color=colour, marker="o", markersize=3, linewidth=1, label=label)
+        for column, factor, colour, label in FD_MEMORY_LINES:
+            points = _positive(mine, column, factor / (1 << 20))
+            if not points.empty:
+                bottom.plot(points.index, points.to_numpy(), color=colour, marker="o", markersize=3, linewidth=1,
+                            label=label)
+        top.set_title(config, fontsize=8)
+        top.set_ylabel("files" if index == 0 else "")
+        bottom.set_ylabel("kernel memory (MiB)" if index == 0 else "")
+        bottom.set_xlabel("N files opened")
+        for ax in (top, bottom):
+            ax.set_xscale("log")
+            ax.xaxis.set_minor_locator(NullLocator())
+            if ax.lines:
+                ax.set_yscale("log")
+                ax.yaxis.set_minor_locator(NullLocator())
+            else:
+                ax.text(0.5, 0.5, "nothing above zero", transform=ax.transAxes, ha="center", va="center", fontsize=7)
+    for row in axes:
+        labelled = next((ax for ax in row if ax.lines), None)
+        if labelled is not None:
+            handles = {line.get_label(): line for ax in row for line in ax.lines}
+            labelled.legend(list(handles.values()), list(handles), fontsize=6, frameon=False)
     return to_svg(fig)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from itertools import groupby
 
 import jinja2
+import numpy as np
 import pandas as pd
 
 from bench.analysis import (
@@ -20,6 +21,7 @@ from bench.analysis.compare import COMPARED_METRICS, PRIMARY, Comparison
 from bench.analysis.load import ENVIRONMENT_BLOCK
 from bench.analysis.statistics import EQUIVALENT, FASTER, SLOWER, UNDECIDED
 from bench.report import charts
+from bench.report.fdrows import fd_sentences, fd_view_notes, format_bytes
 from bench.report.rows import (
     SUMMARY_HEADER,
     auto_line,
@@ -46,9 +48,17 @@ TEMPLATES = jinja2.Environment(  # the report package's templates, for every HTM
     lstrip_blocks=True,
     undefined=jinja2.StrictUndefined,
 )
-FD_COLUMNS = ("status", "open_files", "opened", "failed", "errno", "daemon_fds_delta", "client_fds_delta", "file_nr_delta",
-              "hidden_files", "backing_file_objects", "open_p50_us", "open_p99_us", "kernel_bytes_per_file",
-              "daemon_rss_delta_kib")
+FD_COLUMNS = ("status", "release", "clients", "open_files", "opened", "failed", "errno", "daemon_fds_delta",
+              "client_fds_delta", "visible_fds", "file_nr_delta", "hidden_files", "backing_file_objects", "kernel_listed",
+              "open_p50_us", "open_p99_us", "opens_per_s", "file_objects", "dentry_objects", "fuse_inode_objects",
+              "backing_inode_objects", "slab_bytes", "kernel_bytes_per_file", "meminfo_slab_kib", "meminfo_sunreclaim_kib",
+              "file_nr_held", "file_max", "daemon_rss_delta_kib", "close_s", "idle_ids", "idle_hidden_files",
+              "idle_backing_file_objects", "idle_slab_bytes", "closed_ids", "release_s", "returned_to_baseline")
+# fd_memory's quantities as the page names them.
+FD_QUANTITY_LABELS = {"slab_bytes": "tracked slabs", "meminfo_slab": "meminfo Slab", "meminfo_sunreclaim":
+                      "meminfo SUnreclaim", "file_objects": "filp objects", "backing_file_objects": "bfilp objects",
+                      "dentry_objects": "dentry objects", "fuse_inode_objects": "fuse_inode objects",
+                      "backing_inode_objects": "backing inode objects", "idle_slab_bytes": "slab still cached after close"}
 
 
 # How the headline colours a verdict (undecided and no comparison stay plain).
@@ -58,6 +68,8 @@ VERDICT_CLASSES = {FASTER: "better", SLOWER: "worse", EQUIVALENT: "same", UNDECI
 def _cell(value) -> str:
     if isinstance(value, str):
         return value
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
     return "" if pd.isna(value) else format_number(float(value))
 
 
@@ -79,11 +91,23 @@ def _fd_table(analysis: Analysis) -> tuple[list[str], list[list[str]]]:
     frame = analysis.results.fd_pressure
     if frame is None or frame.empty:
         return [], []
-    columns = [c for c in FD_COLUMNS if c in frame]
+    columns = [c for c in FD_COLUMNS if c in frame and frame[c].notna().any()]  # older folders lack some
     policy = frame["fd_policy"] if "fd_policy" in frame else [None] * len(frame)
     labels = [fd_config_label(t, p) for t, p in zip(frame["target"], policy)]
     rows = [[label, *(_cell(v) for v in values)] for label, values in zip(labels, frame[columns].itertuples(index=False))]
     return ["configuration", *columns], rows
+
+
+def _fd_memory_rows(analysis: Analysis) -> list[list[str]]:
+    """Per configuration and quantity: the slope per 1,000 files opened, its interval, intercept, r2, points."""
+    rows = []
+    for row in analysis.fd_memory.itertuples():
+        bytes_ = row.unit == "bytes"
+        show = format_bytes if bytes_ else (lambda v: format_number(v) if pd.notna(v) else "")
+        interval = f"[{show(row.slope_low)}, {show(row.slope_high)}]" if pd.notna(row.slope_low) else ""
+        rows.append([row.config, FD_QUANTITY_LABELS.get(row.quantity, row.quantity), show(row.slope_per_1000), interval,
+                     show(row.intercept), "" if pd.isna(row.r2) else f"{row.r2:.3f}", str(row.n)])
+    return rows
 
 
 def _secondary_table(analysis: Analysis) -> tuple[list[str], list[list[str]]]:
@@ -157,6 +181,7 @@ def render_report(analysis: Analysis) -> str:
             "cpu": charts.cpu_per_gib(analysis),
             "timeseries": charts.time_series(analysis),
             "fd": charts.fd_pressure(analysis.fd_steps),
+            "fd_views": charts.fd_views(analysis.fd_steps),
         },
         latency_cap=f" First {charts.MAX_PANELS} of {latency_cells} workloads shown." if latency_cells > charts.MAX_PANELS else "",
         absolute_cap=f" First {charts.MAX_PANELS} of {measured} workloads shown." if measured > charts.MAX_PANELS else "",
@@ -180,6 +205,9 @@ def render_report(analysis: Analysis) -> str:
         other_rows=other_rows,
         fd_header=fd_header,
         fd_rows=fd_rows,
+        fd_sentences=fd_sentences(analysis),
+        fd_notes=fd_view_notes(analysis.fd_steps),
+        fd_memory_rows=_fd_memory_rows(analysis),
         environment=_environment(analysis),
     )
 

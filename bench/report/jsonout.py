@@ -33,6 +33,13 @@ from bench.analysis.compare import (
     Comparison,
 )
 from bench.analysis.compare import SUMMARY_COLUMNS as COMPARE_SUMMARY_COLUMNS
+from bench.analysis.fdmemory import (
+    FD_FIGURE_COLUMNS,
+    FD_MEMORY_COLUMNS,
+    FD_MEMORY_QUANTITIES,
+    FD_MEMORY_UNITS,
+    FD_RELEASE_COLUMNS,
+)
 from bench.analysis.load import METRIC_UNITS, MIXED_TRANSPORT
 from bench.analysis.metrics import (
     CPU_COLUMNS,
@@ -55,7 +62,7 @@ from bench.transport import TRANSPORTS
 FORMAT = "fusebench-report"
 COMPARE_FORMAT = "fusebench-compare"
 # Changes whenever a document's shape does (a key added, removed or changing meaning).
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 3: fd_memory, fd_figures, fd_releases
 SCHEMA_PATH = Path(__file__).with_name("schema") / "report.schema.json"
 COMPARE_SCHEMA_PATH = SCHEMA_PATH.with_name("compare.schema.json")
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -114,6 +121,11 @@ TABLES = {
     "timeline": Table(lambda a: a.timeline, TIMELINE_COLUMNS),
     "fd_steps": Table(lambda a: a.fd_steps, ["config", *FdPressureRecord.columns()], dtypes(FdPressureRecord)),
     "fd_limits": Table(lambda a: a.fd_limits, FD_LIMIT_COLUMNS),
+    "fd_memory": Table(lambda a: a.fd_memory, FD_MEMORY_COLUMNS, overrides={
+        "quantity": {"enum": list(FD_MEMORY_QUANTITIES)}, "unit": {"enum": list(FD_MEMORY_UNITS)}}),
+    "fd_figures": Table(lambda a: a.fd_figures, FD_FIGURE_COLUMNS),
+    "fd_releases": Table(lambda a: a.fd_releases, FD_RELEASE_COLUMNS, {
+        column: dtype for column, dtype in dtypes(FdPressureRecord).items() if column in FD_RELEASE_COLUMNS}),
     "runs": Table(lambda a: a.results.runs, ["run_id", "cell", "target", "repetition", "status", "metric", "value",
                                              "outlier"], dtypes(*RUN_SECTIONS)),
 }

@@ -14,6 +14,7 @@ import pandas as pd
 from bench.analysis import CPU_PARTS, Analysis, count_by_kind, environment
 from bench.analysis.compare import Comparison
 from bench.analysis.load import ENVIRONMENT_BLOCK
+from bench.report.fdrows import fd_sentences, fd_view_notes, releases_in, step_tables
 from bench.report.rows import (
     SUMMARY_HEADER,
     ascii_only,
@@ -109,9 +110,10 @@ def _table(columns: list[tuple[str, str]], rows: list[Row]) -> list[str]:
     return lines
 
 
-def _wrap(text: str, indent: str = "") -> list[str]:
-    return textwrap.wrap(text, _width.get(), initial_indent=indent,
-                         subsequent_indent=" " * len(indent) + "  ") or [""]
+def _wrap(text: str, indent: str = "", hyphens: bool = True) -> list[str]:
+    """`text` wrapped at the width, its further lines indented 2 more; `hyphens`: may break after one."""
+    return textwrap.wrap(text, _width.get(), initial_indent=indent, subsequent_indent=" " * len(indent) + "  ",
+                         break_on_hyphens=hyphens) or [""]
 
 
 def _fit(name: str, width: int) -> str:
@@ -244,36 +246,43 @@ def cpu_table(analysis: Analysis) -> list[str]:
          ("s/1k op", ">")], rows)
 
 
-def _signed(value) -> str:
-    return "" if pd.isna(value) else f"{int(value):+d}"
-
-
 def fd_pressure_table(analysis: Analysis) -> list[str]:
-    """Per configuration and N: what opened, what failed, and who holds the open files."""
+    """Per configuration: the figures to quote in a sentence, then per step who can see the
+    files while they are held and what stays after the close, and notes on who can see them."""
     steps = analysis.fd_steps
     nofile = sorted({int(n) for n in steps["daemon_nofile"].dropna()}) if "daemon_nofile" in steps else []
     limit = f" (daemon RLIMIT_NOFILE {', '.join(map(str, nofile))})" if nofile else ""
-    lines = _wrap(f"fd pressure{limit}: N files opened through the mount and held; fds and files "
-                  "counted while held")
-    rows: list[Row] = [
-        [step.config, str(int(step.open_files)), str(int(step.opened)), str(int(step.failed)),
-         step.errno if isinstance(step.errno, str) else "", _signed(step.daemon_fds_delta), _signed(step.hidden_files),
-         _signed(step.backing_file_objects), format_number(step.open_p50_us)]
-        for step in steps.itertuples()]
-    lines += _table([("", "<"), ("N", ">"), ("opened", ">"), ("failed", ">"), ("errno", "<"), ("dmn fds", ">"),
-                     ("hidden", ">"), ("bfilp", ">"), ("p50 us", ">")], rows)
-    lines += _wrap("dmn fds: the daemon's own fds; hidden: open files no process holds (registered backing "
-                   "files whose daemon fd is closed); bfilp: the kernel's internal backing files (in no fd "
-                   "table, not even in file-nr).")
-    for row in analysis.fd_limits.itertuples():
-        if row.errno:
-            lines += _wrap(f"{row.config}: opens fail from N={int(row.first_failed_n)} ({row.errno})", "- ")
-    passthrough = steps[steps["target_type"] == "passthrough"] if "target_type" in steps else steps.iloc[:0]
-    per_file = passthrough["kernel_bytes_per_file"].dropna() if "kernel_bytes_per_file" in steps else []
-    if len(per_file) and per_file.max() > 0:
-        lines += _wrap(f"- kernel memory per passthrough open file: {format_number(per_file.max())} bytes "
-                       "(bfilp slab)")
+    releases = releases_in(steps)
+    lines = _wrap(f"fd pressure{limit}: N files opened through the mount and held, then closed"
+                  + (f" and released by {', '.join(releases)}" if releases else ""))
+    for text in fd_sentences(analysis):
+        lines += _wrap(text, "- ", hyphens=False)
+    held, after = step_tables(steps)
+    lines += [""] + _wrap("While held (counts are growth over the fresh mount):") + _table(held.columns, _step_rows(held))
+    legend = {"clients": "clients: client processes", "visible": "visible: files in some fd table (what lsof lists)",
+              "dmn fds": "dmn fds: the daemon's own fds",
+              "hidden": "hidden: open files no process holds (in file-nr)",
+              "bfilp": "bfilp: the kernel's backing files (in no fd table, not in file-nr)",
+              "listed": "listed: what the kernel lists for the connection",
+              "B/file": "B/file: kernel slab bytes per open file"}
+    titles = [title for title, _ in held.columns]
+    lines += _wrap("; ".join(text for key, text in legend.items() if key in titles) + ".")
+    if after is not None:
+        lines += [""] + _wrap("After the close, before the release (idle ids: backing ids still registered; B/file: "
+                              "slab bytes per file still cached; closed: ids the server closed; release s: time "
+                              "to release; back: every count came back):")
+        lines += _table(after.columns, _step_rows(after))
+    for text in fd_view_notes(steps):
+        lines += _wrap(text, "- ", hyphens=False)
     return lines
+
+
+def _step_rows(table) -> list[Row]:
+    rows: list[Row] = []
+    for config, mine in table.groups:
+        rows.append(Group(config))
+        rows += mine
+    return rows
 
 
 def render_report(analysis: Analysis, width: int = WIDTH) -> str:

@@ -1,0 +1,223 @@
+"""fd pressure in words and table rows, shared by the text and HTML reports: the figures a reader
+would quote per configuration (analysis.fd_figures, fd_releases), who can see the open files,
+and the per-step tables (format 7 columns where the folder has them, else the older ones)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from bench.analysis import Analysis
+from bench.report.rows import format_number
+
+# fs.file-max at or above this is the kernel's "no limit" (LONG_MAX on 64-bit).
+UNLIMITED_FILE_MAX = 2**62
+
+
+def known(value) -> bool:
+    """Whether `value` is a number (not None, NA or NaN)."""
+    return value is not None and value is not pd.NA and not (isinstance(value, float) and math.isnan(value))
+
+
+def format_count(value) -> str:
+    """A count with thousands separators ('1,000,000'); '-' when unknown."""
+    return f"{int(round(float(value))):,}" if known(value) else "-"
+
+
+def three_figures(value) -> str:
+    """A large figure to 3 significant digits with separators ('362,000'); small ones as format_number."""
+    if not known(value):
+        return "-"
+    value = float(value)
+    if abs(value) < 1000:
+        return format_number(value)
+    digits = int(math.floor(math.log10(abs(value)))) - 2
+    return f"{int(round(value / 10**digits) * 10**digits):,}"
+
+
+def format_bytes(value) -> str:
+    """Bytes in B, KiB, MiB or GiB with 3 significant digits ('480 B', '2.93 KiB', '1.02 MiB')."""
+    if not known(value):
+        return "-"
+    value = float(value)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(value) < 1024 or unit == "GiB":
+            break
+        value /= 1024
+    if unit == "B":
+        return f"{value:.0f} B"
+    return f"{value:.3g} {unit}" if abs(value) < 1000 else f"{value:.0f} {unit}"
+
+
+def _signed(value) -> str:
+    return f"{int(value):+d}" if known(value) else ""
+
+
+def _plain(value) -> str:
+    return str(int(value)) if known(value) else ""
+
+
+def has(frame: pd.DataFrame, column: str) -> bool:
+    """Whether the frame has the column with a value in some row (older folders: empty)."""
+    return column in frame and frame[column].notna().any()
+
+
+def fd_sentences(analysis: Analysis) -> list[str]:
+    """Per configuration, one sentence of what to quote: files held, kernel memory per file and
+    files per GiB (the slope's r2), open latency at the largest N held, what stays after the
+    close and how long each release method took."""
+    releases = analysis.fd_releases
+    lines = []
+    for fig in analysis.fd_figures.itertuples():
+        parts = [_held(fig)]
+        per_file = fig.slab_bytes_per_file
+        if known(per_file):
+            if per_file > 0:
+                fit = f", r2 {fig.slab_r2:.2f}" if known(fig.slab_r2) else f", at N={format_count(fig.at_n)}, no fit"
+                parts.append(f"{format_bytes(per_file)} of slab per open file ({format_bytes(per_file * 1000)} per "
+                             f"1,000{fit}) = {three_figures(fig.files_per_gib)} files per GiB")
+            else:
+                parts.append("no slab growth with the files held")
+        if known(fig.meminfo_bytes_per_file) and fig.meminfo_bytes_per_file > 0:
+            parts.append(f"meminfo Slab {format_bytes(fig.meminfo_bytes_per_file)} per file = "
+                         f"{three_figures(fig.files_per_gib_meminfo)} per GiB")
+        if known(fig.at_n) and known(fig.open_p50_us):
+            speed = f", {three_figures(fig.opens_per_s)} opens/s" if known(fig.opens_per_s) else ""
+            parts.append(f"open p50 {format_number(fig.open_p50_us)} us, p99 {format_number(fig.open_p99_us)} us"
+                         f"{speed} at N={format_count(fig.at_n)}")
+        idle = _idle(fig)
+        if idle:
+            parts.append(idle)
+        mine = releases[releases["config"] == fig.config]
+        if not mine.empty:
+            parts.append(_released(mine, fig.at_n))
+        lines.append(f"{fig.config}: " + "; ".join(part for part in parts if part))
+    return lines
+
+
+def _held(fig) -> str:
+    failing = f"opens fail from N={format_count(fig.first_failed_n)}" + (f" ({fig.errno})" if fig.errno else "") \
+        if known(fig.first_failed_n) else ""
+    if known(fig.max_held):
+        return f"{format_count(fig.max_held)} files held" + (f", {failing}" if failing else "")
+    return f"no N held without a failed open; {failing}" if failing else ""
+
+
+def _idle(fig) -> str:
+    """What stays after the close at the largest N held (empty for folders without the idle columns)."""
+    counts = {"backing ids": fig.idle_ids, "hidden files": fig.idle_hidden_files,
+              "bfilp objects": fig.idle_backing_file_objects}
+    if not any(known(value) for value in counts.values()):
+        return ""
+    staying = [f"{format_count(value)} {what}" for what, value in counts.items() if known(value) and value > 0]
+    text = f"after close {', '.join(staying)} stay" if staying else "nothing stays open after close"
+    if known(fig.idle_bytes_per_file):
+        text += f" ({format_bytes(fig.idle_bytes_per_file)} of slab per file still cached)"
+    if known(fig.closed_ids) and fig.closed_ids > 0 and known(fig.idle_ids) and fig.idle_ids > 0:
+        text += f"; the cache evicted {format_count(fig.closed_ids)} ids"
+    return text
+
+
+def _released(releases: pd.DataFrame, at_n) -> str:
+    """'released at N=1,000,000: drop_caches 0.10 s, unmount 1.5 s' (N per method where they differ)."""
+    sizes = set(releases["open_files"])
+    each = []
+    for row in releases.itertuples():
+        where = f" at N={format_count(row.open_files)}" if len(sizes) > 1 else ""
+        late = " (not back to baseline)" if known(row.returned_to_baseline) and not row.returned_to_baseline else ""
+        each.append(f"{row.release} {format_number(row.release_s)} s{where}{late}" if known(row.release_s)
+                    else f"{row.release}: no time{where}{late}")
+    head = f"released at N={format_count(next(iter(sizes)))}: " if len(sizes) == 1 else "released by "
+    return head + ", ".join(each)
+
+
+def fd_view_notes(steps: pd.DataFrame) -> list[str]:
+    """Who can see the open files, from the data: the kernel's own listing where it has one, and
+    whether the hidden files count against fs.file-max (they are in file-nr; bfilp objects are
+    not). Only for folders with the format-7 columns."""
+    if not has(steps, "visible_fds"):
+        return []
+    notes = []
+    if not has(steps, "kernel_listed"):
+        notes.append("listed: n/a: this kernel has no fusectl backing_files (no listing of a connection's "
+                     "backing files)")
+    hidden = pd.to_numeric(steps.get("hidden_files"), errors="coerce") if "hidden_files" in steps else None
+    if hidden is not None and has(steps, "file_nr_held") and has(steps, "file_max"):
+        if (hidden > 0).any():
+            step = steps.loc[hidden.idxmax()]
+            limit = step["file_max"]
+            of = ("of an unlimited fs.file-max" if limit >= UNLIMITED_FILE_MAX
+                  else f"of fs.file-max {format_count(limit)} ({step['file_nr_held'] / limit:.1%})")
+            notes.append(f"hidden files are allocated files (in file-nr), so they count against fs.file-max: "
+                         f"{step['config']} at N={format_count(step['open_files'])} held "
+                         f"{format_count(step['hidden_files'])} hidden, file-nr {format_count(step['file_nr_held'])} "
+                         f"{of}")
+        else:
+            notes.append("no hidden files: file-nr grew by the visible fds alone")
+    bfilp = pd.to_numeric(steps["backing_file_objects"], errors="coerce") if "backing_file_objects" in steps else None
+    if bfilp is not None and (bfilp > 0).any():
+        notes.append(f"bfilp objects (up to {format_count(bfilp.max())}) are in no fd table and not in file-nr: "
+                     "no limit counts them, only kernel memory")
+    return notes
+
+
+@dataclass(frozen=True)
+class StepTable:
+    """One table of the steps: column titles and alignment, and per configuration its rows
+    (label, cells)."""
+
+    columns: list[tuple[str, str]]
+    groups: list[tuple[str, list[list[str]]]]
+
+
+# (title, column, formatter) of the table while the files are held, and after the close.
+_HELD = [("clients", "clients", _plain), ("failed", "failed", _plain), ("visible", "visible_fds", _signed),
+         ("dmn fds", "daemon_fds_delta", _signed), ("hidden", "hidden_files", _signed),
+         ("bfilp", "backing_file_objects", _signed), ("listed", "kernel_listed", _signed),
+         ("p50 us", "open_p50_us", format_number), ("B/file", "kernel_bytes_per_file", format_number)]
+_AFTER = [("idle ids", "idle_ids", _plain), ("hidden", "idle_hidden_files", _signed),
+          ("bfilp", "idle_backing_file_objects", _signed),
+          ("B/file", "idle_bytes_per_file", format_number), ("closed", "closed_ids", _plain),
+          ("release s", "release_s", format_number)]
+
+
+def step_tables(steps: pd.DataFrame) -> tuple[StepTable, StepTable | None]:
+    """The steps as two tables, a row per step under its configuration, columns with data only:
+    while held (clients shown where they vary; the daemon's fds where lsof's view is missing),
+    and after the close (none for folders before format 7)."""
+    steps = steps.assign(idle_bytes_per_file=pd.to_numeric(steps.get("idle_slab_bytes"), errors="coerce")
+                         / pd.to_numeric(steps["opened"], errors="coerce").where(lambda v: v > 0)
+                         if "idle_slab_bytes" in steps else np.nan)
+    several = "release" in steps and steps["release"].nunique() > 1
+    held = [entry for entry in _HELD if has(steps, entry[1])]
+    if has(steps, "visible_fds"):
+        held = [entry for entry in held if entry[1] != "daemon_fds_delta"]
+    if not (has(steps, "clients") and steps["clients"].nunique() > 1):
+        held = [entry for entry in held if entry[1] != "clients"]
+    after = [entry for entry in _AFTER if has(steps, entry[1])]
+    if has(steps, "returned_to_baseline") and after:
+        after.append(("back", "returned_to_baseline", lambda v: ("yes" if v else "no") if known(v) else ""))
+
+    digits = len(str(int(steps["open_files"].max()))) if not steps.empty else 1
+
+    def table(entries) -> StepTable:
+        groups = []
+        for config, frame in steps.groupby("config", sort=False):
+            rows = []
+            for _, step in frame.iterrows():
+                release = step.get("release") if several else None
+                label = f"  {int(step['open_files']):>{digits}}" + (f" {release}" if known(release) else "")
+                rows.append([label, *(show(step.get(column)) for _, column, show in entries)])
+            groups.append((str(config), rows))
+        return StepTable([("  N" + (" release" if several else ""), "<"), *((title, ">") for title, _, _ in entries)],
+                         groups)
+
+    return table(held), (table(after) if after else None)
+
+
+def releases_in(steps: pd.DataFrame) -> list[str]:
+    """The release methods of the steps, in order of appearance."""
+    return list(dict.fromkeys(steps["release"].dropna())) if "release" in steps else []
