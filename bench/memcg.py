@@ -17,9 +17,8 @@ import contextlib
 import errno
 import itertools
 import os
-import shlex
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,10 +80,6 @@ def find_hierarchy(mountinfo: Path = MOUNTINFO) -> Hierarchy | None:
     return None
 
 
-def _child_cgroups(root: Path) -> list[Path]:
-    return [entry for entry in root.iterdir() if entry.is_dir()]
-
-
 def memcg_unavailable_reason(mountinfo: Path = MOUNTINFO) -> str | None:
     """Why no memory cgroup can be made here, or None when one can."""
     if os.geteuid() != 0:
@@ -96,9 +91,9 @@ def memcg_unavailable_reason(mountinfo: Path = MOUNTINFO) -> str | None:
     if not os.access(hierarchy.root, os.W_OK):
         return f"{hierarchy.root} is not writable (a read-only cgroup mount?)"
     if hierarchy.version == 2 and "memory" not in _controllers(hierarchy.root, "cgroup.subtree_control"):
-        if _child_cgroups(hierarchy.root):
-            return (f"the memory controller is not enabled for {hierarchy.root}'s children, and turning it on "
-                    f"would change every cgroup there (echo +memory > {hierarchy.root}/cgroup.subtree_control)")
+        # Turning it on would change every cgroup there: the operator's call, not a benchmark's.
+        return (f"the memory controller is not enabled for {hierarchy.root}'s children "
+                f"(echo +memory > {hierarchy.root}/cgroup.subtree_control)")
     return None
 
 
@@ -118,11 +113,6 @@ class MemoryCgroup:
         """Move process `pid` into this cgroup (what it allocates from now on is charged here)."""
         self.procs_file.write_text(f"{pid}\n")
 
-    def wrap(self, argv: Sequence[str]) -> list[str]:
-        """`argv` run inside this cgroup from its first instruction: a shell that moves itself in,
-        then execs `argv` (no fork-time hook in the caller, which may have threads)."""
-        return ["/bin/sh", "-c", f'echo $$ > {shlex.quote(str(self.procs_file))} && exec "$@"', "sh", *argv]
-
     def pids(self) -> list[int]:
         """The processes in it."""
         return [int(pid) for pid in self.procs_file.read_text().split()]
@@ -131,17 +121,6 @@ class MemoryCgroup:
         """Memory charged to it now, kernel memory (dentries, inodes) included."""
         name = "memory.current" if self.version == 2 else "memory.usage_in_bytes"
         return int((self.path / name).read_text())
-
-    def kernel_bytes(self) -> int:
-        """Kernel memory charged to it now: slab objects (dentries, inodes...) on cgroup v2
-        (memory.stat `slab`), all kernel memory on cgroup v1 (memory.kmem.usage_in_bytes)."""
-        if self.version == 1:
-            return int((self.path / "memory.kmem.usage_in_bytes").read_text())
-        for line in (self.path / "memory.stat").read_text().splitlines():
-            name, _, value = line.partition(" ")
-            if name == "slab":
-                return int(value)
-        return 0
 
     def reclaim(self) -> float:
         """Reclaim as much of its memory as the kernel can, its dentries and inodes included;
@@ -174,20 +153,14 @@ def memory_cgroup(label: str, mountinfo: Path = MOUNTINFO) -> Iterator[MemoryCgr
         raise MemcgError(f"{label}: {reason}")
     hierarchy = find_hierarchy(mountinfo)
     assert hierarchy is not None  # checked by memcg_unavailable_reason
-    enabled = False
-    if hierarchy.version == 2 and "memory" not in _controllers(hierarchy.root, "cgroup.subtree_control"):
-        (hierarchy.root / "cgroup.subtree_control").write_text("+memory\n")  # no child cgroup exists to change
-        enabled = True
     path = hierarchy.root / f"{PREFIX}-{os.getpid()}-{next(_numbers)}"
     entry = leftovers.register(label, cgroup=path)  # first: a run killed right after mkdir still has it removed
     try:
         path.mkdir()
         yield MemoryCgroup(path, hierarchy.version)
     finally:
-        try:
-            leftovers.remove_cgroup(path)  # OSError: the entry stays, the next clear_leftovers() tries again
+        # Not removable yet: the entry stays and the next clear_leftovers() tries again (an error
+        # here must not hide the one that ended the block).
+        with contextlib.suppress(OSError):
+            leftovers.remove_cgroup(path)
             leftovers.unregister(entry)
-        finally:
-            if enabled and not _child_cgroups(hierarchy.root):
-                with contextlib.suppress(OSError):
-                    (hierarchy.root / "cgroup.subtree_control").write_text("-memory\n")
