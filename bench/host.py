@@ -206,51 +206,49 @@ class Host:
         """`source` mounted as `target` while inside (unmounted on every exit path)."""
         return open_target(target, source, workdir)
 
-    def probe_target(self, target: AnyTarget, size: int) -> tuple[int, dict[str, Any] | None]:
-        """Mount `target` on a temporary directory, read a file of `size` random bytes through it:
-        how many bytes came back, and the server's stats from after the read (the doctor's live
-        checks)."""
+    @contextlib.contextmanager
+    def _probe_mount(self, target: AnyTarget, content: bytes) -> Iterator[tuple[MountedTarget, Path]]:
+        """`target` mounted on a temporary directory holding one file `probe` of `content`: the
+        mount and the path of that file through it (the doctor's live checks)."""
         workdir = Path(tempfile.mkdtemp(prefix="fusebench-doctor-"))
         try:
             source = workdir / SOURCE
             source.mkdir()
-            (source / "probe").write_bytes(os.urandom(size))
+            (source / "probe").write_bytes(content)
             with self.mount(target, source, workdir) as mounted:
-                read = len((Path(mounted.path) / "probe").read_bytes())
-                return read, mounted.read_stats(newer_than=time.time())
+                yield mounted, Path(mounted.path) / "probe"
         finally:
             # Never recurse into a directory that might still be a mountpoint.
             if not any(entry.mountpoint.startswith(str(workdir)) for entry in mounts.mounts()):
                 shutil.rmtree(workdir, ignore_errors=True)
 
+    def probe_target(self, target: AnyTarget, size: int) -> tuple[int, dict[str, Any] | None]:
+        """Mount `target` on a temporary directory, read a file of `size` random bytes through it:
+        how many bytes came back, and the server's stats from after the read (the doctor's live
+        checks)."""
+        with self._probe_mount(target, os.urandom(size)) as (mounted, probe):
+            read = len(probe.read_bytes())
+            return read, mounted.read_stats(newer_than=time.time())
+
     def probe_backing_views(self, target: AnyTarget) -> system.BackingViews:
         """Mount `target` (passthrough) on a temporary directory, open a file through it, and
         look at what the kernel shows of its backing file while it is open: fusectl's directory
         of the connection, the daemon's /dev/fuse fdinfo and the open file's fdinfo."""
-        workdir = Path(tempfile.mkdtemp(prefix="fusebench-doctor-"))
-        try:
-            source = workdir / SOURCE
-            source.mkdir()
-            (source / "probe").write_bytes(b"backing file probe\n")
-            with self.mount(target, source, workdir) as mounted:
-                fd = os.open(Path(mounted.path) / "probe", os.O_RDONLY)
-                try:
-                    os.read(fd, 1)
-                    connection = mounted.connection or mounts.connection_id(mounted.mountpoint or mounted.path)
-                    daemon: set[str] = set()
-                    for device_fd in system.fuse_device_fds(mounted.daemon_pid) if mounted.daemon_pid else []:
-                        daemon |= set(system.fdinfo(mounted.daemon_pid, device_fd))
-                    return system.BackingViews(
-                        connection=connection,
-                        fusectl=tuple(mounts.connection_files(connection)) if connection is not None else (),
-                        daemon_fdinfo=tuple(sorted(daemon)),
-                        file_fdinfo=tuple(system.fdinfo("self", fd)))
-                finally:
-                    os.close(fd)
-        finally:
-            # Never recurse into a directory that might still be a mountpoint.
-            if not any(entry.mountpoint.startswith(str(workdir)) for entry in mounts.mounts()):
-                shutil.rmtree(workdir, ignore_errors=True)
+        with self._probe_mount(target, b"backing file probe\n") as (mounted, probe):
+            fd = os.open(probe, os.O_RDONLY)
+            try:
+                os.read(fd, 1)
+                connection = mounted.connection or mounts.connection_id(mounted.mountpoint or mounted.path)
+                daemon: set[str] = set()
+                for device_fd in system.fuse_device_fds(mounted.daemon_pid) if mounted.daemon_pid else []:
+                    daemon |= set(system.fdinfo(mounted.daemon_pid, device_fd))
+                return system.BackingViews(
+                    connection=connection,
+                    fusectl=tuple(mounts.connection_files(connection)) if connection is not None else (),
+                    daemon_fdinfo=tuple(sorted(daemon)),
+                    file_fdinfo=tuple(system.fdinfo("self", fd)))
+            finally:
+                os.close(fd)
 
     def ring_tails(self, pid: int) -> RingTails | None:
         """The io_uring instances of process `pid` and its descendants, with their completion

@@ -22,7 +22,6 @@ MEMINFO = Path("/proc/meminfo")
 FILE_NR = Path("/proc/sys/fs/file-nr")
 SLABINFO = Path("/proc/slabinfo")
 BACKING_FILE_SLAB = "bfilp"  # the kernel's internal struct backing_file (passthrough)
-FUSECTL = Path("/sys/fs/fuse/connections")
 # What every fdinfo shows (fuse_connection: that of /dev/fuse); anything else is a view of more.
 USUAL_FDINFO = frozenset({"pos", "flags", "mnt_id", "ino", "fuse_connection"})
 
@@ -126,17 +125,6 @@ def slab_active_objects(name: str) -> tuple[int, int] | None:
         if fields and fields[0] == name:
             return int(fields[1]), int(fields[3])
     return None
-
-
-def backing_files_view(connection: int, fusectl: Path = FUSECTL) -> int | None:
-    """How many backing files the kernel lists for a FUSE connection in fusectl's
-    `<connection>/backing_files` (one a line; proposed upstream in 2025), or None when this
-    kernel has no such file (or fusectl is not mounted, or the connection is gone)."""
-    try:
-        text = (fusectl / str(connection) / "backing_files").read_text()
-    except OSError:
-        return None
-    return sum(1 for line in text.splitlines() if line.strip())
 
 
 def fdinfo(pid: int | str, fd: int) -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -70,3 +71,18 @@ def test_abort_connection_releases_a_client_of_a_hung_daemon(bindfs_mount) -> No
         daemon.resume()
     assert mounts.is_mounted(mounts.FUSECTL_DIR) == fusectl_was_mounted
     assert mounts.abort_connection(999_999) is False
+
+
+def test_backing_files_listed_counts_the_lines_of_fusectls_backing_files(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(mounts, "_fusectl", contextlib.contextmanager(lambda: iter([tmp_path])))
+    monkeypatch.setattr(mounts.os, "geteuid", lambda: 0)
+    (tmp_path / "42").mkdir()
+    assert mounts.backing_files_listed(42) is None  # a kernel without the file (6.18)
+    assert mounts.backing_files_listed(7) is None  # a connection that is gone
+    (tmp_path / "42" / "backing_files").write_text("")
+    assert mounts.backing_files_listed(42) == 0
+    (tmp_path / "42" / "backing_files").write_text("1: /srv/data/f000001\n2: /srv/data/f000002\n")
+    assert mounts.backing_files_listed(42) == 2
+    monkeypatch.setattr(mounts.os, "geteuid", lambda: 1000)
+    assert mounts.backing_files_listed(42) is None  # fusectl needs root

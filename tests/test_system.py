@@ -149,16 +149,6 @@ with system.fuse_uring(Path(sys.argv[1])):
 """
 
 
-def test_backing_files_view_counts_the_lines_of_fusectls_backing_files(tmp_path: Path) -> None:
-    (tmp_path / "42").mkdir()
-    assert system.backing_files_view(42, fusectl=tmp_path) is None  # a kernel without the file (6.18)
-    assert system.backing_files_view(7, fusectl=tmp_path) is None  # a connection that is gone
-    (tmp_path / "42" / "backing_files").write_text("")
-    assert system.backing_files_view(42, fusectl=tmp_path) == 0
-    (tmp_path / "42" / "backing_files").write_text("1: /srv/data/f000001\n2: /srv/data/f000002\n")
-    assert system.backing_files_view(42, fusectl=tmp_path) == 2
-
-
 def test_fdinfo_fields_of_an_open_file(tmp_path: Path) -> None:
     with open(tmp_path / "f", "w") as handle:
         fields = system.fdinfo("self", handle.fileno())

@@ -149,13 +149,21 @@ def _fusectl() -> Iterator[Path]:
                     libc.umount2(str(FUSECTL_DIR), MNT_DETACH)
 
 
+@contextlib.contextmanager
+def _connection_dir(connection: int, what: str) -> Iterator[Path]:
+    """fusectl's directory of `connection` (fusectl mounted meanwhile if needed). Raises OSError
+    when not root or fusectl cannot be mounted."""
+    if os.geteuid() != 0:
+        raise OSError(errno.EPERM, f"{what} of FUSE connection {connection} needs root (fusectl)")
+    with _fusectl() as fusectl:
+        yield fusectl / str(connection)
+
+
 def _control(connection: int, name: str, value: str | None = None) -> str | None:
     """Write `value` to, or else read, the fusectl file `name` of `connection`; None when the
-    connection no longer exists. Raises OSError when not root or fusectl cannot be mounted."""
-    if os.geteuid() != 0:
-        raise OSError(errno.EPERM, f"the {name} file of FUSE connection {connection} needs root (fusectl)")
-    with _fusectl() as fusectl:
-        path = fusectl / str(connection) / name
+    connection (or the file) does not exist. Raises OSError when not root or fusectl cannot be mounted."""
+    with _connection_dir(connection, f"the {name} file") as directory:
+        path = directory / name
         try:
             if value is None:
                 return path.read_text()
@@ -168,13 +176,22 @@ def _control(connection: int, name: str, value: str | None = None) -> str | None
 def connection_files(connection: int) -> list[str]:
     """The names in fusectl's directory of `connection` (mounting fusectl if needed), [] when the
     connection no longer exists. Raises OSError when not root or fusectl cannot be mounted."""
-    if os.geteuid() != 0:
-        raise OSError(errno.EPERM, f"the fusectl directory of FUSE connection {connection} needs root")
-    with _fusectl() as fusectl:
+    with _connection_dir(connection, "the fusectl directory") as directory:
         try:
-            return sorted(os.listdir(fusectl / str(connection)))
+            return sorted(os.listdir(directory))
         except FileNotFoundError:
             return []
+
+
+def backing_files_listed(connection: int) -> int | None:
+    """How many backing files the kernel lists for `connection` in fusectl's `backing_files` (one
+    a line; proposed upstream in 2025); None when this kernel has no such file, the connection
+    is gone or fusectl cannot be read (not root)."""
+    try:
+        text = _control(connection, "backing_files")
+    except OSError:
+        return None
+    return None if text is None else sum(1 for line in text.splitlines() if line.strip())
 
 
 def abort_connection(connection: int) -> bool:
