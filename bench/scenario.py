@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     Field,
     ValidationError,
@@ -438,11 +439,19 @@ def swept_value_text(name: str, value: Any) -> str:
 # How the files that stay after an fd-pressure step's close are released (one step per entry).
 RELEASES = ("drop_caches", "memory_pressure", "unmount")
 MAX_CLIENTS = 1000
+MIN_CLIENT_NOFILE = 64  # a client interpreter needs a few fds of its own besides its files
 MAX_OPEN_FILES = 10_000_000
 
 
-OpenFiles = list[Annotated[int, Field(ge=1, le=MAX_OPEN_FILES)]]
-Releases = list[Literal[RELEASES]]
+def _each_once(values: list) -> list:
+    repeated = [value for index, value in enumerate(values) if value in values[:index]]
+    if repeated:
+        raise ValueError(f"{repeated[0]} is listed twice: list each value once")
+    return values
+
+
+OpenFiles = Annotated[list[Annotated[int, Field(ge=1, le=MAX_OPEN_FILES)]], AfterValidator(_each_once)]
+Releases = Annotated[list[Literal[RELEASES]], AfterValidator(_each_once)]
 
 
 class FdTarget(Strict):
@@ -460,7 +469,7 @@ class FdPressure(Strict):
                                          "steps of its own", min_length=1)
     open_files: OpenFiles = key(..., f"list of N (1 to {MAX_OPEN_FILES:,})", min_length=1)
     daemon_nofile: int = key(4096, "the daemon's RLIMIT_NOFILE", ge=16)
-    client_nofile: int | None = key(None, "each client's RLIMIT_NOFILE", shown="the hard limit", ge=16)
+    client_nofile: int | None = key(None, "each client's RLIMIT_NOFILE", shown="the hard limit", ge=MIN_CLIENT_NOFILE)
     clients: Annotated[int, Field(ge=1, le=MAX_CLIENTS)] | Literal["auto"] = key(
         "auto", f"client processes the N opens are spread over (1-{MAX_CLIENTS}), or `auto`: as many as their "
         "RLIMIT_NOFILE needs")
@@ -468,6 +477,18 @@ class FdPressure(Strict):
         ["drop_caches"], "after the close, how what stays (idle cached backing ids) is released, one step per "
         "entry: `drop_caches` (the kernel forgets the inodes), `memory_pressure` (the clients' memory cgroup is "
         "reclaimed) or `unmount`", min_length=1, shown="`[drop_caches]`")
+
+    @model_validator(mode="after")
+    def _steps_once(self) -> FdPressure:
+        seen: set[tuple[str, int, str]] = set()
+        for index, entry in enumerate(self.targets):
+            name = entry if isinstance(entry, str) else entry.name
+            mine = [step for step in self.steps() if step[0] == name]
+            if any(step in seen for step in mine):
+                raise LocatedError(("targets", index), f"target {name!r} would repeat its steps (the same N and "
+                                   "release twice): list each target once")
+            seen.update(mine)
+        return self
 
     def target_names(self) -> list[str]:
         """The listed targets' names, in order."""

@@ -198,7 +198,7 @@ def test_fd_pressure_steps_are_kept_with_their_readings_and_client_reports(tmp_p
     assert list(folder.fd_pressure()["open_files"]) == [10, 20]
     snapshots = folder.fd_snapshots()
     assert list(snapshots["phase"][:4]) == ["baseline", "before", "held", "after"] and len(snapshots) == 8
-    assert folder.fd_client_report("fuse", 20)["open_ns"] == [1000] * 20
+    assert folder.fd_client_report("fuse", 20)["clients"][0]["open_ns"] == [1000] * 20
 
 
 FAMILIES = """\

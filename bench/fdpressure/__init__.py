@@ -16,6 +16,8 @@ Counts, and what they reveal:
   so hidden_files = file_nr_delta - daemon_fds_delta - client_fds_delta;
 - the `bfilp` slab: the kernel's per-open struct backing_file, in no table and not in
   file-nr; kernel_bytes_per_file is its growth in bytes per opened file;
+- the other slabs an open file pins (filp, dentry, fuse_inode, the backing file system's
+  inodes) and /proc/meminfo's Slab and SUnreclaim: slab_bytes_per_file is all of it;
 - backing_ids: growth of the built-in server's live backing ids (its stats file).
 
 Modules: `counts` reads everything once (the readings are kept in the results folder as

@@ -14,9 +14,10 @@ import psutil
 
 from bench.environment import mount_of
 from bench.errors import BenchError
+from bench.fusefs.mounts import backing_files_listed
 from bench.system import (
     BACKING_FILE_SLAB,
-    backing_files_view,
+    MEMINFO,
     drop_caches,
     file_nr,
     slab_active_objects,
@@ -24,7 +25,6 @@ from bench.system import (
 from bench.targets import MountedTarget
 
 SLAB_ROOT = Path("/sys/kernel/slab")
-MEMINFO = Path("/proc/meminfo")
 FILE_MAX = Path("/proc/sys/fs/file-max")
 NR_OPEN = Path("/proc/sys/fs/nr_open")
 NOISE_WINDOW_S = 0.3
@@ -161,7 +161,7 @@ def take_counts(mounted: MountedTarget | None, client_pids: Sequence[int] = (), 
         memory = {}
     # The stats file is rewritten a few times a second: wait for figures from after `asked`.
     stats = mounted.read_stats(newer_than=asked) if mounted else None
-    listed = backing_files_view(mounted.connection) if mounted and mounted.connection is not None else None
+    listed = backing_files_listed(mounted.connection) if mounted and mounted.connection is not None else None
 
     def active(role: str) -> int | None:
         return objects[role][0] if objects.get(role) else None

@@ -4,6 +4,7 @@ snapshots) per step."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -12,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,9 @@ from bench.fdpressure.counts import (
     take_counts,
 )
 from bench.fdpressure.derive import (
+    FILE_NR_TOLERANCE,
     baseline_differences,
+    delta,
     progress_line,
     snapshot_record,
     step_figures,
@@ -44,9 +47,10 @@ from bench.records import (
     FdPressureRecord,
     SnapshotRecord,
 )
-from bench.scenario import AnyTarget, FdPressure, Scenario
+from bench.scenario import MAX_CLIENTS, AnyTarget, FdPressure, Scenario
 from bench.smallfiles import create_files
 from bench.stop import POLL_S, StopToken
+from bench.system import file_nr
 from bench.targets import MountedTarget, TargetUnavailable, open_target
 from bench.workspace import owned_dir
 
@@ -54,11 +58,13 @@ FILES_DIR = "fusebench-fdp"
 CLIENT_FD_RESERVE = 16  # fds the client interpreter itself needs besides its files
 
 READY_TIMEOUT_S = 30.0
+READY_TIMEOUT_PER_CLIENT_S = 0.5  # interpreters starting together share the CPUs
 PHASE_TIMEOUT_S = 30.0
 PHASE_TIMEOUT_PER_FILE_S = 0.005
 RELEASE_TIMEOUT_S = 30.0
 RELEASE_TIMEOUT_PER_FILE_S = 0.0002  # the daemon closes each idle id on its FORGET
 SETTLE_TIMEOUT_S = 6.0
+SETTLE_TIMEOUT_PER_FILE_S = 0.00002  # the slabs free a million inodes after their RCU grace periods
 SETTLE_POLL_S = 0.1
 QUIET_S = 0.3
 DROP_AGAIN_S = 1.0
@@ -98,19 +104,25 @@ class _Clients:
         self._stop = stop
         self._lines: queue.Queue[tuple[int, str | None]] = queue.Queue()
         self.processes: list[subprocess.Popen] = []
-        for first, files in ranges:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "bench.fdpressure.client", str(directory), str(first), str(files),
-                 str(nofile)],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-                env=env,
-                start_new_session=True,  # Ctrl-C on the terminal is for the runner: the step finishes
-            )
-            self.processes.append(process)
-            threading.Thread(target=self._pump, args=(len(self.processes) - 1, process), daemon=True).start()
+        try:
+            for first, files in ranges:
+                self._start(directory, first, files, nofile, env)
+        except OSError as exc:
+            self.end(None)  # the ones already started would wait on their stdin forever
+            raise FdPressureError(f"cannot start client {len(self.processes) + 1} of {len(ranges)}: {exc}") from None
+
+    def _start(self, directory: Path, first: int, files: int, nofile: int, env: dict[str, str]) -> None:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bench.fdpressure.client", str(directory), str(first), str(files), str(nofile)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            start_new_session=True,  # Ctrl-C on the terminal is for the runner: the step finishes
+        )
+        self.processes.append(process)
+        threading.Thread(target=self._pump, args=(len(self.processes) - 1, process), daemon=True).start()
 
     @property
     def pids(self) -> list[int]:
@@ -141,25 +153,38 @@ class _Clients:
                 continue  # it answered, then exited (after the close)
             if line is None:
                 process = self.processes[index]
-                process.wait(EXIT_TIMEOUT_S)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(EXIT_TIMEOUT_S)
                 stderr = process.stderr.read().strip().splitlines()
                 reason = stderr[-1] if stderr else f"exit status {process.returncode}"
                 raise FdPressureError(f"client {index + 1} of {len(self.processes)} (pid {process.pid}) exited "
                                       f"while {waiting_for}: {reason}")
-            messages[index] = json.loads(line)
+            try:
+                messages[index] = json.loads(line)
+            except ValueError:
+                raise FdPressureError(f"client {index + 1} answered {line.strip()[:80]!r} while {waiting_for}") from None
         return [messages[index] for index in range(len(self.processes))]
 
     def send(self, command: str) -> None:
         """Tell every client to go on with `command` (open or close)."""
-        for process in self.processes:
-            process.stdin.write(command + "\n")
-            process.stdin.flush()
+        for index, process in enumerate(self.processes):
+            try:
+                process.stdin.write(command + "\n")
+                process.stdin.flush()
+            except BrokenPipeError:
+                raise FdPressureError(f"client {index + 1} of {len(self.processes)} (pid {process.pid}) exited "
+                                      f"before it was told to {command}") from None
 
     def wait(self) -> None:
         """Wait for every client to exit; FdPressureError when one fails."""
         for index, process in enumerate(self.processes):
-            if process.wait(EXIT_TIMEOUT_S) != 0:
-                raise FdPressureError(f"client {index + 1} exited with status {process.returncode}")
+            try:
+                status = process.wait(EXIT_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                raise FdPressureError(f"client {index + 1} did not exit within {EXIT_TIMEOUT_S:.0f} s of closing "
+                                      "its files") from None
+            if status != 0:
+                raise FdPressureError(f"client {index + 1} exited with status {status}")
 
     def end(self, connection: int | None) -> None:
         """End the clients that still run and wait for them; abort the mount if one hangs there.
@@ -195,25 +220,25 @@ class _Clients:
 
 
 def merged_report(reports: list[dict], closes: list[dict]) -> dict[str, Any]:
-    """The clients' reports as one: counts summed, every open's latency, the slowest client's
-    wall and close times (the clients run at the same time)."""
+    """The clients' reports as one: each client's own (its opens' latencies, its wall and close
+    times) kept under `clients`, with the totals of the step: counts summed, the first error, the
+    slowest client's wall and close times (the clients run at the same time)."""
     return {
-        "clients": len(reports),
         "opened": sum(report["opened"] for report in reports),
         "failed": sum(report["failed"] for report in reports),
         "errno": next((report["errno"] for report in reports if report["errno"]), None),
-        "open_ns": [ns for report in reports for ns in report["open_ns"]],
         "wall_s": max(report["wall_s"] for report in reports),
         "close_s": max(close["close_s"] for close in closes),
+        "clients": [dict(report, **close) for report, close in zip(reports, closes)],
     }
 
 
-def _settle(mounted: MountedTarget | None, baseline: Counts, noise: int, slabs: Slabs,
-            stop: StopToken) -> tuple[list[str], Counts]:
+def _settle(mounted: MountedTarget | None, baseline: Counts, noise: int, slabs: Slabs, stop: StopToken,
+            timeout: float) -> tuple[list[str], Counts]:
     """Drop dentries/inodes and wait until the counts are back (`mounted` None: the mount is
     gone, system-wide counts only); the differences that remain and the last reading."""
     dropped = drop_dentries_and_inodes()
-    deadline = time.monotonic() + SETTLE_TIMEOUT_S
+    deadline = time.monotonic() + timeout
     next_drop = time.monotonic() + DROP_AGAIN_S
     while True:
         now = take_counts(mounted, slabs=slabs)
@@ -237,14 +262,15 @@ def _backing_ids(mounted: MountedTarget) -> tuple[int, int] | None:
 
 
 def _wait_quiet(mounted: MountedTarget, stop: StopToken, timeout: float) -> None:
-    """Wait until the daemon's backing ids stop changing: the kernel sends RELEASEs after the
-    clients' closes, and the daemon answers them one by one."""
+    """Wait until the daemon's backing ids and file-nr stop changing: the kernel sends RELEASEs
+    after the clients' closes, the daemon answers them one by one, and the files of exited
+    clients are freed by a kernel worker a moment later."""
     deadline = time.monotonic() + timeout
-    last = _backing_ids(mounted)
-    while last is not None and time.monotonic() < deadline:
+    last = (_backing_ids(mounted), file_nr())
+    while time.monotonic() < deadline:
         stop.sleep(QUIET_S)
-        now = _backing_ids(mounted)
-        if now == last:
+        now = (_backing_ids(mounted), file_nr())
+        if now[0] == last[0] and abs(now[1] - last[1]) <= FILE_NR_TOLERANCE:
             return
         last = now
 
@@ -252,12 +278,13 @@ def _wait_quiet(mounted: MountedTarget, stop: StopToken, timeout: float) -> None
 def _release(mounted: MountedTarget, release: str, baseline_ids: int | None, memcg: MemoryCgroup | None,
              stop: StopToken, timeout: float) -> float | None:
     """Release what stays after the close by `release` (not unmount) and wait until the backing
-    ids are back at `baseline_ids`: the seconds it took, None when they were not within `timeout`."""
+    ids are back at `baseline_ids`: the seconds it took, None when they were not within `timeout`
+    (or could not be dropped: not root)."""
     started = time.monotonic()
     if release == "memory_pressure":
         memcg.reclaim()
-    else:
-        drop_dentries_and_inodes()
+    elif not drop_dentries_and_inodes():
+        return None
     next_drop = time.monotonic() + DROP_AGAIN_S
     while True:
         ids = _backing_ids(mounted)
@@ -295,12 +322,13 @@ def measure_step(mounted: MountedTarget, count: int, client_nofile: int, *, clie
     stop = stop or StopToken()
     phase_timeout = timeout_s if timeout_s is not None else PHASE_TIMEOUT_S + PHASE_TIMEOUT_PER_FILE_S * count
     release_timeout = RELEASE_TIMEOUT_S + RELEASE_TIMEOUT_PER_FILE_S * count
+    settle_timeout = SETTLE_TIMEOUT_S + SETTLE_TIMEOUT_PER_FILE_S * count
     readings = {"premount": premount} if premount else {}
     readings["baseline"] = take_counts(mounted, slabs=slabs)
     with ExitStack() as stack:
         group = _Clients(mounted.path / FILES_DIR, shares(count, clients), client_nofile, stop)
         stack.callback(group.end, mounted.connection)
-        group.receive(READY_TIMEOUT_S, "starting")
+        group.receive(READY_TIMEOUT_S + READY_TIMEOUT_PER_CLIENT_S * clients, "starting")
         for pid in group.pids if memcg else ():
             memcg.add(pid)
         noise = file_nr_noise()
@@ -316,20 +344,24 @@ def measure_step(mounted: MountedTarget, count: int, client_nofile: int, *, clie
     report = merged_report(opened, closed)
     daemon_counted = mounted.daemon_pid is not None or mounted.mountpoint is None
     notes = [] if daemon_counted else ["the daemon's pid is unknown: its fds are not counted, hidden_files not derived"]
+    # Timed only when something stayed: releasing nothing measures nothing.
+    idle_ids = delta(readings["idle"].backing_ids, readings["baseline"].backing_ids)
+    something_idle = idle_ids is not None and idle_ids > 0
     started = time.monotonic()
     if release == "unmount":
         unmount()
-        release_s = round(time.monotonic() - started, 3)
+        release_s = round(time.monotonic() - started, 3) if something_idle else None
         readings["released"] = take_counts(None, slabs=slabs)
         # The unmount evicts every FUSE inode, but the slab frees them only after an RCU grace period.
-        differences, readings["after"] = _settle(None, premount, noise, slabs, stop)
+        differences, readings["after"] = _settle(None, premount, noise, slabs, stop, settle_timeout)
     else:
         release_s = _release(mounted, release, readings["baseline"].backing_ids, memcg, stop, release_timeout)
         readings["released"] = take_counts(mounted, slabs=slabs)
-        if release_s is None:
+        if release_s is None and something_idle:
             notes.append(f"{release} left {readings['released'].backing_ids} backing ids after "
                          f"{release_timeout:.0f} s")
-        differences, readings["after"] = _settle(mounted, readings["baseline"], noise, slabs, stop)
+        release_s = release_s if something_idle else None
+        differences, readings["after"] = _settle(mounted, readings["baseline"], noise, slabs, stop, settle_timeout)
     figures = step_figures(count, readings, report, report["close_s"], noise, daemon_counted)
     file_max, nr_open = system_limits()
     figures.update(release=release, clients=clients, release_s=release_s, file_max=file_max, nr_open=nr_open,
@@ -348,6 +380,10 @@ def _client_nofile(plan: FdPressure, progress: Callable[[str], None]) -> int:
         )
     largest = max(count for _, count, _ in plan.steps())
     clients = client_count(largest, nofile, plan.clients)
+    if clients > MAX_CLIENTS:
+        raise InputError(f"fd_pressure: {largest} files at an RLIMIT_NOFILE of {nofile} need {clients} clients, more "
+                         f"than {MAX_CLIENTS}; raise fd_pressure.client_nofile (or the hard limit: ulimit -Hn) or "
+                         "lower open_files")
     if -(-largest // clients) + CLIENT_FD_RESERVE > nofile:
         progress(
             f"fd pressure: warning: {clients} clients may hold only {nofile} files each, so opens beyond about "
@@ -414,6 +450,24 @@ def run_fd_pressure(scenario: Scenario, source: Path, workdir: Path, write: Writ
     stop = stop or StopToken()
     source, workdir = source.resolve(), workdir.resolve()
     client_nofile = _client_nofile(plan, progress)
+    with _own_fds_raised():
+        return _run_steps(scenario, plan, source, workdir, client_nofile, write, progress, stop)
+
+
+@contextlib.contextmanager
+def _own_fds_raised() -> Iterator[None]:
+    """This process's soft RLIMIT_NOFILE at its hard limit meanwhile: each client costs it three
+    pipe ends (a thousand clients would not fit in the usual 1024)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def _run_steps(scenario: Scenario, plan: FdPressure, source: Path, workdir: Path, client_nofile: int, write: Write,
+               progress: Callable[[str], None], stop: StopToken) -> list[FdPressureRecord]:
     largest = max(count for _, count, _ in plan.steps())
     progress(f"fd pressure: preparing {largest} files in {source / FILES_DIR}")
     # Empty files: a read through the mount still proves the open file works, and they take
