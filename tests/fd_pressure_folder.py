@@ -3,12 +3,15 @@ columns), written as the runner writes one, for the tests of bench.analysis.fdme
 reports. Every figure is exactly linear in the files opened, so the fits are known:
 
 - kernel memory (slab_bytes) per open file: PER_FILE bytes by target; /proc/meminfo's Slab grows
-  by 1.25 x that plus 2 MiB, SUnreclaim by half of it;
+  by 1.25 x that plus 2 MiB, SUnreclaim by half of it; the bfilp slab's bytes per file
+  (kernel_bytes_per_file) are BFILP_PER_FILE, passthrough only;
 - passthrough-keep's daemon holds an fd per file and fails from N = 1,000,000 (RLIMIT_NOFILE
   600,000: EMFILE); close and cache hand their files to the kernel: hidden files and bfilp
   objects grow with N, the daemon's fds do not;
 - passthrough-cache keeps up to CACHE_SIZE backing ids idle after the close; the rest are evicted
   (closed_ids), as close and keep close all of theirs;
+- release_s only where something stayed idle to release (passthrough-cache), as the runner
+  times it;
 - two release methods per step (drop_caches, unmount); kernel_listed is empty (no fusectl view).
 """
 
@@ -45,6 +48,7 @@ DAEMON_NOFILE = 600_000
 CACHE_SIZE = 65536
 FILE_MAX = 4_000_000
 IDLE_PER_FILE = 512     # slab bytes per file still cached after the close (dentries, inodes)
+BFILP_PER_FILE = 256.0  # kernel_bytes_per_file: the bfilp slab's share of PER_FILE (passthrough)
 
 
 def step(target: str, n: int, release: str) -> FdPressureRecord:
@@ -68,13 +72,14 @@ def step(target: str, n: int, release: str) -> FdPressureRecord:
         kernel_listed=None, file_objects=daemon + opened + hidden, dentry_objects=opened * (1 if kind == "native" else 2),
         fuse_inode_objects=0 if kind == "native" else opened, backing_inode_objects=opened,
         backing_inode_slab="ext4_inode_cache", slab_bytes=slab, meminfo_slab_kib=(slab * 5 // 4 + (2 << 20)) // 1024,
-        meminfo_sunreclaim_kib=slab // 2 // 1024, kernel_bytes_per_file=slab / opened,
+        meminfo_sunreclaim_kib=slab // 2 // 1024, slab_bytes_per_file=slab / opened,
+        kernel_bytes_per_file=BFILP_PER_FILE if passthrough else None,
         file_nr_held=5000 + daemon + opened + hidden, file_max=FILE_MAX, nr_open=1_048_576,
         open_p50_us=p50, open_p99_us=3 * p50, opens_per_s=1e6 / p50, daemon_rss_delta_kib=None if kind == "native" else opened // 8,
         close_s=opened * 2e-6, idle_ids=idle_ids, idle_hidden_files=idle_ids or 0,
         idle_backing_file_objects=0, idle_slab_bytes=IDLE_PER_FILE * opened + 1536 * (idle_ids or 0),
         closed_ids=opened - (idle_ids or 0) if passthrough else None,
-        release_s=(0.1 + (idle_ids or 0) * 1e-5) if release == "drop_caches" else 0.5 + opened * 1e-6,
+        release_s=None if not idle_ids else (0.1 + idle_ids * 1e-5) if release == "drop_caches" else 0.5 + opened * 1e-6,
         returned_to_baseline=True, status="ok")
 
 

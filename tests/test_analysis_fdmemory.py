@@ -9,9 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from fd_pressure_folder import (
+    BFILP_PER_FILE,
     CACHE_SIZE,
     IDLE_PER_FILE,
     PER_FILE,
+    RELEASES,
     fd_pressure_folder,
     step,
 )
@@ -114,13 +116,33 @@ def test_the_figures_to_quote(scaled: analysis.Analysis) -> None:
     assert (cache["idle_ids"], cache["closed_ids"]) == (CACHE_SIZE, 1_000_000 - CACHE_SIZE)
     assert cache["idle_bytes_per_file"] == pytest.approx(IDLE_PER_FILE + 1536 * CACHE_SIZE / 1_000_000)
     assert np.isnan(figures.loc["native", "idle_ids"])
+    assert close["bfilp_bytes_per_file"] == BFILP_PER_FILE and np.isnan(figures.loc["fuse", "bfilp_bytes_per_file"])
+
+
+def test_idle_bytes_per_file_is_a_column_of_the_steps(scaled: analysis.Analysis) -> None:
+    steps = scaled.fd_steps
+    cache = steps[(steps["config"] == "passthrough-cache/cache") & (steps["open_files"] == 1_000_000)]
+    assert cache["idle_bytes_per_file"].tolist() == [pytest.approx(IDLE_PER_FILE + 1536 * CACHE_SIZE / 1_000_000)] * 2
+    rows = [step("passthrough-close", 1000, "unmount").model_dump() for _ in range(2)]
+    rows[1].update(opened=0, idle_slab_bytes=4096)        # nothing opened: no bytes per file
+    assert fd_steps(pd.DataFrame(rows))["idle_bytes_per_file"].tolist()[1:] == [pytest.approx(np.nan, nan_ok=True)]
+    assert "idle_bytes_per_file" in fd_steps(None)
+
+
+def test_one_n_only_measures_the_bytes_per_file_there() -> None:
+    steps = fd_steps(pd.DataFrame([step("passthrough-close", 1000, release).model_dump() for release in RELEASES]))
+    figures = fd_figures(steps, fd_memory(steps), fd_limits(steps)).set_index("config")
+    close = figures.loc["passthrough-close/close"]
+    assert close["slab_bytes_per_file"] == PER_FILE["passthrough-close"] and np.isnan(close["slab_r2"])
+    assert close["files_per_gib"] == pytest.approx(2**30 / PER_FILE["passthrough-close"])
 
 
 def test_release_times_per_method_at_the_largest_n(scaled: analysis.Analysis) -> None:
     releases = scaled.fd_releases.set_index(["config", "release"])
     cache = releases.loc[("passthrough-cache/cache", "drop_caches")]
     assert (cache["open_files"], cache["release_s"]) == (1_000_000, pytest.approx(0.1 + CACHE_SIZE * 1e-5))
-    assert releases.loc[("passthrough-close/close", "unmount"), "release_s"] == pytest.approx(1.5)
+    assert releases.loc[("passthrough-cache/cache", "unmount"), "release_s"] == pytest.approx(1.5)
+    assert np.isnan(releases.loc[("passthrough-close/close", "unmount"), "release_s"])   # nothing idle: not timed
     assert bool(releases.loc[("native", "unmount"), "returned_to_baseline"])
     assert len(releases) == 10
 

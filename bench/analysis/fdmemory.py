@@ -54,13 +54,22 @@ def fd_memory(steps: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
 # the latency and what stays after the close are read (medians over its release methods);
 # *_bytes_per_file: the slope per file of slab_bytes and of /proc/meminfo's Slab, with the fit's
 # r2 (with one N only, the slab bytes per file measured at at_n, r2 empty); files_per_gib*:
-# 2^30 over that; idle_bytes_per_file: idle_slab_bytes / opened.
+# 2^30 over that; bfilp_bytes_per_file: the backing-file slab (bfilp) bytes per opened file at
+# at_n, passthrough only (kernel_bytes_per_file: what folders before format 7 have of kernel
+# memory); idle_bytes_per_file: fd_steps' idle_slab_bytes / opened at at_n; file_nr_noise: the
+# largest file_nr_noise at at_n (how far idle_hidden_files, a file-nr difference, may be off
+# beyond the counter's own error).
 FD_FIGURE_COLUMNS = ["config", "max_held", "first_failed_n", "errno", "at_n", "slab_bytes_per_file", "slab_r2",
-                     "files_per_gib", "meminfo_bytes_per_file", "meminfo_r2", "files_per_gib_meminfo", "open_p50_us",
-                     "open_p99_us", "opens_per_s", "idle_ids", "idle_hidden_files", "idle_backing_file_objects",
-                     "idle_bytes_per_file", "closed_ids"]
+                     "files_per_gib", "meminfo_bytes_per_file", "meminfo_r2", "files_per_gib_meminfo",
+                     "bfilp_bytes_per_file", "open_p50_us", "open_p99_us", "opens_per_s", "idle_ids",
+                     "idle_hidden_files", "idle_backing_file_objects", "idle_bytes_per_file", "closed_ids",
+                     "file_nr_noise"]
 _AT_N = ("open_p50_us", "open_p99_us", "opens_per_s", "idle_ids", "idle_hidden_files", "idle_backing_file_objects",
-         "closed_ids")
+         "idle_bytes_per_file", "closed_ids")
+
+
+def _per_gib(per_file: float) -> float:
+    return GIB / per_file if per_file > 0 else np.nan
 
 
 def fd_figures(steps: pd.DataFrame, memory: pd.DataFrame, limits: pd.DataFrame) -> pd.DataFrame:
@@ -76,25 +85,23 @@ def fd_figures(steps: pd.DataFrame, memory: pd.DataFrame, limits: pd.DataFrame) 
         if limit is not None and config in limit.index:
             mine = limit.loc[config]
             row.update(max_held=mine["max_ok"], first_failed_n=mine["first_failed_n"], errno=mine["errno"] or "")
-        for name, quantity in (("slab", "slab_bytes"), ("meminfo", "meminfo_slab")):
-            fit = fits.loc[(config, quantity)] if fits is not None and (config, quantity) in fits.index else None
-            per_file = fit["slope_per_1000"] / PER if fit is not None else np.nan
-            row[f"{name}_bytes_per_file"] = per_file
-            row[f"{name}_r2"] = fit["r2"] if fit is not None else np.nan
-            row["files_per_gib" + ("_meminfo" if name == "meminfo" else "")] = GIB / per_file if per_file > 0 else np.nan
         at_n = row.get("max_held", np.nan)
         there = frame[frame["open_files"] == at_n] if pd.notna(at_n) else frame.iloc[:0]
         row["at_n"] = at_n
-        # One N only: no fit, the bytes per file measured there (before format 7, kernel_bytes_per_file
-        # counted the bfilp slab alone: not taken for all the slabs).
-        if np.isnan(row["slab_bytes_per_file"]) and numeric(there, "slab_bytes").notna().any():
-            measured = numeric(there, "kernel_bytes_per_file").median()
-            row["slab_bytes_per_file"] = measured
-            row["files_per_gib"] = GIB / measured if measured > 0 else np.nan
+        for name, quantity in (("slab", "slab_bytes"), ("meminfo", "meminfo_slab")):
+            fit = fits.loc[(config, quantity)] if fits is not None and (config, quantity) in fits.index else None
+            per_file = fit["slope_per_1000"] / PER if fit is not None else np.nan
+            # One N only: no fit, the slab bytes per file measured there.
+            if name == "slab" and np.isnan(per_file):
+                per_file = numeric(there, "slab_bytes_per_file").median()
+            row[f"{name}_bytes_per_file"] = per_file
+            row[f"{name}_r2"] = fit["r2"] if fit is not None else np.nan
+            row["files_per_gib" + ("_meminfo" if name == "meminfo" else "")] = _per_gib(per_file)
+        passthrough = there[there["target_type"] == "passthrough"] if "target_type" in there else there.iloc[:0]
+        row["bfilp_bytes_per_file"] = numeric(passthrough, "kernel_bytes_per_file").median()
         for column in _AT_N:
             row[column] = numeric(there, column).median()
-        idle = numeric(there, "idle_slab_bytes") / numeric(there, "opened").where(lambda v: v > 0)
-        row["idle_bytes_per_file"] = idle.median()
+        row["file_nr_noise"] = numeric(there, "file_nr_noise").max()
         rows.append(row)
     return pd.DataFrame(rows, columns=FD_FIGURE_COLUMNS)
 

@@ -225,13 +225,17 @@ def fd_config_label(target: Any, policy: Any) -> str:
 
 def fd_steps(frame: pd.DataFrame | None) -> pd.DataFrame:
     """The measured fd-pressure steps (a failed or unavailable step has no figures), labelled by
-    config, configurations in the order they ran (the scenario's), then by N."""
+    config, configurations in the order they ran (the scenario's), then by N; with
+    idle_bytes_per_file, the slab bytes per opened file still cached after the close
+    (idle_slab_bytes / opened; empty where nothing opened or before format 7)."""
     if frame is None or frame.empty or not {"target", "open_files"} <= set(frame):
-        return pd.DataFrame(columns=["config", "target", "open_files"])
+        return pd.DataFrame(columns=["config", "target", "open_files", "idle_bytes_per_file"])
     policy = frame["fd_policy"] if "fd_policy" in frame else pd.Series(pd.NA, index=frame.index)
     config = pd.Series([fd_config_label(t, p) for t, p in zip(frame["target"], policy)], index=frame.index)
     rank = {label: i for i, label in enumerate(dict.fromkeys(config))}  # the order they ran in: the scenario's
-    steps = frame.assign(config=config, failed=numeric(frame, "failed").fillna(0), _rank=config.map(rank))
+    opened = numeric(frame, "opened")
+    steps = frame.assign(config=config, failed=numeric(frame, "failed").fillna(0), _rank=config.map(rank),
+                         idle_bytes_per_file=numeric(frame, "idle_slab_bytes") / opened.where(opened > 0))
     steps = steps[steps["status"] == STATUS_OK]
     return steps.sort_values(["_rank", "open_files"], kind="stable").drop(columns="_rank")
 

@@ -17,10 +17,12 @@ from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import NullLocator  # noqa: E402
 
 from bench.analysis import CPU_PARTS, Analysis  # noqa: E402
+from bench.analysis.fdmemory import FD_MEMORY_QUANTITIES
 from bench.analysis.load import LOWER_IS_BETTER
 from bench.analysis.metrics import usable_runs
 from bench.analysis.timeline import representative_runs
 from bench.records import STATUS_OK
+from bench.report.fdrows import FD_QUANTITY_LABELS
 
 MAX_PANELS = 12          # small multiples beyond this would make the page heavy and unreadable
 MAX_POINTS = 120         # per time-series line
@@ -318,7 +320,7 @@ def fd_pressure(frame: pd.DataFrame) -> str | None:
         ("hidden_files", "hidden: unowned registered files"),
         ("backing_file_objects", "hidden: backing file objects"),
         ("open_p99_us", "open() p99 (us)"),
-        ("kernel_bytes_per_file", "kernel bytes per open file"),
+        ("kernel_bytes_per_file", "bfilp bytes per open file"),
         ("rss_per_file", "daemon RSS bytes per open file"),
     ]
     panels = [(column, title) for column, title in panels if column in frame and frame[column].notna().any()]
@@ -338,11 +340,15 @@ def fd_pressure(frame: pd.DataFrame) -> str | None:
 
 
 # Who can see the open files, per configuration (colour, label): counts against N.
-FD_VIEWS = {"visible_fds": ("#2b6cb0", "visible fds (lsof)"), "hidden_files": ("#c05621", "hidden files"),
-            "backing_file_objects": ("#805ad5", "bfilp objects"), "idle_ids": ("#2f855a", "idle ids after close")}
-# Kernel memory against N, MiB: (column, factor to bytes, colour, label).
-FD_MEMORY_LINES = (("slab_bytes", 1, "#2b6cb0", "tracked slabs"), ("meminfo_slab_kib", 1024, "#d9822b", "meminfo Slab"),
-                   ("idle_slab_bytes", 1, "#2f855a", "still cached after close"))
+# Markers and line styles differ too: views that count the same files coincide.
+FD_VIEWS = {"visible_fds": ("#2b6cb0", "visible fds (lsof)", "o", "-"),
+            "hidden_files": ("#c05621", "hidden files", "s", "--"),
+            "backing_file_objects": ("#805ad5", "bfilp objects", "^", ":"),
+            "idle_ids": ("#2f855a", "idle ids after close", "D", "-.")}
+# Kernel memory against N, MiB: (column, factor to bytes, colour, label), from fd_memory's quantities.
+FD_MEMORY_LINES = tuple((*FD_MEMORY_QUANTITIES[quantity][:2], colour, FD_QUANTITY_LABELS[quantity])
+                        for quantity, colour in (("slab_bytes", "#2b6cb0"), ("meminfo_slab", "#d9822b"),
+                                                 ("idle_slab_bytes", "#2f855a")))
 
 
 def _positive(frame: pd.DataFrame, column: str, factor: float = 1.0) -> pd.Series:
@@ -363,15 +369,18 @@ def fd_views(frame: pd.DataFrame) -> str | None:
                               for column in ("visible_fds", "slab_bytes", "meminfo_slab_kib")):
         return None
     configs = list(dict.fromkeys(frame["config"]))[:MAX_PANELS // 2]
-    fig, axes = plt.subplots(2, len(configs), figsize=(2.6 * len(configs), 4.4), squeeze=False)
+    # Shared axes: configurations compare at a glance, and one with a single N still shows its scale.
+    fig, axes = plt.subplots(2, len(configs), figsize=(2.6 * len(configs), 4.4), squeeze=False, sharex=True,
+                             sharey="row")
     fig.subplots_adjust(hspace=0.45, wspace=0.35)
     for index, config in enumerate(configs):
         mine = frame[frame["config"] == config]
         top, bottom = axes[0][index], axes[1][index]
-        for column, (colour, label) in FD_VIEWS.items():
+        for column, (colour, label, marker, style) in FD_VIEWS.items():
             points = _positive(mine, column)
             if not points.empty:
-                top.plot(points.index, points.to_numpy(), color=colour, marker="o", markersize=3, linewidth=1, label=label)
+                top.plot(points.index, points.to_numpy(), color=colour, marker=marker, markersize=4, linewidth=1,
+                         linestyle=style, fillstyle="none", label=label)
         for column, factor, colour, label in FD_MEMORY_LINES:
             points = _positive(mine, column, factor / (1 << 20))
             if not points.empty:
@@ -381,6 +390,7 @@ def fd_views(frame: pd.DataFrame) -> str | None:
         top.set_ylabel("files" if index == 0 else "")
         bottom.set_ylabel("kernel memory (MiB)" if index == 0 else "")
         bottom.set_xlabel("N files opened")
+        top.tick_params(labelbottom=True)
         for ax in (top, bottom):
             ax.set_xscale("log")
             ax.xaxis.set_minor_locator(NullLocator())

@@ -7,14 +7,22 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
 from bench.analysis import Analysis
+from bench.fdpressure.derive import FILE_NR_TOLERANCE, SLAB_TOLERANCE
 from bench.report.rows import format_number
 
 # fs.file-max at or above this is the kernel's "no limit" (LONG_MAX on 64-bit).
 UNLIMITED_FILE_MAX = 2**62
+# A figure within this many times its tolerance is quoted as "about".
+ROUGH = 10
+# fd_memory's quantities (analysis.fdmemory.FD_MEMORY_QUANTITIES) as the reports name them: the
+# HTML table of slopes and the chart's kernel-memory lines.
+FD_QUANTITY_LABELS = {"slab_bytes": "tracked slabs", "meminfo_slab": "meminfo Slab", "meminfo_sunreclaim":
+                      "meminfo SUnreclaim", "file_objects": "filp objects", "backing_file_objects": "bfilp objects",
+                      "dentry_objects": "dentry objects", "fuse_inode_objects": "fuse_inode objects",
+                      "backing_inode_objects": "backing inode objects", "idle_slab_bytes": "still cached after close"}
 
 
 def known(value) -> bool:
@@ -67,8 +75,9 @@ def has(frame: pd.DataFrame, column: str) -> bool:
 
 def fd_sentences(analysis: Analysis) -> list[str]:
     """Per configuration, one sentence of what to quote: files held, kernel memory per file and
-    files per GiB (the slope's r2), open latency at the largest N held, what stays after the
-    close and how long each release method took."""
+    files per GiB (the slope's r2; before format 7, the bfilp slab bytes per passthrough file),
+    open latency at the largest N held, what stays after the close and how long each release
+    method took."""
     releases = analysis.fd_releases
     lines = []
     for fig in analysis.fd_figures.itertuples():
@@ -81,6 +90,9 @@ def fd_sentences(analysis: Analysis) -> list[str]:
                              f"1,000{fit}) = {three_figures(fig.files_per_gib)} files per GiB")
             else:
                 parts.append("no slab growth with the files held")
+        elif known(fig.bfilp_bytes_per_file) and fig.bfilp_bytes_per_file > 0:   # before format 7
+            parts.append(f"kernel memory per passthrough open file: {format_number(fig.bfilp_bytes_per_file)} bytes "
+                         "(bfilp slab)")
         if known(fig.meminfo_bytes_per_file) and fig.meminfo_bytes_per_file > 0:
             parts.append(f"meminfo Slab {format_bytes(fig.meminfo_bytes_per_file)} per file = "
                          f"{three_figures(fig.files_per_gib_meminfo)} per GiB")
@@ -91,9 +103,7 @@ def fd_sentences(analysis: Analysis) -> list[str]:
         idle = _idle(fig)
         if idle:
             parts.append(idle)
-        mine = releases[releases["config"] == fig.config]
-        if not mine.empty:
-            parts.append(_released(mine, fig.at_n))
+        parts.append(_released(releases[releases["config"] == fig.config]))
         lines.append(f"{fig.config}: " + "; ".join(part for part in parts if part))
     return lines
 
@@ -107,12 +117,17 @@ def _held(fig) -> str:
 
 
 def _idle(fig) -> str:
-    """What stays after the close at the largest N held (empty for folders without the idle columns)."""
-    counts = {"backing ids": fig.idle_ids, "hidden files": fig.idle_hidden_files,
-              "bfilp objects": fig.idle_backing_file_objects}
-    if not any(known(value) for value in counts.values()):
+    """What stays after the close at the largest N held (empty for folders without the idle
+    columns). hidden files (a file-nr difference) within FILE_NR_TOLERANCE plus the step's
+    file_nr_noise and bfilp objects within SLAB_TOLERANCE are noise: none; a figure within ROUGH
+    times its tolerance is 'about'."""
+    noise = fig.file_nr_noise if known(fig.file_nr_noise) else 0
+    counts = {"backing ids": (fig.idle_ids, 0), "hidden files": (fig.idle_hidden_files, FILE_NR_TOLERANCE + noise),
+              "bfilp objects": (fig.idle_backing_file_objects, SLAB_TOLERANCE)}
+    if not any(known(value) for value, _ in counts.values()):
         return ""
-    staying = [f"{format_count(value)} {what}" for what, value in counts.items() if known(value) and value > 0]
+    staying = [("about " if value <= ROUGH * tolerance else "") + f"{format_count(value)} {what}"
+               for what, (value, tolerance) in counts.items() if known(value) and value > tolerance]
     text = f"after close {', '.join(staying)} stay" if staying else "nothing stays open after close"
     if known(fig.idle_bytes_per_file):
         text += f" ({format_bytes(fig.idle_bytes_per_file)} of slab per file still cached)"
@@ -121,47 +136,88 @@ def _idle(fig) -> str:
     return text
 
 
-def _released(releases: pd.DataFrame, at_n) -> str:
-    """'released at N=1,000,000: drop_caches 0.10 s, unmount 1.5 s' (N per method where they differ)."""
-    sizes = set(releases["open_files"])
+def _released(releases: pd.DataFrame) -> str:
+    """'released at N=1,000,000: drop_caches 0.10 s, unmount 1.5 s' (N per method where they
+    differ); methods without a time (nothing was idle to release) are left out, and with none
+    timed, nothing is said."""
+    timed = releases[releases["release_s"].notna()]
+    if timed.empty:
+        return ""
+    sizes = set(timed["open_files"])
     each = []
-    for row in releases.itertuples():
+    for row in timed.itertuples():
         where = f" at N={format_count(row.open_files)}" if len(sizes) > 1 else ""
         late = " (not back to baseline)" if known(row.returned_to_baseline) and not row.returned_to_baseline else ""
-        each.append(f"{row.release} {format_number(row.release_s)} s{where}{late}" if known(row.release_s)
-                    else f"{row.release}: no time{where}{late}")
+        each.append(f"{row.release} {format_number(row.release_s)} s{where}{late}")
     head = f"released at N={format_count(next(iter(sizes)))}: " if len(sizes) == 1 else "released by "
     return head + ", ".join(each)
 
 
 def fd_view_notes(steps: pd.DataFrame) -> list[str]:
-    """Who can see the open files, from the data: the kernel's own listing where it has one, and
+    """Who can see the open files, from the data: the kernel's own listing where it has one,
     whether the hidden files count against fs.file-max (they are in file-nr; bfilp objects are
-    not). Only for folders with the format-7 columns."""
+    not) and against fs.nr_open (they are in no fd table). Only for folders with the format-7
+    columns."""
     if not has(steps, "visible_fds"):
         return []
     notes = []
     if not has(steps, "kernel_listed"):
         notes.append("listed: n/a: this kernel has no fusectl backing_files (no listing of a connection's "
                      "backing files)")
-    hidden = pd.to_numeric(steps.get("hidden_files"), errors="coerce") if "hidden_files" in steps else None
-    if hidden is not None and has(steps, "file_nr_held") and has(steps, "file_max"):
-        if (hidden > 0).any():
-            step = steps.loc[hidden.idxmax()]
-            limit = step["file_max"]
-            of = ("of an unlimited fs.file-max" if limit >= UNLIMITED_FILE_MAX
-                  else f"of fs.file-max {format_count(limit)} ({step['file_nr_held'] / limit:.1%})")
-            notes.append(f"hidden files are allocated files (in file-nr), so they count against fs.file-max: "
-                         f"{step['config']} at N={format_count(step['open_files'])} held "
-                         f"{format_count(step['hidden_files'])} hidden, file-nr {format_count(step['file_nr_held'])} "
-                         f"{of}")
-        else:
-            notes.append("no hidden files: file-nr grew by the visible fds alone")
+    hidden = pd.to_numeric(steps["hidden_files"], errors="coerce") if "hidden_files" in steps else None
+    most = steps.iloc[int(hidden.fillna(0).to_numpy().argmax())] if hidden is not None and (hidden > 0).any() else None
+    if most is not None:
+        notes.append("hidden files are allocated files (in file-nr), so they count against fs.file-max: "
+                     f"{most['config']} at N={format_count(most['open_files'])} held "
+                     f"{format_count(most['hidden_files'])} hidden" + _file_nr(most))
+    elif hidden is not None and hidden.notna().any():
+        notes.append("no hidden files: file-nr grew by the visible fds alone")
+    nr_open = _nr_open(steps, most)
+    if nr_open:
+        notes.append(nr_open)
     bfilp = pd.to_numeric(steps["backing_file_objects"], errors="coerce") if "backing_file_objects" in steps else None
     if bfilp is not None and (bfilp > 0).any():
         notes.append(f"bfilp objects (up to {format_count(bfilp.max())}) are in no fd table and not in file-nr: "
                      "no limit counts them, only kernel memory")
     return notes
+
+
+def _file_nr(step) -> str:
+    """', file-nr 2,005,000 of fs.file-max 4,000,000 (50.1%)', as much of it as the step knows."""
+    held, limit = step.get("file_nr_held"), step.get("file_max")
+    if not known(held):
+        return ""
+    if not known(limit) or limit <= 0:
+        return f", file-nr {format_count(held)}"
+    of = "of an unlimited fs.file-max" if limit >= UNLIMITED_FILE_MAX else \
+        f"of fs.file-max {format_count(limit)} ({held / limit:.1%})"
+    return f", file-nr {format_count(held)} {of}"
+
+
+def _nr_open(steps: pd.DataFrame, most) -> str:
+    """fs.nr_open limits one fd table, so not the hidden files: with the largest table the step
+    with the most hidden files needed (a client's share of the files, or the daemon's fds).
+    Empty when no step knows nr_open."""
+    if not has(steps, "nr_open"):
+        return ""
+    head = "fs.nr_open {} (the ceiling of any process's RLIMIT_NOFILE) limits a single fd table; hidden files " \
+           "are in none, so it does not count them"
+    if most is None or not known(most.get("nr_open")):
+        return head.format(format_count(pd.to_numeric(steps["nr_open"], errors="coerce").max()))
+    head = head.format(format_count(most["nr_open"]))
+    tables = []
+    if known(most.get("opened")):
+        clients = most.get("clients")
+        clients = int(clients) if known(clients) and clients > 0 else 1
+        tables.append((math.ceil(most["opened"] / clients),
+                       "its client" if clients == 1 else f"one of {clients} clients"))
+    if known(most.get("daemon_fds_before")) and known(most.get("daemon_fds_delta")):
+        tables.append((most["daemon_fds_before"] + most["daemon_fds_delta"], "the daemon"))
+    if not tables:
+        return head
+    size, whose = max(tables, key=lambda table: table[0])
+    return (f"{head}: {most['config']} at N={format_count(most['open_files'])} held "
+            f"{format_count(most['hidden_files'])} hidden while its largest fd table held {format_count(size)} ({whose})")
 
 
 @dataclass(frozen=True)
@@ -177,7 +233,7 @@ class StepTable:
 _HELD = [("clients", "clients", _plain), ("failed", "failed", _plain), ("visible", "visible_fds", _signed),
          ("dmn fds", "daemon_fds_delta", _signed), ("hidden", "hidden_files", _signed),
          ("bfilp", "backing_file_objects", _signed), ("listed", "kernel_listed", _signed),
-         ("p50 us", "open_p50_us", format_number), ("B/file", "kernel_bytes_per_file", format_number)]
+         ("p50 us", "open_p50_us", format_number), ("B/file", "slab_bytes_per_file", format_number)]
 _AFTER = [("idle ids", "idle_ids", _plain), ("hidden", "idle_hidden_files", _signed),
           ("bfilp", "idle_backing_file_objects", _signed),
           ("B/file", "idle_bytes_per_file", format_number), ("closed", "closed_ids", _plain),
@@ -188,9 +244,6 @@ def step_tables(steps: pd.DataFrame) -> tuple[StepTable, StepTable | None]:
     """The steps as two tables, a row per step under its configuration, columns with data only:
     while held (clients shown where they vary; the daemon's fds where lsof's view is missing),
     and after the close (none for folders before format 7)."""
-    steps = steps.assign(idle_bytes_per_file=pd.to_numeric(steps.get("idle_slab_bytes"), errors="coerce")
-                         / pd.to_numeric(steps["opened"], errors="coerce").where(lambda v: v > 0)
-                         if "idle_slab_bytes" in steps else np.nan)
     several = "release" in steps and steps["release"].nunique() > 1
     held = [entry for entry in _HELD if has(steps, entry[1])]
     if has(steps, "visible_fds"):

@@ -21,7 +21,13 @@ from bench.analysis.compare import COMPARED_METRICS, PRIMARY, Comparison
 from bench.analysis.load import ENVIRONMENT_BLOCK
 from bench.analysis.statistics import EQUIVALENT, FASTER, SLOWER, UNDECIDED
 from bench.report import charts
-from bench.report.fdrows import fd_sentences, fd_view_notes, format_bytes
+from bench.report.fdrows import (
+    FD_QUANTITY_LABELS,
+    fd_sentences,
+    fd_view_notes,
+    format_bytes,
+    has,
+)
 from bench.report.rows import (
     SUMMARY_HEADER,
     auto_line,
@@ -51,14 +57,9 @@ TEMPLATES = jinja2.Environment(  # the report package's templates, for every HTM
 FD_COLUMNS = ("status", "release", "clients", "open_files", "opened", "failed", "errno", "daemon_fds_delta",
               "client_fds_delta", "visible_fds", "file_nr_delta", "hidden_files", "backing_file_objects", "kernel_listed",
               "open_p50_us", "open_p99_us", "opens_per_s", "file_objects", "dentry_objects", "fuse_inode_objects",
-              "backing_inode_objects", "slab_bytes", "kernel_bytes_per_file", "meminfo_slab_kib", "meminfo_sunreclaim_kib",
-              "file_nr_held", "file_max", "daemon_rss_delta_kib", "close_s", "idle_ids", "idle_hidden_files",
+              "backing_inode_objects", "slab_bytes", "slab_bytes_per_file", "kernel_bytes_per_file", "meminfo_slab_kib",
+              "meminfo_sunreclaim_kib", "file_nr_held", "file_max", "daemon_rss_delta_kib", "close_s", "idle_ids", "idle_hidden_files",
               "idle_backing_file_objects", "idle_slab_bytes", "closed_ids", "release_s", "returned_to_baseline")
-# fd_memory's quantities as the page names them.
-FD_QUANTITY_LABELS = {"slab_bytes": "tracked slabs", "meminfo_slab": "meminfo Slab", "meminfo_sunreclaim":
-                      "meminfo SUnreclaim", "file_objects": "filp objects", "backing_file_objects": "bfilp objects",
-                      "dentry_objects": "dentry objects", "fuse_inode_objects": "fuse_inode objects",
-                      "backing_inode_objects": "backing inode objects", "idle_slab_bytes": "slab still cached after close"}
 
 
 # How the headline colours a verdict (undecided and no comparison stay plain).
@@ -91,7 +92,7 @@ def _fd_table(analysis: Analysis) -> tuple[list[str], list[list[str]]]:
     frame = analysis.results.fd_pressure
     if frame is None or frame.empty:
         return [], []
-    columns = [c for c in FD_COLUMNS if c in frame and frame[c].notna().any()]  # older folders lack some
+    columns = [c for c in FD_COLUMNS if has(frame, c)]  # older folders lack some
     policy = frame["fd_policy"] if "fd_policy" in frame else [None] * len(frame)
     labels = [fd_config_label(t, p) for t, p in zip(frame["target"], policy)]
     rows = [[label, *(_cell(v) for v in values)] for label, values in zip(labels, frame[columns].itertuples(index=False))]
@@ -187,6 +188,8 @@ def render_report(analysis: Analysis) -> str:
         absolute_cap=f" First {charts.MAX_PANELS} of {measured} workloads shown." if measured > charts.MAX_PANELS else "",
         sweep_tables=(sweeps := sweep_tables(analysis)),
         sweep_cap=f" First {charts.MAX_PANELS} of {len(sweeps)} curves shown." if len(sweeps) > charts.MAX_PANELS else "",
+        fd_views_cap=(f" First {charts.MAX_PANELS // 2} of {configs} configurations shown."
+                      if (configs := analysis.fd_steps["config"].nunique()) > charts.MAX_PANELS // 2 else ""),
         timeseries_cap=f" First {charts.MAX_PANELS // 2} of {cells} workloads shown." if cells > charts.MAX_PANELS // 2 else "",
         max_points=charts.MAX_POINTS,
         disk_rows=[[f"{row.cell} / {row.target}", _cell(row.fio_mib), _cell(row.dev_read_mib), _cell(row.dev_write_mib),

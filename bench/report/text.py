@@ -258,13 +258,13 @@ def fd_pressure_table(analysis: Analysis) -> list[str]:
     for text in fd_sentences(analysis):
         lines += _wrap(text, "- ", hyphens=False)
     held, after = step_tables(steps)
-    lines += [""] + _wrap("While held (counts are growth over the fresh mount):") + _table(held.columns, _step_rows(held))
+    lines += [""] + _wrap("While held (counts are growth from the clients' start to all files held):") + _table(held.columns, _step_rows(held))
     legend = {"clients": "clients: client processes", "visible": "visible: files in some fd table (what lsof lists)",
               "dmn fds": "dmn fds: the daemon's own fds",
               "hidden": "hidden: open files no process holds (in file-nr)",
               "bfilp": "bfilp: the kernel's backing files (in no fd table, not in file-nr)",
               "listed": "listed: what the kernel lists for the connection",
-              "B/file": "B/file: kernel slab bytes per open file"}
+              "B/file": "B/file: kernel memory per open file (all tracked slabs)"}
     titles = [title for title, _ in held.columns]
     lines += _wrap("; ".join(text for key, text in legend.items() if key in titles) + ".")
     if after is not None:
