@@ -149,16 +149,18 @@ def take_counts(mounted: MountedTarget | None, client_pids: Sequence[int] = (), 
     system-wide ones."""
     pid = mounted.daemon_pid if mounted else None
     asked = time.time()
-    # file-nr and the fd tables first and together: other processes move file-nr meanwhile.
-    files = file_nr()
-    daemon_fds = _fd_count(pid, "daemon") if pid else None
-    client_fds = sum(_fd_count(client, "client") for client in client_pids) if client_pids else None
+    # The slabs before the fd tables: listing /proc/PID/fd makes a dentry and an inode for every
+    # fd, which would pass for what the open files cost.
     objects = {role: exact_slab(name) for role, name in slabs.names().items()}
     known = [found for found in objects.values() if found]
     try:
         memory = meminfo_kib(MEMINFO.read_text())
     except OSError:
         memory = {}
+    # file-nr and the fd tables together: other processes move file-nr meanwhile.
+    files = file_nr()
+    daemon_fds = _fd_count(pid, "daemon") if pid else None
+    client_fds = sum(_fd_count(client, "client") for client in client_pids) if client_pids else None
     # The stats file is rewritten a few times a second: wait for figures from after `asked`.
     stats = mounted.read_stats(newer_than=asked) if mounted else None
     listed = backing_files_listed(mounted.connection) if mounted and mounted.connection is not None else None
