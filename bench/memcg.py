@@ -158,9 +158,12 @@ def memory_cgroup(label: str, mountinfo: Path = MOUNTINFO) -> Iterator[MemoryCgr
     try:
         path.mkdir()
         yield MemoryCgroup(path, hierarchy.version)
-    finally:
-        # Not removable yet: the entry stays and the next clear_leftovers() tries again (an error
-        # here must not hide the one that ended the block).
+    except BaseException:
+        # Not removable yet: the entry stays and the next clear_leftovers() tries again; an error
+        # here must not hide the one that ended the block.
         with contextlib.suppress(OSError):
             leftovers.remove_cgroup(path)
             leftovers.unregister(entry)
+        raise
+    leftovers.remove_cgroup(path)
+    leftovers.unregister(entry)

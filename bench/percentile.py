@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
-from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 
 def percentiles(histogram: Mapping[float, int], wanted: Sequence[float]) -> list[float | None]:
@@ -22,8 +21,3 @@ def percentiles(histogram: Mapping[float, int], wanted: Sequence[float]) -> list
     cumulative = list(itertools.accumulate(histogram[value] for value in values))
     total = cumulative[-1]
     return [values[min(bisect.bisect_left(cumulative, p / 100 * total), len(values) - 1)] for p in wanted]
-
-
-def percentile(samples: Iterable[float], p: float) -> float | None:
-    """The p-th percentile (0-100) of raw values; None when there are none."""
-    return percentiles(Counter(samples), [p])[0]

@@ -386,7 +386,8 @@ class FdPressureRecord(Record):
     closed_ids: int | None = column("backing ids the server closed between the opens and the release: at each "
                                     "last close (`close`, `keep`) or by its cache_size LRU (`cache`)")
     release_s: float | None = column("time from the release until the idle backing ids were gone (for `unmount`: "
-                                     "until the unmount returned)")
+                                     "until the unmount returned); empty when nothing stayed idle, or when they "
+                                     "were not released (baseline_detail says so)")
 
 
 SNAPSHOT_PHASES = ("premount", "baseline", "before", "held", "idle", "released", "after")

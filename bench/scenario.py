@@ -482,11 +482,12 @@ class FdPressure(Strict):
     def _steps_once(self) -> FdPressure:
         seen: set[tuple[str, int, str]] = set()
         for index, entry in enumerate(self.targets):
-            name = entry if isinstance(entry, str) else entry.name
-            mine = [step for step in self.steps() if step[0] == name]
-            if any(step in seen for step in mine):
-                raise LocatedError(("targets", index), f"target {name!r} would repeat its steps (the same N and "
-                                   "release twice): list each target once")
+            mine = self._entry_steps(entry)
+            repeated = next((step for step in mine if step in seen), None)
+            if repeated:
+                name, count, release = repeated
+                raise LocatedError(("targets", index), f"target {name!r} would run N={count} with release {release} "
+                                   "a second time: list each N and release of a target once")
             seen.update(mine)
         return self
 
@@ -496,13 +497,13 @@ class FdPressure(Strict):
 
     def steps(self) -> list[tuple[str, int, str]]:
         """Every step as (target name, N, release), in the order they run."""
-        steps = []
-        for entry in self.targets:
-            mine = entry if isinstance(entry, FdTarget) else None
-            for count in (mine and mine.open_files) or self.open_files:
-                for release in (mine and mine.release) or self.release:
-                    steps.append((entry if mine is None else mine.name, count, release))
-        return steps
+        return [step for entry in self.targets for step in self._entry_steps(entry)]
+
+    def _entry_steps(self, entry: str | FdTarget) -> list[tuple[str, int, str]]:
+        mine = entry if isinstance(entry, FdTarget) else None
+        name = entry if mine is None else mine.name
+        return [(name, count, release) for count in (mine and mine.open_files) or self.open_files
+                for release in (mine and mine.release) or self.release]
 
 
 # ---------------------------------------------------------------- scenario

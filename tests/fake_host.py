@@ -278,8 +278,8 @@ class FakeHost(Host):
                                       status="ok")
             readings = [SnapshotRecord(target=name, open_files=count, phase=phase, file_nr=1000 + held)
                         for phase, held in (("baseline", 0), ("before", 0), ("held", count), ("after", 0))]
-            write(record, readings, {"opened": count, "wall_s": 0.01,
-                                     "clients": [{"opened": count, "open_ns": [1000] * count, "wall_s": 0.01}]})
+            client = {"opened": count, "failed": 0, "errno": None, "wall_s": 0.01, "close_s": 0.001}
+            write(record, readings, {**client, "clients": [{**client, "open_ns": [1000] * count}]})
             records.append(record)
         return records
 

@@ -399,3 +399,7 @@ def test_a_target_entry_can_bring_its_own_steps() -> None:
         ("passthrough-close", 10, "drop_caches"), ("passthrough-close", 20, "drop_caches"),
         ("passthrough-cache", 5, "unmount"), ("passthrough-cache", 5, "drop_caches")]
     assert scenario.fd_pressure.target_names() == ["passthrough-close", "passthrough-cache"]
+    # The same target twice is fine as long as no step repeats.
+    again = fd_scenario([CLOSE], [10], daemon_nofile=64,
+                        targets=["passthrough-close", {"name": "passthrough-close", "release": ["unmount"]}])
+    assert again.fd_pressure.steps() == [("passthrough-close", 10, "drop_caches"), ("passthrough-close", 10, "unmount")]

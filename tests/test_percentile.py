@@ -1,6 +1,8 @@
 """bench.percentile: the one percentile rule (nearest rank, as fio computes its own)."""
 
-from bench.percentile import percentile, percentiles
+from collections import Counter
+
+from bench.percentile import percentiles
 
 
 def test_percentile_from_empty_bins_is_none():
@@ -8,7 +10,5 @@ def test_percentile_from_empty_bins_is_none():
 
 
 def test_raw_values_follow_the_same_nearest_rank_rule():
-    assert percentile([5, 1, 3, 2, 4], 50) == 3
-    assert percentile([5, 1, 3, 2, 4], 99) == 5
-    assert percentile(range(1, 101), 99.9) == 100
-    assert percentile([], 50) is None
+    assert percentiles(Counter([5, 1, 3, 2, 4]), [50, 99]) == [3, 5]
+    assert percentiles(Counter(range(1, 101)), [99.9]) == [100]

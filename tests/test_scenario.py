@@ -64,7 +64,7 @@ BAD = [
     ("rwmixread-on-read", workload("rw: read\nrwmixread: 70  # <-\n"), ["rwmixread", "randrw"]),
     ("openfiles-above-nrfiles", workload("rw: read\nnrfiles: 2\nopenfiles: 3  # <-\n"), ["openfiles", "nrfiles"]),
     ("fd-pressure-unknown-target", HEAD + "fd_pressure:\n  targets: [fuse, passthru]  # <-\n  open_files: [10]\n", ["fd_pressure.targets.1", "'passthru'"]),
-    ("fd-pressure-target-twice", HEAD + "fd_pressure:\n  targets: [fuse, {name: fuse, release: [unmount, drop_caches]}]  # <-\n  open_files: [10]\n", ["fd_pressure.targets.1", "repeat its steps"]),
+    ("fd-pressure-target-twice", HEAD + "fd_pressure:\n  targets: [fuse, {name: fuse, release: [unmount, drop_caches]}]  # <-\n  open_files: [10]\n", ["fd_pressure.targets.1", "N=10 with release drop_caches a second time"]),
     ("fd-pressure-n-twice", HEAD + "fd_pressure:\n  targets: [fuse]\n  open_files: [10, 10]  # <-\n", ["fd_pressure.open_files", "10 is listed twice"]),
     ("fd-pressure-client-nofile", HEAD + "fd_pressure:\n  targets: [fuse]\n  open_files: [10]\n  client_nofile: 16  # <-\n", ["client_nofile", "greater than or equal to 64"]),
     ("nothing-to-do", HEAD.replace("name: t", "name: t  # <-"), ["workloads, opens, programs or fd_pressure"]),

@@ -84,8 +84,11 @@ class Counts:
 
 
 def _fd_count(pid: int, role: str) -> int:
+    # The directory's size is its fd count (Linux 6.2+) and, unlike a listing, makes no dentry
+    # and proc inode per fd, which the slabs would count as what the open files cost.
+    path = f"/proc/{pid}/fd"
     try:
-        return len(os.listdir(f"/proc/{pid}/fd"))
+        return os.stat(path).st_size or len(os.listdir(path))
     except FileNotFoundError:
         raise FdPressureError(f"the {role} (pid {pid}) exited during the measurement") from None
 
@@ -144,13 +147,15 @@ def system_limits() -> tuple[int | None, int | None]:
     return read(FILE_MAX), read(NR_OPEN)
 
 
-def take_counts(mounted: MountedTarget | None, client_pids: Sequence[int] = (), slabs: Slabs = Slabs(None)) -> Counts:
+def take_counts(mounted: MountedTarget | None, client_pids: Sequence[int] = (), slabs: Slabs = Slabs(None),
+                listing: bool = True) -> Counts:
     """Read every count once: the daemon's (when mounted), the clients' (when given) and the
-    system-wide ones."""
+    system-wide ones; the kernel's listing of backing files unless `listing` is False (it may
+    mount fusectl)."""
     pid = mounted.daemon_pid if mounted else None
     asked = time.time()
-    # The slabs before the fd tables: listing /proc/PID/fd makes a dentry and an inode for every
-    # fd, which would pass for what the open files cost.
+    # The slabs before the fd tables: where /proc/PID/fd must be listed (before Linux 6.2), the
+    # listing makes a dentry and an inode for every fd.
     objects = {role: exact_slab(name) for role, name in slabs.names().items()}
     known = [found for found in objects.values() if found]
     try:
@@ -163,7 +168,8 @@ def take_counts(mounted: MountedTarget | None, client_pids: Sequence[int] = (), 
     client_fds = sum(_fd_count(client, "client") for client in client_pids) if client_pids else None
     # The stats file is rewritten a few times a second: wait for figures from after `asked`.
     stats = mounted.read_stats(newer_than=asked) if mounted else None
-    listed = backing_files_listed(mounted.connection) if mounted and mounted.connection is not None else None
+    listed = (backing_files_listed(mounted.connection)
+              if listing and mounted and mounted.connection is not None else None)
 
     def active(role: str) -> int | None:
         return objects[role][0] if objects.get(role) else None

@@ -16,10 +16,11 @@ from bench.records import STATUS_OK, FdPressureRecord, SnapshotRecord
 from bench.system import BACKING_FILE_SLAB
 
 
-def _file_nr_error() -> int:
+def file_nr_error(cpus: int | None = None) -> int:
+    """How far a file-nr difference may be off on a machine with `cpus` CPUs (default: this one)."""
     # The kernel counts files per CPU and folds each CPU's count into the total in batches
     # of max(32, 2 x CPUs): each reading may be off by up to a batch per CPU.
-    cpus = os.cpu_count() or 1
+    cpus = cpus or os.cpu_count() or 1
     return 2 * max(32, 2 * cpus) * cpus
 
 
@@ -28,7 +29,7 @@ def _file_nr_error() -> int:
 # other processes do meanwhile, measured per step); the slab count is exact after a shrink
 # but system-wide.
 DAEMON_FDS_TOLERANCE = 2
-FILE_NR_TOLERANCE = _file_nr_error()
+FILE_NR_TOLERANCE = file_nr_error()
 SLAB_TOLERANCE = 16
 
 
@@ -155,7 +156,8 @@ def progress_line(record: FdPressureRecord) -> str:
                 else f"NOT back to baseline ({record.baseline_detail})")
     failed = f", {record.failed} failed ({record.errno})" if record.failed else ""
     clients = f" by {record.clients} clients" if record.clients and record.clients > 1 else ""
-    idle = f"; idle ids {record.idle_ids}, released in {record.release_s} s" if record.idle_ids else ""
+    released = f"released in {record.release_s} s" if record.release_s is not None else "NOT released"
+    idle = f"; idle ids {record.idle_ids}, {released}" if record.idle_ids else ""
     return (
         f"{head}: opened {record.opened}{failed}{clients}; visible {_signed(record.visible_fds)} "
         f"(daemon {_signed(record.daemon_fds_delta)}), hidden {_signed(record.hidden_files)}, "

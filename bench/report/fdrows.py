@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from bench.analysis import Analysis
-from bench.fdpressure.derive import FILE_NR_TOLERANCE, SLAB_TOLERANCE
+from bench.fdpressure.derive import SLAB_TOLERANCE, file_nr_error
 from bench.report.rows import format_number
 
 # fs.file-max at or above this is the kernel's "no limit" (LONG_MAX on 64-bit).
@@ -91,8 +91,7 @@ def fd_sentences(analysis: Analysis) -> list[str]:
             else:
                 parts.append("no slab growth with the files held")
         elif known(fig.bfilp_bytes_per_file) and fig.bfilp_bytes_per_file > 0:   # before format 7
-            parts.append(f"kernel memory per passthrough open file: {format_number(fig.bfilp_bytes_per_file)} bytes "
-                         "(bfilp slab)")
+            parts.append(f"bfilp slab bytes per passthrough open file: {format_number(fig.bfilp_bytes_per_file)}")
         if known(fig.meminfo_bytes_per_file) and fig.meminfo_bytes_per_file > 0:
             parts.append(f"meminfo Slab {format_bytes(fig.meminfo_bytes_per_file)} per file = "
                          f"{three_figures(fig.files_per_gib_meminfo)} per GiB")
@@ -100,7 +99,7 @@ def fd_sentences(analysis: Analysis) -> list[str]:
             speed = f", {three_figures(fig.opens_per_s)} opens/s" if known(fig.opens_per_s) else ""
             parts.append(f"open p50 {format_number(fig.open_p50_us)} us, p99 {format_number(fig.open_p99_us)} us"
                          f"{speed} at N={format_count(fig.at_n)}")
-        idle = _idle(fig)
+        idle = _idle(fig, file_nr_error(_run_cpus(analysis)))
         if idle:
             parts.append(idle)
         parts.append(_released(releases[releases["config"] == fig.config]))
@@ -116,13 +115,20 @@ def _held(fig) -> str:
     return f"no N held without a failed open; {failing}" if failing else ""
 
 
-def _idle(fig) -> str:
+def _run_cpus(analysis: Analysis) -> int | None:
+    """The CPUs of the machine that ran the steps (file-nr's error depends on them), when recorded."""
+    manifest = analysis.results.manifest
+    cpus = manifest.host.get("cpu_cores") if manifest is not None else None
+    return cpus if isinstance(cpus, int) and cpus > 0 else None
+
+
+def _idle(fig, file_nr_tolerance: int) -> str:
     """What stays after the close at the largest N held (empty for folders without the idle
-    columns). hidden files (a file-nr difference) within FILE_NR_TOLERANCE plus the step's
-    file_nr_noise and bfilp objects within SLAB_TOLERANCE are noise: none; a figure within ROUGH
-    times its tolerance is 'about'."""
+    columns). hidden files (a file-nr difference) within `file_nr_tolerance` (the running
+    machine's) plus the step's file_nr_noise and bfilp objects within SLAB_TOLERANCE are noise:
+    none; a figure within ROUGH times its tolerance is 'about'."""
     noise = fig.file_nr_noise if known(fig.file_nr_noise) else 0
-    counts = {"backing ids": (fig.idle_ids, 0), "hidden files": (fig.idle_hidden_files, FILE_NR_TOLERANCE + noise),
+    counts = {"backing ids": (fig.idle_ids, 0), "hidden files": (fig.idle_hidden_files, file_nr_tolerance + noise),
               "bfilp objects": (fig.idle_backing_file_objects, SLAB_TOLERANCE)}
     if not any(known(value) for value, _ in counts.values()):
         return ""
@@ -138,9 +144,10 @@ def _idle(fig) -> str:
 
 def _released(releases: pd.DataFrame) -> str:
     """'released at N=1,000,000: drop_caches 0.10 s, unmount 1.5 s' (N per method where they
-    differ); methods without a time (nothing was idle to release) are left out, and with none
-    timed, nothing is said."""
-    timed = releases[releases["release_s"].notna()]
+    differ); a method that left idle ids in place says so; methods with nothing idle to release
+    are left out, and with none left, nothing is said."""
+    idle = pd.to_numeric(releases["idle_ids"], errors="coerce") > 0 if "idle_ids" in releases else False
+    timed = releases[releases["release_s"].notna() | idle]
     if timed.empty:
         return ""
     sizes = set(timed["open_files"])
@@ -148,7 +155,8 @@ def _released(releases: pd.DataFrame) -> str:
     for row in timed.itertuples():
         where = f" at N={format_count(row.open_files)}" if len(sizes) > 1 else ""
         late = " (not back to baseline)" if known(row.returned_to_baseline) and not row.returned_to_baseline else ""
-        each.append(f"{row.release} {format_number(row.release_s)} s{where}{late}")
+        took = f"{format_number(row.release_s)} s" if known(row.release_s) else "did not release them"
+        each.append(f"{row.release} {took}{where}{late}")
     head = f"released at N={format_count(next(iter(sizes)))}: " if len(sizes) == 1 else "released by "
     return head + ", ".join(each)
 
@@ -162,8 +170,8 @@ def fd_view_notes(steps: pd.DataFrame) -> list[str]:
         return []
     notes = []
     if not has(steps, "kernel_listed"):
-        notes.append("listed: n/a: this kernel has no fusectl backing_files (no listing of a connection's "
-                     "backing files)")
+        notes.append("listed: n/a: no listing of a connection's backing files was read (this kernel has no "
+                     "fusectl backing_files, or fusectl could not be read)")
     hidden = pd.to_numeric(steps["hidden_files"], errors="coerce") if "hidden_files" in steps else None
     most = steps.iloc[int(hidden.fillna(0).to_numpy().argmax())] if hidden is not None and (hidden > 0).any() else None
     if most is not None:
@@ -198,11 +206,11 @@ def _nr_open(steps: pd.DataFrame, most) -> str:
     """fs.nr_open limits one fd table, so not the hidden files: with the largest table the step
     with the most hidden files needed (a client's share of the files, or the daemon's fds).
     Empty when no step knows nr_open."""
-    if not has(steps, "nr_open"):
-        return ""
+    if not has(steps, "nr_open") or most is None:
+        return ""  # no hidden files: nothing for it to count
     head = "fs.nr_open {} (the ceiling of any process's RLIMIT_NOFILE) limits a single fd table; hidden files " \
            "are in none, so it does not count them"
-    if most is None or not known(most.get("nr_open")):
+    if not known(most.get("nr_open")):
         return head.format(format_count(pd.to_numeric(steps["nr_open"], errors="coerce").max()))
     head = head.format(format_count(most["nr_open"]))
     tables = []
@@ -217,7 +225,8 @@ def _nr_open(steps: pd.DataFrame, most) -> str:
         return head
     size, whose = max(tables, key=lambda table: table[0])
     return (f"{head}: {most['config']} at N={format_count(most['open_files'])} held "
-            f"{format_count(most['hidden_files'])} hidden while its largest fd table held {format_count(size)} ({whose})")
+            f"{format_count(most['hidden_files'])} hidden while its largest fd table held about {format_count(size)} "
+            f"({whose})")
 
 
 @dataclass(frozen=True)
