@@ -1,6 +1,6 @@
 """How long a tree of small files takes to make and to reuse (bench.smallfiles.create_files):
 creates N files (default 1,000,000) in a fresh directory under /var/tmp, times the creation
-(missing names found with one listing, created over os.cpu_count() worker processes) and then
+(missing names found with one listing, then created one by one in this process) and then
 the reuse pass over the complete tree, prints both, and removes the tree.
 
 The creation time is mostly the file system's: on ext4 the creates of one directory are
@@ -9,7 +9,7 @@ last few minutes (recently_deleted) when it allocates a new one, so a run right 
 was removed (this script's own last run too) is several times slower. Compare runs made on a
 quiet file system.
 
-Usage: python benchmarks/smallfiles_tree.py [--files N] [--workers W] [--empty] [--dir DIR]
+Usage: python benchmarks/smallfiles_tree.py [--files N] [--empty] [--dir DIR]
 """
 
 from __future__ import annotations
@@ -31,13 +31,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--files", type=int, default=1_000_000, help="files in the tree (default 1000000)")
-    parser.add_argument("--workers", type=int, default=None,
-                        help="worker processes for the creation (default os.cpu_count())")
     parser.add_argument("--empty", action="store_true", help="empty files (mknod), as the fd-pressure steps make")
     parser.add_argument("--dir", type=Path, default=Path("/var/tmp"),
                         help="where the temporary tree is made (default /var/tmp)")
     args = parser.parse_args()
-    smallfiles.WORKERS = args.workers
     tree = Path(tempfile.mkdtemp(prefix="fusebench-smallfiles-", dir=args.dir))
     try:
         start = time.monotonic()
@@ -48,7 +45,7 @@ def main() -> None:
         smallfiles.create_files(tree, args.files, empty=args.empty)
         reused = time.monotonic() - start
         found = len(os.listdir(tree))
-        print(f"{args.files} files, {args.workers or os.cpu_count()} workers, in {args.dir}:")
+        print(f"{args.files} {'empty ' if args.empty else ''}files in {args.dir}:")
         print(f"  create {created:7.2f} s  ({created / args.files * 1e6:.1f} us/file)")
         print(f"  reuse  {reused:7.2f} s  ({found} files there)")
     finally:

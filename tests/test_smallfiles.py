@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
 import stat
 from pathlib import Path
 
@@ -40,22 +39,16 @@ def test_only_the_missing_names_are_created(tmp_path: Path, monkeypatch: pytest.
     assert smallfiles.missing_indices(tmp_path, 6) == [5]
 
 
-def test_many_missing_files_are_created_by_worker_processes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(smallfiles, "PARALLEL_THRESHOLD", 100)
-    monkeypatch.setattr(smallfiles, "WORKERS", 3)
+def test_a_tree_keeps_what_exists_and_reports_progress(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(smallfiles, "PROGRESS_INTERVAL_S", 0.0)
     monkeypatch.setattr(smallfiles, "_CHECK_EVERY", 64)
     (tmp_path / file_name(7)).write_bytes(b"mine")
-    forks: list[int] = []
-    real_fork = smallfiles._fork
-    monkeypatch.setattr(smallfiles, "_fork", lambda: forks.append(1) or real_fork())
     lines: list[str] = []
     create_files(tmp_path, 5000, progress=lines.append)
-    assert len(forks) == 3
     assert sorted(os.listdir(tmp_path)) == [file_name(i) for i in range(5000)]
     assert {(tmp_path / name).read_bytes() for name in os.listdir(tmp_path) if name != file_name(7)} == {FILE_CONTENT}
     assert (tmp_path / file_name(7)).read_bytes() == b"mine"
-    assert all(line.startswith("created ") and line.endswith(" of 4999 files") for line in lines)
+    assert lines and all(line.startswith("created ") and line.endswith(" of 4999 files") for line in lines)
 
 
 def test_progress_in_process_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -66,56 +59,48 @@ def test_progress_in_process_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert lines == ["created 100 of 350 files", "created 200 of 350 files", "created 300 of 350 files"]
 
 
-def test_a_real_tree_above_the_threshold(tmp_path: Path) -> None:
-    count = smallfiles.PARALLEL_THRESHOLD + 5000
+def test_a_real_tree_of_25000_files(tmp_path: Path) -> None:
+    count = 25_000
     create_files(tmp_path, count)
     assert smallfiles.missing_indices(tmp_path, count) == []
     assert len(os.listdir(tmp_path)) == count
     assert (tmp_path / file_name(count - 1)).read_bytes() == FILE_CONTENT
 
 
-def test_a_failing_worker_raises_its_oserror(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(smallfiles, "PARALLEL_THRESHOLD", 100)
+def test_a_failure_raises_its_oserror_with_the_whole_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     real_create = smallfiles._create
 
-    def full(dir_fd, indices, done=None, stopped=None, empty=False) -> int:
-        if indices[0] != 0:  # the second worker: the disk is full
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), file_name(indices[0]))
-        return real_create(dir_fd, indices, done, stopped, empty)
+    def full(dir_fd: int, index: int, empty: bool) -> None:
+        if index == 1500:  # the disk is full
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), file_name(index))
+        real_create(dir_fd, index, empty)
 
     monkeypatch.setattr(smallfiles, "_create", full)
     with pytest.raises(OSError) as raised:
         create_files(tmp_path, 3000)
     assert raised.value.errno == errno.ENOSPC
     assert raised.value.filename == str(tmp_path / file_name(1500))
+    assert smallfiles.missing_indices(tmp_path, 3000)[0] == 1500  # the files made so far stay
 
 
-def test_a_directory_removed_under_the_workers_raises(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(smallfiles, "PARALLEL_THRESHOLD", 100)
+def test_a_directory_removed_under_it_raises(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     directory = tmp_path / "files"
     directory.mkdir()
-    real_parallel = smallfiles._create_parallel
+    real_missing = smallfiles.missing_indices
 
-    def removed_first(*args, **kwargs) -> None:
-        directory.rmdir()  # creating in a deleted directory: ENOENT in every worker
-        real_parallel(*args, **kwargs)
+    def removed_after_listing(*args) -> list[int]:
+        missing = real_missing(*args)
+        directory.rmdir()  # creating in a deleted directory: ENOENT
+        return missing
 
-    monkeypatch.setattr(smallfiles, "_create_parallel", removed_first)
+    monkeypatch.setattr(smallfiles, "missing_indices", removed_after_listing)
     with pytest.raises(FileNotFoundError):
         create_files(directory, 3000)
 
 
-def test_a_killed_worker_raises(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(smallfiles, "PARALLEL_THRESHOLD", 100)
-    monkeypatch.setattr(smallfiles, "_create", lambda *args: os.kill(os.getpid(), signal.SIGKILL))
-    with pytest.raises(OSError, match="ended with status -9 without a report"):
-        create_files(tmp_path, 3000)
-
-
 def test_empty_files_are_made_with_one_mknod_each(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(smallfiles, "PARALLEL_THRESHOLD", 100)
     (tmp_path / file_name(7)).write_bytes(b"kept")
-    create_files(tmp_path, 3000, empty=True)  # over worker processes
+    create_files(tmp_path, 3000, empty=True)
     assert len(os.listdir(tmp_path)) == 3000
     assert (tmp_path / file_name(7)).read_bytes() == b"kept"
     assert all((tmp_path / file_name(index)).stat().st_size == 0 for index in (0, 1500, 2999))
