@@ -6,7 +6,7 @@ import contextlib
 import os
 import platform
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,17 +114,19 @@ def file_nr() -> int:
     return int(FILE_NR.read_text().split()[0])
 
 
-def slab_active_objects(name: str) -> tuple[int, int] | None:
-    """(active objects, object size in bytes) of a slab cache, or None when unreadable."""
+def slab_objects(names: Collection[str]) -> dict[str, tuple[int, int]]:
+    """(active objects, object size in bytes) of each slab cache of `names` found in one read of
+    /proc/slabinfo; those not found (or all, when it is unreadable) are left out."""
     try:
         text = SLABINFO.read_text()
     except OSError:
-        return None
+        return {}
+    found = {}
     for line in text.splitlines():
         fields = line.split()
-        if fields and fields[0] == name:
-            return int(fields[1]), int(fields[3])
-    return None
+        if fields and fields[0] in names:
+            found[fields[0]] = int(fields[1]), int(fields[3])
+    return found
 
 
 def fdinfo(pid: int | str, fd: int) -> dict[str, str]:

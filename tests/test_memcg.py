@@ -85,7 +85,7 @@ def test_usage_and_the_v1_refusal_to_empty_a_cgroup_with_processes(tmp_path: Pat
 
 
 def dentries() -> int:
-    found = system.slab_active_objects("dentry")
+    found = system.slab_objects(["dentry"]).get("dentry")
     assert found is not None, "/proc/slabinfo has no dentry cache"
     return found[0]
 

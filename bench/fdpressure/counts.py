@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +20,7 @@ from bench.system import (
     MEMINFO,
     drop_caches,
     file_nr,
-    slab_active_objects,
+    slab_objects,
 )
 from bench.targets import MountedTarget
 
@@ -113,17 +113,18 @@ def nofile_soft_limit(pid: int) -> int | None:
     return None
 
 
-def exact_slab(name: str) -> tuple[int, int] | None:
-    """Exact active objects (and object size) of a slab cache; None when unreadable.
+def exact_slabs(names: Collection[str]) -> dict[str, tuple[int, int]]:
+    """Exact active objects (and object size) of each slab cache of `names` that can be read.
 
     /proc/slabinfo counts objects cached per CPU (cpu slabs, sheaves) as active, which is
-    off by up to a hundred here; shrinking the cache first returns them, making it exact.
+    off by up to a hundred here; shrinking each cache first returns them, making it exact.
     """
-    try:
-        (SLAB_ROOT / name / "shrink").write_text("1\n")
-    except OSError:
-        pass  # not root, or no SLUB sysfs: the approximate figure still helps
-    return slab_active_objects(name)
+    for name in names:
+        try:
+            (SLAB_ROOT / name / "shrink").write_text("1\n")
+        except OSError:
+            pass  # not root, or no SLUB sysfs: the approximate figure still helps
+    return slab_objects(names)
 
 
 def meminfo_kib(text: str) -> dict[str, int]:
@@ -156,7 +157,9 @@ def take_counts(mounted: MountedTarget | None, client_pids: Sequence[int] = (), 
     asked = time.time()
     # The slabs before the fd tables: where /proc/PID/fd must be listed (before Linux 6.2), the
     # listing makes a dentry and an inode for every fd.
-    objects = {role: exact_slab(name) for role, name in slabs.names().items()}
+    names = slabs.names()
+    found = exact_slabs(names.values())
+    objects = {role: found.get(name) for role, name in names.items()}
     known = [found for found in objects.values() if found]
     try:
         memory = meminfo_kib(MEMINFO.read_text())
