@@ -11,7 +11,7 @@ import pandas as pd
 
 from bench.analysis import Analysis
 from bench.fdpressure.derive import SLAB_TOLERANCE, file_nr_error
-from bench.report.rows import format_number
+from bench.report.rows import format_number, is_number
 
 # fs.file-max at or above this is the kernel's "no limit" (LONG_MAX on 64-bit).
 UNLIMITED_FILE_MAX = 2**62
@@ -25,19 +25,14 @@ FD_QUANTITY_LABELS = {"slab_bytes": "tracked slabs", "meminfo_slab": "meminfo Sl
                       "backing_inode_objects": "backing inode objects", "idle_slab_bytes": "still cached after close"}
 
 
-def known(value) -> bool:
-    """Whether `value` is a number (not None, NA or NaN)."""
-    return value is not None and value is not pd.NA and not (isinstance(value, float) and math.isnan(value))
-
-
 def format_count(value) -> str:
     """A count with thousands separators ('1,000,000'); '-' when unknown."""
-    return f"{int(round(float(value))):,}" if known(value) else "-"
+    return f"{int(round(float(value))):,}" if is_number(value) else "-"
 
 
 def three_figures(value) -> str:
     """A large figure to 3 significant digits with separators ('362,000'); small ones as format_number."""
-    if not known(value):
+    if not is_number(value):
         return "-"
     value = float(value)
     if abs(value) < 1000:
@@ -48,7 +43,7 @@ def three_figures(value) -> str:
 
 def format_bytes(value) -> str:
     """Bytes in B, KiB, MiB or GiB with 3 significant digits ('480 B', '2.93 KiB', '1.02 MiB')."""
-    if not known(value):
+    if not is_number(value):
         return "-"
     value = float(value)
     for unit in ("B", "KiB", "MiB", "GiB"):
@@ -61,11 +56,11 @@ def format_bytes(value) -> str:
 
 
 def _signed(value) -> str:
-    return f"{int(value):+d}" if known(value) else ""
+    return f"{int(value):+d}" if is_number(value) else ""
 
 
 def _plain(value) -> str:
-    return str(int(value)) if known(value) else ""
+    return str(int(value)) if is_number(value) else ""
 
 
 def has(frame: pd.DataFrame, column: str) -> bool:
@@ -83,20 +78,20 @@ def fd_sentences(analysis: Analysis) -> list[str]:
     for fig in analysis.fd_figures.itertuples():
         parts = [_held(fig)]
         per_file = fig.slab_bytes_per_file
-        if known(per_file):
+        if is_number(per_file):
             if per_file > 0:
-                fit = f", r2 {fig.slab_r2:.2f}" if known(fig.slab_r2) else f", at N={format_count(fig.at_n)}, no fit"
+                fit = f", r2 {fig.slab_r2:.2f}" if is_number(fig.slab_r2) else f", at N={format_count(fig.at_n)}, no fit"
                 parts.append(f"{format_bytes(per_file)} of slab per open file ({format_bytes(per_file * 1000)} per "
                              f"1,000{fit}) = {three_figures(fig.files_per_gib)} files per GiB")
             else:
                 parts.append("no slab growth with the files held")
-        elif known(fig.bfilp_bytes_per_file) and fig.bfilp_bytes_per_file > 0:   # before format 7
+        elif is_number(fig.bfilp_bytes_per_file) and fig.bfilp_bytes_per_file > 0:   # before format 7
             parts.append(f"bfilp slab bytes per passthrough open file: {format_number(fig.bfilp_bytes_per_file)}")
-        if known(fig.meminfo_bytes_per_file) and fig.meminfo_bytes_per_file > 0:
+        if is_number(fig.meminfo_bytes_per_file) and fig.meminfo_bytes_per_file > 0:
             parts.append(f"meminfo Slab {format_bytes(fig.meminfo_bytes_per_file)} per file = "
                          f"{three_figures(fig.files_per_gib_meminfo)} per GiB")
-        if known(fig.at_n) and known(fig.open_p50_us):
-            speed = f", {three_figures(fig.opens_per_s)} opens/s" if known(fig.opens_per_s) else ""
+        if is_number(fig.at_n) and is_number(fig.open_p50_us):
+            speed = f", {three_figures(fig.opens_per_s)} opens/s" if is_number(fig.opens_per_s) else ""
             parts.append(f"open p50 {format_number(fig.open_p50_us)} us, p99 {format_number(fig.open_p99_us)} us"
                          f"{speed} at N={format_count(fig.at_n)}")
         idle = _idle(fig, file_nr_error(_run_cpus(analysis)))
@@ -109,8 +104,8 @@ def fd_sentences(analysis: Analysis) -> list[str]:
 
 def _held(fig) -> str:
     failing = f"opens fail from N={format_count(fig.first_failed_n)}" + (f" ({fig.errno})" if fig.errno else "") \
-        if known(fig.first_failed_n) else ""
-    if known(fig.max_held):
+        if is_number(fig.first_failed_n) else ""
+    if is_number(fig.max_held):
         return f"{format_count(fig.max_held)} files held" + (f", {failing}" if failing else "")
     return f"no N held without a failed open; {failing}" if failing else ""
 
@@ -127,17 +122,17 @@ def _idle(fig, file_nr_tolerance: int) -> str:
     columns). hidden files (a file-nr difference) within `file_nr_tolerance` (the running
     machine's) plus the step's file_nr_noise and bfilp objects within SLAB_TOLERANCE are noise:
     none; a figure within ROUGH times its tolerance is 'about'."""
-    noise = fig.file_nr_noise if known(fig.file_nr_noise) else 0
+    noise = fig.file_nr_noise if is_number(fig.file_nr_noise) else 0
     counts = {"backing ids": (fig.idle_ids, 0), "hidden files": (fig.idle_hidden_files, file_nr_tolerance + noise),
               "bfilp objects": (fig.idle_backing_file_objects, SLAB_TOLERANCE)}
-    if not any(known(value) for value, _ in counts.values()):
+    if not any(is_number(value) for value, _ in counts.values()):
         return ""
     staying = [("about " if value <= ROUGH * tolerance else "") + f"{format_count(value)} {what}"
-               for what, (value, tolerance) in counts.items() if known(value) and value > tolerance]
+               for what, (value, tolerance) in counts.items() if is_number(value) and value > tolerance]
     text = f"after close {', '.join(staying)} stay" if staying else "nothing stays open after close"
-    if known(fig.idle_bytes_per_file):
+    if is_number(fig.idle_bytes_per_file):
         text += f" ({format_bytes(fig.idle_bytes_per_file)} of slab per file still cached)"
-    if known(fig.closed_ids) and fig.closed_ids > 0 and known(fig.idle_ids) and fig.idle_ids > 0:
+    if is_number(fig.closed_ids) and fig.closed_ids > 0 and is_number(fig.idle_ids) and fig.idle_ids > 0:
         text += f"; the cache evicted {format_count(fig.closed_ids)} ids"
     return text
 
@@ -154,8 +149,8 @@ def _released(releases: pd.DataFrame) -> str:
     each = []
     for row in timed.itertuples():
         where = f" at N={format_count(row.open_files)}" if len(sizes) > 1 else ""
-        late = " (not back to baseline)" if known(row.returned_to_baseline) and not row.returned_to_baseline else ""
-        took = f"{format_number(row.release_s)} s" if known(row.release_s) else "did not release them"
+        late = " (not back to baseline)" if is_number(row.returned_to_baseline) and not row.returned_to_baseline else ""
+        took = f"{format_number(row.release_s)} s" if is_number(row.release_s) else "did not release them"
         each.append(f"{row.release} {took}{where}{late}")
     head = f"released at N={format_count(next(iter(sizes)))}: " if len(sizes) == 1 else "released by "
     return head + ", ".join(each)
@@ -193,9 +188,9 @@ def fd_view_notes(steps: pd.DataFrame) -> list[str]:
 def _file_nr(step) -> str:
     """', file-nr 2,005,000 of fs.file-max 4,000,000 (50.1%)', as much of it as the step knows."""
     held, limit = step.get("file_nr_held"), step.get("file_max")
-    if not known(held):
+    if not is_number(held):
         return ""
-    if not known(limit) or limit <= 0:
+    if not is_number(limit) or limit <= 0:
         return f", file-nr {format_count(held)}"
     of = "of an unlimited fs.file-max" if limit >= UNLIMITED_FILE_MAX else \
         f"of fs.file-max {format_count(limit)} ({held / limit:.1%})"
@@ -210,16 +205,16 @@ def _nr_open(steps: pd.DataFrame, most) -> str:
         return ""  # no hidden files: nothing for it to count
     head = "fs.nr_open {} (the ceiling of any process's RLIMIT_NOFILE) limits a single fd table; hidden files " \
            "are in none, so it does not count them"
-    if not known(most.get("nr_open")):
+    if not is_number(most.get("nr_open")):
         return head.format(format_count(pd.to_numeric(steps["nr_open"], errors="coerce").max()))
     head = head.format(format_count(most["nr_open"]))
     tables = []
-    if known(most.get("opened")):
+    if is_number(most.get("opened")):
         clients = most.get("clients")
-        clients = int(clients) if known(clients) and clients > 0 else 1
+        clients = int(clients) if is_number(clients) and clients > 0 else 1
         tables.append((math.ceil(most["opened"] / clients),
                        "its client" if clients == 1 else f"one of {clients} clients"))
-    if known(most.get("daemon_fds_before")) and known(most.get("daemon_fds_delta")):
+    if is_number(most.get("daemon_fds_before")) and is_number(most.get("daemon_fds_delta")):
         tables.append((most["daemon_fds_before"] + most["daemon_fds_delta"], "the daemon"))
     if not tables:
         return head
@@ -261,7 +256,7 @@ def step_tables(steps: pd.DataFrame) -> tuple[StepTable, StepTable | None]:
         held = [entry for entry in held if entry[1] != "clients"]
     after = [entry for entry in _AFTER if has(steps, entry[1])]
     if has(steps, "returned_to_baseline") and after:
-        after.append(("back", "returned_to_baseline", lambda v: ("yes" if v else "no") if known(v) else ""))
+        after.append(("back", "returned_to_baseline", lambda v: ("yes" if v else "no") if is_number(v) else ""))
 
     digits = len(str(int(steps["open_files"].max()))) if not steps.empty else 1
 
@@ -271,7 +266,7 @@ def step_tables(steps: pd.DataFrame) -> tuple[StepTable, StepTable | None]:
             rows = []
             for _, step in frame.iterrows():
                 release = step.get("release") if several else None
-                label = f"  {int(step['open_files']):>{digits}}" + (f" {release}" if known(release) else "")
+                label = f"  {int(step['open_files']):>{digits}}" + (f" {release}" if is_number(release) else "")
                 rows.append([label, *(show(step.get(column)) for _, column, show in entries)])
             groups.append((str(config), rows))
         return StepTable([("  N" + (" release" if several else ""), "<"), *((title, ">") for title, _, _ in entries)],

@@ -71,25 +71,26 @@ def format_number(value: float) -> str:
     return f"{value:.2g}"
 
 
-def _is_number(value: float) -> bool:
-    return value is not None and not (isinstance(value, float) and math.isnan(value))
+def is_number(value: float) -> bool:
+    """Whether `value` is a number: not None, pandas' NA or NaN."""
+    return value is not None and value is not pd.NA and not (isinstance(value, float) and math.isnan(value))
 
 
 def ratio_text(ratio: float, low: float, high: float) -> str:
     """'4.00x [3.88-4.12]'; just '0.50x' when there is no CI."""
-    if not _is_number(ratio):
+    if not is_number(ratio):
         return ""
-    if not (_is_number(low) and _is_number(high)):
+    if not (is_number(low) and is_number(high)):
         return f"{ratio:.2f}x"
     return f"{ratio:.2f}x [{low:.2f}-{high:.2f}]"
 
 
 def ci_text(low: float, high: float, level: float | None = None) -> str:
     """'[1980, 2020]' with its coverage when given ('[1980, 2020] 75%'), or '' without one."""
-    if not (_is_number(low) and _is_number(high)):
+    if not (is_number(low) and is_number(high)):
         return ""
     text = f"[{format_number(low)}, {format_number(high)}]"
-    return f"{text} {coverage_text(level)}" if _is_number(level) else text
+    return f"{text} {coverage_text(level)}" if is_number(level) else text
 
 
 def coverage_text(level: float) -> str:
@@ -105,14 +106,14 @@ def marked(text: str, verdict: str) -> str:
 
 def change_text(ratio: float, low: float, high: float) -> str:
     """A ratio as a signed percent change with its CI: '+10.0% [+8.9, +11.1]'."""
-    if not _is_number(ratio):
+    if not is_number(ratio):
         return ""
 
     def percent_change(value: float) -> str:
         return f"{round((value - 1) * 100, 1) + 0.0:+.1f}"  # + 0.0: no "-0.0" for a change that rounds to 0
 
     text = f"{percent_change(ratio)}%"
-    if _is_number(low) and _is_number(high):
+    if is_number(low) and is_number(high):
         text += f" [{percent_change(low)}, {percent_change(high)}]"
     return text
 
@@ -142,7 +143,7 @@ def headline_rows(analysis: Analysis) -> list[HeadlineRow]:
             section=row.section, cell=row.cell, unit=row.unit, target=row.target, target_type=row.target_type, n=int(row.n),
             median=format_number(row.median) if row.n else "-",
             ci=ci_text(row.ci_low, row.ci_high, row.ci_level),
-            of_baseline=f"{row.vs_baseline_ratio:.0%}" if _is_number(row.vs_baseline_ratio) else "",
+            of_baseline=f"{row.vs_baseline_ratio:.0%}" if is_number(row.vs_baseline_ratio) else "",
             of_baseline_verdict=row.vs_baseline_verdict,
             vs_plain=ratio_text(row.vs_plain_ratio, row.vs_plain_ratio_low, row.vs_plain_ratio_high),
             vs_plain_verdict=row.vs_plain_verdict,
@@ -249,7 +250,7 @@ class ChangeRow:
 
 
 def _p_text(p: float) -> str:
-    return ("<0.001" if p < 0.001 else f"{p:.3f}") if _is_number(p) else ""
+    return ("<0.001" if p < 0.001 else f"{p:.3f}") if is_number(p) else ""
 
 
 def change_rows(comparison: Comparison) -> list[ChangeRow]:
